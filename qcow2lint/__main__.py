@@ -1,0 +1,5 @@
+"""``python -m qcow2lint``."""
+
+from qcow2lint.cli import main
+
+main()

@@ -1,0 +1,457 @@
+"""Bytes to records: reads everything, judges nothing.
+
+The reader opens the image read-only and follows every pointer only after a
+bounds check against the file size.  It never raises on a spec violation:
+whatever it cannot read (a structure past the end of the file, a hostile
+count) becomes a :class:`~qcow2lint.records.ReadProblem` for rules to report.
+It raises :class:`ImageError` only when the file cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+
+import numpy as np
+from attrs import evolve
+
+from qcow2lint import spec
+from qcow2lint.records import (
+    BackingFormat,
+    BitmapDirectoryEntry,
+    BitmapsExtension,
+    BitmapTable,
+    CryptoHeaderPointer,
+    DataFileName,
+    FeatureNameEntry,
+    FeatureTable,
+    Header,
+    HeaderExtension,
+    Image,
+    L1Table,
+    L2Tables,
+    Payload,
+    ReadProblem,
+    RefcountBlock,
+    RefcountTable,
+    SnapshotEntry,
+    SnapshotTable,
+)
+
+#: How many bytes of L2 tables to read and judge at once.
+L2_BATCH_BYTES = 32 << 20
+#: Misaligned L2 offsets are still parsed (as QEMU does), but only this many.
+MAX_MISALIGNED_L2_TABLES = 1024
+#: Per-structure cap on recorded problems; the rest are summed up in one.
+MAX_PROBLEMS_PER_KIND = 1000
+#: Extra data kept per bitmap or snapshot entry (QEMU allows at most 1024).
+MAX_EXTRA_DATA_KEPT = 4096
+
+
+class ImageError(Exception):
+    """The file cannot be read at all (missing, a directory, no permission)."""
+
+
+def _u64(raw: bytes) -> np.ndarray:
+    """Big-endian u64 words to a native uint64 array (one pass, no copy)."""
+    words = np.frombuffer(bytearray(raw[: len(raw) // 8 * 8]), dtype=np.uint64)
+    if np.little_endian:
+        words.byteswap(inplace=True)
+    return words
+
+
+class Reader:
+    """Bounded random access to one image file, plus the table walkers."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        try:
+            info = os.fstat(self.fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise ImageError(f"{path}: is a directory, not an image file")
+            self.size = info.st_size if stat.S_ISREG(info.st_mode) else self._device_size()
+            if self.size > 0:
+                self.read(0, 1)  # surfaces EACCES/EIO now, as one clear error
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _device_size(self) -> int:
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError as exc:
+            raise ImageError(f"{self.path}: cannot determine the size: {exc.strerror}") from None
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset``; fewer where the file ends."""
+        if offset >= self.size or length <= 0:
+            return b""
+        length = min(length, self.size - offset)
+        chunks = []
+        while length > 0:
+            try:
+                chunk = os.pread(self.fd, min(length, 1 << 30), offset)
+            except OSError as exc:
+                raise ImageError(f"{self.path}: read error at {offset:#x}: {exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+
+    def read_into(self, buffer: memoryview, offset: int) -> int:
+        """Fill ``buffer`` from ``offset``; return the bytes read (short at EOF)."""
+        done = 0
+        while done < len(buffer) and offset + done < self.size:
+            try:
+                got = os.preadv(self.fd, [buffer[done:]], offset + done)
+            except OSError as exc:
+                raise ImageError(f"{self.path}: read error at {offset:#x}: {exc.strerror}") from None
+            if got <= 0:
+                break
+            done += got
+        return done
+
+    # --- structures -----------------------------------------------------------
+
+    def problem(self, structure: str, offset: int, length: int, available: int, what: str) -> ReadProblem:
+        """A ReadProblem for a structure that is not wholly inside the file."""
+        if available <= 0:
+            message = f"{what} at {offset:#x} ({length} bytes) lies past the end of the file ({self.size} bytes)"
+        else:
+            message = (
+                f"{what} at {offset:#x} ({length} bytes) is cut off by the end of the file "
+                f"({self.size} bytes): {length - available} bytes missing"
+            )
+        return ReadProblem(structure, offset, length, max(offset + length - self.size, 0), message)
+
+    def u64_table(
+        self, offset: int, count: int, structure: str, what: str, problems: list[ReadProblem]
+    ) -> np.ndarray:
+        """``count`` u64 words at ``offset``, bounded by the file size."""
+        length = count * 8
+        raw = self.read(offset, length)
+        if len(raw) < length:
+            problems.append(self.problem(structure, offset, length, len(raw), what))
+        return _u64(raw)
+
+    def extensions(self, header: Header, start: int) -> Iterator[HeaderExtension]:
+        """Walk the extension area as QEMU does (catalogue §1.2).
+
+        The area ends at backing_file_offset when that is set, else at the
+        end of cluster 0; the walk stops at an end marker or at the first
+        extension that overruns the area (nothing after it can be trusted).
+        """
+        cluster_size = header.cluster_size
+        end = min(header.backing_file_offset or cluster_size, cluster_size)
+        offset, index = start, 0
+        while offset < end:
+            framing = self.read(offset, 8)
+            if len(framing) < 8:
+                break
+            magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
+            if magic == spec.EXT_END:
+                break
+            padded = spec.round_up(length, 8)
+            body = self.read(offset + 8, min(padded, max(end - offset - 8, 0), cluster_size))
+            ext = HeaderExtension(
+                index=index, file_offset=offset, magic=magic, length=length,
+                data=body[:length], padding=body[length:padded],
+                payload=decode_payload(magic, body[:length], offset + 8), area_end=end,
+            )  # fmt: skip
+            yield ext
+            if ext.overruns_area:
+                break
+            offset += 8 + padded
+            index += 1
+
+    def entry_parts(self, offset: int, fixed_size: int, extra_size: int, tail_size: int) -> tuple[bytes, bytes, bytes]:
+        """The fixed part, extra data (its head only, when hostile) and tail
+        of a variable-size directory or snapshot table entry."""
+        extra = self.read(offset + fixed_size, min(extra_size, MAX_EXTRA_DATA_KEPT))
+        tail = self.read(offset + fixed_size + extra_size, tail_size)
+        return self.read(offset, fixed_size), extra, tail
+
+    def bitmap_entries(self, offset: int) -> Iterator[tuple[BitmapDirectoryEntry, bool]]:
+        """Bitmap directory entries one after another from ``offset``.
+
+        Yields each entry and whether it lies wholly inside the file; stops
+        after the first one that does not.  The caller decides how many it
+        wants.
+        """
+        position, index = offset, 0
+        while True:
+            fixed = self.read(position, 24)
+            if len(fixed) < 24:
+                return
+            extra_size = int.from_bytes(fixed[20:24], "big")
+            name_size = int.from_bytes(fixed[18:20], "big")
+            tail_size = spec.round_up(24 + extra_size + name_size, 8) - 24 - extra_size
+            fixed, extra, tail = self.entry_parts(position, 24, extra_size, tail_size)
+            entry = BitmapDirectoryEntry.decode(index, position, fixed, extra, tail)
+            complete = position + entry.size <= self.size
+            yield entry, complete
+            if not complete:
+                return
+            position += entry.size
+            index += 1
+
+
+def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
+    """The typed payload of a known extension; None for unknown magics."""
+    if magic == spec.EXT_BACKING_FORMAT:
+        return BackingFormat(data)
+    if magic == spec.EXT_DATA_FILE:
+        return DataFileName(data)
+    if magic == spec.EXT_BITMAPS:
+        return BitmapsExtension.from_bytes(data, data_offset)
+    if magic == spec.EXT_CRYPTO_HEADER:
+        raw = data[:16].ljust(16, b"\0")
+        return CryptoHeaderPointer(int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
+    if magic == spec.EXT_FEATURE_TABLE:
+        size = spec.FEATURE_TABLE_ENTRY_SIZE
+        return FeatureTable(
+            tuple(
+                FeatureNameEntry(data_offset + start, data[start], data[start + 1], data[start + 2 : start + size])
+                for start in range(0, len(data) - size + 1, size)
+            )
+        )
+    return None
+
+
+def header_is_readable(header: Header, file_size: int) -> bool:
+    """Whether the header is sane enough to follow its pointers at all."""
+    minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
+    return (
+        header.magic == spec.QCOW_MAGIC
+        and header.version in spec.SUPPORTED_VERSIONS
+        and spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
+        and file_size >= minimum
+    )
+
+
+class _ImageReader(Reader):
+    """Builds the Image record, then streams its big tables on demand."""
+
+    def build(self) -> Image:
+        head = self.read(0, 1 << spec.MAX_CLUSTER_BITS)
+        header = Header.from_bytes(head)
+        problems: list[ReadProblem] = []
+        if not header_is_readable(header, self.size):
+            return Image(self.path, self.size, header, readable=False, reader=self)
+
+        cluster_size = header.cluster_size
+        minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
+        extensions = tuple(self.extensions(header, max(header.header_length, minimum)))
+        backing = None
+        if header.backing_file_offset:
+            backing = self.read(header.backing_file_offset, min(header.backing_file_size, cluster_size))
+
+        bitmaps_ext = [ext.payload for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
+        bitmaps = bitmaps_ext[-1] if bitmaps_ext else None
+        directory, tables = self._bitmaps(bitmaps, problems)
+
+        l1 = L1Table(
+            header.l1_table_offset, header.l1_size,
+            self.u64_table(header.l1_table_offset, header.l1_size, "l1", "the active L1 table", problems),
+        )  # fmt: skip
+        reftable_entries = header.refcount_table_clusters * cluster_size // 8
+        reftable = RefcountTable(
+            header.refcount_table_offset, reftable_entries,
+            self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
+        )  # fmt: skip
+        snapshots, snapshot_l1 = self._snapshots(header, problems)
+        image = Image(
+            self.path, self.size, header, readable=True, extensions=extensions,
+            backing_file_name=backing, bitmaps=bitmaps, bitmap_directory=directory,
+            bitmap_tables=tables, l1=l1, refcount_table=reftable, snapshots=snapshots,
+            snapshot_l1_tables=snapshot_l1, reader=self,
+        )  # fmt: skip
+        problems += self._table_problems(image)
+        return evolve(image, problems=tuple(problems))
+
+    def _bitmaps(
+        self, ext: BitmapsExtension | None, problems: list[ReadProblem]
+    ) -> tuple[tuple[BitmapDirectoryEntry, ...], tuple[BitmapTable, ...]]:
+        """The bitmap directory as QEMU walks it, and every bitmap table.
+
+        QEMU walks the directory by its size; nb_bitmaps must match the
+        count.  The walk goes on past the size while fewer than nb_bitmaps
+        entries were found, so that both mismatches can be reported.
+        """
+        if ext is None:
+            return (), ()
+        entries: list[BitmapDirectoryEntry] = []
+        dir_end = ext.bitmap_directory_offset + min(ext.bitmap_directory_size, spec.MAX_BITMAP_DIRECTORY_SIZE)
+        wanted = min(ext.nb_bitmaps, spec.MAX_BITMAPS)
+        for entry, _ in self.bitmap_entries(ext.bitmap_directory_offset):
+            if not (entry.file_offset < dir_end or len(entries) < wanted) or len(entries) > spec.MAX_BITMAPS:
+                break
+            entries.append(evolve(entry, inside_directory=entry.file_offset + entry.size <= dir_end))
+        read_end = entries[-1].file_offset + entries[-1].size if entries else ext.bitmap_directory_offset
+        needed = max(dir_end, read_end)
+        if needed > self.size:
+            problems.append(
+                self.problem("bitmap-directory", ext.bitmap_directory_offset,
+                             needed - ext.bitmap_directory_offset,
+                             max(self.size - ext.bitmap_directory_offset, 0), "the bitmap directory")
+            )  # fmt: skip
+        tables = tuple(
+            BitmapTable(
+                entry.index, entry.name, entry.bitmap_table_offset, entry.bitmap_table_size,
+                self.u64_table(entry.bitmap_table_offset, entry.bitmap_table_size,
+                               f"{entry.path}.table", f"the bitmap table of {entry.path}", problems),
+            )  # fmt: skip
+            for entry in entries
+        )
+        return tuple(entries), tables
+
+    def _snapshots(
+        self, header: Header, problems: list[ReadProblem]
+    ) -> tuple[SnapshotTable | None, tuple[L1Table, ...]]:
+        """The snapshot table and each snapshot's L1 table (bounded)."""
+        if header.nb_snapshots == 0:
+            return None, ()
+        entries: list[SnapshotEntry] = []
+        position = header.snapshot_offset
+        for index in range(min(header.nb_snapshots, spec.MAX_SNAPSHOTS)):
+            fixed = self.read(position, 40)
+            if len(fixed) < 40:
+                problems.append(self.problem("snapshots", position, 40, len(fixed), f"snapshot table entry {index}"))
+                break
+            extra_size = int.from_bytes(fixed[36:40], "big")
+            size = SnapshotEntry.size_of(
+                int.from_bytes(fixed[12:14], "big"), int.from_bytes(fixed[14:16], "big"), extra_size
+            )
+            entries.append(SnapshotEntry.decode(index, position, *self.entry_parts(position, 40, extra_size, size - 40 - extra_size)))
+            if position + size > self.size:
+                problems.append(
+                    self.problem("snapshots", position, size, self.size - position, f"snapshot table entry {index}")
+                )
+                break
+            position += size
+        l1_tables = []
+        budget = max(self.size, 64 << 20)
+        for entry in entries:
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // 8, budget // 8)
+            budget -= count * 8
+            path = f"{entry.path}.l1"
+            words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
+            l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
+        return SnapshotTable(header.snapshot_offset, header.nb_snapshots, tuple(entries)), tuple(l1_tables)
+
+    # --- L2 tables and refcount blocks, streamed ---------------------------------
+
+    def _l2_offsets(self, image: Image) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct L2 table offsets of every L1 table, sorted, and whether
+        each is referenced by the active L1."""
+        active = np.empty(0, np.uint64)
+        others = [np.empty(0, np.uint64)]
+        for table in image.l1_tables():
+            offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
+            offsets = offsets[offsets != 0]
+            if table.active:
+                active = np.unique(offsets)
+            else:
+                others.append(offsets)
+        every = np.unique(np.concatenate([active, *others]))
+        return every, np.isin(every, active)
+
+    def _table_problems(self, image: Image) -> list[ReadProblem]:
+        """ReadProblems for L2 tables and refcount blocks past the end of the file."""
+        cluster_size = image.header.cluster_size
+        found: list[ReadProblem] = []
+        l2_offsets, _ = self._l2_offsets(image)
+        refblocks = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK) if image.refcount_table else []
+        for kind, offsets in (("l2", l2_offsets), ("refblock", np.unique(refblocks))):
+            outside = offsets[(offsets != 0) & (offsets + np.uint64(cluster_size) > np.uint64(self.size))]
+            for offset in outside[:MAX_PROBLEMS_PER_KIND].tolist():
+                found.append(
+                    self.problem(f"{kind}@{offset:#x}", offset, cluster_size, max(self.size - offset, 0),
+                                 "an L2 table" if kind == "l2" else "a refcount block")
+                )  # fmt: skip
+            if len(outside) > MAX_PROBLEMS_PER_KIND:
+                first = int(outside[MAX_PROBLEMS_PER_KIND])
+                found.append(
+                    ReadProblem(kind, first, cluster_size, max(first + cluster_size - self.size, 0),
+                                f"and {len(outside) - MAX_PROBLEMS_PER_KIND} more {kind} clusters past the end of the file")
+                )  # fmt: skip
+        return found
+
+    def l2_batches(self, image: Image) -> Iterator[L2Tables]:
+        """Every distinct L2 table inside the file, in offset order, batched.
+
+        Tables are deduplicated (snapshots share them) and contiguous runs
+        are read with one system call.  Entries are decoded to native
+        uint64 once, so every rule's predicate runs at full speed.
+        """
+        header = image.header
+        cluster_size = header.cluster_size
+        offsets, active = self._l2_offsets(image)
+        inside = offsets < np.uint64(self.size)
+        misaligned = (offsets & np.uint64(cluster_size - 1)) != 0
+        keep = inside & ~(misaligned & (np.cumsum(misaligned) > MAX_MISALIGNED_L2_TABLES))
+        offsets, active = offsets[keep], active[keep]
+        per_batch = max(1, L2_BATCH_BYTES // cluster_size)
+        for start in range(0, len(offsets), per_batch):
+            batch = offsets[start : start + per_batch]
+            buffer = bytearray(len(batch) * cluster_size)
+            view = memoryview(buffer)
+            row = 0
+            # One read per run of adjacent clusters.
+            breaks = np.flatnonzero(np.diff(batch) != np.uint64(cluster_size)) + 1
+            for run in np.split(np.arange(len(batch)), breaks):
+                first, count = int(run[0]), len(run)
+                self.read_into(view[first * cluster_size : (first + count) * cluster_size], int(batch[first]))
+                row += count
+            words = np.frombuffer(buffer, dtype=np.uint64)
+            if np.little_endian:
+                words.byteswap(inplace=True)
+            if header.extended_l2:
+                pairs = words.reshape(len(batch), -1, 2)
+                yield L2Tables(batch, pairs[:, :, 0], pairs[:, :, 1], active[start : start + per_batch],
+                               spec.EXTL2_ENTRY_SIZE)  # fmt: skip
+            else:
+                yield L2Tables(batch, words.reshape(len(batch), -1), None, active[start : start + per_batch])
+
+    def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
+        """Every refcount block inside the file, in refcount table order."""
+        if image.refcount_table is None:
+            return
+        cluster_size = image.header.cluster_size
+        offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
+        for index in np.flatnonzero(offsets).tolist():
+            offset = int(offsets[index])
+            if offset >= self.size:
+                continue
+            data = np.frombuffer(bytearray(self.read(offset, cluster_size).ljust(cluster_size, b"\0")), np.uint8)
+            yield RefcountBlock(index, offset, image.header.refcount_order, data)
+
+
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike[str]) -> Iterator[Image]:
+    """Read an image; the L2 tables and refblocks stream while it is open.
+
+    Raises ImageError when the file cannot be read at all.
+    """
+    reader = _ImageReader(os.fspath(path))
+    try:
+        yield reader.build()
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
+            raise ImageError(f"{path}: {exc.strerror}") from None
+        raise
+    finally:
+        reader.close()

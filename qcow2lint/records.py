@@ -1,0 +1,606 @@
+"""Frozen attrs records for every qcow2 structure the reader produces.
+
+Records keep the raw on-disk values in spec order, the byte offset they were
+read from, and the bytes the spec says must be zero, so that rules can judge
+them.  Nothing here validates spec rules: a linter must be able to hold a
+broken value in order to flag it.  Big tables are read-only numpy arrays.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import numpy as np
+
+from qcow2lint import spec
+
+if TYPE_CHECKING:
+    from qcow2lint.reader import Reader
+
+
+def _array(value: np.ndarray) -> np.ndarray:
+    """Freeze a numpy array so that no rule can change a table."""
+    value.flags.writeable = False
+    return value
+
+
+def _table() -> Any:
+    """An attrs field holding a numpy table (no equality, frozen on set)."""
+    return attrs.field(converter=_array, eq=False, repr=lambda a: f"<{a.shape} {a.dtype}>")
+
+
+def _label(raw: bytes) -> str:
+    """A printable form of a name or id from the image (never raises)."""
+    return raw.decode("ascii", "backslashreplace")
+
+
+@attrs.frozen
+class ReadProblem:
+    """A structure the reader could not read whole.
+
+    ``length`` bytes were expected at ``offset``; the structure ends
+    ``past_eof`` bytes past the end of the file (0 when the reader stopped
+    for another reason, such as a hostile count).
+    """
+
+    structure: str
+    offset: int
+    length: int
+    past_eof: int
+    message: str
+
+    @property
+    def file_offset(self) -> int:
+        """Where the structure starts."""
+        return self.offset
+
+    @property
+    def path(self) -> str:
+        """The structure's path."""
+        return self.structure
+
+
+# --- Header (catalogue §1.1) -------------------------------------------------
+
+_HEADER = struct.Struct(">IIQIIQIIQQIIQQQQII")
+HEADER_FIELDS = (
+    "magic", "version", "backing_file_offset", "backing_file_size",
+    "cluster_bits", "size", "crypt_method", "l1_size", "l1_table_offset",
+    "refcount_table_offset", "refcount_table_clusters", "nb_snapshots",
+    "snapshot_offset", "incompatible_features", "compatible_features",
+    "autoclear_features", "refcount_order", "header_length",
+)  # fmt: skip
+#: Byte offset of every header field, for findings.
+HEADER_FIELD_OFFSETS = dict(
+    zip(HEADER_FIELDS, (0, 4, 8, 16, 20, 24, 32, 36, 40, 48, 56, 60, 64, 72, 80, 88, 96, 100))
+)
+
+
+@attrs.frozen
+class Header:
+    """The image header.
+
+    Like QEMU's qcow2.py, the 104-byte v3 layout is always decoded; for a
+    version 2 image the five v3 fields then take their v2 meaning
+    (no features, refcount_order 4, header_length 72).
+    """
+
+    magic: int
+    version: int
+    backing_file_offset: int
+    backing_file_size: int
+    cluster_bits: int
+    size: int
+    crypt_method: int
+    l1_size: int
+    l1_table_offset: int
+    refcount_table_offset: int
+    refcount_table_clusters: int
+    nb_snapshots: int
+    snapshot_offset: int
+    incompatible_features: int
+    compatible_features: int
+    autoclear_features: int
+    refcount_order: int
+    header_length: int
+    #: Byte 104, present only in a v3 header longer than 104 bytes.
+    compression_type: int | None
+    #: Bytes 105..min(header_length, 112): must be zero.
+    padding: bytes
+    #: Bytes 112..header_length: fields of later versions (0 = absent).
+    unknown_fields: bytes
+    #: How many header bytes the file holds (fewer than 104 when truncated).
+    bytes_available: int
+    file_offset: ClassVar[int] = 0
+
+    @classmethod
+    def from_bytes(cls, head: bytes) -> Header:
+        """Decode a header from the first bytes of the file (may be short)."""
+        fields = dict(zip(HEADER_FIELDS, _HEADER.unpack(head[: _HEADER.size].ljust(_HEADER.size, b"\0"))))
+        if fields["version"] == 2:
+            fields.update(
+                incompatible_features=0, compatible_features=0, autoclear_features=0,
+                refcount_order=4, header_length=spec.V2_HEADER_LENGTH,
+            )  # fmt: skip
+        compression_type = None
+        padding = unknown = b""
+        length = fields["header_length"]
+        if fields["version"] >= 3 and length > spec.V3_HEADER_LENGTH:
+            extra = head[spec.COMPRESSION_TYPE_OFFSET : length]
+            compression_type = extra[0] if extra else None
+            padding = extra[1 : spec.HEADER_PADDING_END - spec.COMPRESSION_TYPE_OFFSET]
+            unknown = extra[spec.HEADER_PADDING_END - spec.COMPRESSION_TYPE_OFFSET :]
+        return cls(
+            **fields, compression_type=compression_type, padding=padding,
+            unknown_fields=unknown, bytes_available=min(len(head), max(length, _HEADER.size)),
+        )  # fmt: skip
+
+    @property
+    def cluster_size(self) -> int:
+        """Bytes per cluster (0 when cluster_bits is absurd)."""
+        return 1 << self.cluster_bits if self.cluster_bits < 64 else 0
+
+    @property
+    def extended_l2(self) -> bool:
+        """Whether L2 entries are 128-bit extended entries (incompat bit 4)."""
+        return bool(self.incompatible_features & spec.INCOMPAT_EXTL2)
+
+    @property
+    def has_data_file(self) -> bool:
+        """Whether guest data lives in an external data file (incompat bit 2)."""
+        return bool(self.incompatible_features & spec.INCOMPAT_DATA_FILE)
+
+    @property
+    def l2_entry_size(self) -> int:
+        """Bytes per L2 entry: 8, or 16 with extended L2."""
+        return spec.EXTL2_ENTRY_SIZE if self.extended_l2 else spec.L2_ENTRY_SIZE
+
+    @property
+    def l2_entries(self) -> int:
+        """Entries per L2 table."""
+        return self.cluster_size // self.l2_entry_size
+
+    @property
+    def refcount_bits(self) -> int:
+        """Width of one refcount in bits."""
+        return 1 << self.refcount_order if self.refcount_order < 64 else 0
+
+    @staticmethod
+    def field_offset(name: str) -> int:
+        """Byte offset of a header field."""
+        return HEADER_FIELD_OFFSETS[name]
+
+
+# --- Header extensions (§1.2) ------------------------------------------------
+
+
+@attrs.frozen
+class BackingFormat:
+    """Payload of the backing file format extension."""
+
+    name: bytes
+
+
+@attrs.frozen
+class FeatureNameEntry:
+    """One 48-byte entry of the feature name table."""
+
+    file_offset: int
+    type: int
+    bit: int
+    name: bytes
+
+    @property
+    def label(self) -> str:
+        """The feature's name without its zero padding."""
+        return _label(self.name.rstrip(b"\0"))
+
+
+@attrs.frozen
+class FeatureTable:
+    """Payload of the feature name table extension."""
+
+    entries: tuple[FeatureNameEntry, ...]
+
+    def name_of(self, feature_type: int, bit: int) -> str | None:
+        """The image's own name for a feature bit, if the table has one."""
+        for entry in self.entries:
+            if entry.type == feature_type and entry.bit == bit:
+                return entry.label
+        return None
+
+
+@attrs.frozen
+class BitmapsExtension:
+    """Payload of the bitmaps extension (its first 24 bytes)."""
+
+    file_offset: int
+    nb_bitmaps: int
+    reserved32: int
+    bitmap_directory_size: int
+    bitmap_directory_offset: int
+
+    _LAYOUT: ClassVar[struct.Struct] = struct.Struct(">IIQQ")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, file_offset: int) -> BitmapsExtension:
+        """Decode the 24-byte body (zero-filled when shorter)."""
+        return cls(file_offset, *cls._LAYOUT.unpack(data[:24].ljust(24, b"\0")))
+
+
+@attrs.frozen
+class CryptoHeaderPointer:
+    """Payload of the full disk encryption header pointer extension."""
+
+    offset: int
+    length: int
+
+
+@attrs.frozen
+class DataFileName:
+    """Payload of the external data file name extension."""
+
+    name: bytes
+
+
+Payload = BackingFormat | FeatureTable | BitmapsExtension | CryptoHeaderPointer | DataFileName
+
+
+@attrs.frozen
+class HeaderExtension:
+    """One header extension: framing, raw data and a typed payload."""
+
+    index: int
+    file_offset: int
+    magic: int
+    length: int
+    #: The first ``length`` data bytes (fewer if the file ends first).
+    data: bytes
+    #: The bytes from ``length`` up to the next multiple of 8.
+    padding: bytes
+    payload: Payload | None
+    #: End of the extension area this extension was read from.
+    area_end: int
+
+    @property
+    def name(self) -> str:
+        """The extension's name as qcow2.py prints it."""
+        return spec.EXT_NAMES.get(self.magic, "<unknown>")
+
+    @property
+    def path(self) -> str:
+        """Structure path, e.g. ``extensions[1](bitmaps)``."""
+        return f"extensions[{self.index}]({spec.EXT_SLUGS.get(self.magic, f'{self.magic:#x}')})"
+
+    @property
+    def data_offset(self) -> int:
+        """Byte offset of the extension's data."""
+        return self.file_offset + 8
+
+    @property
+    def overruns_area(self) -> bool:
+        """Whether the data runs past the end of the extension area."""
+        return self.data_offset + self.length > self.area_end
+
+
+# --- Bitmaps (§1.9) ----------------------------------------------------------
+
+_BITMAP_ENTRY = struct.Struct(">QIIBBHI")
+
+
+@attrs.frozen
+class BitmapDirectoryEntry:
+    """One bitmap directory entry, with its raw name, extra data and padding."""
+
+    index: int
+    file_offset: int
+    bitmap_table_offset: int
+    bitmap_table_size: int
+    flags: int
+    type: int
+    granularity_bits: int
+    name_size: int
+    extra_data_size: int
+    extra_data: bytes
+    name_bytes: bytes
+    padding: bytes
+    #: Whether the whole entry lies inside bitmap_directory_size.
+    inside_directory: bool
+
+    @classmethod
+    def decode(
+        cls, index: int, file_offset: int, fixed: bytes, extra: bytes, tail: bytes, inside: bool = True
+    ) -> BitmapDirectoryEntry:
+        """Decode an entry from its 24 fixed bytes, extra data and the
+        name-plus-padding bytes that follow the extra data."""
+        fields = _BITMAP_ENTRY.unpack(fixed[:24].ljust(24, b"\0"))
+        name_size = fields[5]
+        return cls(
+            index, file_offset, *fields, extra_data=extra, name_bytes=tail[:name_size],
+            padding=tail[name_size:], inside_directory=inside,
+        )  # fmt: skip
+
+    @property
+    def size(self) -> int:
+        """Bytes the entry occupies in the directory (padded to 8)."""
+        return spec.round_up(24 + self.extra_data_size + self.name_size, 8)
+
+    @property
+    def name(self) -> str:
+        """The bitmap's name, non-ASCII bytes escaped."""
+        return _label(self.name_bytes)
+
+    @property
+    def path(self) -> str:
+        """Structure path, e.g. ``bitmaps[0](daily)``."""
+        return f"bitmaps[{self.index}]({self.name})"
+
+    @property
+    def padding_offset(self) -> int:
+        """Byte offset of the entry's padding."""
+        return self.file_offset + 24 + self.extra_data_size + self.name_size
+
+
+BITMAP_ENTRY_KINDS = ("all-zeroes", "all-ones", "serialized", "invalid")
+
+
+def bitmap_entry_kinds(entries: np.ndarray) -> np.ndarray:
+    """Index into BITMAP_ENTRY_KINDS for every bitmap table entry (§1.9):
+    the offset field picks serialized/invalid over all-zeroes/all-ones, and
+    bit 0 picks all-ones/invalid."""
+    has_offset = (entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)) != 0
+    all_ones = (entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0
+    return has_offset.astype(np.uint8) * 2 + all_ones
+
+
+@attrs.frozen
+class BitmapTableEntry:
+    """One bitmap table entry, interpreted (catalogue §1.9)."""
+
+    kind: str
+    host_offset: int
+    reserved: int
+
+
+@attrs.frozen
+class BitmapTable:
+    """The bitmap table of one bitmap (entries that lie inside the file)."""
+
+    bitmap_index: int
+    bitmap_name: str
+    file_offset: int
+    expected_entries: int
+    entries: np.ndarray = _table()
+
+    @property
+    def path(self) -> str:
+        """Structure path, e.g. ``bitmaps[0](daily).table``."""
+        return f"bitmaps[{self.bitmap_index}]({self.bitmap_name}).table"
+
+    def kinds(self) -> np.ndarray:
+        """Index into BITMAP_ENTRY_KINDS for every entry, vectorised."""
+        return bitmap_entry_kinds(self.entries)
+
+    def entry(self, index: int) -> BitmapTableEntry:
+        """The interpreted view of entry ``index``."""
+        value = int(self.entries[index])
+        return BitmapTableEntry(
+            kind=BITMAP_ENTRY_KINDS[int(bitmap_entry_kinds(self.entries[index : index + 1])[0])],
+            host_offset=value & spec.BME_TABLE_ENTRY_OFFSET_MASK,
+            reserved=value & spec.BME_TABLE_ENTRY_RESERVED_MASK,
+        )
+
+
+# --- L1 / L2 tables (§1.3 - §1.5) --------------------------------------------
+
+
+@attrs.frozen
+class L1Table:
+    """An L1 table: the active one, or a snapshot's."""
+
+    file_offset: int
+    expected_entries: int
+    entries: np.ndarray = _table()
+    #: Index of the snapshot that owns this table, None for the active L1.
+    snapshot: int | None = None
+    #: Structure path of the table, ``l1`` or ``snapshots[0](id).l1``.
+    path: str = "l1"
+
+    @property
+    def active(self) -> bool:
+        """Whether this is the active L1 table."""
+        return self.snapshot is None
+
+
+@attrs.frozen
+class L2Tables:
+    """A batch of L2 tables, read together for speed.
+
+    ``entries`` has one row per table.  With extended L2 the second u64 of
+    every entry (the subcluster bitmap) is in ``bitmaps``.
+    """
+
+    #: Host offset of each table (the L1 entry's offset field).
+    offsets: np.ndarray = _table()
+    entries: np.ndarray = _table()
+    bitmaps: np.ndarray | None = attrs.field(default=None, eq=False)
+    #: Whether each table hangs off the active L1 (else only a snapshot's).
+    active: np.ndarray | None = attrs.field(default=None, eq=False)
+    entry_size: int = spec.L2_ENTRY_SIZE
+
+    def entry_offset(self, row: int, column: int) -> int:
+        """Byte offset of entry ``column`` of table ``row``."""
+        return int(self.offsets[row]) + column * self.entry_size
+
+    def entry_path(self, row: int, column: int) -> str:
+        """Structure path, e.g. ``l2@0x50000[3]``."""
+        return f"l2@{int(self.offsets[row]):#x}[{column}]"
+
+
+# --- Refcounts (§1.7) --------------------------------------------------------
+
+
+@attrs.frozen
+class RefcountTable:
+    """The refcount table (entries that lie inside the file)."""
+
+    file_offset: int
+    expected_entries: int
+    entries: np.ndarray = _table()
+    path: ClassVar[str] = "reftable"
+
+
+@attrs.frozen
+class RefcountBlock:
+    """One refcount block: a cluster of ``1 << refcount_order``-bit counts."""
+
+    index: int
+    file_offset: int
+    refcount_order: int
+    data: np.ndarray = _table()
+
+    @property
+    def path(self) -> str:
+        """Structure path, e.g. ``refblock@0x20000``."""
+        return f"refblock@{self.file_offset:#x}"
+
+    def refcounts(self) -> np.ndarray:
+        """Every refcount in the block, decoded (catalogue §1.7 bit order)."""
+        order = self.refcount_order
+        if order >= 3:
+            return self.data.view(f">u{1 << (order - 3)}").astype(np.uint64)
+        width = 1 << order
+        shifts = np.arange(0, 8, width, dtype=np.uint8)
+        # Sub-byte refcounts are packed LSB first: entry i is in byte
+        # i * width / 8 at bit (i * width) % 8.
+        return ((self.data[:, None] >> shifts) & ((1 << width) - 1)).ravel().astype(np.uint64)
+
+
+# --- Snapshots (§1.8) --------------------------------------------------------
+
+_SNAPSHOT = struct.Struct(">QIHHIIQII")
+
+
+@attrs.frozen
+class SnapshotEntry:
+    """One snapshot table entry."""
+
+    index: int
+    file_offset: int
+    l1_table_offset: int
+    l1_size: int
+    id_str_size: int
+    name_size: int
+    date_sec: int
+    date_nsec: int
+    vm_clock_nsec: int
+    vm_state_size32: int
+    extra_data_size: int
+    extra_data: bytes
+    id_str: bytes
+    name: bytes
+    padding: bytes
+
+    @classmethod
+    def decode(cls, index: int, file_offset: int, fixed: bytes, extra: bytes, tail: bytes) -> SnapshotEntry:
+        """Decode an entry from its 40 fixed bytes, extra data and the
+        id-name-padding bytes that follow the extra data."""
+        fields = _SNAPSHOT.unpack(fixed[:40].ljust(40, b"\0"))
+        id_size, name_size = fields[2], fields[3]
+        return cls(
+            index, file_offset, *fields, extra_data=extra, id_str=tail[:id_size],
+            name=tail[id_size : id_size + name_size], padding=tail[id_size + name_size :],
+        )  # fmt: skip
+
+    @staticmethod
+    def size_of(id_str_size: int, name_size: int, extra_data_size: int) -> int:
+        """Bytes an entry occupies in the table (padded to 8)."""
+        return spec.round_up(40 + extra_data_size + id_str_size + name_size, 8)
+
+    @property
+    def size(self) -> int:
+        """Bytes this entry occupies in the table."""
+        return self.size_of(self.id_str_size, self.name_size, self.extra_data_size)
+
+    def _extra_u64(self, start: int) -> int | None:
+        chunk = self.extra_data[start : start + 8]
+        return int.from_bytes(chunk, "big") if len(chunk) == 8 else None
+
+    @property
+    def vm_state_size(self) -> int:
+        """The VM state size: the 64-bit extra field when present."""
+        large = self._extra_u64(0)
+        return self.vm_state_size32 if large is None else large
+
+    @property
+    def disk_size(self) -> int | None:
+        """The virtual disk size at snapshot time (extra data bytes 8..15)."""
+        return self._extra_u64(8)
+
+    @property
+    def path(self) -> str:
+        """Structure path, e.g. ``snapshots[0](1)``."""
+        return f"snapshots[{self.index}]({_label(self.id_str)})"
+
+
+@attrs.frozen
+class SnapshotTable:
+    """The snapshot table: ``nb_snapshots`` entries from ``snapshot_offset``."""
+
+    file_offset: int
+    nb_snapshots: int
+    entries: tuple[SnapshotEntry, ...]
+    path: ClassVar[str] = "snapshots"
+
+
+# --- The image ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Image:
+    """Everything the reader found in one image file.
+
+    The L2 tables and refcount blocks can be far larger than the rest of the
+    metadata, so they are streamed on demand (``l2_batches``,
+    ``refcount_blocks``) while the image is open.
+    """
+
+    path: str
+    file_size: int
+    header: Header
+    #: False when the header is too broken to follow any pointer in it
+    #: (bad magic, unknown version, unsupported cluster size, short file).
+    readable: bool
+    extensions: tuple[HeaderExtension, ...] = ()
+    backing_file_name: bytes | None = None
+    bitmaps: BitmapsExtension | None = None
+    bitmap_directory: tuple[BitmapDirectoryEntry, ...] = ()
+    bitmap_tables: tuple[BitmapTable, ...] = ()
+    l1: L1Table | None = None
+    refcount_table: RefcountTable | None = None
+    snapshots: SnapshotTable | None = None
+    snapshot_l1_tables: tuple[L1Table, ...] = ()
+    problems: tuple[ReadProblem, ...] = ()
+    reader: Reader | None = attrs.field(default=None, eq=False, repr=False)
+
+    def extension(self, magic: int) -> HeaderExtension | None:
+        """The extension QEMU uses for ``magic`` (the last one wins)."""
+        found = [ext for ext in self.extensions if ext.magic == magic]
+        return found[-1] if found else None
+
+    def l1_tables(self) -> tuple[L1Table, ...]:
+        """The active L1 table, then every snapshot's."""
+        return ((self.l1,) if self.l1 is not None else ()) + self.snapshot_l1_tables
+
+    def l2_batches(self) -> Iterator[L2Tables]:
+        """Stream every distinct L2 table referenced by any L1 table."""
+        if self.reader is not None and self.readable:
+            yield from self.reader.l2_batches(self)
+
+    def refcount_blocks(self) -> Iterator[RefcountBlock]:
+        """Stream every refcount block the refcount table points to."""
+        if self.reader is not None and self.readable:
+            yield from self.reader.refcount_blocks(self)

@@ -1,0 +1,1 @@
+"""Renderers: the standard dump and the findings reports."""

@@ -1,0 +1,161 @@
+"""Every constant of the qcow2 format in one place.
+
+Sources: QEMU's ``docs/interop/qcow2.rst`` (the spec) and ``block/qcow2.h``
+(QEMU's masks and limits).  Section numbers in comments refer to the
+project's defect catalogue, ``qcow2-rules.md``.
+"""
+
+from __future__ import annotations
+
+# --- Header (catalogue §1.1) -------------------------------------------------
+
+QCOW_MAGIC = 0x514649FB  # "QFI\xfb"
+SUPPORTED_VERSIONS = (2, 3)
+
+#: The v2 header ends here; v3 fields follow up to byte 104.
+V2_HEADER_LENGTH = 72
+#: The fixed part of a v3 header (without the compression type byte).
+V3_HEADER_LENGTH = 104
+#: QEMU's sizeof(QCowHeader): byte 104 is the compression type, 105..111 are
+#: padding that must be zero, anything past 112 is an unknown later field.
+COMPRESSION_TYPE_OFFSET = 104
+HEADER_PADDING_END = 112
+
+#: QEMU's limits on cluster_bits (MIN_CLUSTER_BITS / MAX_CLUSTER_BITS).
+MIN_CLUSTER_BITS = 9
+MAX_CLUSTER_BITS = 21
+#: Extended L2 needs 32 subclusters of at least 512 bytes.
+MIN_EXTL2_CLUSTER_BITS = 14
+
+CRYPT_NONE = 0
+CRYPT_AES = 1
+CRYPT_LUKS = 2
+
+COMPRESSION_ZLIB = 0
+COMPRESSION_ZSTD = 1
+
+MAX_REFCOUNT_ORDER = 6
+
+# Feature bits (§2.2).  The masks are the bits QEMU knows.
+INCOMPAT_DIRTY = 1 << 0
+INCOMPAT_CORRUPT = 1 << 1
+INCOMPAT_DATA_FILE = 1 << 2
+INCOMPAT_COMPRESSION = 1 << 3
+INCOMPAT_EXTL2 = 1 << 4
+INCOMPAT_MASK = 0x1F
+
+COMPAT_LAZY_REFCOUNTS = 1 << 0
+COMPAT_MASK = 0x1
+
+AUTOCLEAR_BITMAPS = 1 << 0
+AUTOCLEAR_DATA_FILE_RAW = 1 << 1
+AUTOCLEAR_MASK = 0x3
+
+FEATURE_TYPES = {0: "incompatible", 1: "compatible", 2: "autoclear"}
+
+# --- Header extensions (§1.2) -----------------------------------------------
+
+EXT_END = 0x00000000
+EXT_BACKING_FORMAT = 0xE2792ACA
+EXT_FEATURE_TABLE = 0x6803F857
+EXT_CRYPTO_HEADER = 0x0537BE77
+EXT_BITMAPS = 0x23852875
+EXT_DATA_FILE = 0x44415441
+
+#: Names as QEMU's qcow2.py prints them.
+EXT_NAMES = {
+    EXT_BACKING_FORMAT: "Backing format",
+    EXT_FEATURE_TABLE: "Feature table",
+    EXT_CRYPTO_HEADER: "Crypto header",
+    EXT_BITMAPS: "Bitmaps",
+    EXT_DATA_FILE: "Data file",
+}
+#: Short names used in structure paths (``extensions[1](bitmaps)``).
+EXT_SLUGS = {
+    EXT_BACKING_FORMAT: "backing-format",
+    EXT_FEATURE_TABLE: "feature-table",
+    EXT_CRYPTO_HEADER: "crypto-header",
+    EXT_BITMAPS: "bitmaps",
+    EXT_DATA_FILE: "data-file",
+}
+
+FEATURE_TABLE_ENTRY_SIZE = 48
+BITMAPS_EXT_SIZE = 24
+CRYPTO_EXT_SIZE = 16
+
+MAX_BACKING_FILE_NAME = 1023
+
+# --- L1 / L2 entries (§1.3 - §1.6) -------------------------------------------
+
+OFLAG_COPIED = 1 << 63
+OFLAG_COMPRESSED = 1 << 62
+OFLAG_ZERO = 1 << 0
+
+L1E_OFFSET_MASK = 0x00FFFFFFFFFFFE00
+L1E_RESERVED_MASK = 0x7F000000000001FF
+L2E_OFFSET_MASK = 0x00FFFFFFFFFFFE00
+L2E_STD_RESERVED_MASK = 0x3F000000000001FE
+
+#: QCOW_MAX_L1_SIZE: 32 MiB of L1 entries.
+MAX_L1_SIZE = 0x2000000
+
+L2_ENTRY_SIZE = 8
+EXTL2_ENTRY_SIZE = 16
+SUBCLUSTERS_PER_CLUSTER = 32
+SUBCLUSTER_ALLOC_MASK = 0x00000000FFFFFFFF
+SUBCLUSTER_ZERO_MASK = 0xFFFFFFFF00000000
+
+# --- Refcounts (§1.7) --------------------------------------------------------
+
+REFT_OFFSET_MASK = 0xFFFFFFFFFFFFFE00
+REFT_RESERVED_MASK = 0x1FF
+#: QCOW_MAX_REFTABLE_SIZE: 8 MiB.
+MAX_REFTABLE_SIZE = 0x800000
+
+# --- Snapshots (§1.8) --------------------------------------------------------
+
+SNAPSHOT_HEADER_SIZE = 40
+MAX_SNAPSHOTS = 65536
+MAX_SNAPSHOTS_SIZE = 1024 * 65536
+MAX_SNAPSHOT_EXTRA_DATA = 1024
+#: A v3 snapshot entry needs vm_state_size_large and disk_size.
+MIN_V3_SNAPSHOT_EXTRA_DATA = 16
+
+# --- Bitmaps (§1.9) ----------------------------------------------------------
+
+BITMAP_DIR_ENTRY_SIZE = 24
+BME_FLAG_IN_USE = 1 << 0
+BME_FLAG_AUTO = 1 << 1
+BME_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2
+#: Reserved per the spec (bits 3..31).  QEMU's BME_RESERVED_FLAGS is
+#: 0xfffffffc: it also refuses bit 2.
+BME_SPEC_RESERVED_FLAGS = 0xFFFFFFF8
+BME_QEMU_RESERVED_FLAGS = 0xFFFFFFFC
+BITMAP_TYPE_DIRTY_TRACKING = 1
+
+BME_TABLE_ENTRY_OFFSET_MASK = 0x00FFFFFFFFFFFE00
+BME_TABLE_ENTRY_RESERVED_MASK = 0xFF000000000001FE
+BME_TABLE_ENTRY_FLAG_ALL_ONES = 1
+
+MAX_BITMAPS = 65535
+MAX_BITMAP_DIRECTORY_SIZE = 1024 * MAX_BITMAPS
+BME_MAX_NAME_SIZE = 1023
+BME_MIN_GRANULARITY_BITS = 9
+BME_MAX_GRANULARITY_BITS = 31
+BME_MAX_TABLE_SIZE = 0x8000000
+BME_MAX_PHYS_SIZE = 0x20000000
+
+# --- Encryption (§1.10) ------------------------------------------------------
+
+LUKS_MAGIC = b"LUKS\xba\xbe"
+LUKS_HEADER_SIZE = 592
+
+
+def round_up(value: int, alignment: int) -> int:
+    """Round ``value`` up to a multiple of ``alignment`` (a power of two)."""
+    return (value + alignment - 1) & ~(alignment - 1)
+
+
+def set_bits(value: int) -> list[int]:
+    """The numbers of the bits set in ``value``, lowest first."""
+    return [bit for bit in range(value.bit_length()) if value >> bit & 1]

@@ -1,0 +1,29 @@
+"""A bitmap directory entry sets reserved flag bits.
+
+Bits 3-31 of a bitmap's flags are reserved and must be zero (spec, "Bitmap
+directory": bit 0 in_use, bit 1 auto, bit 2 extra_data_compatible;
+catalogue §2.14).  QEMU also refuses bit 2; that is judged by
+bitmap-flag-extra-data-compatible.
+
+QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
+constraints").  Repair: remove the bitmap (`qemu-img bitmap --remove`).
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import BitmapDirectoryEntry
+
+NAME = "bitmap-flags-reserved"
+CODE = "Q1419"
+SEVERITY = "error"
+SCOPE = BitmapDirectoryEntry
+MASK = spec.BME_SPEC_RESERVED_FLAGS
+
+
+def check(entry, ctx):
+    """Flag reserved bits in a bitmap's flags."""
+    if entry.flags & MASK:
+        yield Problem(
+            entry.file_offset + 12, f"{entry.path}.flags",
+            f"flags {entry.flags:#x} have reserved bits {entry.flags & MASK:#x} set (mask {MASK:#x})",
+        )  # fmt: skip

@@ -1,0 +1,33 @@
+"""A bitmap table entry has the all-ones flag together with a data offset.
+
+Bit 0 of a bitmap table entry chooses "all zeroes" or "all ones" only when
+the offset field (bits 9-55) is zero; with a non-zero offset it must be 0
+(spec, "Bitmap table"; catalogue §1.9).  qcow2.py dumps such an entry as
+`invalid`.
+
+QEMU: refuses to open the image ("Could not read bitmap_table table from
+image for bitmap '<name>': Invalid argument").  Repair: remove the bitmap
+(`qemu-img bitmap --remove IMG NAME`).
+"""
+
+from qcow2lint import spec
+from qcow2lint.records import BitmapTable
+from qcow2lint.rulekit import entry_hits, u64
+
+NAME = "bitmap-table-invalid-all-ones"
+CODE = "Q1430"
+SEVERITY = "error"
+SCOPE = BitmapTable
+
+
+def check(table, ctx):
+    """Flag entries that are both all-ones and point at a data cluster."""
+    entries = table.entries
+    hits = ((entries & u64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0) & (
+        (entries & u64(spec.BME_TABLE_ENTRY_OFFSET_MASK)) != 0
+    )
+    yield from entry_hits(
+        ctx, table, hits,
+        lambda e: f"bitmap table entry {e:#x} sets the all-ones flag (bit 0) but also has data offset "
+        f"{e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x}",
+    )  # fmt: skip

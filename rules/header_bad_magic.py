@@ -1,0 +1,27 @@
+"""The file does not start with the qcow2 magic.
+
+A qcow2 image starts with "QFI\xfb" (0x514649fb) (spec, "Header";
+catalogue §2.1).  Anything else is not a qcow2 image: nothing else in the
+file is judged.
+
+QEMU: refuses to open it ("Image is not in qcow2 format").
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "header-bad-magic"
+CODE = "Q0101"
+SEVERITY = "error"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag a wrong magic (when the file has at least 4 bytes)."""
+    if header.bytes_available >= 4 and header.magic != spec.QCOW_MAGIC:
+        yield Problem(
+            0, "header.magic",
+            f"not a qcow2 image: magic {header.magic:#010x} (bytes {header.magic.to_bytes(4, 'big')!r}), "
+            f"expected {spec.QCOW_MAGIC:#x} (b'QFI\\xfb')",
+        )  # fmt: skip

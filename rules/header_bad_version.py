@@ -1,0 +1,22 @@
+"""The qcow2 version is neither 2 nor 3.
+
+Only versions 2 and 3 exist (spec, "version"; catalogue §2.1).  Nothing past
+the header is judged for another version.
+
+QEMU: refuses to open the image ("Unsupported qcow2 version N").
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "header-bad-version"
+CODE = "Q0102"
+SEVERITY = "error"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag an unknown version in a file with the qcow2 magic."""
+    if header.magic == spec.QCOW_MAGIC and header.bytes_available >= 8 and header.version not in spec.SUPPORTED_VERSIONS:
+        yield Problem(4, "header.version", f"version {header.version} is not a qcow2 version (2 or 3)")

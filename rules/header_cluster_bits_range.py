@@ -1,0 +1,31 @@
+"""cluster_bits is outside the range QEMU supports.
+
+Clusters are at least 512 bytes (cluster_bits >= 9, spec) and QEMU supports
+at most 2 MiB (cluster_bits <= 21) (catalogue §2.1).  Tables are not
+followed for such an image.
+
+QEMU: refuses to open the image ("Unsupported cluster size: 2^N").
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "header-cluster-bits-range"
+CODE = "Q0104"
+SEVERITY = "error"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag cluster_bits outside 9..21 in a qcow2 header."""
+    if (
+        header.magic == spec.QCOW_MAGIC
+        and header.bytes_available >= 24
+        and not spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
+    ):
+        yield Problem(
+            20, "header.cluster_bits",
+            f"cluster_bits {header.cluster_bits} is outside {spec.MIN_CLUSTER_BITS}..{spec.MAX_CLUSTER_BITS} "
+            "(512 B to 2 MiB clusters)",
+        )  # fmt: skip

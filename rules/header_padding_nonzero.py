@@ -1,0 +1,28 @@
+"""The header padding after the compression type byte is not zero.
+
+In a v3 header longer than 104 bytes, byte 104 is the compression type and
+bytes 105-111 are padding that must be zero (spec, "Header"; catalogue §1.1).
+
+QEMU: silent.  Repair: rewrite the header, e.g. `qemu-img amend` or convert.
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "header-padding-nonzero"
+CODE = "Q0110"
+SEVERITY = "warning"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag non-zero bytes in 105..min(header_length, 112)."""
+    nonzero = [i for i, byte in enumerate(header.padding) if byte]
+    if header.version >= 3 and nonzero:
+        first = spec.COMPRESSION_TYPE_OFFSET + 1 + nonzero[0]
+        yield Problem(
+            first, "header.padding",
+            f"header padding bytes 105..{104 + len(header.padding)} must be zero, "
+            f"found {header.padding.hex(' ')}",
+        )  # fmt: skip

@@ -1,0 +1,31 @@
+"""An L2 table entry has reserved bits set.
+
+In a standard or extended L2 entry that is not compressed, bits 1-8 and
+56-61 are reserved and must be zero (spec, "Standard Cluster Descriptor";
+catalogue §1.4, mask 0x3f000000000001fe).  This applies to unallocated and
+zero entries too.  Compressed entries use those bits for the compressed
+descriptor and are not judged here.
+
+QEMU: `qemu-img check` counts it as a corruption ("ERROR found l2 entry with
+reserved bits set").  Repair: convert the image from a trusted copy.
+"""
+
+from qcow2lint import spec
+from qcow2lint.records import L2Tables
+from qcow2lint.rulekit import l2_hits, u64
+
+NAME = "l2-reserved-bits"
+CODE = "Q0701"
+SEVERITY = "error"
+SCOPE = L2Tables
+MASK = spec.L2E_STD_RESERVED_MASK
+
+
+def check(batch, ctx):
+    """Flag every uncompressed L2 entry with a reserved bit set."""
+    entries = batch.entries
+    hits = ((entries & u64(MASK)) != 0) & ((entries & u64(spec.OFLAG_COMPRESSED)) == 0)
+    yield from l2_hits(
+        ctx, batch, hits,
+        lambda e, _: f"L2 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
+    )  # fmt: skip

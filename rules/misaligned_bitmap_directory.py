@@ -1,0 +1,28 @@
+"""The bitmap directory offset is not cluster-aligned.
+
+bitmap_directory_offset in the bitmaps extension must be cluster-aligned
+(spec, "Bitmaps extension"; catalogue §2.14).
+
+QEMU: refuses to open the image ("bitmaps_ext: invalid bitmap directory
+offset").
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import HeaderExtension
+from qcow2lint.rulekit import misaligned
+
+NAME = "misaligned-bitmap-directory"
+CODE = "Q1405"
+SEVERITY = "error"
+SCOPE = HeaderExtension
+
+
+def check(ext, ctx):
+    """Flag a bitmaps extension whose directory offset is misaligned."""
+    if ext.magic == spec.EXT_BITMAPS and misaligned(ext.payload.bitmap_directory_offset, ctx.cluster_size):
+        yield Problem(
+            ext.data_offset + 16, f"{ext.path}.bitmap_directory_offset",
+            f"bitmap directory offset {ext.payload.bitmap_directory_offset:#x} is not a multiple of the "
+            f"cluster size {ctx.cluster_size:#x}",
+        )  # fmt: skip

@@ -1,0 +1,27 @@
+"""A bitmap's table offset is not cluster-aligned.
+
+bitmap_table_offset in a bitmap directory entry must be cluster-aligned
+(spec, "Bitmap directory"; catalogue §2.14).
+
+QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
+constraints").  Repair: remove the bitmap (`qemu-img bitmap --remove`).
+"""
+
+from qcow2lint.findings import Problem
+from qcow2lint.records import BitmapDirectoryEntry
+from qcow2lint.rulekit import misaligned
+
+NAME = "misaligned-bitmap-table"
+CODE = "Q1423"
+SEVERITY = "error"
+SCOPE = BitmapDirectoryEntry
+
+
+def check(entry, ctx):
+    """Flag a bitmap whose table offset is misaligned."""
+    if misaligned(entry.bitmap_table_offset, ctx.cluster_size):
+        yield Problem(
+            entry.file_offset, f"{entry.path}.bitmap_table_offset",
+            f"bitmap table offset {entry.bitmap_table_offset:#x} is not a multiple of the cluster size "
+            f"{ctx.cluster_size:#x}",
+        )  # fmt: skip
