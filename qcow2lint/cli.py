@@ -146,9 +146,18 @@ def dump_command(
 
 
 @app.command("rules")
-def rules_command() -> None:
+def rules_command(
+    reference_config: Annotated[
+        bool, typer.Option("--reference-config", help="Print the reference configuration (config.yaml) instead.")
+    ] = False,
+) -> None:
     """List every rule: code, name, default severity, summary."""
     registry = _registry()
+    if reference_config:
+        from qcow2lint.config import reference_config as render
+
+        typer.echo(render(registry), nl=False)
+        return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:
         typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}")

@@ -218,3 +218,21 @@ def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, 
         return loader.result("defaults")
     loader.apply_file(config_path)
     return loader.result(str(config_path))
+
+
+def reference_config(registry: Registry) -> str:
+    """The reference configuration: every rule with its default level and
+    options, itself a valid configuration equal to the defaults."""
+    lines = [
+        "# qcow2lint reference configuration: every rule, its default level and options.",
+        "# Regenerate with: qcow2lint rules --reference-config > config.yaml",
+        "extends: default",
+        f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
+        "warnings-are-errors: false",
+        "rules:",
+    ]
+    for rule in registry:
+        settings = {"level": str(rule.severity), **rule.options}
+        flow = yaml.safe_dump(settings, default_flow_style=True, sort_keys=False).strip()
+        lines += [f"  # {rule.code} {rule.summary}", f"  {rule.name}: {flow}"]
+    return "\n".join(lines) + "\n"

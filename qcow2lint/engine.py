@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from qcow2lint import records
+from qcow2lint import records, spec
 from qcow2lint.config import Config
 from qcow2lint.findings import Finding, Omitted, Problem, Severity
 from qcow2lint.reader import ImageError, open_image
@@ -80,7 +80,10 @@ class ImageReport:
 def _records(image: records.Image, scopes: set[type]) -> Iterator[object]:
     """Every record of the image whose type some enabled rule inspects."""
     yield image
-    yield image.header
+    # Header rules judge a qcow2 header; a file that is not one (bad magic,
+    # unknown version) is judged only by the Image-level rules.
+    if image.header.magic == spec.QCOW_MAGIC and image.header.version in spec.SUPPORTED_VERSIONS:
+        yield image.header
     yield from image.problems
     if not image.readable:
         return

@@ -42,7 +42,7 @@ from qcow2lint.records import (
 )
 
 #: How many bytes of L2 tables to read and judge at once.
-L2_BATCH_BYTES = 32 << 20
+L2_BATCH_BYTES = 8 << 20
 #: Misaligned L2 offsets are still parsed (as QEMU does), but only this many.
 MAX_MISALIGNED_L2_TABLES = 1024
 #: Per-structure cap on recorded problems; the rest are summed up in one.
@@ -421,10 +421,10 @@ class _ImageReader(Reader):
                 words.byteswap(inplace=True)
             if header.extended_l2:
                 pairs = words.reshape(len(batch), -1, 2)
-                yield L2Tables(batch, pairs[:, :, 0], pairs[:, :, 1], active[start : start + per_batch],
-                               spec.EXTL2_ENTRY_SIZE)  # fmt: skip
+                entries, bitmaps = pairs[:, :, 0].copy(), pairs[:, :, 1].copy()
             else:
-                yield L2Tables(batch, words.reshape(len(batch), -1), None, active[start : start + per_batch])
+                entries, bitmaps = words.reshape(len(batch), -1), None
+            yield L2Tables(batch, entries, bitmaps, active[start : start + per_batch], header.has_data_file)
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""

@@ -419,8 +419,10 @@ class L1Table:
 class L2Tables:
     """A batch of L2 tables, read together for speed.
 
-    ``entries`` has one row per table.  With extended L2 the second u64 of
-    every entry (the subcluster bitmap) is in ``bitmaps``.
+    ``entries`` has one row per table, as native uint64.  With extended L2
+    the second u64 of every entry (the subcluster bitmap) is in
+    ``bitmaps``.  Rules judge a batch with whole-table numpy predicates;
+    ``host_offsets`` is computed once per batch and shared by every rule.
     """
 
     #: Host offset of each table (the L1 entry's offset field).
@@ -429,7 +431,41 @@ class L2Tables:
     bitmaps: np.ndarray | None = attrs.field(default=None, eq=False)
     #: Whether each table hangs off the active L1 (else only a snapshot's).
     active: np.ndarray | None = attrs.field(default=None, eq=False)
-    entry_size: int = spec.L2_ENTRY_SIZE
+    #: Whether guest data lives in an external data file (incompat bit 2).
+    data_file: bool = False
+    _cache: dict[str, np.ndarray] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    @property
+    def extended(self) -> bool:
+        """Whether the entries are extended (128-bit) L2 entries."""
+        return self.bitmaps is not None
+
+    @property
+    def entry_size(self) -> int:
+        """Bytes per entry on disk."""
+        return spec.EXTL2_ENTRY_SIZE if self.extended else spec.L2_ENTRY_SIZE
+
+    @property
+    def host_offsets(self) -> np.ndarray:
+        """The host offset field (bits 9-55) of every entry."""
+        if "host_offsets" not in self._cache:
+            self._cache["host_offsets"] = _array(self.entries & np.uint64(spec.L2E_OFFSET_MASK))
+        return self._cache["host_offsets"]
+
+    def cluster_types(self, flat: np.ndarray) -> np.ndarray:
+        """QEMU's cluster type (spec.CLUSTER_*) of the entries at the flat
+        indices ``flat`` (catalogue §1.4).  Rules first find candidates
+        with one cheap mask, then classify only those."""
+        entries = self.entries.ravel()[flat]
+        has_offset = (entries & np.uint64(spec.L2E_OFFSET_MASK)) != 0
+        types = np.where(has_offset, spec.CLUSTER_NORMAL, spec.CLUSTER_UNALLOCATED).astype(np.uint8)
+        if self.data_file:  # offset 0 with COPIED is host offset 0 in the data file
+            types[(entries & np.uint64(spec.OFLAG_COPIED)) != 0] = spec.CLUSTER_NORMAL
+        if not self.extended:  # the zero flag means nothing with extended L2
+            zero = (entries & np.uint64(spec.OFLAG_ZERO)) != 0
+            types[zero] = np.where(has_offset[zero], spec.CLUSTER_ZERO_ALLOC, spec.CLUSTER_ZERO_PLAIN)
+        types[(entries & np.uint64(spec.OFLAG_COMPRESSED)) != 0] = spec.CLUSTER_COMPRESSED
+        return types
 
     def entry_offset(self, row: int, column: int) -> int:
         """Byte offset of entry ``column`` of table ``row``."""

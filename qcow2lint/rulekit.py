@@ -43,23 +43,22 @@ def entry_hits(
 
 
 def l2_hits(
-    ctx: _Context, batch: L2Tables, mask: np.ndarray, message: Callable[[int, int], str]
+    ctx: _Context, batch: L2Tables, flat: np.ndarray, message: Callable[[int, int], str]
 ) -> Iterator[Problem | Omitted]:
-    """Problems for the L2 entries of a batch where the 2-D ``mask`` is true;
-    ``message`` gets the entry's value and its subcluster bitmap (0 when
-    the image has standard L2 entries)."""
-    rows, columns = np.nonzero(mask)
-    bitmaps = batch.bitmaps
+    """Problems for the L2 entries of a batch at the flat indices ``flat``
+    (as from ``np.flatnonzero`` over a whole-batch predicate); ``message``
+    gets the entry's value and its subcluster bitmap (0 with standard L2)."""
+    columns = batch.entries.shape[1]
 
-    def make(i: int) -> Problem:
-        row, column = int(rows[i]), int(columns[i])
-        bitmap = int(bitmaps[row, column]) if bitmaps is not None else 0
+    def make(index: int) -> Problem:
+        row, column = divmod(index, columns)
+        bitmap = int(batch.bitmaps[row, column]) if batch.bitmaps is not None else 0
         return Problem(
             batch.entry_offset(row, column), batch.entry_path(row, column),
             message(int(batch.entries[row, column]), bitmap),
         )  # fmt: skip
 
-    yield from each_hit(ctx, np.arange(len(rows)), make)
+    yield from each_hit(ctx, flat, make)
 
 
 def u64(value: int) -> np.uint64:

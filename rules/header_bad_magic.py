@@ -9,16 +9,17 @@ QEMU: refuses to open it ("Image is not in qcow2 format").
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
-from qcow2lint.records import Header
+from qcow2lint.records import Image
 
 NAME = "header-bad-magic"
 CODE = "Q0101"
 SEVERITY = "error"
-SCOPE = Header
+SCOPE = Image
 
 
-def check(header, ctx):
+def check(image, ctx):
     """Flag a wrong magic (when the file has at least 4 bytes)."""
+    header = image.header
     if header.bytes_available >= 4 and header.magic != spec.QCOW_MAGIC:
         yield Problem(
             0, "header.magic",

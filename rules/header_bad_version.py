@@ -8,15 +8,16 @@ QEMU: refuses to open the image ("Unsupported qcow2 version N").
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
-from qcow2lint.records import Header
+from qcow2lint.records import Image
 
 NAME = "header-bad-version"
 CODE = "Q0102"
 SEVERITY = "error"
-SCOPE = Header
+SCOPE = Image
 
 
-def check(header, ctx):
+def check(image, ctx):
     """Flag an unknown version in a file with the qcow2 magic."""
+    header = image.header
     if header.magic == spec.QCOW_MAGIC and header.bytes_available >= 8 and header.version not in spec.SUPPORTED_VERSIONS:
         yield Problem(4, "header.version", f"version {header.version} is not a qcow2 version (2 or 3)")

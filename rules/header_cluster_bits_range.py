@@ -9,16 +9,17 @@ QEMU: refuses to open the image ("Unsupported cluster size: 2^N").
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
-from qcow2lint.records import Header
+from qcow2lint.records import Image
 
 NAME = "header-cluster-bits-range"
 CODE = "Q0104"
 SEVERITY = "error"
-SCOPE = Header
+SCOPE = Image
 
 
-def check(header, ctx):
+def check(image, ctx):
     """Flag cluster_bits outside 9..21 in a qcow2 header."""
+    header = image.header
     if (
         header.magic == spec.QCOW_MAGIC
         and header.bytes_available >= 24

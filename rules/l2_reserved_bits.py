@@ -10,6 +10,8 @@ QEMU: `qemu-img check` counts it as a corruption ("ERROR found l2 entry with
 reserved bits set").  Repair: convert the image from a trusted copy.
 """
 
+import numpy as np
+
 from qcow2lint import spec
 from qcow2lint.records import L2Tables
 from qcow2lint.rulekit import l2_hits, u64
@@ -23,8 +25,8 @@ MASK = spec.L2E_STD_RESERVED_MASK
 
 def check(batch, ctx):
     """Flag every uncompressed L2 entry with a reserved bit set."""
-    entries = batch.entries
-    hits = ((entries & u64(MASK)) != 0) & ((entries & u64(spec.OFLAG_COMPRESSED)) == 0)
+    candidates = np.flatnonzero(batch.entries & u64(MASK))
+    hits = candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
     yield from l2_hits(
         ctx, batch, hits,
         lambda e, _: f"L2 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",

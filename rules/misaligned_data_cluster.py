@@ -10,6 +10,8 @@ is not properly aligned; L2 entry corrupted."); guest I/O fails ("Cluster
 allocation offset 0x... unaligned").
 """
 
+import numpy as np
+
 from qcow2lint import spec
 from qcow2lint.records import L2Tables
 from qcow2lint.rulekit import l2_hits, u64
@@ -22,13 +24,10 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag normal L2 entries with a misaligned host offset."""
-    entries = batch.entries
-    offsets = entries & u64(spec.L2E_OFFSET_MASK)
-    normal = (entries & u64(spec.OFLAG_COMPRESSED)) == 0
-    if batch.bitmaps is None:  # with extended L2 the zero flag is ignored
-        normal &= (entries & u64(spec.OFLAG_ZERO)) == 0
+    candidates = np.flatnonzero(batch.host_offsets & u64(ctx.cluster_size - 1))
+    hits = candidates[batch.cluster_types(candidates) == spec.CLUSTER_NORMAL]
     yield from l2_hits(
-        ctx, batch, normal & ((offsets & u64(ctx.cluster_size - 1)) != 0),
+        ctx, batch, hits,
         lambda e, _: f"data cluster offset {e & spec.L2E_OFFSET_MASK:#x} (L2 entry {e:#x}) is not a "
         f"multiple of the cluster size {ctx.cluster_size:#x}",
     )  # fmt: skip
