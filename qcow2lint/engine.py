@@ -87,7 +87,11 @@ def _records(image: records.Image, scopes: set[type]) -> Iterator[object]:
     yield from image.problems
     if not image.readable:
         return
+    if image.extension_area is not None:
+        yield image.extension_area
     yield from image.extensions
+    if image.encryption is not None:
+        yield image.encryption
     if image.bitmaps is not None:
         yield image.bitmaps
     yield from image.bitmap_directory

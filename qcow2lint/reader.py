@@ -24,6 +24,9 @@ from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapsExtension,
     BitmapTable,
+    EncryptionArea,
+    ExtensionArea,
+    LuksHeader,
     CryptoHeaderPointer,
     DataFileName,
     FeatureNameEntry,
@@ -147,7 +150,7 @@ class Reader:
             problems.append(self.problem(structure, offset, length, len(raw), what))
         return _u64(raw)
 
-    def extensions(self, header: Header, start: int) -> Iterator[HeaderExtension]:
+    def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
         """Walk the extension area as QEMU does (catalogue §1.2).
 
         The area ends at backing_file_offset when that is set, else at the
@@ -156,26 +159,30 @@ class Reader:
         """
         cluster_size = header.cluster_size
         end = min(header.backing_file_offset or cluster_size, cluster_size)
-        offset, index = start, 0
+        found: list[HeaderExtension] = []
+        offset, stop, marker = start, "area-end", None
         while offset < end:
             framing = self.read(offset, 8)
             if len(framing) < 8:
+                stop = "eof"
                 break
             magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
             if magic == spec.EXT_END:
+                stop, marker = "end-marker", offset
                 break
             padded = spec.round_up(length, 8)
             body = self.read(offset + 8, min(padded, max(end - offset - 8, 0), cluster_size))
             ext = HeaderExtension(
-                index=index, file_offset=offset, magic=magic, length=length,
+                index=len(found), file_offset=offset, magic=magic, length=length,
                 data=body[:length], padding=body[length:padded],
                 payload=decode_payload(magic, body[:length], offset + 8), area_end=end,
             )  # fmt: skip
-            yield ext
+            found.append(ext)
             if ext.overruns_area:
+                stop = "overrun"
                 break
             offset += 8 + padded
-            index += 1
+        return tuple(found), ExtensionArea(start, end, marker, stop)
 
     def entry_parts(self, offset: int, fixed_size: int, extra_size: int, tail_size: int) -> tuple[bytes, bytes, bytes]:
         """The fixed part, extra data (its head only, when hostile) and tail
@@ -254,14 +261,14 @@ class _ImageReader(Reader):
 
         cluster_size = header.cluster_size
         minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
-        extensions = tuple(self.extensions(header, max(header.header_length, minimum)))
+        extensions, area = self.extensions(header, max(header.header_length, minimum))
         backing = None
         if header.backing_file_offset:
             backing = self.read(header.backing_file_offset, min(header.backing_file_size, cluster_size))
 
         bitmaps_ext = [ext.payload for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
         bitmaps = bitmaps_ext[-1] if bitmaps_ext else None
-        directory, tables = self._bitmaps(bitmaps, problems)
+        directory, tables = self._bitmaps(header, bitmaps, problems)
 
         l1 = L1Table(
             header.l1_table_offset, header.l1_size,
@@ -273,17 +280,18 @@ class _ImageReader(Reader):
             self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
         )  # fmt: skip
         snapshots, snapshot_l1 = self._snapshots(header, problems)
+        encryption = self._encryption(header, extensions, problems)
         image = Image(
             self.path, self.size, header, readable=True, extensions=extensions,
             backing_file_name=backing, bitmaps=bitmaps, bitmap_directory=directory,
             bitmap_tables=tables, l1=l1, refcount_table=reftable, snapshots=snapshots,
-            snapshot_l1_tables=snapshot_l1, reader=self,
+            snapshot_l1_tables=snapshot_l1, extension_area=area, encryption=encryption, reader=self,
         )  # fmt: skip
         problems += self._table_problems(image)
         return evolve(image, problems=tuple(problems))
 
     def _bitmaps(
-        self, ext: BitmapsExtension | None, problems: list[ReadProblem]
+        self, header: Header, ext: BitmapsExtension | None, problems: list[ReadProblem]
     ) -> tuple[tuple[BitmapDirectoryEntry, ...], tuple[BitmapTable, ...]]:
         """The bitmap directory as QEMU walks it, and every bitmap table.
 
@@ -308,15 +316,48 @@ class _ImageReader(Reader):
                              needed - ext.bitmap_directory_offset,
                              max(self.size - ext.bitmap_directory_offset, 0), "the bitmap directory")
             )  # fmt: skip
-        tables = tuple(
-            BitmapTable(
-                entry.index, entry.name, entry.bitmap_table_offset, entry.bitmap_table_size,
-                self.u64_table(entry.bitmap_table_offset, entry.bitmap_table_size,
-                               f"{entry.path}.table", f"the bitmap table of {entry.path}", problems),
+        tables = []
+        for entry in entries:
+            words = self.u64_table(entry.bitmap_table_offset, entry.bitmap_table_size,
+                                   f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
+            tables.append(
+                BitmapTable(entry.index, entry.name, entry.bitmap_table_offset, entry.bitmap_table_size, words,
+                            **self._bitmap_tail(header, entry, words))  # type: ignore[arg-type]
             )  # fmt: skip
-            for entry in entries
-        )
-        return tuple(entries), tables
+        return tuple(entries), tuple(tables)
+
+    def _encryption(
+        self, header: Header, extensions: tuple[HeaderExtension, ...], problems: list[ReadProblem]
+    ) -> EncryptionArea | None:
+        """The area the (last) encryption header pointer names, with its LUKS
+        header and the zero tail up to the cluster boundary."""
+        pointers = [ext.payload for ext in extensions if isinstance(ext.payload, CryptoHeaderPointer)]
+        if not pointers:
+            return None
+        offset, length = pointers[-1].offset, pointers[-1].length
+        end = offset + length
+        if end > self.size:
+            problems.append(self.problem("encryption", offset, length, self.size - offset, "the encryption area"))
+        raw = self.read(offset, spec.LUKS_HEADER_SIZE)
+        luks = LuksHeader.from_bytes(raw, offset) if raw else None
+        tail_length = min(spec.round_up(end, header.cluster_size) - end, header.cluster_size)
+        return EncryptionArea(offset, length, luks, self.read(end, tail_length))
+
+    def _bitmap_tail(self, header: Header, entry: BitmapDirectoryEntry, table: np.ndarray) -> dict[str, object]:
+        """The data cluster holding a bitmap's last bit, when it is serialized."""
+        if entry.granularity_bits >= 64:
+            return {}
+        disk_length = header.size // 512 * 512  # QEMU's disk length (§1.9)
+        bits = -(-disk_length // (1 << entry.granularity_bits))
+        last_byte = (bits - 1) // 8
+        index = last_byte // header.cluster_size
+        if bits == 0 or index >= len(table):
+            return {"bit_count": bits}
+        value = int(table[index])
+        offset = value & spec.BME_TABLE_ENTRY_OFFSET_MASK
+        if offset == 0 or value & spec.BME_TABLE_ENTRY_FLAG_ALL_ONES:
+            return {"bit_count": bits}
+        return {"bit_count": bits, "tail_index": index, "tail_cluster": self.read(offset, header.cluster_size)}
 
     def _snapshots(
         self, header: Header, problems: list[ReadProblem]

@@ -114,12 +114,16 @@ class Header:
     unknown_fields: bytes
     #: How many header bytes the file holds (fewer than 104 when truncated).
     bytes_available: int
+    #: Bytes 72..103 decoded as the five v3 fields, whatever the version
+    #: (in a v2 image these bytes belong to the extension area).
+    v3_fields_on_disk: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
     file_offset: ClassVar[int] = 0
 
     @classmethod
     def from_bytes(cls, head: bytes) -> Header:
         """Decode a header from the first bytes of the file (may be short)."""
         fields = dict(zip(HEADER_FIELDS, _HEADER.unpack(head[: _HEADER.size].ljust(_HEADER.size, b"\0"))))
+        on_disk = tuple(fields[name] for name in HEADER_FIELDS[-5:])
         if fields["version"] == 2:
             fields.update(
                 incompatible_features=0, compatible_features=0, autoclear_features=0,
@@ -136,6 +140,7 @@ class Header:
         return cls(
             **fields, compression_type=compression_type, padding=padding,
             unknown_fields=unknown, bytes_available=min(len(head), max(length, _HEADER.size)),
+            v3_fields_on_disk=on_disk,
         )  # fmt: skip
 
     @property
@@ -286,6 +291,93 @@ class HeaderExtension:
         return self.data_offset + self.length > self.area_end
 
 
+@attrs.frozen
+class ExtensionArea:
+    """Where the header extensions were looked for, and how the walk ended."""
+
+    #: First byte of the area (header_length; 72 for v2).
+    start: int
+    #: backing_file_offset when set, else the end of cluster 0.
+    end: int
+    #: Offset of the end-of-extensions marker, None when there is none.
+    end_marker: int | None
+    #: Why the walk stopped: "end-marker", "area-end", "overrun" or "eof".
+    stop: str
+
+    @property
+    def file_offset(self) -> int:
+        """Where the area starts."""
+        return self.start
+
+    @property
+    def used_end(self) -> int:
+        """First byte after the last extension, end marker included."""
+        return self.end_marker + 8 if self.end_marker is not None else self.end
+
+
+# --- Encryption (§1.10) -------------------------------------------------------
+
+_LUKS = struct.Struct(">6sH32s32s32sII20s32sI40s")
+_LUKS_SLOT = struct.Struct(">II32sII")
+
+
+@attrs.frozen
+class LuksKeySlot:
+    """One of the eight LUKS1 key slots."""
+
+    index: int
+    file_offset: int
+    active: int
+    iterations: int
+    salt: bytes
+    key_material_offset: int
+    stripes: int
+
+
+@attrs.frozen
+class LuksHeader:
+    """The LUKS1 header at the start of the encryption area (592 bytes)."""
+
+    file_offset: int
+    magic: bytes
+    version: int
+    cipher_name: bytes
+    cipher_mode: bytes
+    hash_spec: bytes
+    payload_offset: int
+    key_bytes: int
+    mk_digest: bytes
+    mk_digest_salt: bytes
+    mk_digest_iterations: int
+    uuid: bytes
+    key_slots: tuple[LuksKeySlot, ...]
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, file_offset: int) -> LuksHeader:
+        """Decode 592 bytes (zero-filled when shorter)."""
+        raw = raw[: spec.LUKS_HEADER_SIZE].ljust(spec.LUKS_HEADER_SIZE, b"\0")
+        fields = _LUKS.unpack(raw[: _LUKS.size])
+        slots = tuple(
+            LuksKeySlot(i, file_offset + _LUKS.size + i * 48, *_LUKS_SLOT.unpack_from(raw, _LUKS.size + i * 48))
+            for i in range(8)
+        )
+        return cls(file_offset, *fields, key_slots=slots)
+
+
+@attrs.frozen
+class EncryptionArea:
+    """The area the full disk encryption header pointer names."""
+
+    file_offset: int
+    length: int
+    #: The LUKS header at file_offset (None when the area is outside the file).
+    luks: LuksHeader | None
+    #: The bytes from file_offset + length to the next cluster boundary,
+    #: which must be zero.
+    tail: bytes
+    path: ClassVar[str] = "encryption"
+
+
 # --- Bitmaps (§1.9) ----------------------------------------------------------
 
 _BITMAP_ENTRY = struct.Struct(">QIIBBHI")
@@ -374,6 +466,12 @@ class BitmapTable:
     file_offset: int
     expected_entries: int
     entries: np.ndarray = _table()
+    #: The data cluster that holds the bitmap's last bit, when that entry is
+    #: serialized (its bits past the end of the bitmap must be zero), with
+    #: its table index and the number of bits the bitmap has.
+    tail_cluster: bytes | None = None
+    tail_index: int | None = None
+    bit_count: int = 0
 
     @property
     def path(self) -> str:
@@ -619,6 +717,8 @@ class Image:
     refcount_table: RefcountTable | None = None
     snapshots: SnapshotTable | None = None
     snapshot_l1_tables: tuple[L1Table, ...] = ()
+    extension_area: ExtensionArea | None = None
+    encryption: EncryptionArea | None = None
     problems: tuple[ReadProblem, ...] = ()
     reader: Reader | None = attrs.field(default=None, eq=False, repr=False)
 

@@ -25,7 +25,8 @@ GROUP = "qcow2lint.rules"
 SCOPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        records.Image, records.Header, records.HeaderExtension, records.BitmapsExtension,
+        records.Image, records.Header, records.ExtensionArea, records.HeaderExtension, records.BitmapsExtension,
+        records.EncryptionArea,
         records.BitmapDirectoryEntry, records.BitmapTable, records.L1Table, records.L2Tables,
         records.RefcountTable, records.RefcountBlock, records.SnapshotTable, records.SnapshotEntry,
         records.ReadProblem,
