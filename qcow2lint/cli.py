@@ -85,6 +85,9 @@ def check(
         Level, typer.Option("--fail-level", help="Exit 1 when a finding has this severity or worse.")
     ] = Level.error,
     dump: Annotated[bool, typer.Option("--dump", help="Print the standard header dump before the findings.")] = False,
+    statistics: Annotated[
+        bool, typer.Option("--statistics", help="Print findings per rule and qemu-img check's figures.")
+    ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
     from qcow2lint.engine import lint_path
@@ -113,7 +116,7 @@ def check(
                     extra[path] = {"dump": result.text}
                 if result.error:
                     typer.echo(f"qcow2lint: dump: {path}: {result.error}", err=True)
-        report = lint_path(path, settings, registry)
+        report = lint_path(path, settings, registry, want_stats=statistics or output_format is Format.json)
         reports.append(report)
         if report.error is not None:
             typer.echo(f"qcow2lint: error: {report.error}", err=True)
@@ -121,7 +124,7 @@ def check(
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
         if output_format is Format.text and report.error is None:
-            typer.echo(render_text(report), nl=False)
+            typer.echo(render_text(report, statistics), nl=False)
     if output_format is Format.json:
         typer.echo(render_json(reports, extra), nl=False)
     raise typer.Exit(exit_code)

@@ -16,19 +16,43 @@ from typing import Any
 import attrs
 
 from qcow2lint import records, spec
+from qcow2lint.analysis import RefcountBuilder, RefcountCheck, StoredRefcounts, read_stored_refcounts
 from qcow2lint.config import Config
 from qcow2lint.findings import Finding, Omitted, Problem, Severity
 from qcow2lint.reader import ImageError, open_image
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 
 
+class ImageFacts:
+    """Facts about one image that several rules share, computed once on
+    first use (the stored refcounts need every refcount block)."""
+
+    def __init__(self, image: records.Image) -> None:
+        self.image = image
+        self._stored: StoredRefcounts | None = None
+        self._stored_read = False
+
+    def stored_refcounts(self) -> StoredRefcounts | None:
+        """The stored refcounts (None when the image is too large)."""
+        if not self._stored_read:
+            self._stored = read_stored_refcounts(self.image)
+            self._stored_read = True
+        return self._stored
+
+
 class RuleContext:
     """What a rule may see besides its record: read-only facts and options."""
 
-    def __init__(self, image: records.Image, options: Mapping[str, Any], budget: list[int]) -> None:
-        self._image = image
+    def __init__(self, facts: ImageFacts, options: Mapping[str, Any], budget: list[int]) -> None:
+        self._image = facts.image
+        self._facts = facts
         self._options = MappingProxyType(dict(options))
         self._budget = budget
+
+    @property
+    def stored_refcounts(self) -> StoredRefcounts | None:
+        """The refcounts stored on disk, decoded (read once per image)."""
+        return self._facts.stored_refcounts()
 
     @property
     def image(self) -> records.Image:
@@ -68,6 +92,8 @@ class ImageReport:
     path: str
     findings: tuple[Finding, ...] = ()
     error: str | None = None
+    #: ``qemu-img check --output=json`` figures, when the analysis ran.
+    stats: dict[str, int] | None = None
 
     def counts(self) -> dict[str, int]:
         """Findings per severity."""
@@ -77,7 +103,7 @@ class ImageReport:
         return counts
 
 
-def _records(image: records.Image, scopes: set[type]) -> Iterator[object]:
+def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder | None) -> Iterator[object]:
     """Every record of the image whose type some enabled rule inspects."""
     yield image
     # Header rules judge a qcow2 header; a file that is not one (bad magic,
@@ -102,11 +128,17 @@ def _records(image: records.Image, scopes: set[type]) -> Iterator[object]:
     if image.snapshots is not None:
         yield image.snapshots
         yield from image.snapshots.entries
-    # The big tables are streamed, and only read when a rule wants them.
-    if records.L2Tables in scopes:
-        yield from image.l2_batches()
+    # The big tables are streamed, and only read when someone wants them;
+    # the whole-image analysis is fed by the same pass over the L2 tables.
     if records.RefcountBlock in scopes:
         yield from image.refcount_blocks()
+    if builder is not None or records.L2Tables in scopes:
+        for batch in image.l2_batches():
+            yield batch
+            if builder is not None:
+                builder.add_batch(batch)
+    if builder is not None:
+        yield builder.finish()
 
 
 def _where(record: object) -> tuple[int, str]:
@@ -116,8 +148,14 @@ def _where(record: object) -> tuple[int, str]:
     return int(offset), str(getattr(record, "path", type(record).__name__))
 
 
-def run_rules(image: records.Image, config: Config, registry: Registry) -> list[Finding]:
-    """Run every enabled rule over ``image``; findings sorted by offset, code."""
+def run_rules(
+    image: records.Image, config: Config, registry: Registry, stats: dict[str, int] | None = None
+) -> list[Finding]:
+    """Run every enabled rule over ``image``; findings sorted by offset, code.
+
+    The whole-image refcount analysis runs when a rule needs it or when
+    ``stats`` is given (it receives qemu-img check's figures).
+    """
     rules = [rule for rule in registry if config.rules[rule.name].enabled]
     by_scope: dict[type, list[Rule]] = defaultdict(list)
     for rule in rules:
@@ -128,14 +166,21 @@ def run_rules(image: records.Image, config: Config, registry: Registry) -> list[
     last_offset: dict[str, int] = {}
     crashed: set[str] = set()
     findings: list[Finding] = []
+    facts = ImageFacts(image)
+    builder = None
+    if image.readable and (RefcountCheck in by_scope or stats is not None):
+        stored = facts.stored_refcounts()
+        builder = RefcountBuilder(image, stored) if stored is not None else None
 
-    for record in _records(image, set(by_scope)):
+    for record in _records(image, set(by_scope), builder):
+        if isinstance(record, RefcountCheck) and stats is not None:
+            stats.update(record.stats)
         for rule in by_scope.get(type(record), ()):
             if rule.name in crashed:
                 continue
             settings = config.rules[rule.name]
             budget = budgets[rule.name]
-            ctx = RuleContext(image, settings.options, budget)
+            ctx = RuleContext(facts, settings.options, budget)
             try:
                 for item in rule.check(record, ctx) or ():
                     if isinstance(item, Omitted):
@@ -169,10 +214,14 @@ def run_rules(image: records.Image, config: Config, registry: Registry) -> list[
     return findings
 
 
-def lint_path(path: str | os.PathLike[str], config: Config, registry: Registry) -> ImageReport:
-    """Read and lint one image file."""
+def lint_path(
+    path: str | os.PathLike[str], config: Config, registry: Registry, want_stats: bool = False
+) -> ImageReport:
+    """Read and lint one image file (and compute qemu-img check's figures)."""
     try:
         with open_image(path) as image:
-            return ImageReport(os.fspath(path), tuple(run_rules(image, config, registry)))
+            stats: dict[str, int] | None = {} if want_stats else None
+            findings = tuple(run_rules(image, config, registry, stats))
+            return ImageReport(os.fspath(path), findings, stats=stats or None)
     except ImageError as exc:
         return ImageReport(os.fspath(path), error=str(exc))

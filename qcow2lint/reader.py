@@ -45,7 +45,7 @@ from qcow2lint.records import (
 )
 
 #: How many bytes of L2 tables to read and judge at once.
-L2_BATCH_BYTES = 8 << 20
+L2_BATCH_BYTES = 4 << 20
 #: Misaligned L2 offsets are still parsed (as QEMU does), but only this many.
 MAX_MISALIGNED_L2_TABLES = 1024
 #: Per-structure cap on recorded problems; the rest are summed up in one.
@@ -395,26 +395,41 @@ class _ImageReader(Reader):
 
     # --- L2 tables and refcount blocks, streamed ---------------------------------
 
-    def _l2_offsets(self, image: Image) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct L2 table offsets of every L1 table, sorted, and whether
-        each is referenced by the active L1."""
-        active = np.empty(0, np.uint64)
-        others = [np.empty(0, np.uint64)]
+    def _l2_offsets(self, image: Image) -> dict[str, np.ndarray]:
+        """Every distinct L2 table offset of every L1 table, sorted, with how
+        many L1 entries reference it (of the L1 tables QEMU's check walks:
+        the active one and every snapshot's that is aligned and not too
+        large), how many of those are active, and the first active L1 index
+        (-1 when only snapshots reference it)."""
+        cluster_size = image.header.cluster_size
+        parts, weights, actives, indices = [], [], [], []
         for table in image.l1_tables():
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
-            offsets = offsets[offsets != 0]
-            if table.active:
-                active = np.unique(offsets)
-            else:
-                others.append(offsets)
-        every = np.unique(np.concatenate([active, *others]))
-        return every, np.isin(every, active)
+            used = np.flatnonzero(offsets)
+            counted = table.active or (
+                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // 8
+            )
+            parts.append(offsets[used])
+            weights.append(np.full(len(used), int(counted), np.int64))
+            actives.append(np.full(len(used), int(table.active), np.int64))
+            indices.append(used if table.active else np.full(len(used), -1, np.int64))
+        every = np.concatenate(parts) if parts else np.empty(0, np.uint64)
+        unique, inverse = np.unique(every, return_inverse=True)
+        first_l1 = np.full(len(unique), np.iinfo(np.int64).max, np.int64)
+        index = np.concatenate(indices) if indices else np.empty(0, np.int64)
+        np.minimum.at(first_l1, inverse, np.where(index < 0, np.iinfo(np.int64).max, index))
+        return {
+            "offsets": unique,
+            "refs": np.bincount(inverse, np.concatenate(weights) if weights else None, len(unique)).astype(np.int64),
+            "active_refs": np.bincount(inverse, np.concatenate(actives) if actives else None, len(unique)).astype(np.int64),
+            "first_l1": np.where(first_l1 == np.iinfo(np.int64).max, -1, first_l1),
+        }
 
     def _table_problems(self, image: Image) -> list[ReadProblem]:
         """ReadProblems for L2 tables and refcount blocks past the end of the file."""
         cluster_size = image.header.cluster_size
         found: list[ReadProblem] = []
-        l2_offsets, _ = self._l2_offsets(image)
+        l2_offsets = self._l2_offsets(image)["offsets"]
         refblocks = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK) if image.refcount_table else []
         for kind, offsets in (("l2", l2_offsets), ("refblock", np.unique(refblocks))):
             outside = offsets[(offsets != 0) & (offsets + np.uint64(cluster_size) > np.uint64(self.size))]
@@ -440,11 +455,13 @@ class _ImageReader(Reader):
         """
         header = image.header
         cluster_size = header.cluster_size
-        offsets, active = self._l2_offsets(image)
+        tables = self._l2_offsets(image)
+        offsets = tables["offsets"]
         inside = offsets < np.uint64(self.size)
         misaligned = (offsets & np.uint64(cluster_size - 1)) != 0
         keep = inside & ~(misaligned & (np.cumsum(misaligned) > MAX_MISALIGNED_L2_TABLES))
-        offsets, active = offsets[keep], active[keep]
+        tables = {name: values[keep] for name, values in tables.items()}
+        offsets = tables["offsets"]
         per_batch = max(1, L2_BATCH_BYTES // cluster_size)
         for start in range(0, len(offsets), per_batch):
             batch = offsets[start : start + per_batch]
@@ -465,7 +482,11 @@ class _ImageReader(Reader):
                 entries, bitmaps = pairs[:, :, 0].copy(), pairs[:, :, 1].copy()
             else:
                 entries, bitmaps = words.reshape(len(batch), -1), None
-            yield L2Tables(batch, entries, bitmaps, active[start : start + per_batch], header.has_data_file)
+            rows = slice(start, start + per_batch)
+            yield L2Tables(
+                batch, entries, bitmaps, tables["refs"][rows], tables["active_refs"][rows],
+                tables["first_l1"][rows], header.has_data_file,
+            )  # fmt: skip
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""

@@ -527,8 +527,12 @@ class L2Tables:
     offsets: np.ndarray = _table()
     entries: np.ndarray = _table()
     bitmaps: np.ndarray | None = attrs.field(default=None, eq=False)
-    #: Whether each table hangs off the active L1 (else only a snapshot's).
-    active: np.ndarray | None = attrs.field(default=None, eq=False)
+    #: Per table: how many L1 entries reference it (in the L1 tables QEMU's
+    #: check walks), how many of those are in the active L1, and the first
+    #: active L1 index (-1 when only snapshots reference it).
+    refs: np.ndarray | None = attrs.field(default=None, eq=False)
+    active_refs: np.ndarray | None = attrs.field(default=None, eq=False)
+    first_l1: np.ndarray | None = attrs.field(default=None, eq=False)
     #: Whether guest data lives in an external data file (incompat bit 2).
     data_file: bool = False
     _cache: dict[str, np.ndarray] = attrs.field(factory=dict, init=False, eq=False, repr=False)

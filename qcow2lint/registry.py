@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from qcow2lint import records
+from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Severity
 
 GROUP = "qcow2lint.rules"
@@ -29,7 +30,7 @@ SCOPES: dict[str, type] = {
         records.EncryptionArea,
         records.BitmapDirectoryEntry, records.BitmapTable, records.L1Table, records.L2Tables,
         records.RefcountTable, records.RefcountBlock, records.SnapshotTable, records.SnapshotEntry,
-        records.ReadProblem,
+        records.ReadProblem, RefcountCheck,
     )  # fmt: skip
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -99,3 +99,158 @@ def header_field_misaligned(ctx: object, field: str, what: str) -> Iterator[Prob
             header.field_offset(field), f"header.{field}",
             f"{what} offset {offset:#x} is not a multiple of the cluster size {header.cluster_size:#x}",
         )  # fmt: skip
+
+
+# --- placement and snapshots (catalogue §2.5, §2.13) ---------------------------
+
+
+def size_to_l1(header: object, size: int) -> int:
+    """QEMU's size_to_l1(): L1 entries needed to map ``size`` guest bytes,
+    ceil(size / (cluster_size * l2_entries)) (catalogue §1.3)."""
+    span = header.cluster_size * header.l2_entries  # type: ignore[attr-defined]
+    return -(-size // span) if span else 0
+
+
+def ends_out_of_file(offset: int, length: int, ctx: object) -> bool:
+    """Whether a non-empty region ends one cluster or more past the end of
+    the file: the test of QEMU's check (inc_refcounts, catalogue §2.15);
+    shorter overruns are tolerated and read as zeros."""
+    return length > 0 and offset + length - ctx.file_size >= ctx.cluster_size  # type: ignore[attr-defined]
+
+
+def snapshot_disk_size(entry: object, header: object) -> int:
+    """A snapshot's virtual disk size: extra data bytes 8..15, else what
+    QEMU assumes without them, the current size in whole sectors."""
+    disk_size = entry.disk_size  # type: ignore[attr-defined]
+    return disk_size if disk_size is not None else header.size // 512 * 512  # type: ignore[attr-defined]
+
+
+def snapshot_is_blank(entry: object) -> bool:
+    """An entry no QEMU snapshot can have: no L1 table (offset 0, l1_size 0)
+    and no id (QEMU always generates one).  It is what an entry past the real
+    end of the table looks like when nb_snapshots claims too many: the zero
+    fill of the table's last cluster."""
+    return entry.l1_table_offset == 0 and entry.l1_size == 0 and entry.id_str_size == 0  # type: ignore[attr-defined]
+
+
+def blank_snapshot_tail(table: object) -> int:
+    """Index of the first entry of the trailing run of blank entries
+    (:func:`snapshot_is_blank`) of a snapshot table; len(entries) when the
+    last entry is a real one."""
+    entries = table.entries  # type: ignore[attr-defined]
+    start = len(entries)
+    while start > 0 and snapshot_is_blank(entries[start - 1]):
+        start -= 1
+    return start
+
+
+# --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------
+
+#: Byte offset and width of each bitmaps extension field inside its data.
+BITMAPS_EXT_FIELDS = {
+    "nb_bitmaps": (0, 4), "reserved32": (4, 4),
+    "bitmap_directory_size": (8, 8), "bitmap_directory_offset": (16, 8),
+}  # fmt: skip
+#: Byte offset of each fixed field of a bitmap directory entry.
+BITMAP_ENTRY_FIELDS = {
+    "bitmap_table_offset": 0, "bitmap_table_size": 8, "flags": 12, "type": 16,
+    "granularity_bits": 17, "name_size": 18, "extra_data_size": 20,
+}  # fmt: skip
+
+
+def bitmaps_ext_field(ext: object, field: str) -> int | None:
+    """A field of a bitmaps extension, or None when ``ext`` is another
+    extension or its data is too short to hold the field (the payload is
+    zero-filled there; bitmaps-ext-bad-length reports the length)."""
+    start, width = BITMAPS_EXT_FIELDS[field]
+    if ext.magic != spec.EXT_BITMAPS or len(ext.data) < start + width:  # type: ignore[attr-defined]
+        return None
+    return getattr(ext.payload, field)  # type: ignore[attr-defined]
+
+
+def bitmaps_ext_problem(ext: object, field: str, message: str) -> Problem:
+    """A problem pointing at a field of a bitmaps extension."""
+    offset = ext.data_offset + BITMAPS_EXT_FIELDS[field][0]  # type: ignore[attr-defined]
+    return Problem(offset, f"{ext.path}.{field}", message)  # type: ignore[attr-defined]
+
+
+def bitmap_entry_problem(entry: object, field: str, message: str) -> Problem:
+    """A problem pointing at a fixed field of a bitmap directory entry."""
+    offset = entry.file_offset + BITMAP_ENTRY_FIELDS[field]  # type: ignore[attr-defined]
+    return Problem(offset, f"{entry.path}.{field}", message)  # type: ignore[attr-defined]
+
+
+def bitmap_of(ctx: object, table: object) -> object:
+    """The bitmap directory entry that owns a bitmap table.
+
+    Entry rules judge only entries with ``inside_directory``: the reader
+    walks on past bitmap_directory_size while fewer than nb_bitmaps entries
+    were found, and whatever lies there is what follows the directory in the
+    file, not an entry QEMU would read (bitmap-count-mismatch and
+    bitmap-dir-size-mismatch report that).
+    """
+    return ctx.image.bitmap_directory[table.bitmap_index]  # type: ignore[attr-defined]
+
+
+def bitmap_disk_length(header: object) -> int:
+    """The disk length QEMU gives a bitmap: the virtual size rounded down to
+    512-byte sectors (catalogue §1.1, §1.9)."""
+    return header.size // 512 * 512  # type: ignore[attr-defined]
+
+
+def bitmap_table_entries_needed(header: object, entry: object) -> int | None:
+    """The bitmap_table_size QEMU expects (``load_bitmap_data``, catalogue
+    §1.9): ceil(len / (granularity * cluster_size * 8)); None when
+    granularity_bits is 64 or more (undefined even by the spec)."""
+    bits = entry.granularity_bits  # type: ignore[attr-defined]
+    if bits >= 64:
+        return None
+    per_entry = (1 << bits) * header.cluster_size * 8  # type: ignore[attr-defined]
+    return -(-bitmap_disk_length(header) // per_entry)
+
+
+def option_choice(ctx: object, name: str, choices: tuple[str, ...]) -> str:
+    """A string option that must be one of ``choices`` (ValueError otherwise)."""
+    value = ctx.options[name]  # type: ignore[attr-defined]
+    if value not in choices:
+        raise ValueError(f"option {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+# --- header and extension area (catalogue §1.2, §2.1 - §2.3) -------------------
+
+
+def cluster_bits_supported(header: object) -> bool:
+    """Whether cluster_bits is in QEMU's range 9..21.  Outside it, limits
+    relative to the cluster size mean nothing (QEMU refuses the header
+    first; header-cluster-bits-range reports it)."""
+    return spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS  # type: ignore[attr-defined]
+
+
+def extension_label(magic: int) -> str:
+    """How messages name an extension type: ``Backing format extension``,
+    ``unknown extension 0x12345678``."""
+    name = spec.EXT_NAMES.get(magic)
+    return f"{name} extension" if name else f"unknown extension {magic:#010x}"
+
+
+def extension_area_limit(header: object) -> str:
+    """What ends the extension area (catalogue §1.2), for messages."""
+    offset = header.backing_file_offset  # type: ignore[attr-defined]
+    return "backing_file_offset" if offset and offset <= header.cluster_size else "the end of cluster 0"  # type: ignore[attr-defined]
+
+
+def extensions_end(image: object) -> int:
+    """First byte after the header extensions as they lie in the file: after
+    the end marker when there is one, else after the last extension's
+    padded data, else the start of the area.  Unlike
+    ``ExtensionArea.used_end`` this is not cut at the end of the area, so it
+    shows whether the extensions run into what follows (the backing file
+    name)."""
+    area = image.extension_area  # type: ignore[attr-defined]
+    if area.end_marker is not None:
+        return area.end_marker + 8
+    extensions = image.extensions  # type: ignore[attr-defined]
+    if extensions:
+        return extensions[-1].data_offset + spec.round_up(extensions[-1].length, 8)
+    return area.start

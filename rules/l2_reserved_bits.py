@@ -10,11 +10,9 @@ QEMU: `qemu-img check` counts it as a corruption ("ERROR found l2 entry with
 reserved bits set").  Repair: convert the image from a trusted copy.
 """
 
-import numpy as np
-
-from qcow2lint import spec
+from qcow2lint import predicates, spec
 from qcow2lint.records import L2Tables
-from qcow2lint.rulekit import l2_hits, u64
+from qcow2lint.rulekit import l2_hits
 
 NAME = "l2-reserved-bits"
 CODE = "Q0701"
@@ -25,9 +23,7 @@ MASK = spec.L2E_STD_RESERVED_MASK
 
 def check(batch, ctx):
     """Flag every uncompressed L2 entry with a reserved bit set."""
-    candidates = np.flatnonzero(batch.entries & u64(MASK))
-    hits = candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
     yield from l2_hits(
-        ctx, batch, hits,
+        ctx, batch, predicates.l2_reserved(batch),
         lambda e, _: f"L2 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
     )  # fmt: skip

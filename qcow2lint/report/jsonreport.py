@@ -17,6 +17,8 @@ def image_json(report: ImageReport) -> dict[str, Any]:
         "findings": [finding.to_json() for finding in report.findings],
         "summary": report.counts(),
     }
+    if report.stats is not None:
+        item["stats"] = report.stats
     if report.error is not None:
         item["error"] = report.error
     return item

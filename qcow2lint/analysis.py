@@ -1,0 +1,637 @@
+"""Whole-image consistency, as ``qemu-img check`` does it, and what it misses.
+
+The analysis rebuilds the reference count of every cluster from every
+structure that points into the file (catalogue §2.11: header, active and
+snapshot L1 tables, their L2 tables and data clusters, compressed clusters
+by the sectors they span, the snapshot table, the refcount table, refcount
+blocks, the encryption area, the bitmap directory, tables and data), and
+compares it with the stored refcounts of any width.  Alongside it builds a
+typed extent map of the metadata to find overlaps (§2.12) and counts the
+statistics of ``qemu-img check --output=json``.
+
+It follows QEMU's ``qcow2_check_refcounts`` step by step (reading order,
+which references count, when a reference past the end of the file is a
+corruption, saturation at the refcount maximum) so that its counts equal
+QEMU's on every image QEMU can check.  It works on whole arrays: counts are
+added with ``np.bincount`` over cluster indices, one L2 batch at a time, so a
+1 TiB image costs a few numpy passes and two arrays of one refcount per
+cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+from qcow2lint import predicates, spec
+from qcow2lint.records import Image, L1Table, L2Tables
+
+#: Beyond this many clusters (a sparse file of petabytes) the refcount
+#: arrays would not fit in memory: the analysis is skipped and says so.
+MAX_CLUSTERS = 1 << 28
+#: Events kept in full for findings (the counts are always exact).
+MAX_EVENTS = 1000
+
+#: Kinds of the typed extent map (catalogue §2.12), in QEMU's words.
+KINDS = (
+    "header", "active-l1", "active-l2", "reftable", "refblock", "snapshot-table",
+    "inactive-l1", "inactive-l2", "bitmap-directory", "bitmap-table", "bitmap-data",
+    "fde-area", "data", "compressed-data",
+)  # fmt: skip
+
+
+def refcount_dtype(refcount_order: int) -> np.dtype:
+    """The narrowest unsigned dtype that holds a refcount of this width."""
+    return np.dtype(f"u{max(1, (1 << refcount_order) // 8)}")
+
+
+@attrs.frozen
+class StoredRefcounts:
+    """The refcounts stored on disk, for clusters below ``len(counts)``.
+
+    ``readable`` is false for clusters whose refcount block QEMU cannot use
+    (a misaligned refcount block offset: "Can't get refcount").
+    """
+
+    counts: np.ndarray = attrs.field(eq=False)
+    #: None when every refcount is readable (the usual case).
+    readable: np.ndarray | None = attrs.field(eq=False)
+    #: Non-zero refcounts of clusters past the compared range (past the end
+    #: of the file), as (cluster index, refcount), and how many in all.
+    beyond: tuple[tuple[int, int], ...] = ()
+    beyond_count: int = 0
+
+    def of(self, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored refcount and readability of each cluster index (0 and
+        readable past the array, as QEMU reads a missing block)."""
+        clusters = np.asarray(clusters, np.uint64)
+        if self.readable is None and (not len(clusters) or int(clusters.max()) < len(self.counts)):
+            return self.counts[clusters.view(np.int64)], np.ones(len(clusters), bool)
+        inside = clusters < np.uint64(len(self.counts))
+        index = np.where(inside, clusters, 0).astype(np.intp)
+        counts = np.where(inside, self.counts[index], 0)
+        if self.readable is None:
+            return counts, np.ones(len(clusters), bool)
+        return counts, np.where(inside, self.readable[index], True)
+
+    def readable_mask(self, length: int) -> np.ndarray:
+        """Readability of the first ``length`` clusters."""
+        if self.readable is None:
+            return np.ones(length, bool)
+        mask = np.ones(length, bool)
+        shown = min(length, len(self.readable))
+        mask[:shown] = self.readable[:shown]
+        return mask
+
+
+def read_stored_refcounts(image: Image) -> StoredRefcounts | None:
+    """Decode every refcount block into one array (None when the image is
+    too large to analyse)."""
+    header = image.header
+    length = _cluster_count(image)
+    if length > MAX_CLUSTERS or image.refcount_table is None:
+        return None
+    counts = np.zeros(length, refcount_dtype(header.refcount_order))
+    per_block = header.cluster_size * 8 >> header.refcount_order
+    offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
+    misaligned = np.flatnonzero(offsets & np.uint64(header.cluster_size - 1)).tolist()
+    readable = np.ones(length, bool) if misaligned else None
+    for index in misaligned:
+        readable[index * per_block : (index + 1) * per_block] = False
+    beyond: list[tuple[int, int]] = []
+    beyond_count = 0
+    for block in image.refcount_blocks():
+        if block.file_offset % header.cluster_size:
+            continue
+        first = block.index * per_block
+        values = block.refcounts()
+        inside = max(0, min(per_block, length - first))
+        counts[first : first + inside] = values[:inside]
+        outside = np.flatnonzero(values[inside:])
+        beyond_count += len(outside)
+        beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
+    return StoredRefcounts(counts, readable, tuple(beyond), beyond_count)
+
+
+def _cluster_count(image: Image) -> int:
+    """Clusters QEMU compares: the file's, plus one for a reference that
+    overruns the end of the file by less than a cluster."""
+    return -(-image.file_size // image.header.cluster_size) + 1
+
+
+@attrs.frozen
+class Extent:
+    """One structure in the typed extent map."""
+
+    kind: str
+    label: str
+    offset: int
+    length: int
+
+
+@attrs.frozen
+class Overlap:
+    """Two structures that claim the same cluster."""
+
+    cluster: int
+    first: Extent
+    second: Extent
+
+
+@attrs.frozen
+class RefcountIssue:
+    """A refcount table entry QEMU's check_refblocks objects to."""
+
+    index: int
+    offset: int
+    kind: str  # "reserved", "misaligned", "outside", "refcount"
+    value: int = 0
+
+
+@attrs.frozen
+class RefcountCheck:
+    """The outcome of the whole-image analysis, for rules and statistics."""
+
+    cluster_size: int
+    refcount_max: int
+    #: References counted per cluster (saturated at refcount_max).
+    computed: np.ndarray = attrs.field(eq=False)
+    stored: StoredRefcounts = attrs.field(eq=False)
+    #: Clusters compared (QEMU's nb_clusters).
+    compared: int = 0
+    #: References that run a cluster or more past the end of the file.
+    exceeding: tuple[Extent, ...] = ()
+    exceeding_count: int = 0
+    #: Clusters whose count would pass refcount_max, and how often.
+    overflows: tuple[int, ...] = ()
+    overflow_count: int = 0
+    refblock_issues: tuple[RefcountIssue, ...] = ()
+    overlaps: tuple[Overlap, ...] = ()
+    overlap_count: int = 0
+    #: Data clusters mapped by two L2 entries (images without snapshots).
+    shared_data: tuple[int, ...] = ()
+    metadata: tuple[Extent, ...] = ()
+    stats: dict[str, int] = attrs.field(factory=dict, eq=False)
+    path: ClassVar[str] = "refcounts"
+    file_offset: ClassVar[int] = 0
+
+    def mismatches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compared cluster indices where stored and computed differ, with
+        both values (unreadable refcounts excluded)."""
+        stored = self.stored.counts[: self.compared]
+        computed = self.computed[: self.compared]
+        clusters = np.flatnonzero((stored != computed) & self.stored.readable_mask(self.compared))
+        return clusters, stored[clusters], computed[clusters]
+
+
+class RefcountBuilder:
+    """Accumulates references as QEMU's calculate_refcounts does.
+
+    Create it before the L2 pass, feed it every L2 batch, then ``finish``.
+    """
+
+    def __init__(self, image: Image, stored: StoredRefcounts) -> None:
+        self.image = image
+        header = image.header
+        self.stored = stored
+        self.cluster_bits = header.cluster_bits
+        self.cluster_size = header.cluster_size
+        self.file_size = image.file_size
+        self.refcount_max = (1 << header.refcount_bits) - 1
+        self.computed = np.zeros(len(stored.counts), stored.counts.dtype)
+        self.compared = -(-image.file_size // self.cluster_size)
+        self.exceeding: list[Extent] = []
+        self.exceeding_count = 0
+        self.overflows: list[int] = []
+        self.overflow_count = 0
+        self.corruptions = 0
+        self.check_errors = 0
+        self.stats = {"allocated-clusters": 0, "fragmented-clusters": 0, "compressed-clusters": 0}
+        self.metadata: list[Extent] = []
+        self.refblock_issues: list[RefcountIssue] = []
+        self.data_overlaps: list[Overlap] = []
+        self.overlap_count = 0
+        self._metadata_pass()
+
+    # --- counting -------------------------------------------------------------
+
+    def region(self, kind: str, label: str, offset: int, length: int, count: int = 1) -> None:
+        """QEMU's qcow2_inc_refcounts_imrt for one structure, ``count`` times."""
+        if length <= 0 or count <= 0:
+            return
+        if offset + length - self.file_size >= self.cluster_size:
+            self._exceed(Extent(kind, label, offset, length), count)
+            return
+        first, last = offset >> self.cluster_bits, (offset + length - 1) >> self.cluster_bits
+        self._add(np.arange(first, last + 1, dtype=np.int64), np.full(last - first + 1, count, np.int64))
+
+    def _exceed(self, extent: Extent, count: int) -> None:
+        self.exceeding_count += count
+        self.corruptions += count
+        if len(self.exceeding) < MAX_EVENTS:
+            self.exceeding.append(extent)
+
+    def _add(self, clusters: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add ``weights`` (default 1) to the counts of ``clusters``,
+        saturating at refcount_max as QEMU does (each lost increment is an
+        overflow corruption)."""
+        if len(clusters) == 0:
+            return
+        clusters = clusters.view(np.int64) if clusters.dtype == np.uint64 else clusters.astype(np.int64, copy=False)
+        low, high = int(clusters.min()), int(clusters.max())
+        if high >= len(self.computed):
+            self._grow(high + 1)
+        if high - low < 4 * len(clusters) + 65536:
+            added = np.bincount(clusters - low, weights, minlength=high - low + 1)
+            region = self.computed[low : high + 1]
+            if int(added.max()) + int(region.max()) <= self.refcount_max:  # the usual case: in place
+                np.add(region, added, out=region, casting="unsafe")
+                return
+            where = np.flatnonzero(added) + low
+            added = added[added != 0]
+        else:
+            where, inverse = np.unique(clusters, return_inverse=True)
+            added = np.bincount(inverse, weights, minlength=len(where))
+        total = self.computed[where].astype(np.uint64) + added.astype(np.uint64)
+        over = total > np.uint64(self.refcount_max)
+        if over.any():
+            lost = int((total[over] - np.uint64(self.refcount_max)).sum())
+            self.overflow_count += lost
+            self.corruptions += lost
+            self.overflows += [int(c) << self.cluster_bits for c in where[over][: MAX_EVENTS - len(self.overflows)]]
+            total[over] = self.refcount_max
+        self.computed[where] = total.astype(self.computed.dtype)
+
+    def _grow(self, length: int) -> None:
+        self.computed = np.concatenate([self.computed, np.zeros(length - len(self.computed), self.computed.dtype)])
+
+    def _outside(self, offsets: np.ndarray, length: int) -> np.ndarray:
+        """QEMU's "exceeding the end of the file by one cluster or more":
+        offset + length - file_size >= cluster_size, in exact integers."""
+        limit = self.file_size + self.cluster_size - length
+        return offsets >= np.uint64(max(limit, 0))
+
+    def clusters_of(
+        self, kind: str, label: str, offsets: np.ndarray, length: int, weights: np.ndarray | None = None
+    ) -> None:
+        """``region`` for many structures of one length (vectorised);
+        ``weights`` None means one reference each."""
+        offsets = offsets.astype(np.uint64, copy=False)
+        outside = self._outside(offsets, length)
+        if outside.any():
+            for index in np.flatnonzero(outside)[: MAX_EVENTS - len(self.exceeding)].tolist():
+                self.exceeding.append(Extent(kind, f"{label}@{int(offsets[index]):#x}", int(offsets[index]), length))
+            lost = int(weights[outside].sum()) if weights is not None else int(outside.sum())
+            self.exceeding_count += lost
+            self.corruptions += lost
+            offsets = offsets[~outside]
+            weights = weights[~outside] if weights is not None else None
+        first = offsets >> np.uint64(self.cluster_bits)
+        self._add(first, weights)
+        # A range that is not cluster-aligned, or longer than a cluster,
+        # touches the following clusters too (QEMU counts each once).
+        tail = (offsets & np.uint64(self.cluster_size - 1)) + np.uint64(length - 1)
+        spill = tail >> np.uint64(self.cluster_bits)
+        for extra in range(1, int(spill.max(initial=0)) + 1):
+            touched = spill >= np.uint64(extra)
+            self._add(first[touched] + np.uint64(extra), weights[touched] if weights is not None else None)
+
+    # --- the metadata (everything but L2 entries) ---------------------------------
+
+    def _l1_walk(self) -> Iterator[tuple[L1Table, str]]:
+        """The L1 tables QEMU walks, with their kind (snapshots' misaligned or
+        too large tables are skipped, as QEMU does, and count corruptions)."""
+        image = self.image
+        yield image.l1, "active-l1"
+        if image.header.has_data_file and image.header.nb_snapshots:
+            self.corruptions += 1  # "ERROR %d snapshots in image with data file"
+        for table in image.snapshot_l1_tables:
+            if table.file_offset % self.cluster_size or table.expected_entries > spec.MAX_L1_SIZE // 8:
+                self.corruptions += 1
+                continue
+            yield table, "inactive-l1"
+
+    def _metadata_pass(self) -> None:
+        image, header = self.image, self.image.header
+        self.region("header", "header", 0, self.cluster_size)
+        self._meta("header", "header", 0, self.cluster_size)
+        l2_tables: dict[str, list[np.ndarray]] = {"active-l2": [], "inactive-l2": []}
+        for table, kind in self._l1_walk():
+            self.region(kind, table.path, table.file_offset, table.expected_entries * 8)
+            self._meta(kind, table.path, table.file_offset, table.expected_entries * 8)
+            offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
+            self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
+            l2_kind = "active-l2" if table.active else "inactive-l2"
+            self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.ones(len(offsets), np.int64))
+            l2_tables[l2_kind].append(offsets[offsets != 0])
+            if table.active:
+                stored, readable = self.stored.of(offsets >> np.uint64(self.cluster_bits))
+                self.corruptions += len(predicates.copied_mismatch_l1(
+                    attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable))
+        active = np.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
+        inactive = np.setdiff1d(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
+        for kind, offsets in (("active-l2", active), ("inactive-l2", inactive)):
+            for offset in offsets.tolist():
+                self._meta(kind, f"l2@{offset:#x}", offset, self.cluster_size)
+        if image.snapshots is not None:
+            entries = image.snapshots.entries
+            size = sum(entry.size for entry in entries)
+            self.region("snapshot-table", "snapshots", image.snapshots.file_offset, size)
+            self._meta("snapshot-table", "snapshots", image.snapshots.file_offset, size)
+            if header.version >= 3:  # "ERROR snapshot table entry N is incomplete"
+                self.corruptions += sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
+        reftable = image.refcount_table
+        self.region("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
+        self._meta("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
+        if image.encryption is not None and image.encryption.length:
+            area = image.encryption
+            self.region("fde-area", "encryption", area.file_offset, area.length)
+            self._meta("fde-area", "encryption", area.file_offset, area.length)
+        self._bitmaps()
+        for entry in reftable.entries[reftable.entries != 0].tolist():
+            offset = entry & spec.REFT_OFFSET_MASK
+            if not entry & spec.REFT_RESERVED_MASK and not offset % self.cluster_size:
+                self._meta("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
+        self._meta_index()
+
+    def _bitmaps(self) -> None:
+        """qcow2_check_bitmaps_refcounts: only for a bitmaps extension QEMU
+        loads (autoclear bit 0 set, version 3)."""
+        image = self.image
+        ext = image.bitmaps
+        if ext is None or not image.header.autoclear_features & spec.AUTOCLEAR_BITMAPS or ext.nb_bitmaps == 0:
+            return
+        self.region("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
+        self._meta("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
+        for table in image.bitmap_tables:
+            self.region("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
+            self._meta("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
+            entries = table.entries
+            offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
+            bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
+                (offsets != 0)
+                & (((entries & np.uint64(1)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
+            )
+            self.corruptions += int(bad.sum())
+            data = offsets[~bad & (offsets != 0)]
+            self.clusters_of("bitmap-data", f"{table.path}.data", data, self.cluster_size, np.ones(len(data), np.int64))
+            for offset in data.tolist():
+                self._meta("bitmap-data", f"{table.path}.data@{offset:#x}", offset, self.cluster_size)
+
+    def _refblocks(self) -> None:
+        """check_refblocks: count each refcount block last, as QEMU does, and
+        object to entries it cannot use or blocks referenced more than once."""
+        entries = self.image.refcount_table.entries
+        for index in np.flatnonzero(entries).tolist():
+            entry = int(entries[index])
+            offset = entry & spec.REFT_OFFSET_MASK
+            cluster = offset >> self.cluster_bits
+            if entry & spec.REFT_RESERVED_MASK:
+                kind = "reserved"
+            elif offset % self.cluster_size:
+                kind = "misaligned"
+            elif cluster >= self.compared:
+                kind = "outside"
+            else:
+                self.region("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
+                count = int(self.computed[cluster])
+                if count != 1:
+                    self.refblock_issues.append(RefcountIssue(index, offset, "refcount", count))
+                    self.corruptions += 1
+                continue
+            self.refblock_issues.append(RefcountIssue(index, offset, kind))
+            self.corruptions += 1
+
+    def _meta(self, kind: str, label: str, offset: int, length: int) -> None:
+        if length > 0:
+            self.metadata.append(Extent(kind, label, offset, length))
+
+    def _meta_index(self) -> None:
+        """Sorted cluster indices of every metadata extent, with the extent each
+        belongs to (the map that data clusters are checked against)."""
+        clusters, owners = [], []
+        limit = len(self.computed)
+        for number, extent in enumerate(self.metadata):
+            first = extent.offset >> self.cluster_bits
+            last = min((extent.offset + extent.length - 1) >> self.cluster_bits, limit)
+            if first > last:
+                continue
+            clusters.append(np.arange(first, last + 1, dtype=np.int64))
+            owners.append(np.full(last - first + 1, number, np.int64))
+        all_clusters = np.concatenate(clusters) if clusters else np.empty(0, np.int64)
+        all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
+        order = np.argsort(all_clusters, kind="stable")
+        self.meta_clusters, self.meta_owners = all_clusters[order], all_owners[order]
+        # One byte per cluster answers "is this data cluster metadata?" in a
+        # single gather per batch.
+        self.meta_mask = np.zeros(len(self.computed), bool)
+        self.meta_mask[self.meta_clusters[self.meta_clusters < len(self.meta_mask)]] = True
+
+    # --- the L2 pass --------------------------------------------------------------
+
+    def add_batch(self, batch: L2Tables) -> None:
+        """Count the data and compressed clusters of a batch of L2 tables."""
+        tables = len(batch.offsets)
+        refs = batch.refs if batch.refs is not None else np.ones(tables, np.int64)
+        active_refs = batch.active_refs if batch.active_refs is not None else refs
+        # The usual case: every table is referenced once, from the active L1.
+        single = bool((refs == 1).all() and (active_refs == 1).all())
+        columns = batch.entries.shape[1]
+        shift = columns.bit_length() - 1  # entries per table is a power of two
+        cs = self.cluster_size
+
+        self.corruptions += (
+            self._per_row(predicates.l2_reserved(batch), shift, refs)
+            + self._per_row(predicates.l2_misaligned(batch, cs, spec.CLUSTER_NORMAL), shift, refs)
+            + self._per_row(predicates.l2_misaligned(batch, cs, spec.CLUSTER_ZERO_ALLOC), shift, refs)
+        )
+
+        flat = np.flatnonzero(predicates.allocated(batch))
+        rows = flat >> shift
+        offsets = batch.host_offsets.ravel()[flat]
+        clusters = offsets >> np.uint64(self.cluster_bits)
+        if not batch.data_file:
+            aligned = not len(predicates.misaligned_offsets(batch, cs))
+            self._data(batch, flat, offsets, clusters, None if single else refs[rows], aligned)
+        weights = None if single else active_refs[rows]
+        if weights is None:
+            self._copied(batch, flat, clusters, None)
+        else:
+            active = weights > 0
+            self._copied(batch, flat[active], clusters[active], weights[active])
+        self._fragmentation(rows, offsets, weights)
+
+        packed = np.flatnonzero(predicates.compressed(batch))
+        if len(packed):
+            prow = packed >> shift
+            entries = batch.entries.ravel()[packed]
+            weights = active_refs[prow]
+            self.stats["allocated-clusters"] += int(weights.sum())
+            self.stats["compressed-clusters"] += int(weights.sum())
+            self.stats["fragmented-clusters"] += int(weights.sum())
+            copied = (entries & np.uint64(spec.OFLAG_COPIED)) != 0
+            self.corruptions += int(refs[prow][copied].sum())
+            if batch.data_file:
+                self.corruptions += int(refs[prow].sum())
+            if batch.bitmaps is not None:
+                self.corruptions += int(refs[prow][batch.bitmaps.ravel()[packed] != 0].sum())
+            coffset, csize = predicates.compressed_ranges(entries, self.cluster_bits)
+            self._compressed(coffset, csize, refs[prow])
+        if batch.bitmaps is not None:
+            self.corruptions += self._extl2_corruptions(batch, refs, shift)
+
+    def _data(
+        self, batch: L2Tables, flat: np.ndarray, offsets: np.ndarray, clusters: np.ndarray,
+        weights: np.ndarray | None, aligned: bool,
+    ) -> None:  # fmt: skip
+        """References from NORMAL and ZERO_ALLOC entries, and data clusters
+        that land on metadata."""
+        if len(offsets) and int(offsets.max()) >= self.file_size:
+            outside = self._outside(offsets, self.cluster_size)
+            for index in np.flatnonzero(outside)[: MAX_EVENTS - len(self.exceeding)].tolist():
+                row, column = divmod(int(flat[index]), batch.entries.shape[1])
+                self.exceeding.append(Extent("data", batch.entry_path(row, column), int(offsets[index]), self.cluster_size))
+            lost = int(weights[outside].sum()) if weights is not None else int(outside.sum())
+            self.exceeding_count += lost
+            self.corruptions += lost
+            keep = ~outside
+            flat, offsets, clusters = flat[keep], offsets[keep], clusters[keep]
+            weights = weights[keep] if weights is not None else None
+        self._add(clusters, weights)
+        if not aligned:  # a misaligned cluster also touches the next one
+            spill = (offsets & np.uint64(self.cluster_size - 1)) != 0
+            self._add(clusters[spill] + np.uint64(1), weights[spill] if weights is not None else None)
+        hits = np.flatnonzero(self.meta_mask[clusters.view(np.int64)])
+        self.overlap_count += len(hits)
+        columns = batch.entries.shape[1]
+        for hit in hits[: MAX_EVENTS - len(self.data_overlaps)].tolist():
+            row, column = divmod(int(flat[hit]), columns)
+            data = Extent("data", batch.entry_path(row, column), int(offsets[hit]), self.cluster_size)
+            position = np.searchsorted(self.meta_clusters, int(clusters[hit]))
+            owner = self.metadata[int(self.meta_owners[position])]
+            self.data_overlaps.append(Overlap(int(clusters[hit]), owner, data))
+
+    @staticmethod
+    def _per_row(flat: np.ndarray, shift: int, refs: np.ndarray) -> int:
+        """How often QEMU meets the entries at ``flat``: once per reference
+        to their table."""
+        return int(refs[flat >> shift].sum()) if len(flat) else 0
+
+    def _compressed(self, coffset: np.ndarray, csize: np.ndarray, weights: np.ndarray) -> None:
+        """Each compressed cluster references every host cluster its sectors
+        span (§1.6); one that ends a cluster or more past EOF is a corruption."""
+        outside = coffset + csize >= np.uint64(self.file_size + self.cluster_size)
+        for index in np.flatnonzero(outside)[: MAX_EVENTS - len(self.exceeding)].tolist():
+            self.exceeding.append(Extent("compressed-data", "compressed", int(coffset[index]), int(csize[index])))
+        lost = int(weights[outside].sum())
+        self.exceeding_count += lost
+        self.corruptions += lost
+        coffset, csize, weights = coffset[~outside], csize[~outside], weights[~outside]
+        first = coffset >> np.uint64(self.cluster_bits)
+        spill = ((coffset & np.uint64(self.cluster_size - 1)) + csize - np.uint64(1)) >> np.uint64(self.cluster_bits)
+        for extra in range(int(spill.max(initial=0)) + 1):
+            touched = spill >= np.uint64(extra)
+            self._add(first[touched] + np.uint64(extra), weights[touched])
+
+    def _extl2_corruptions(self, batch: L2Tables, refs: np.ndarray, shift: int) -> int:
+        """check_refcounts_l2's subcluster checks: allocated and zero both set
+        for a NORMAL cluster, alloc bits on an UNALLOCATED one."""
+        bitmaps = batch.bitmaps
+        normal = batch.host_offsets != 0
+        plain = ~predicates.compressed(batch)
+        both = normal & plain & (((bitmaps >> np.uint64(32)) & bitmaps) != 0)
+        unalloc = ~normal & plain & ((bitmaps & np.uint64(spec.SUBCLUSTER_ALLOC_MASK)) != 0)
+        if batch.data_file:  # offset 0 with COPIED is a NORMAL cluster
+            unalloc &= (batch.entries & np.uint64(spec.OFLAG_COPIED)) == 0
+        return self._per_row(np.flatnonzero(both | unalloc), shift, refs)
+
+    def _copied(self, batch: L2Tables, flat: np.ndarray, clusters: np.ndarray, weights: np.ndarray | None) -> None:
+        """check_oflag_copied for the allocated entries at ``flat`` of the
+        active L1's tables (``weights``: active references, None for one)."""
+        stored, readable = self.stored.of(clusters)
+        bad = predicates.copied_mismatch_l2(batch, flat, stored, readable)
+        if len(bad):
+            self.corruptions += len(bad) if weights is None else int(weights[np.isin(flat, bad)].sum())
+
+    def _fragmentation(self, rows: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None) -> None:
+        """allocated/fragmented clusters of the active view: an allocated
+        cluster is fragmented when it does not follow the previous allocated
+        one of the same L2 table (``weights``: active references, None for one)."""
+        self.stats["allocated-clusters"] += len(rows) if weights is None else int(weights.sum())
+        if len(rows) < 2:
+            return
+        fragmented = (rows[1:] == rows[:-1]) & (offsets[1:] != offsets[:-1] + np.uint64(self.cluster_size))
+        self.stats["fragmented-clusters"] += (
+            int(fragmented.sum()) if weights is None else int(weights[1:][fragmented].sum())
+        )
+
+    def overlaps(self) -> list[Overlap]:
+        """Metadata extents that share a cluster (the same L2 table seen from
+        two L1 tables is one extent, not an overlap)."""
+        found = []
+        clusters, owners = self.meta_clusters, self.meta_owners
+        same = np.flatnonzero(clusters[1:] == clusters[:-1])
+        for index in same[:MAX_EVENTS].tolist():
+            first, second = self.metadata[owners[index]], self.metadata[owners[index + 1]]
+            found.append(Overlap(int(clusters[index]), first, second))
+        self.overlap_count += len(same)
+        return found
+
+    # --- result -------------------------------------------------------------------
+
+    def finish(self) -> RefcountCheck:
+        """Count the refcount blocks, compare, and return the check."""
+        self._refblocks()
+        compared = self.compared
+        if len(self.computed) > compared and self.computed[compared:].any():
+            compared = int(np.flatnonzero(self.computed)[-1]) + 1  # QEMU grows nb_clusters
+        if len(self.stored.counts) < compared:
+            missing = np.zeros(compared - len(self.stored.counts), self.stored.counts.dtype)
+            self.stored = attrs.evolve(self.stored, counts=np.concatenate([self.stored.counts, missing]))
+        stored = self.stored.counts[:compared]
+        computed = self.computed[:compared]
+        differ = np.flatnonzero(stored != computed)
+        if self.stored.readable is not None:
+            readable = self.stored.readable_mask(compared)
+            differ = differ[readable[differ]]
+            self.check_errors += int(np.count_nonzero(~readable))
+        low = stored[differ] < computed[differ]
+        self.corruptions += int(np.count_nonzero(low))
+        leaks = len(differ) - int(np.count_nonzero(low))
+        last_used = max(_last_nonzero(stored, self.stored.readable), _last_nonzero(computed, self.stored.readable))
+        header = self.image.header
+        overlaps = self.overlaps() + self.data_overlaps
+        stats = {
+            "image-end-offset": (last_used + 1) * self.cluster_size,
+            "total-clusters": -(-header.size // self.cluster_size),
+            **self.stats,
+            "leaks": leaks,
+            "corruptions": self.corruptions,
+            "check-errors": self.check_errors,
+        }
+        shared: tuple[int, ...] = ()
+        if not header.nb_snapshots:  # with snapshots, sharing data is what they do
+            candidates = np.flatnonzero(computed >= 2)
+            shared = tuple(np.setdiff1d(candidates, self.meta_clusters)[:MAX_EVENTS].tolist())
+        return RefcountCheck(
+            self.cluster_size, self.refcount_max, self.computed, self.stored, compared,
+            tuple(self.exceeding), self.exceeding_count, tuple(self.overflows), self.overflow_count,
+            tuple(self.refblock_issues), tuple(overlaps), self.overlap_count, shared,
+            tuple(self.metadata), stats,
+        )  # fmt: skip
+
+
+def _last_nonzero(values: np.ndarray, readable: np.ndarray | None, chunk: int = 1 << 20) -> int:
+    """Index of the last non-zero (readable) value, -1 if none; scans from
+    the end in chunks so that no full-size temporary is made."""
+    for end in range(len(values), 0, -chunk):
+        start = max(0, end - chunk)
+        mask = values[start:end] != 0
+        if readable is not None:
+            mask &= readable[start:end]
+        if mask.any():
+            return start + int(np.flatnonzero(mask)[-1])
+    return -1

@@ -1,0 +1,108 @@
+"""QEMU's per-entry checks as vectorised predicates.
+
+Each function returns the flat indices of the entries of a table or batch
+that fail one check of ``qemu-img check`` (``check_refcounts_l1``,
+``check_refcounts_l2``, ``check_oflag_copied``, catalogue §2.6 - §2.10).
+Rules use them to report findings and the analysis uses them to count
+corruptions exactly as QEMU does, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from qcow2lint import spec
+from qcow2lint.records import L1Table, L2Tables
+
+
+def _u64(value: int) -> np.uint64:
+    return np.uint64(value)
+
+
+def _cached(batch: L2Tables, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """A predicate computed once per batch, shared by rules and the analysis."""
+    cache = batch._cache  # noqa: SLF001 - the batch's own memo
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def l1_reserved(table: L1Table) -> np.ndarray:
+    """L1 entries with reserved bits set."""
+    return np.flatnonzero(table.entries & _u64(spec.L1E_RESERVED_MASK))
+
+
+def l1_misaligned(table: L1Table, cluster_size: int) -> np.ndarray:
+    """L1 entries whose L2 table offset is not cluster-aligned."""
+    return np.flatnonzero(table.entries & _u64(spec.L1E_OFFSET_MASK) & _u64(cluster_size - 1))
+
+
+def l2_reserved(batch: L2Tables) -> np.ndarray:
+    """Uncompressed L2 entries with reserved bits set (also unallocated ones)."""
+    def compute() -> np.ndarray:
+        candidates = np.flatnonzero(batch.entries & _u64(spec.L2E_STD_RESERVED_MASK))
+        return candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
+
+    return _cached(batch, "l2_reserved", compute)
+
+
+def l2_misaligned(batch: L2Tables, cluster_size: int, cluster_type: int) -> np.ndarray:
+    """Entries of ``cluster_type`` (NORMAL or ZERO_ALLOC) with a misaligned host offset."""
+    candidates = misaligned_offsets(batch, cluster_size)
+    return candidates[batch.cluster_types(candidates) == cluster_type]
+
+
+def misaligned_offsets(batch: L2Tables, cluster_size: int) -> np.ndarray:
+    """Entries (of any type) whose host offset field is not cluster-aligned."""
+    return _cached(batch, "misaligned", lambda: np.flatnonzero(batch.host_offsets & _u64(cluster_size - 1)))
+
+
+def allocated(batch: L2Tables) -> np.ndarray:
+    """Boolean mask of NORMAL and ZERO_ALLOC entries: those that own a host
+    cluster (QEMU counts a reference for them unless there is a data file,
+    where offset 0 with COPIED is a NORMAL cluster at host offset 0)."""
+    def compute() -> np.ndarray:
+        owned = batch.host_offsets != 0
+        if batch.data_file:
+            copied = (batch.entries & _u64(spec.OFLAG_COPIED)) != 0
+            if not batch.extended:
+                copied &= (batch.entries & _u64(spec.OFLAG_ZERO)) == 0
+            owned |= copied
+        return owned & ~compressed(batch)
+
+    return _cached(batch, "allocated", compute)
+
+
+def compressed(batch: L2Tables) -> np.ndarray:
+    """Boolean mask of compressed entries."""
+    return _cached(batch, "compressed", lambda: (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0)
+
+
+def compressed_ranges(entries: np.ndarray, cluster_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Host byte offset and byte length of compressed descriptors (§1.6):
+    ``nb = field + 1`` sectors, ``csize = nb * 512 - (offset & 511)``."""
+    shift = 62 - (cluster_bits - 8)
+    offset = entries & _u64((1 << shift) - 1)
+    sectors = ((entries >> _u64(shift)) & _u64((1 << (cluster_bits - 8)) - 1)) + _u64(1)
+    return offset, sectors * _u64(512) - (offset & _u64(511))
+
+
+def copied_mismatch_l1(table: L1Table, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:
+    """Active L1 entries whose COPIED flag disagrees with "the L2 table's
+    stored refcount is 1" (``check_oflag_copied``).  ``stored``/``readable``
+    give each entry's L2 cluster refcount and whether it could be read."""
+    offsets = table.entries & _u64(spec.L1E_OFFSET_MASK)
+    copied = (table.entries & _u64(spec.OFLAG_COPIED)) != 0
+    return np.flatnonzero((offsets != 0) & readable & ((stored == 1) != copied))
+
+
+def copied_mismatch_l2(batch: L2Tables, flat: np.ndarray, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:
+    """Of the allocated entries at ``flat`` (NORMAL or ZERO_ALLOC, see
+    ``allocated``), those whose COPIED flag disagrees with "the data
+    cluster's refcount is 1"; with a data file the refcount counts as 1."""
+    copied = (batch.entries.ravel()[flat] >> _u64(63)).astype(bool)
+    if batch.data_file:
+        return flat[readable & ~copied]
+    return flat[readable & ((stored == 1) != copied)]

@@ -1,0 +1,32 @@
+"""The corrupt bit is set: QEMU found corrupted metadata in this image.
+
+Incompatible feature bit 1 (corrupt) means the metadata is corrupted and
+the image must not be written until it is repaired (spec, "incompatible
+features" bit 1; catalogue §2.2).  QEMU sets it when it detects a
+corruption at run time (`qcow2_signal_corruption`).
+
+QEMU: refuses read-write opens ("qcow2: Image is corrupt; cannot be opened
+read/write"); read-only opens work; `qemu-img check` does not report the
+bit ("No errors were found" is possible); `qemu-img info` shows
+"corrupt": true.  Repair: `qemu-img check -r all` clears it once no errors
+remain; convert the data to a new image if the repair cannot fix them.
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "corrupt-bit-set"
+CODE = "Q0206"
+SEVERITY = "error"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag incompatible feature bit 1."""
+    if header.version >= 3 and header.incompatible_features & spec.INCOMPAT_CORRUPT:
+        yield Problem(
+            header.field_offset("incompatible_features"), "header.incompatible_features",
+            f"incompatible_features {header.incompatible_features:#x} has the corrupt bit (bit 1) set: "
+            "QEMU found corrupted metadata and refuses read-write opens",
+        )  # fmt: skip

@@ -1,0 +1,37 @@
+"""The dirty bit is set: the refcounts may not match the metadata.
+
+Incompatible feature bit 0 (dirty) says the refcounts may be inconsistent
+and must be rebuilt before the image is written (spec, "incompatible
+features" bit 0; catalogue §2.2).  QEMU sets it while an image with lazy
+refcounts is open for writing, so after a crash it remains set.
+
+The catalogue makes this an error when the refcounts really mismatch.  The
+refcount comparison belongs to the refcount rules (catalogue §2.11), which
+report each mismatch themselves, so this rule only reports the bit, as a
+warning.
+
+QEMU: a read-write open repairs the refcounts and clears the bit (if that
+fails: "Could not repair dirty image"); a read-only `qemu-img check`
+reports the stale refcounts as corruptions or leaks but never mentions the
+bit; `qemu-img info` shows "dirty-flag": true.  Repair: `qemu-img check -r
+all`, or any read-write open (e.g. `qemu-io -c quit`).
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "dirty-bit-set"
+CODE = "Q0204"
+SEVERITY = "warning"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag incompatible feature bit 0."""
+    if header.version >= 3 and header.incompatible_features & spec.INCOMPAT_DIRTY:
+        yield Problem(
+            header.field_offset("incompatible_features"), "header.incompatible_features",
+            f"incompatible_features {header.incompatible_features:#x} has the dirty bit (bit 0) set: "
+            "the refcounts may be stale",
+        )  # fmt: skip

@@ -1,0 +1,32 @@
+"""The file size is not a multiple of the cluster size.
+
+Every structure in a qcow2 file is cluster-aligned, so the file normally
+ends on a cluster boundary (catalogue §2.15).  A partial last cluster is
+legal and common: compressed clusters are written with sector granularity,
+and version 2 images from qemu-img end a few bytes into a cluster.
+
+QEMU: silent; reads past the end of the file return zeros and the next
+cluster allocation starts at the next cluster boundary.  Repair: none
+needed.
+"""
+
+from qcow2lint.findings import Problem
+from qcow2lint.records import Image
+
+NAME = "file-trailing-partial-cluster"
+CODE = "Q1501"
+SEVERITY = "info"
+SCOPE = Image
+
+
+def check(image, ctx):
+    """Report a file that ends inside a cluster."""
+    if not image.readable:
+        return
+    tail = image.file_size % ctx.cluster_size
+    if tail:
+        yield Problem(
+            image.file_size - tail, "file",
+            f"file size {image.file_size} is not a multiple of the cluster size {ctx.cluster_size}: "
+            f"the last cluster holds {tail} bytes",
+        )  # fmt: skip

@@ -1,0 +1,28 @@
+"""The active L1 table is larger than QEMU allows.
+
+l1_size * 8 must not exceed QEMU's QCOW_MAX_L1_SIZE of 32 MiB, so l1_size
+is at most 4194304 entries (catalogue §1.1, §2.5; qcow2_validate_table).
+
+QEMU: refuses to open the image ("Active L1 table too large").  Repair: none
+with qemu-img; l1_size is damaged and must be restored from a copy.
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "l1-too-large"
+CODE = "Q0502"
+SEVERITY = "error"
+SCOPE = Header
+MAX_ENTRIES = spec.MAX_L1_SIZE // 8
+
+
+def check(header, ctx):
+    """Flag an l1_size above 4194304."""
+    if header.l1_size > MAX_ENTRIES:
+        yield Problem(
+            header.field_offset("l1_size"), "header.l1_size",
+            f"l1_size {header.l1_size} makes a {header.l1_size * 8}-byte L1 table; QEMU allows at most "
+            f"{MAX_ENTRIES} entries ({spec.MAX_L1_SIZE} bytes)",
+        )  # fmt: skip

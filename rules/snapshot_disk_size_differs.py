@@ -1,0 +1,28 @@
+"""A snapshot's disk size differs from the current virtual size.
+
+The extra data of a snapshot records the virtual disk size at snapshot time
+(catalogue §1.8, §2.13).  A different size is legal (the disk was resized
+after the snapshot) and shown for information.  QEMU compares whole
+sectors, so the current size is rounded down to a multiple of 512.
+
+QEMU: applying the snapshot (`qemu-img snapshot -a`) resizes the disk back
+to the snapshot's size.  Repair: not needed.
+"""
+
+from qcow2lint.findings import Problem
+from qcow2lint.records import SnapshotEntry
+
+NAME = "snapshot-disk-size-differs"
+CODE = "Q1316"
+SEVERITY = "info"
+SCOPE = SnapshotEntry
+
+
+def check(entry, ctx):
+    """Report a recorded disk_size other than the current size."""
+    current = ctx.header.size // 512 * 512
+    if entry.disk_size is not None and entry.disk_size != current:
+        yield Problem(
+            entry.file_offset + 48, f"{entry.path}.disk_size",
+            f"snapshot disk_size is {entry.disk_size}, the current virtual size is {current}",
+        )  # fmt: skip

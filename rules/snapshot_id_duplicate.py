@@ -1,0 +1,36 @@
+"""Two snapshots have the same id.
+
+Snapshot ids must be unique (spec, "Snapshot table": "Unique ID of the
+snapshot"; catalogue §2.13).  Each entry whose id an earlier entry already
+has is flagged.  Empty ids are left to snapshot-id-empty, and the blank
+entries that snapshot-count-mismatch reports are ignored.
+
+QEMU: accepts it silently and finds snapshots by the first match, so the
+later snapshot cannot be applied or deleted by id.  Repair: address it by
+name, e.g. `qemu-img snapshot -d NAME IMG`, and re-create it.
+"""
+
+from qcow2lint.findings import Problem
+from qcow2lint.records import SnapshotTable
+from qcow2lint.rulekit import blank_snapshot_tail
+
+NAME = "snapshot-id-duplicate"
+CODE = "Q1311"
+SEVERITY = "error"
+SCOPE = SnapshotTable
+
+
+def check(table, ctx):
+    """Flag every entry that repeats an earlier entry's id."""
+    first: dict[bytes, int] = {}
+    for entry in table.entries[: blank_snapshot_tail(table)]:
+        if not entry.id_str:
+            continue
+        if entry.id_str in first:
+            yield Problem(
+                entry.file_offset + 40 + entry.extra_data_size, f"{entry.path}.id_str",
+                f"snapshot {entry.index} has the id {entry.id_str.decode('ascii', 'backslashreplace')!r} "
+                f"of snapshot {first[entry.id_str]}",
+            )  # fmt: skip
+        else:
+            first[entry.id_str] = entry.index

@@ -1,0 +1,51 @@
+"""The snapshot table runs past the end of the file.
+
+The nb_snapshots entries from snapshot_offset, with their extra data, ids
+and names, must lie inside the file (catalogue §2.13).  The table's end is
+computed as QEMU reads it: after the last entry's name (without the
+padding after it), and entries past the end of the file count as 40 zero
+bytes each, which is what QEMU reads there.
+
+QEMU: reads the missing bytes as zeros, so names and ids come out garbled
+and, in a v3 image, the missing entries look incomplete (`qemu-img check`:
+"ERROR snapshot table entry N is incomplete"); a table that ends one
+cluster or more past the end of the file is also counted as "ERROR:
+counting reference for region exceeding the end of the file by one cluster
+or more".  Repair: the file was cut short or nb_snapshots / snapshot_offset
+is damaged; fetch the image again, or convert it (`qemu-img convert -O
+qcow2` keeps the active disk and drops the snapshots).
+
+Option `tolerate-partial` (default false): when true, report only a table
+that ends one cluster or more past the end of the file, as `qemu-img check`
+does.
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import SnapshotTable
+
+NAME = "snapshot-table-out-of-file"
+CODE = "Q1313"
+SEVERITY = "error"
+SCOPE = SnapshotTable
+OPTIONS = {"tolerate-partial": False}
+ZERO_ENTRY = 40  # an entry past the end of the file reads as a zero header
+
+
+def check(table, ctx):
+    """Flag a snapshot table whose end, as QEMU reads it, is past EOF."""
+    end = table.file_offset
+    if table.entries:
+        last = table.entries[-1]
+        end = last.file_offset + 40 + last.extra_data_size + last.id_str_size + last.name_size
+    unread = min(table.nb_snapshots, spec.MAX_SNAPSHOTS) - len(table.entries)
+    if unread > 0:
+        end = spec.round_up(end, 8) + ZERO_ENTRY * unread
+    overrun = end - ctx.file_size
+    if overrun >= (ctx.cluster_size if ctx.options["tolerate-partial"] else 1):
+        yield Problem(
+            ctx.header.field_offset("snapshot_offset"), "header.snapshot_offset",
+            f"the snapshot table ({table.nb_snapshots} entries from {table.file_offset:#x}) ends at {end:#x}, "
+            f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
+            + (f"; {unread} entries lie wholly past it" if unread > 0 else ""),
+        )  # fmt: skip
