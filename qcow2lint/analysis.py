@@ -175,16 +175,21 @@ class RefcountCheck:
     shared_data: tuple[int, ...] = ()
     metadata: tuple[Extent, ...] = ()
     stats: dict[str, int] = attrs.field(factory=dict, eq=False)
+    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
     path: ClassVar[str] = "refcounts"
     file_offset: ClassVar[int] = 0
 
     def mismatches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Compared cluster indices where stored and computed differ, with
-        both values (unreadable refcounts excluded)."""
-        stored = self.stored.counts[: self.compared]
-        computed = self.computed[: self.compared]
-        clusters = np.flatnonzero((stored != computed) & self.stored.readable_mask(self.compared))
-        return clusters, stored[clusters], computed[clusters]
+        both values (unreadable refcounts excluded); computed once."""
+        if "mismatches" not in self._cache:
+            stored = self.stored.counts[: self.compared]
+            computed = self.computed[: self.compared]
+            clusters = np.flatnonzero(stored != computed)
+            if self.stored.readable is not None:
+                clusters = clusters[self.stored.readable_mask(self.compared)[clusters]]
+            self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
+        return self._cache["mismatches"]
 
 
 class RefcountBuilder:

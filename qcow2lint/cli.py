@@ -88,6 +88,9 @@ def check(
     statistics: Annotated[
         bool, typer.Option("--statistics", help="Print findings per rule and qemu-img check's figures.")
     ] = False,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also decompress every compressed cluster (slow on large images).")
+    ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
     from qcow2lint.engine import lint_path
@@ -116,7 +119,7 @@ def check(
                     extra[path] = {"dump": result.text}
                 if result.error:
                     typer.echo(f"qcow2lint: dump: {path}: {result.error}", err=True)
-        report = lint_path(path, settings, registry, want_stats=statistics or output_format is Format.json)
+        report = lint_path(path, settings, registry, statistics or output_format is Format.json, deep)
         reports.append(report)
         if report.error is not None:
             typer.echo(f"qcow2lint: error: {report.error}", err=True)

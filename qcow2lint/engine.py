@@ -132,9 +132,12 @@ def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder |
     # the whole-image analysis is fed by the same pass over the L2 tables.
     if records.RefcountBlock in scopes:
         yield from image.refcount_blocks()
-    if builder is not None or records.L2Tables in scopes:
+    deep = records.CompressedCluster in scopes
+    if builder is not None or deep or records.L2Tables in scopes:
         for batch in image.l2_batches():
             yield batch
+            if deep:
+                yield from image.compressed_clusters(batch)
             if builder is not None:
                 builder.add_batch(batch)
     if builder is not None:
@@ -149,14 +152,19 @@ def _where(record: object) -> tuple[int, str]:
 
 
 def run_rules(
-    image: records.Image, config: Config, registry: Registry, stats: dict[str, int] | None = None
+    image: records.Image, config: Config, registry: Registry, stats: dict[str, int] | None = None,
+    deep: bool = False,
 ) -> list[Finding]:
     """Run every enabled rule over ``image``; findings sorted by offset, code.
 
     The whole-image refcount analysis runs when a rule needs it or when
-    ``stats`` is given (it receives qemu-img check's figures).
+    ``stats`` is given (it receives qemu-img check's figures).  Rules on
+    compressed payloads run only with ``deep`` (every payload is read).
     """
-    rules = [rule for rule in registry if config.rules[rule.name].enabled]
+    rules = [
+        rule for rule in registry
+        if config.rules[rule.name].enabled and (deep or rule.scope is not records.CompressedCluster)
+    ]  # fmt: skip
     by_scope: dict[type, list[Rule]] = defaultdict(list)
     for rule in rules:
         by_scope[rule.scope].append(rule)
@@ -215,13 +223,14 @@ def run_rules(
 
 
 def lint_path(
-    path: str | os.PathLike[str], config: Config, registry: Registry, want_stats: bool = False
+    path: str | os.PathLike[str], config: Config, registry: Registry, want_stats: bool = False,
+    deep: bool = False,
 ) -> ImageReport:
     """Read and lint one image file (and compute qemu-img check's figures)."""
     try:
         with open_image(path) as image:
             stats: dict[str, int] | None = {} if want_stats else None
-            findings = tuple(run_rules(image, config, registry, stats))
+            findings = tuple(run_rules(image, config, registry, stats, deep))
             return ImageReport(os.fspath(path), findings, stats=stats or None)
     except ImageError as exc:
         return ImageReport(os.fspath(path), error=str(exc))

@@ -24,6 +24,7 @@ from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapsExtension,
     BitmapTable,
+    CompressedCluster,
     EncryptionArea,
     ExtensionArea,
     LuksHeader,
@@ -266,9 +267,12 @@ class _ImageReader(Reader):
         if header.backing_file_offset:
             backing = self.read(header.backing_file_offset, min(header.backing_file_size, cluster_size))
 
-        bitmaps_ext = [ext.payload for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
-        bitmaps = bitmaps_ext[-1] if bitmaps_ext else None
-        directory, tables = self._bitmaps(header, bitmaps, problems)
+        bitmaps_ext = [ext for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
+        bitmaps = bitmaps_ext[-1].payload if bitmaps_ext else None
+        # A bitmaps extension shorter than 24 bytes has no directory pointer
+        # (its payload is zero-filled there): no directory to walk.
+        whole = bitmaps if bitmaps_ext and len(bitmaps_ext[-1].data) >= spec.BITMAPS_EXT_SIZE else None
+        directory, tables = self._bitmaps(header, whole, problems)
 
         l1 = L1Table(
             header.l1_table_offset, header.l1_size,
@@ -486,6 +490,22 @@ class _ImageReader(Reader):
             yield L2Tables(
                 batch, entries, bitmaps, tables["refs"][rows], tables["active_refs"][rows],
                 tables["first_l1"][rows], header.has_data_file,
+            )  # fmt: skip
+
+    def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
+        """The payload of every compressed entry of a batch (for --deep)."""
+        from qcow2lint.predicates import compressed, compressed_ranges
+
+        header = image.header
+        flat = np.flatnonzero(compressed(batch))
+        offsets, lengths = compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
+        kind = header.compression_type or 0
+        columns = batch.entries.shape[1]
+        for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
+            row, column = divmod(index, columns)
+            yield CompressedCluster(
+                batch.entry_offset(row, column), batch.entry_path(row, column), offset, length,
+                self.read(offset, min(length, 2 * header.cluster_size + 512)), kind, header.cluster_size,
             )  # fmt: skip
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:

@@ -578,6 +578,21 @@ class L2Tables:
         return f"l2@{int(self.offsets[row]):#x}[{column}]"
 
 
+@attrs.frozen
+class CompressedCluster:
+    """The payload of one compressed cluster (read only with ``--deep``)."""
+
+    #: Where the L2 entry that names it is, and its structure path.
+    file_offset: int
+    path: str
+    host_offset: int
+    length: int
+    #: The bytes of [host_offset, host_offset + length) inside the file.
+    data: bytes
+    compression_type: int
+    cluster_size: int
+
+
 # --- Refcounts (§1.7) --------------------------------------------------------
 
 
@@ -739,6 +754,11 @@ class Image:
         """Stream every distinct L2 table referenced by any L1 table."""
         if self.reader is not None and self.readable:
             yield from self.reader.l2_batches(self)
+
+    def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
+        """The payloads of the compressed entries of an L2 batch."""
+        if self.reader is not None:
+            yield from self.reader.compressed_clusters(self, batch)
 
     def refcount_blocks(self) -> Iterator[RefcountBlock]:
         """Stream every refcount block the refcount table points to."""

@@ -30,7 +30,7 @@ SCOPES: dict[str, type] = {
         records.EncryptionArea,
         records.BitmapDirectoryEntry, records.BitmapTable, records.L1Table, records.L2Tables,
         records.RefcountTable, records.RefcountBlock, records.SnapshotTable, records.SnapshotEntry,
-        records.ReadProblem, RefcountCheck,
+        records.ReadProblem, records.CompressedCluster, RefcountCheck,
     )  # fmt: skip
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

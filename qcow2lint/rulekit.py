@@ -48,15 +48,22 @@ def l2_hits(
     """Problems for the L2 entries of a batch at the flat indices ``flat``
     (as from ``np.flatnonzero`` over a whole-batch predicate); ``message``
     gets the entry's value and its subcluster bitmap (0 with standard L2)."""
+    entries, bitmaps = batch.entries.ravel(), batch.bitmaps.ravel() if batch.bitmaps is not None else None
+    yield from l2_hits_at(
+        ctx, batch, flat, lambda i: message(int(entries[i]), int(bitmaps[i]) if bitmaps is not None else 0)
+    )
+
+
+def l2_hits_at(
+    ctx: _Context, batch: L2Tables, flat: np.ndarray, message: Callable[[int], str]
+) -> Iterator[Problem | Omitted]:
+    """Like ``l2_hits``, but ``message`` gets the flat index of the entry,
+    for rules that precomputed per-entry values."""
     columns = batch.entries.shape[1]
 
     def make(index: int) -> Problem:
         row, column = divmod(index, columns)
-        bitmap = int(batch.bitmaps[row, column]) if batch.bitmaps is not None else 0
-        return Problem(
-            batch.entry_offset(row, column), batch.entry_path(row, column),
-            message(int(batch.entries[row, column]), bitmap),
-        )  # fmt: skip
+        return Problem(batch.entry_offset(row, column), batch.entry_path(row, column), message(index))
 
     yield from each_hit(ctx, flat, make)
 
@@ -254,3 +261,49 @@ def extensions_end(image: object) -> int:
     if extensions:
         return extensions[-1].data_offset + spec.round_up(extensions[-1].length, 8)
     return area.start
+
+
+def stored_refcount(ctx: object, offset: int) -> int:
+    """The stored refcount of the cluster at byte ``offset`` (for messages)."""
+    stored = ctx.stored_refcounts  # type: ignore[attr-defined]
+    cluster = np.array([offset >> ctx.header.cluster_bits], np.uint64)  # type: ignore[attr-defined]
+    return int(stored.of(cluster)[0][0])
+
+
+def refcount_entry(ctx: object, cluster: int) -> tuple[int, str]:
+    """Byte offset and structure path of the stored refcount of ``cluster``:
+    ``refblock@0x20000[5]``, or the refcount table entry that should name
+    its block (catalogue §1.7)."""
+    header = ctx.header  # type: ignore[attr-defined]
+    reftable = ctx.image.refcount_table  # type: ignore[attr-defined]
+    block_bits = header.cluster_bits + 3 - header.refcount_order
+    index, within = cluster >> block_bits, cluster & ((1 << block_bits) - 1)
+    block = int(reftable.entries[index]) & spec.REFT_OFFSET_MASK if index < len(reftable.entries) else 0
+    if block == 0:
+        return reftable.file_offset + 8 * index, f"reftable[{index}]"
+    return block + (within << header.refcount_order) // 8, f"refblock@{block:#x}[{within}]"
+
+
+def refcount_hits(ctx: object, clusters: np.ndarray, message: Callable[[int], str]) -> Iterator[Problem | Omitted]:
+    """Problems located at the stored refcount of each cluster index."""
+
+    def make(cluster: int) -> Problem:
+        offset, path = refcount_entry(ctx, cluster)
+        return Problem(offset, path, message(cluster))
+
+    yield from each_hit(ctx, clusters, make)  # type: ignore[arg-type]
+
+
+def mismatch_hits(
+    ctx: object, refcounts: object, select: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> Iterator[Problem | Omitted]:
+    """Problems for the clusters whose stored and rebuilt refcounts differ
+    in the way ``select(stored, computed)`` picks."""
+    clusters, stored, computed = refcounts.mismatches()  # type: ignore[attr-defined]
+    hits = select(stored, computed)
+    values = dict(zip(clusters[hits].tolist(), zip(stored[hits].tolist(), computed[hits].tolist())))
+    yield from refcount_hits(
+        ctx, clusters[hits],
+        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values[c][0]} "  # type: ignore[attr-defined]
+        f"but {values[c][1]} references",
+    )

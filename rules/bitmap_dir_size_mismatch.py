@@ -45,8 +45,9 @@ def check(ext, ctx):
         message = (f"entry {last.path} ({last.size} bytes at {last.file_offset:#x}) crosses the end of the "
                    f"{size}-byte bitmap directory by {walk_end - end} bytes")  # fmt: skip
     elif walk_end < end:
+        eof = f"; the rest lies past the end of the file ({ctx.file_size} bytes)" if end > ctx.file_size else ""
         message = (f"bitmap_directory_size is {size} but its {len(walked)} entries end after "
-                   f"{walk_end - start} bytes; the rest lies past the end of the file ({ctx.file_size} bytes)")  # fmt: skip
+                   f"{walk_end - start} bytes{eof}")  # fmt: skip
     else:
         return
     yield bitmaps_ext_problem(ext, "bitmap_directory_size", message)

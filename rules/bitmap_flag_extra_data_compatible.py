@@ -9,10 +9,10 @@ Option `reading`: "qemu" (default) flags the bit, as QEMU refuses such an
 image; "spec" accepts it, and the rule then reports nothing.
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
-constraints"; tested).  Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
-too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
-`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
-the check frees their clusters (tested with QEMU 7.2).
+constraints"; tested).  Repair: QEMU cannot open the image, so `qemu-img
+bitmap --remove` fails too; clear autoclear bit 0 in the header (byte 95,
+bit 0) and run `qemu-img check -r leaks IMG`: the read-write open drops
+every bitmap and the check frees their clusters (tested with QEMU 7.2).
 """
 
 from qcow2lint import spec

@@ -5,11 +5,12 @@ catalogue §2.14).  Every entry whose name an earlier entry already has is
 reported, at its name.
 
 QEMU: refuses to open the image ("Bitmap already exists: <name>"), unless
-every later duplicate is in_use: those it skips silently (tested), so the
-bitmap it keeps may not be the one the user expects.  Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
-too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
-`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
-the check frees their clusters (tested with QEMU 7.2).
+every later duplicate is in_use: those it skips silently, and keeps them
+on disk when it rewrites the directory (tested), so the bitmap it uses may
+not be the one the user expects.  Repair: `qemu-img bitmap --remove` fails
+on an image QEMU refuses; clear autoclear bit 0 in the header (byte 95,
+bit 0) and run `qemu-img check -r leaks IMG`: the read-write open drops
+every bitmap and the check frees their clusters (tested with QEMU 7.2).
 """
 
 from qcow2lint import spec

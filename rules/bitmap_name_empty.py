@@ -4,10 +4,9 @@ name_size in a bitmap directory entry must not be 0: every bitmap has a
 name, unique in the image (spec, "Bitmap directory"; catalogue §1.9,
 §2.14).
 
-QEMU: accepts it and lists a bitmap with an empty name (tested), although
-it can then not be named in QMP commands or `qemu-img bitmap`.  Repair:
-copy the image with `qemu-img convert -O qcow2` (without --bitmaps) and
-recreate the bitmap with `qemu-img bitmap --add`.
+QEMU: accepts it and lists a bitmap with an empty name (tested).  Repair:
+`qemu-img bitmap --remove IMG ''` removes it (tested with QEMU 7.2); add
+it again under a name with `qemu-img bitmap --add`.
 """
 
 from qcow2lint.records import BitmapDirectoryEntry

@@ -8,7 +8,8 @@ QEMU: reads zeros for the missing part, so it opens the image, but
 `qemu-img check` counts a corruption ("ERROR: counting reference for
 region exceeding the end of the file by one cluster or more").  Repair:
 the file was cut short: fetch or copy it again; or remove the bitmap with
-`qemu-img bitmap --remove IMG NAME`.
+`qemu-img bitmap --remove IMG NAME`, then free the cluster that leaves
+leaked with `qemu-img check -r leaks IMG` (tested with QEMU 7.2).
 """
 
 from qcow2lint.records import BitmapDirectoryEntry

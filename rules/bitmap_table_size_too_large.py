@@ -5,10 +5,10 @@ and at most 512 MiB of bitmap data, bitmap_table_size * cluster_size
 (BME_MAX_PHYS_SIZE; catalogue §1.9, §2.14).
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
-constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
-too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
-`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
-the check frees their clusters (tested with QEMU 7.2).
+constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap
+--remove` fails too; clear autoclear bit 0 in the header (byte 95, bit 0)
+and run `qemu-img check -r leaks IMG`: the read-write open drops every
+bitmap and the check frees their clusters (tested with QEMU 7.2).
 """
 
 from qcow2lint import spec

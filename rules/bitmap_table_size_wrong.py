@@ -17,10 +17,11 @@ rule's severity.
 
 QEMU: a table too small makes it refuse the image ("Bitmap '<name>'
 doesn't satisfy the constraints"), a table too big too ("Could not read
-bitmap '<name>' from image: Invalid argument").  Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
-too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
-`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
-the check frees their clusters (tested with QEMU 7.2).
+bitmap '<name>' from image: Invalid argument").  Repair: QEMU cannot open
+the image, so `qemu-img bitmap --remove` fails too; clear autoclear bit 0
+in the header (byte 95, bit 0) and run `qemu-img check -r leaks IMG`: the
+read-write open drops every bitmap and the check frees their clusters
+(tested with QEMU 7.2).
 """
 
 from qcow2lint import spec

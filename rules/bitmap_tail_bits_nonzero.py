@@ -8,8 +8,8 @@ data cluster that holds the last bit is unused and must be zero (spec,
 first non-zero byte of the tail.
 
 QEMU: silent; it never looks at the tail bits.  Repair: `qemu-img bitmap
---clear IMG NAME` rewrites the bitmap (its dirty bits are lost), or
-remove and recreate it (`qemu-img bitmap --remove` / `--add`).
+--clear IMG NAME` rewrites the bitmap (its dirty bits are lost; tested with
+QEMU 7.2), or remove and recreate it (`qemu-img bitmap --remove` / `--add`).
 """
 
 import numpy as np
@@ -38,8 +38,10 @@ def check(table, ctx):
     if len(nonzero):
         data = int(table.entries[table.tail_index]) & spec.BME_TABLE_ENTRY_OFFSET_MASK
         byte = first_byte + int(nonzero[0])
+        shared = f", whose bits 0..{first_bit - 1} are the bitmap's" if byte == first_byte and first_bit else ""
         yield Problem(
             data + byte, f"{table.path}[{table.tail_index}].data",
             f"bitmap has {table.bit_count} bits, but its last data cluster {data:#x} has bits set past them: "
-            f"{len(nonzero)} non-zero tail bytes, first byte {byte} = {table.tail_cluster[byte]:#04x}",
+            f"first in byte {byte} ({table.tail_cluster[byte]:#04x}{shared}); "
+            f"{len(nonzero)} tail {'byte is' if len(nonzero) == 1 else 'bytes are'} non-zero",
         )  # fmt: skip

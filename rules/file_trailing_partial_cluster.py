@@ -2,8 +2,9 @@
 
 Every structure in a qcow2 file is cluster-aligned, so the file normally
 ends on a cluster boundary (catalogue §2.15).  A partial last cluster is
-legal and common: compressed clusters are written with sector granularity,
-and version 2 images from qemu-img end a few bytes into a cluster.
+legal and common: `qemu-img create` ends the file right after the L1
+table (a fresh 16 MiB image is 3 clusters and 8 bytes), and compressed
+clusters are written with sector granularity.
 
 QEMU: silent; reads past the end of the file return zeros and the next
 cluster allocation starts at the next cluster boundary.  Repair: none

@@ -4,7 +4,9 @@ With crypt_method 2 (LUKS) the header extension 0x0537be77 must name the area
 that holds the LUKS header (spec, "Full disk encryption header pointer";
 catalogue §2.4).  Without it the image cannot be decrypted.
 
-QEMU: refuses to open the image ("Missing CRYPTO header for crypt method 2").
+QEMU: refuses to open the image ("Missing CRYPTO header for crypt method 2");
+`qemu-img info`, which opens it without the key, crashes instead (a
+segmentation fault in QEMU 7.2).
 Repair: none in place; restore the extension (offset and length of the LUKS
 area) from a copy of the image, or recover the data from a backup.
 """

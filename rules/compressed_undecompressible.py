@@ -1,0 +1,48 @@
+"""A compressed cluster does not decompress to exactly one cluster.
+
+The payload of a compressed cluster is a raw deflate stream (compression
+type 0, zlib) or zstd frames (type 1) that decompress to cluster_size bytes
+(spec, "Compressed Clusters Descriptor"; catalogue §2.9).  This rule reads
+and decompresses every payload, so it runs only with `qcow2lint check
+--deep`.
+
+QEMU: `qemu-img check` never decompresses; the guest read of the cluster
+fails with EIO.  Repair: none for the lost cluster; `qemu-img convert`
+copies the rest once the entry is dropped.
+"""
+
+import io
+import zlib
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import CompressedCluster
+
+NAME = "compressed-undecompressible"
+CODE = "Q0906"
+SEVERITY = "error"
+SCOPE = CompressedCluster
+
+
+def _inflate(cluster: CompressedCluster) -> bytes:
+    if cluster.compression_type == spec.COMPRESSION_ZSTD:
+        import zstandard  # only --deep needs it
+
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(cluster.data), read_across_frames=True)
+        return reader.read(cluster.cluster_size)
+    return zlib.decompressobj(-15).decompress(cluster.data, cluster.cluster_size)
+
+
+def check(cluster, ctx):
+    """Decompress the payload and compare its length with the cluster size."""
+    name = "zstd" if cluster.compression_type == spec.COMPRESSION_ZSTD else "deflate"
+    try:
+        produced = len(_inflate(cluster))
+        problem = None if produced == cluster.cluster_size else f"gives {produced} bytes, not {cluster.cluster_size}"
+    except Exception as exc:  # zlib.error, zstandard.ZstdError: the stream is broken
+        problem = f"fails: {exc}"
+    if problem:
+        yield Problem(
+            cluster.file_offset, cluster.path,
+            f"{name} payload at {cluster.host_offset:#x} ({cluster.length} bytes) {problem}",
+        )  # fmt: skip

@@ -1,0 +1,34 @@
+"""An L2 table lands on another structure's cluster.
+
+The L2 table an L1 entry names must own its cluster: it must not be the
+header, a refcount structure, another L1 table, the snapshot table, a
+bitmap structure, the encryption area or a data cluster (catalogue §2.6).
+
+QEMU: only caught when a refcount disagrees ("ERROR cluster N refcount=R
+reference=M"); otherwise guest writes through the L2 table corrupt the
+other structure.  Repair: none in place; recover the data with
+`qemu-img convert`.
+"""
+
+from qcow2lint.analysis import RefcountCheck
+from qcow2lint.findings import Problem
+
+NAME = "l1-entry-points-to-metadata"
+CODE = "Q0605"
+SEVERITY = "error"
+SCOPE = RefcountCheck
+L2_KINDS = {"active-l2", "inactive-l2"}
+
+
+def check(refcounts, ctx):
+    """Report L2 tables that overlap other metadata."""
+    for overlap in refcounts.overlaps:
+        first, second = overlap.first, overlap.second
+        if second.kind == "data" or not (first.kind in L2_KINDS or second.kind in L2_KINDS):
+            continue
+        table, other = (first, second) if first.kind in L2_KINDS else (second, first)
+        yield Problem(
+            overlap.cluster * ctx.cluster_size, table.label,
+            f"L2 table {table.label} lands on {other.kind} {other.label} at {other.offset:#x} "
+            f"(cluster {overlap.cluster})",
+        )  # fmt: skip

@@ -1,0 +1,30 @@
+"""An L1 entry points at an L2 table past the end of the file.
+
+Every L2 table an L1 entry names must lie inside the image file (catalogue
+§2.6).  As QEMU's check does, a table is out of the file when it ends one
+cluster or more past the end; shorter overruns read as zeros.  Applies to
+the active L1 and to every snapshot's L1 table.  (The catalogue's
+l2-table-out-of-file row is the same condition and is reported here.)
+
+QEMU: `qemu-img check` counts a corruption ("ERROR: counting reference for
+region exceeding the end of the file by one cluster or more"); reads of the
+guest range return zeros.  Repair: the file was cut short: copy it again.
+"""
+
+from qcow2lint import spec
+from qcow2lint.records import L1Table
+from qcow2lint.rulekit import entry_hits, u64
+
+NAME = "l2-out-of-file"
+CODE = "Q0603"
+SEVERITY = "error"
+SCOPE = L1Table
+
+
+def check(table, ctx):
+    """Flag L1 entries whose L2 table starts at or past the end of the file."""
+    offsets = table.entries & u64(spec.L1E_OFFSET_MASK)
+    yield from entry_hits(
+        ctx, table, (offsets != 0) & (offsets >= u64(ctx.file_size)),
+        lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
+    )  # fmt: skip

@@ -1,0 +1,29 @@
+"""A refcount block is referenced other than exactly once.
+
+A refcount block belongs to the refcount structure alone: the cluster
+holding it must have exactly one reference, from its refcount table entry
+(catalogue §2.11).  More references mean another structure claims the same
+cluster.
+
+QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N
+refcount=M") and wants a refcount rebuild.  Repair: `qemu-img check -r all`.
+"""
+
+from qcow2lint.analysis import RefcountCheck
+from qcow2lint.findings import Problem
+
+NAME = "refblock-refcount-not-one"
+CODE = "Q1104"
+SEVERITY = "error"
+SCOPE = RefcountCheck
+
+
+def check(refcounts, ctx):
+    """Flag refcount blocks whose cluster has more than one reference."""
+    reftable = ctx.image.refcount_table
+    for issue in refcounts.refblock_issues:
+        if issue.kind == "refcount":
+            yield Problem(
+                reftable.file_offset + 8 * issue.index, f"reftable[{issue.index}]",
+                f"refcount block at {issue.offset:#x} has {issue.value} references, must be 1",
+            )  # fmt: skip

@@ -1,0 +1,33 @@
+"""A refcount block gives a non-zero refcount to a cluster past the end of the file.
+
+Clusters past the end of the file are not in use, so their refcounts must
+be 0 (catalogue §2.11), as after a truncation that left the refcounts.
+
+QEMU: silent: `qemu-img check` compares refcounts only up to the end of
+the file.  Repair: `qemu-img convert`, or grow the file back if it was cut.
+"""
+
+import numpy as np
+
+from qcow2lint.analysis import RefcountCheck
+from qcow2lint.rulekit import refcount_hits
+
+NAME = "refcount-beyond-eof"
+CODE = "Q1109"
+SEVERITY = "warning"
+SCOPE = RefcountCheck
+
+
+def check(refcounts, ctx):
+    """Flag non-zero stored refcounts of clusters past the end of the file."""
+    stored = refcounts.stored
+    start = -(-ctx.file_size // ctx.cluster_size)
+    tail = stored.counts[start:]
+    unused = refcounts.computed[start : start + len(tail)] == 0
+    beyond = dict(stored.beyond)
+    clusters = np.concatenate([start + np.flatnonzero((tail != 0) & unused), np.array(list(beyond), np.int64)])
+    yield from refcount_hits(
+        ctx, clusters,
+        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) lies past the end of the file "
+        f"({ctx.file_size} bytes) but has refcount {beyond[c] if c in beyond else int(stored.counts[c])}",
+    )  # fmt: skip
