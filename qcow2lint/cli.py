@@ -76,9 +76,12 @@ def _main(
 
 @app.command()
 def check(
-    images: Annotated[list[Path], typer.Argument(help="Image files to check.", show_default=False)],
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files to check.", show_default=False, readable=False)
+    ],
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).")
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
     ] = None,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     fail_level: Annotated[
@@ -135,7 +138,7 @@ def check(
 
 @app.command("dump")
 def dump_command(
-    image: Annotated[Path, typer.Argument(help="Image file to dump.", show_default=False)],
+    image: Annotated[Path, typer.Argument(help="Image file to dump.", show_default=False, readable=False)],
     as_json: Annotated[bool, typer.Option("--json", "-j", help="JSON, like qcow2.py -j.")] = False,
 ) -> None:
     """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
@@ -156,6 +159,9 @@ def rules_command(
     reference_config: Annotated[
         bool, typer.Option("--reference-config", help="Print the reference configuration (config.yaml) instead.")
     ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the rules reference (docs/rules.md) instead.")
+    ] = False,
 ) -> None:
     """List every rule: code, name, default severity, summary."""
     registry = _registry()
@@ -163,6 +169,11 @@ def rules_command(
         from qcow2lint.config import reference_config as render
 
         typer.echo(render(registry), nl=False)
+        return
+    if markdown:
+        from qcow2lint.report.rulesdoc import rules_markdown
+
+        typer.echo(rules_markdown(registry), nl=False)
         return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:

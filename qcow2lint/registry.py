@@ -68,9 +68,23 @@ def discover(group: str = GROUP) -> list[EntryPoint]:
     return sorted(entry_points(group=group), key=lambda ep: ep.name)
 
 
+_DIST_NAMES: dict[int, str] = {}
+
+
+def _dist_name(entry: EntryPoint) -> str:
+    """The distribution's name; reading it parses METADATA, so once per dist."""
+    if entry.dist is None:
+        return ""
+    key = id(entry.dist)
+    if key not in _DIST_NAMES:
+        _DIST_NAMES[key] = entry.dist.name
+    return _DIST_NAMES[key]
+
+
 def load(entry: EntryPoint) -> Rule:
     """Load one entry point and validate it as a rule."""
-    origin = f"{entry.value}" + (f" ({entry.dist.name})" if entry.dist else "")
+    dist = _dist_name(entry)
+    origin = entry.value + (f" ({dist})" if dist else "")
     try:
         target = entry.load()
     except Exception as exc:  # a broken plugin must name itself, not crash us
