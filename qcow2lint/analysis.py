@@ -92,7 +92,7 @@ def read_stored_refcounts(image: Image) -> StoredRefcounts | None:
     too large to analyse)."""
     header = image.header
     length = _cluster_count(image)
-    if length > MAX_CLUSTERS or image.refcount_table is None:
+    if length > MAX_CLUSTERS or image.refcount_table is None or header.refcount_order > spec.MAX_REFCOUNT_ORDER:
         return None
     counts = np.zeros(length, refcount_dtype(header.refcount_order))
     per_block = header.cluster_size * 8 >> header.refcount_order
@@ -219,6 +219,9 @@ class RefcountBuilder:
         self.refblock_issues: list[RefcountIssue] = []
         self.data_overlaps: list[Overlap] = []
         self.overlap_count = 0
+        #: Host clusters holding compressed data (several compressed
+        #: clusters may share one, legitimately).
+        self.compressed_hosts: list[np.ndarray] = []
         self._metadata_pass()
 
     # --- counting -------------------------------------------------------------
@@ -540,6 +543,7 @@ class RefcountBuilder:
         for extra in range(int(spill.max(initial=0)) + 1):
             touched = spill >= np.uint64(extra)
             self._add(first[touched] + np.uint64(extra), weights[touched])
+            self.compressed_hosts.append(np.unique(first[touched] + np.uint64(extra)).astype(np.int64))
 
     def _extl2_corruptions(self, batch: L2Tables, refs: np.ndarray, shift: int) -> int:
         """check_refcounts_l2's subcluster checks: allocated and zero both set
@@ -619,8 +623,10 @@ class RefcountBuilder:
         }
         shared: tuple[int, ...] = ()
         if not header.nb_snapshots:  # with snapshots, sharing data is what they do
-            candidates = np.flatnonzero(computed >= 2)
-            shared = tuple(np.setdiff1d(candidates, self.meta_clusters)[:MAX_EVENTS].tolist())
+            candidates = np.setdiff1d(np.flatnonzero(computed >= 2), self.meta_clusters)
+            if self.compressed_hosts:
+                candidates = np.setdiff1d(candidates, np.concatenate(self.compressed_hosts))
+            shared = tuple(candidates[:MAX_EVENTS].tolist())
         return RefcountCheck(
             self.cluster_size, self.refcount_max, self.computed, self.stored, compared,
             tuple(self.exceeding), self.exceeding_count, tuple(self.overflows), self.overflow_count,

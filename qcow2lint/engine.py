@@ -139,9 +139,25 @@ def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder |
             if deep:
                 yield from image.compressed_clusters(batch)
             if builder is not None:
-                builder.add_batch(batch)
+                try:
+                    builder.add_batch(batch)
+                except Exception as exc:  # never lose the rule findings to the analysis
+                    builder = None
+                    yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
     if builder is not None:
-        yield builder.finish()
+        try:
+            check = builder.finish()
+        except Exception as exc:
+            yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
+        else:
+            yield check
+
+
+@attrs.frozen
+class AnalysisFailed:
+    """The whole-image analysis crashed; reported as an internal error."""
+
+    message: str
 
 
 def _where(record: object) -> tuple[int, str]:
@@ -176,11 +192,17 @@ def run_rules(
     findings: list[Finding] = []
     facts = ImageFacts(image)
     builder = None
-    if image.readable and (RefcountCheck in by_scope or stats is not None):
-        stored = facts.stored_refcounts()
-        builder = RefcountBuilder(image, stored) if stored is not None else None
+    try:
+        if image.readable and (RefcountCheck in by_scope or stats is not None):
+            stored = facts.stored_refcounts()
+            builder = RefcountBuilder(image, stored) if stored is not None else None
+    except Exception as exc:
+        findings.append(_analysis_failed(f"{type(exc).__name__}: {exc}"))
 
     for record in _records(image, set(by_scope), builder):
+        if isinstance(record, AnalysisFailed):
+            findings.append(_analysis_failed(record.message))
+            continue
         if isinstance(record, RefcountCheck) and stats is not None:
             stats.update(record.stats)
         for rule in by_scope.get(type(record), ()):
@@ -220,6 +242,11 @@ def run_rules(
     # The "and N more" finding stays last among its rule's findings.
     findings.sort(key=lambda f: (f.location == "...", f.sort_key()))
     return findings
+
+
+def _analysis_failed(message: str) -> Finding:
+    return Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, 0, "refcounts",
+                   f"the whole-image refcount analysis crashed ({message}); refcount and overlap rules were skipped")  # fmt: skip
 
 
 def lint_path(

@@ -322,7 +322,11 @@ class _ImageReader(Reader):
             )  # fmt: skip
         tables = []
         for entry in entries:
-            words = self.u64_table(entry.bitmap_table_offset, entry.bitmap_table_size,
+            # A table at offset 0 or beyond QEMU's size limit is not a table:
+            # reading it would judge the header or junk as bitmap entries.
+            count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
+            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
+            words = self.u64_table(entry.bitmap_table_offset, count,
                                    f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
             tables.append(
                 BitmapTable(entry.index, entry.name, entry.bitmap_table_offset, entry.bitmap_table_size, words,
@@ -381,9 +385,12 @@ class _ImageReader(Reader):
                 int.from_bytes(fixed[12:14], "big"), int.from_bytes(fixed[14:16], "big"), extra_size
             )
             entries.append(SnapshotEntry.decode(index, position, *self.entry_parts(position, 40, extra_size, size - 40 - extra_size)))
-            if position + size > self.size:
+            # The padding after the last entry is not part of the table: QEMU
+            # does not write it, so a file may end right after the last name.
+            used = 40 + extra_size + int.from_bytes(fixed[12:14], "big") + int.from_bytes(fixed[14:16], "big")
+            if position + used > self.size:
                 problems.append(
-                    self.problem("snapshots", position, size, self.size - position, f"snapshot table entry {index}")
+                    self.problem("snapshots", position, used, self.size - position, f"snapshot table entry {index}")
                 )
                 break
             position += size
@@ -510,8 +517,8 @@ class _ImageReader(Reader):
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""
-        if image.refcount_table is None:
-            return
+        if image.refcount_table is None or image.header.refcount_order > spec.MAX_REFCOUNT_ORDER:
+            return  # refcount widths above 64 bits do not exist
         cluster_size = image.header.cluster_size
         offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
         for index in np.flatnonzero(offsets).tolist():

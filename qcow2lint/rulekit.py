@@ -140,15 +140,28 @@ def snapshot_is_blank(entry: object) -> bool:
     return entry.l1_table_offset == 0 and entry.l1_size == 0 and entry.id_str_size == 0  # type: ignore[attr-defined]
 
 
+#: The last table blank_snapshot_tail() measured, and the answer: the
+#: per-entry rules ask once per entry, and a hostile table has 65536.
+_blank_tail: list[object] = [None, 0]
+
+
 def blank_snapshot_tail(table: object) -> int:
     """Index of the first entry of the trailing run of blank entries
     (:func:`snapshot_is_blank`) of a snapshot table; len(entries) when the
     last entry is a real one."""
-    entries = table.entries  # type: ignore[attr-defined]
-    start = len(entries)
-    while start > 0 and snapshot_is_blank(entries[start - 1]):
-        start -= 1
-    return start
+    if _blank_tail[0] is not table:
+        entries = table.entries  # type: ignore[attr-defined]
+        start = len(entries)
+        while start > 0 and snapshot_is_blank(entries[start - 1]):
+            start -= 1
+        _blank_tail[:] = [table, start]
+    return _blank_tail[1]  # type: ignore[return-value]
+
+
+def shown(raw: bytes, limit: int = 64) -> str:
+    """A name or id from the image for a message: escaped, and cut short."""
+    text = raw[:limit].decode("ascii", "backslashreplace")
+    return repr(text + ("..." if len(raw) > limit else ""))
 
 
 # --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------
@@ -243,8 +256,8 @@ def extension_label(magic: int) -> str:
 
 def extension_area_limit(header: object) -> str:
     """What ends the extension area (catalogue §1.2), for messages."""
-    offset = header.backing_file_offset  # type: ignore[attr-defined]
-    return "backing_file_offset" if offset and offset <= header.cluster_size else "the end of cluster 0"  # type: ignore[attr-defined]
+    offset, cluster_size = header.backing_file_offset, header.cluster_size  # type: ignore[attr-defined]
+    return "backing_file_offset" if offset and offset <= cluster_size else "the end of cluster 0"
 
 
 def extensions_end(image: object) -> int:

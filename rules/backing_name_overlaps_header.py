@@ -19,7 +19,6 @@ the name (often an empty name: no backing file).  Repair: `qemu-img rebase
 the image opens.
 """
 
-from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import ExtensionArea
 from qcow2lint.rulekit import extensions_end
@@ -44,7 +43,7 @@ def check(area, ctx):
             f"backing file name at {offset:#x} lies inside the {what}, which ends at {area.start:#x}",
         )  # fmt: skip
     elif offset < used:
-        what = "end marker included" if area.end_marker is not None else "no end marker"
+        what = "its end marker included" if area.end_marker is not None else "the last one's padding included"
         yield Problem(
             header.field_offset("backing_file_offset"), "header.backing_file_offset",
             f"backing file name at {offset:#x} lies inside the header extensions, which end at {used:#x} ({what})",

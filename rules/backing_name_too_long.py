@@ -33,4 +33,6 @@ def check(header, ctx):
         why = f"runs from {offset:#x} to {offset + size:#x}, past the end of cluster 0 at {header.cluster_size:#x}"
     else:
         return
-    yield Problem(header.field_offset("backing_file_size"), "header.backing_file_size", f"backing_file_size {size} {why}")
+    yield Problem(
+        header.field_offset("backing_file_size"), "header.backing_file_size", f"backing_file_size {size} {why}"
+    )

@@ -6,8 +6,11 @@ the offset field (bits 9-55) is zero; with a non-zero offset it must be 0
 `invalid`.
 
 QEMU: refuses to open the image ("Could not read bitmap_table table from
-image for bitmap '<name>': Invalid argument").  Repair: remove the bitmap
-(`qemu-img bitmap --remove IMG NAME`).
+image for bitmap '<name>': Invalid argument").
+Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
+too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
+`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
+the check frees their clusters.
 """
 
 from qcow2lint import spec

@@ -6,7 +6,10 @@ Bits 1-8 and 56-63 of a bitmap table entry are reserved and must be zero
 QEMU: refuses to open the image ("Could not read bitmap_table table from
 image for bitmap '<name>': Invalid argument"); for an in-use bitmap the open
 works but `qemu-img check` aborts ("Check failed: Invalid argument").
-Repair: remove the bitmap (`qemu-img bitmap --remove IMG NAME`).
+Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
+too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
+`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
+the check frees their clusters.
 """
 
 from qcow2lint import spec

@@ -27,6 +27,7 @@ NAME = "compression-type-ignored-short-header"
 CODE = "Q0210"
 SEVERITY = "info"
 SCOPE = Header
+NAMES = {spec.COMPRESSION_ZLIB: "zlib", spec.COMPRESSION_ZSTD: "zstd"}
 
 
 def check(header, ctx):
@@ -35,8 +36,9 @@ def check(header, ctx):
         return
     at_104 = [ext for ext in ctx.image.extensions if ext.file_offset == spec.COMPRESSION_TYPE_OFFSET]
     if at_104 and at_104[0].magic not in spec.EXT_NAMES and at_104[0].magic >> 24:
+        value = at_104[0].magic >> 24
         yield Problem(
             spec.COMPRESSION_TYPE_OFFSET, "header.compression_type",
-            f"byte 104 is {at_104[0].magic >> 24} (a compression type?), but header_length "
+            f"byte 104 holds compression type {value} ({NAMES.get(value, 'unknown')}), but header_length "
             f"{header.header_length} ends the header before it: QEMU ignores it and uses zlib",
         )  # fmt: skip

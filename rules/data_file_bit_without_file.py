@@ -11,8 +11,8 @@ opens it.  Repair: `qemu-img amend -o data_file=DATA --image-opts
 driver=qcow2,file.filename=IMAGE,data-file.filename=DATA` records the name.
 """
 
-from qcow2lint.findings import Problem
 from qcow2lint import spec
+from qcow2lint.findings import Problem
 from qcow2lint.records import Header
 
 NAME = "data-file-bit-without-file"

@@ -5,7 +5,10 @@ The extension list ends with an extension of type 0 and length 0 (spec,
 Without it the walk runs on to the end of the extension area
 (backing_file_offset or the end of cluster 0), or to the end of the file.
 When the walk stopped at an overrunning extension, ext-overruns-area
-reports that instead.
+reports that instead; when the area is empty or inverted
+(backing_file_offset at or before its start, so there is nothing to walk
+and no room for a marker), backing-name-overlaps-header or
+header-length-too-large reports the layout.
 
 QEMU: silent; it stops at the end of the area (or reads zeros past the end
 of the file, which act as an end marker).  Repair: a read-write header
@@ -25,7 +28,7 @@ SCOPE = ExtensionArea
 
 def check(area, ctx):
     """Flag a walk that ended without a type-0 extension."""
-    if area.end_marker is not None or area.stop == "overrun":
+    if area.end_marker is not None or area.stop == "overrun" or area.start >= area.end:
         return
     count = len(ctx.image.extensions)
     if area.stop == "eof":

@@ -20,7 +20,9 @@ CODE = "Q0304"
 SEVERITY = "info"
 SCOPE = HeaderExtension
 #: QEMU's write order; unknown types come after all of these.
-QEMU_ORDER = (spec.EXT_BACKING_FORMAT, spec.EXT_DATA_FILE, spec.EXT_CRYPTO_HEADER, spec.EXT_FEATURE_TABLE, spec.EXT_BITMAPS)
+QEMU_ORDER = (
+    spec.EXT_BACKING_FORMAT, spec.EXT_DATA_FILE, spec.EXT_CRYPTO_HEADER, spec.EXT_FEATURE_TABLE, spec.EXT_BITMAPS,
+)  # fmt: skip
 
 
 def _rank(magic: int) -> int:

@@ -30,7 +30,9 @@ def check(area, ctx):
     for ext in ctx.image.extensions:
         label = extension_label(ext.magic)
         if ext.data_offset > area.end:
-            yield Problem(ext.file_offset, ext.path, f"the type and length of the {label} at {ext.file_offset:#x} run past {limit}")
+            yield Problem(
+                ext.file_offset, ext.path, f"the type and length of the {label} at {ext.file_offset:#x} run past {limit}"
+            )
         elif ext.overruns_area:
             yield Problem(
                 ext.file_offset + 4, f"{ext.path}.length",

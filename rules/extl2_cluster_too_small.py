@@ -22,7 +22,8 @@ SCOPE = Header
 
 def check(header, ctx):
     """Flag extended L2 with cluster_bits 9..13."""
-    if header.version >= 3 and header.extended_l2 and spec.MIN_CLUSTER_BITS <= header.cluster_bits < spec.MIN_EXTL2_CLUSTER_BITS:
+    too_small = spec.MIN_CLUSTER_BITS <= header.cluster_bits < spec.MIN_EXTL2_CLUSTER_BITS
+    if header.version >= 3 and header.extended_l2 and too_small:
         yield Problem(
             header.field_offset("cluster_bits"), "header.cluster_bits",
             f"extended L2 (incompatible bit 4) needs cluster_bits >= {spec.MIN_EXTL2_CLUSTER_BITS}, but cluster_bits "

@@ -17,6 +17,7 @@ NAME = "fde-ext-without-luks"
 CODE = "Q0402"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+METHODS = {spec.CRYPT_NONE: "none", spec.CRYPT_AES: "AES"}
 
 
 def check(ext, ctx):
@@ -24,6 +25,7 @@ def check(ext, ctx):
     if ext.magic == spec.EXT_CRYPTO_HEADER and ctx.header.crypt_method != spec.CRYPT_LUKS:
         yield Problem(
             ext.file_offset, ext.path,
-            f"full disk encryption header pointer present but crypt_method is {ctx.header.crypt_method}; "
+            f"full disk encryption header pointer present but crypt_method is {ctx.header.crypt_method} "
+            f"({METHODS.get(ctx.header.crypt_method, 'unknown')}); "
             f"it is only allowed with crypt_method {spec.CRYPT_LUKS} (LUKS)",
         )  # fmt: skip

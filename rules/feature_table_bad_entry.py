@@ -35,5 +35,6 @@ def check(ext, ctx):
         elif entry.bit > 63:
             yield Problem(
                 entry.file_offset + 1, f"{where}.bit",
-                f"{spec.FEATURE_TYPES[entry.type]} feature '{entry.label}' has bit number {entry.bit}; valid bits are 0..63",
+                f"{spec.FEATURE_TYPES[entry.type]} feature '{entry.label}' has bit number {entry.bit}; "
+                "valid bits are 0..63",
             )  # fmt: skip

@@ -7,10 +7,10 @@ cryptographically weak and deprecated in favour of LUKS (crypt_method 2).
 QEMU: needs the key to open the image ("Parameter 'encrypt.key-secret' is
 required for cipher"; `qemu-img info` still opens it) and refuses it in
 system emulators ("Use of AES-CBC encrypted qcow2 images is no longer
-supported in system emulators").  Repair: convert to LUKS, e.g.
-`qemu-img convert --object secret,id=old,... --image-opts
-driver=qcow2,file.filename=OLD,encrypt.key-secret=old -O qcow2 -o
-encrypt.format=luks,encrypt.key-secret=new NEW`.
+supported in system emulators").  Repair: convert to LUKS, e.g. `qemu-img convert
+--object secret,id=old,data=OLDPASS --object secret,id=new,data=NEWPASS
+--image-opts driver=qcow2,file.filename=OLD,encrypt.key-secret=old
+-O qcow2 -o encrypt.format=luks,encrypt.key-secret=new NEW`.
 """
 
 from qcow2lint import spec

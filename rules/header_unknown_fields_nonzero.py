@@ -28,6 +28,6 @@ def check(header, ctx):
         yield Problem(
             first, "header.unknown_fields",
             f"header_length {header.header_length} declares unknown header fields at bytes "
-            f"112..{header.header_length - 1}; {len(nonzero)} of them are non-zero, the first is byte {first} "
-            f"({header.unknown_fields[nonzero[0]]:#04x})",
+            f"112..{header.header_length - 1}; non-zero bytes: {len(nonzero)} of {len(header.unknown_fields)}, "
+            f"the first is byte {first} ({header.unknown_fields[nonzero[0]]:#04x})",
         )  # fmt: skip

@@ -24,7 +24,9 @@ def check(refcounts, ctx):
     """Report L2 tables that overlap other metadata."""
     for overlap in refcounts.overlaps:
         first, second = overlap.first, overlap.second
-        if second.kind == "data" or not (first.kind in L2_KINDS or second.kind in L2_KINDS):
+        if second.kind == "data" or "bitmap-data" in (first.kind, second.kind):
+            continue
+        if not (first.kind in L2_KINDS or second.kind in L2_KINDS):
             continue
         table, other = (first, second) if first.kind in L2_KINDS else (second, first)
         yield Problem(

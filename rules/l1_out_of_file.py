@@ -32,6 +32,6 @@ def check(table, ctx):
         end = header.l1_table_offset + size
         yield Problem(
             header.field_offset("l1_table_offset"), "header.l1_table_offset",
-            f"active L1 table {header.l1_table_offset:#x}..{end:#x} ({header.l1_size} entries) ends "
+            f"active L1 table {header.l1_table_offset:#x}..{end:#x} (l1_size {header.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
         )  # fmt: skip

@@ -9,12 +9,11 @@ pointer (catalogue §1.10, §2.4).
 
 QEMU: a corrupted state word makes it refuse to open the image ("Keyslot N
 state (active/disable) is corrupted"), even for `qemu-img info`; key
-material past the area cannot be read ("Request for data outside of
-extension header") and that slot's passphrase does not unlock the image.
-Repair: a corrupted state word blocks every open, so restore the image
-from a backup; a slot whose key material is out of reach can be erased
-with `qemu-img amend -o encrypt.state=inactive,encrypt.keyslot=N` after
-unlocking the image with another slot.
+material past the area cannot be read, so opening with that slot's key
+fails ("Request for data outside of extension header").
+Repair: none in place; while the image still opens with some key,
+`qemu-img convert` can copy the data to a new encrypted image, otherwise
+restore it from a backup.
 """
 
 from qcow2lint import spec

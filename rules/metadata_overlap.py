@@ -5,7 +5,8 @@ refcount table or a block, the snapshot table, the bitmap directory, a
 bitmap table or its data, the encryption area, or guest data (catalogue
 §2.12).  This rule finds overlaps in a typed map of every extent, so it
 also catches overlaps whose refcount was raised to match.  An L2 table
-that overlaps other metadata is reported by l1-entry-points-to-metadata.
+that overlaps other metadata is reported by l1-entry-points-to-metadata,
+bitmap data that overlaps anything by bitmap-data-shared.
 (The catalogue's overlap-<kindA>-<kindB> family is this rule: the message
 names both kinds.)
 
@@ -31,10 +32,12 @@ def check(refcounts, ctx):
     """Report overlaps that do not involve an L2 table's placement."""
     for overlap in refcounts.overlaps:
         first, second = overlap.first, overlap.second
+        if "bitmap-data" in (first.kind, second.kind):
+            continue  # bitmap-data-shared
         if second.kind != "data" and (first.kind in L2_KINDS or second.kind in L2_KINDS):
-            continue
-        yield Problem(
-            overlap.cluster * ctx.cluster_size, second.label,
-            f"{second.kind} {second.label} at {second.offset:#x} overlaps {first.kind} {first.label} "
-            f"at {first.offset:#x} (cluster {overlap.cluster})",
-        )  # fmt: skip
+            continue  # l1-entry-points-to-metadata
+        if second.kind == "data":
+            message = f"L2 entry {second.label} maps guest data to {second.offset:#x}, inside the {first.kind} {first.label}"
+        else:
+            message = f"{second.kind} {second.label} at {second.offset:#x} overlaps {first.kind} {first.label} at {first.offset:#x}"
+        yield Problem(overlap.cluster * ctx.cluster_size, second.label, f"{message} (cluster {overlap.cluster})")

@@ -4,8 +4,11 @@ The data cluster offset (bits 9-55) of a bitmap table entry must be
 cluster-aligned (spec, "Bitmap table"; catalogue §2.14).
 
 QEMU: refuses to open the image ("Could not read bitmap_table table from
-image for bitmap '<name>': Invalid argument").  Repair: remove the bitmap
-(`qemu-img bitmap --remove`).
+image for bitmap '<name>': Invalid argument").
+Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
+too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
+`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
+the check frees their clusters.
 """
 
 from qcow2lint import spec

@@ -4,7 +4,11 @@ bitmap_table_offset in a bitmap directory entry must be cluster-aligned
 (spec, "Bitmap directory"; catalogue §2.14).
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
-constraints").  Repair: remove the bitmap (`qemu-img bitmap --remove`).
+constraints").
+Repair: QEMU cannot open the image, so `qemu-img bitmap --remove` fails
+too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
+`qemu-img check -r leaks IMG`: the read-write open drops every bitmap and
+the check frees their clusters.
 """
 
 from qcow2lint.findings import Problem

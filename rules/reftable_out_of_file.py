@@ -33,6 +33,6 @@ def check(table, ctx):
         yield Problem(
             header.field_offset("refcount_table_offset"), "header.refcount_table_offset",
             f"refcount table {header.refcount_table_offset:#x}..{end:#x} "
-            f"({header.refcount_table_clusters} clusters) ends {end - ctx.file_size} bytes past the end of "
+            f"(refcount_table_clusters {header.refcount_table_clusters}) ends {end - ctx.file_size} bytes past the end of "
             f"the file ({ctx.file_size} bytes)",
         )  # fmt: skip

@@ -12,7 +12,7 @@ name, e.g. `qemu-img snapshot -d NAME IMG`, and re-create it.
 
 from qcow2lint.findings import Problem
 from qcow2lint.records import SnapshotTable
-from qcow2lint.rulekit import blank_snapshot_tail
+from qcow2lint.rulekit import blank_snapshot_tail, shown
 
 NAME = "snapshot-id-duplicate"
 CODE = "Q1311"
@@ -29,7 +29,7 @@ def check(table, ctx):
         if entry.id_str in first:
             yield Problem(
                 entry.file_offset + 40 + entry.extra_data_size, f"{entry.path}.id_str",
-                f"snapshot {entry.index} has the id {entry.id_str.decode('ascii', 'backslashreplace')!r} "
+                f"snapshot {entry.index} has the id {shown(entry.id_str)} "
                 f"of snapshot {first[entry.id_str]}",
             )  # fmt: skip
         else:

@@ -12,7 +12,7 @@ image.
 
 from qcow2lint.findings import Problem
 from qcow2lint.records import SnapshotEntry
-from qcow2lint.rulekit import blank_snapshot_tail
+from qcow2lint.rulekit import blank_snapshot_tail, shown
 
 NAME = "snapshot-id-empty"
 CODE = "Q1310"
@@ -25,5 +25,5 @@ def check(entry, ctx):
     if entry.id_str_size == 0 and entry.index < blank_snapshot_tail(ctx.image.snapshots):
         yield Problem(
             entry.file_offset + 12, f"{entry.path}.id_str_size",
-            f"snapshot {entry.index} (name {entry.name.decode('ascii', 'backslashreplace')!r}) has an empty id",
+            f"snapshot {entry.index} (name {shown(entry.name)}) has an empty id",
         )  # fmt: skip

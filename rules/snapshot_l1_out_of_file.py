@@ -31,6 +31,6 @@ def check(entry, ctx):
         end = entry.l1_table_offset + size
         yield Problem(
             entry.file_offset, f"{entry.path}.l1_table_offset",
-            f"snapshot L1 table {entry.l1_table_offset:#x}..{end:#x} ({entry.l1_size} entries) ends "
+            f"snapshot L1 table {entry.l1_table_offset:#x}..{end:#x} (l1_size {entry.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
         )  # fmt: skip

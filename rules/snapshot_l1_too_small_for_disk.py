@@ -6,7 +6,8 @@ the entry's extra data (else the current virtual size, as QEMU assumes)
 (catalogue §1.8, §2.13).  An l1_size of 0 is reported by
 snapshot-l1-size-zero instead.
 
-QEMU: does not check it.  Applying the snapshot (`qemu-img snapshot -a`)
+QEMU: does not check it (`qemu-img check` only shows the L2 tables that
+the missing entries referenced as leaks).  Applying the snapshot (`qemu-img snapshot -a`)
 resizes the disk to disk_size, and the part past the snapshot's L1 table
 reads as unallocated (zeros, or the backing file).  Repair: none for the
 lost mappings; delete the snapshot if it is not needed (`qemu-img snapshot

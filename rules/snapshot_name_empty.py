@@ -9,7 +9,7 @@ QEMU: accepts it silently.  Repair: not needed.
 
 from qcow2lint.findings import Problem
 from qcow2lint.records import SnapshotEntry
-from qcow2lint.rulekit import blank_snapshot_tail
+from qcow2lint.rulekit import blank_snapshot_tail, shown
 
 NAME = "snapshot-name-empty"
 CODE = "Q1312"
@@ -22,5 +22,5 @@ def check(entry, ctx):
     if entry.name_size == 0 and entry.index < blank_snapshot_tail(ctx.image.snapshots):
         yield Problem(
             entry.file_offset + 14, f"{entry.path}.name_size",
-            f"snapshot {entry.index} (id {entry.id_str.decode('ascii', 'backslashreplace')!r}) has an empty name",
+            f"snapshot {entry.index} (id {shown(entry.id_str)}) has an empty name",
         )  # fmt: skip

@@ -45,7 +45,7 @@ def check(table, ctx):
     if overrun >= (ctx.cluster_size if ctx.options["tolerate-partial"] else 1):
         yield Problem(
             ctx.header.field_offset("snapshot_offset"), "header.snapshot_offset",
-            f"the snapshot table ({table.nb_snapshots} entries from {table.file_offset:#x}) ends at {end:#x}, "
+            f"the snapshot table at {table.file_offset:#x} (nb_snapshots {table.nb_snapshots}) ends at {end:#x}, "
             f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
-            + (f"; {unread} entries lie wholly past it" if unread > 0 else ""),
+            + (f"; {unread} of its entries lie wholly past it" if unread > 0 else ""),
         )  # fmt: skip

@@ -27,11 +27,12 @@ def check(entry, ctx):
     vm_state = entry.vm_state_size
     if vm_state == 0:
         return
-    needed = size_to_l1(ctx.header, snapshot_disk_size(entry, ctx.header)) + size_to_l1(ctx.header, vm_state)
-    if needed > entry.l1_size:
+    disk = size_to_l1(ctx.header, snapshot_disk_size(entry, ctx.header))
+    state = size_to_l1(ctx.header, vm_state)
+    if disk + state > entry.l1_size:
         large = len(entry.extra_data) >= 8
         yield Problem(
             entry.file_offset + (40 if large else 32), f"{entry.path}.vm_state_size",
-            f"snapshot vm_state_size {vm_state} needs L1 entries up to {needed}, but l1_size is "
-            f"{entry.l1_size}",
+            f"snapshot vm_state_size {vm_state} needs {disk + state} L1 entries ({disk} for the disk, "
+            f"{state} for the VM state), but l1_size is {entry.l1_size}",
         )  # fmt: skip
