@@ -346,11 +346,15 @@ class RefcountBuilder:
                 self._meta(kind, f"l2@{offset:#x}", offset, self.cluster_size)
         if image.snapshots is not None:
             entries = image.snapshots.entries
-            size = sum(entry.size for entry in entries)
+            # QEMU reads nb_snapshots entries and gets zeros past the end of
+            # the file: each missing entry is a bare 40-byte, incomplete one.
+            missing = max(min(header.nb_snapshots, spec.MAX_SNAPSHOTS) - len(entries), 0)
+            size = sum(entry.size for entry in entries) + missing * spec.SNAPSHOT_HEADER_SIZE
             self.region("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             self._meta("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             if header.version >= 3:  # "ERROR snapshot table entry N is incomplete"
-                self.corruptions += sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
+                incomplete = sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
+                self.corruptions += incomplete + missing
         reftable = image.refcount_table
         self.region("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
         self._meta("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
@@ -474,18 +478,20 @@ class RefcountBuilder:
 
         packed = np.flatnonzero(predicates.compressed(batch))
         if len(packed):
-            prow = packed >> shift
             entries = batch.entries.ravel()[packed]
-            weights = active_refs[prow]
-            self.stats["allocated-clusters"] += int(weights.sum())
-            self.stats["compressed-clusters"] += int(weights.sum())
-            self.stats["fragmented-clusters"] += int(weights.sum())
             copied = (entries & np.uint64(spec.OFLAG_COPIED)) != 0
-            self.corruptions += int(refs[prow][copied].sum())
-            if batch.data_file:
-                self.corruptions += int(refs[prow].sum())
+            self.corruptions += int(refs[packed >> shift][copied].sum())
+            # QEMU stops at a compressed entry with a data file or with a
+            # subcluster bitmap: a corruption, and no reference or figures.
+            broken = np.full(len(packed), batch.data_file)
             if batch.bitmaps is not None:
-                self.corruptions += int(refs[prow][batch.bitmaps.ravel()[packed] != 0].sum())
+                broken |= batch.bitmaps.ravel()[packed] != 0
+            self.corruptions += int(refs[packed >> shift][broken].sum())
+            packed, entries = packed[~broken], entries[~broken]
+            prow = packed >> shift
+            weights = active_refs[prow]
+            for figure in ("allocated-clusters", "compressed-clusters", "fragmented-clusters"):
+                self.stats[figure] += int(weights.sum())
             coffset, csize = predicates.compressed_ranges(entries, self.cluster_bits)
             self._compressed(coffset, csize, refs[prow])
         if batch.bitmaps is not None:
@@ -615,7 +621,8 @@ class RefcountBuilder:
         overlaps = self.overlaps() + self.data_overlaps
         stats = {
             "image-end-offset": (last_used + 1) * self.cluster_size,
-            "total-clusters": -(-header.size // self.cluster_size),
+            # QEMU counts whole 512-byte sectors of the virtual size.
+            "total-clusters": -(-(header.size // 512 * 512) // self.cluster_size),
             **self.stats,
             "leaks": leaks,
             "corruptions": self.corruptions,

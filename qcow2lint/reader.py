@@ -239,14 +239,18 @@ def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
     return None
 
 
-def header_is_readable(header: Header, file_size: int) -> bool:
-    """Whether the header is sane enough to follow its pointers at all."""
-    minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
+def header_is_readable(header: Header) -> bool:
+    """Whether the header is sane enough to follow its pointers at all.
+
+    A header cut short by the end of the file reads as zeros past it, as
+    QEMU reads it (header-file-too-short reports the cut); it only needs
+    the magic, the version and the cluster size.
+    """
     return (
-        header.magic == spec.QCOW_MAGIC
+        header.bytes_available >= 24
+        and header.magic == spec.QCOW_MAGIC
         and header.version in spec.SUPPORTED_VERSIONS
         and spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
-        and file_size >= minimum
     )
 
 
@@ -257,7 +261,7 @@ class _ImageReader(Reader):
         head = self.read(0, 1 << spec.MAX_CLUSTER_BITS)
         header = Header.from_bytes(head)
         problems: list[ReadProblem] = []
-        if not header_is_readable(header, self.size):
+        if not header_is_readable(header):
             return Image(self.path, self.size, header, readable=False, reader=self)
 
         cluster_size = header.cluster_size

@@ -32,9 +32,11 @@ def _table() -> Any:
     return attrs.field(converter=_array, eq=False, repr=lambda a: f"<{a.shape} {a.dtype}>")
 
 
-def _label(raw: bytes) -> str:
-    """A printable form of a name or id from the image (never raises)."""
-    return raw.decode("ascii", "backslashreplace")
+def _label(raw: bytes, limit: int = 64) -> str:
+    """A printable form of a name or id from the image, for paths and
+    messages: non-ASCII bytes escaped, at most ``limit`` bytes shown."""
+    shown = raw[:limit].decode("ascii", "backslashreplace")
+    return shown + (f"...(+{len(raw) - limit} bytes)" if len(raw) > limit else "")
 
 
 @attrs.frozen
