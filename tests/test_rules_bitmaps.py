@@ -257,7 +257,9 @@ def patch_name_too_long(img: ib.Qcow2Image) -> Target:
     """bm1 gets a 1024-byte name ('bm1xxx...'); the directory grows to fit."""
     entry = img.bitmap(1)
     name = "bm1" + "x" * (1024 - 3)
-    target = Target(img.bitmap_field_offset(1, "name_size"), re.escape(f"bitmaps[1]({name}).name_size"))
+    # Structure paths show the first 64 bytes of a long name, then how many more.
+    shown = f"{name[:64]}...(+{len(name) - 64} bytes)"
+    target = Target(img.bitmap_field_offset(1, "name_size"), re.escape(f"bitmaps[1]({shown}).name_size"))
     img.write_bytes(entry.padding_offset, name[3:].encode())
     img.set_bitmap_field(1, "name_size", 1024)
     _resize_dir(img, 24 + 1024 - entry.size)
