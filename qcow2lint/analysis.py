@@ -461,19 +461,15 @@ class RefcountBuilder:
             + self._per_row(predicates.l2_misaligned(batch, cs, spec.CLUSTER_ZERO_ALLOC), shift, refs)
         )
 
-        flat = np.flatnonzero(predicates.allocated(batch))
+        flat, offsets = predicates.allocated_entries(batch)
         rows = flat >> shift
-        offsets = batch.host_offsets.ravel()[flat]
         clusters = offsets >> np.uint64(self.cluster_bits)
         if not batch.data_file:
             aligned = not len(predicates.misaligned_offsets(batch, cs))
             self._data(batch, flat, offsets, clusters, None if single else refs[rows], aligned)
         weights = None if single else active_refs[rows]
-        if weights is None:
-            self._copied(batch, flat, clusters, None)
-        else:
-            active = weights > 0
-            self._copied(batch, flat[active], clusters[active], weights[active])
+        bad = predicates.copied_mismatch_active(batch, self.stored, self.cluster_bits)
+        self.corruptions += len(bad) if single else int(active_refs[bad >> shift].sum())
         self._fragmentation(rows, offsets, weights)
 
         packed = np.flatnonzero(predicates.compressed(batch))
@@ -563,14 +559,6 @@ class RefcountBuilder:
             unalloc &= (batch.entries & np.uint64(spec.OFLAG_COPIED)) == 0
         return self._per_row(np.flatnonzero(both | unalloc), shift, refs)
 
-    def _copied(self, batch: L2Tables, flat: np.ndarray, clusters: np.ndarray, weights: np.ndarray | None) -> None:
-        """check_oflag_copied for the allocated entries at ``flat`` of the
-        active L1's tables (``weights``: active references, None for one)."""
-        stored, readable = self.stored.of(clusters)
-        bad = predicates.copied_mismatch_l2(batch, flat, stored, readable)
-        if len(bad):
-            self.corruptions += len(bad) if weights is None else int(weights[np.isin(flat, bad)].sum())
-
     def _fragmentation(self, rows: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None) -> None:
         """allocated/fragmented clusters of the active view: an allocated
         cluster is fragmented when it does not follow the previous allocated
@@ -578,9 +566,13 @@ class RefcountBuilder:
         self.stats["allocated-clusters"] += len(rows) if weights is None else int(weights.sum())
         if len(rows) < 2:
             return
-        fragmented = (rows[1:] == rows[:-1]) & (offsets[1:] != offsets[:-1] + np.uint64(self.cluster_size))
+        jump = np.diff(offsets) != np.uint64(self.cluster_size)
+        # A jump between the last entry of one table and the first of the
+        # next is not fragmentation: drop the few pairs that cross tables.
+        first_of_row = np.searchsorted(rows, np.arange(int(rows[0]) + 1, int(rows[-1]) + 1))
+        jump[first_of_row[first_of_row > 0] - 1] = False
         self.stats["fragmented-clusters"] += (
-            int(fragmented.sum()) if weights is None else int(weights[1:][fragmented].sum())
+            int(np.count_nonzero(jump)) if weights is None else int(weights[1:][jump].sum())
         )
 
     def overlaps(self) -> list[Overlap]:

@@ -10,6 +10,7 @@ corruptions exactly as QEMU does, so the two can never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ def _u64(value: int) -> np.uint64:
     return np.uint64(value)
 
 
-def _cached(batch: L2Tables, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def _cached(batch: L2Tables, key: str, compute: Callable[[], Any]) -> Any:
     """A predicate computed once per batch, shared by rules and the analysis."""
     cache = batch._cache  # noqa: SLF001 - the batch's own memo
     if key not in cache:
@@ -75,6 +76,16 @@ def allocated(batch: L2Tables) -> np.ndarray:
     return _cached(batch, "allocated", compute)
 
 
+def allocated_entries(batch: L2Tables) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the allocated entries and their host offsets."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        flat = np.flatnonzero(allocated(batch))
+        return flat, batch.host_offsets.ravel()[flat]
+
+    return _cached(batch, "allocated_entries", compute)
+
+
 def compressed(batch: L2Tables) -> np.ndarray:
     """Boolean mask of compressed entries."""
     return _cached(batch, "compressed", lambda: (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0)
@@ -96,6 +107,24 @@ def copied_mismatch_l1(table: L1Table, stored: np.ndarray, readable: np.ndarray)
     offsets = table.entries & _u64(spec.L1E_OFFSET_MASK)
     copied = (table.entries & _u64(spec.OFLAG_COPIED)) != 0
     return np.flatnonzero((offsets != 0) & readable & ((stored == 1) != copied))
+
+
+def copied_mismatch_active(batch: L2Tables, stored_refcounts: Any, cluster_bits: int) -> np.ndarray:
+    """check_oflag_copied over a batch: the allocated entries of tables the
+    active L1 references whose COPIED flag disagrees with the stored
+    refcount of their data cluster (``stored_refcounts`` is the analysis'
+    StoredRefcounts).  Computed once per batch for the rule and the analysis."""
+
+    def compute() -> np.ndarray:
+        flat, offsets = allocated_entries(batch)
+        if batch.active_refs is not None and not (batch.active_refs > 0).all():
+            active = batch.active_refs[flat >> (batch.entries.shape[1].bit_length() - 1)] > 0
+            flat, offsets = flat[active], offsets[active]
+        if batch.data_file:  # every data file cluster has refcount 1
+            return copied_mismatch_l2(batch, flat, np.ones(len(flat), np.uint8), np.ones(len(flat), bool))
+        return copied_mismatch_l2(batch, flat, *stored_refcounts.of(offsets >> _u64(cluster_bits)))
+
+    return _cached(batch, "copied_mismatch", compute)
 
 
 def copied_mismatch_l2(batch: L2Tables, flat: np.ndarray, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:

@@ -11,8 +11,6 @@ cluster: l2_entry=... refcount=..."); a wrong flag makes QEMU overwrite
 data a snapshot still uses.  Repair: `qemu-img check -r all`.
 """
 
-import numpy as np
-
 from qcow2lint import predicates, spec
 from qcow2lint.records import L2Tables
 from qcow2lint.rulekit import l2_hits, stored_refcount
@@ -25,17 +23,10 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag allocated active entries whose COPIED flag contradicts the refcount."""
-    stored = ctx.stored_refcounts
-    if batch.data_file or stored is None:
+    if batch.data_file or ctx.stored_refcounts is None:
         return
-    columns = batch.entries.shape[1]
-    flat = np.flatnonzero(predicates.allocated(batch))
-    if batch.active_refs is not None:
-        flat = flat[batch.active_refs[flat // columns] > 0]
-    clusters = batch.host_offsets.ravel()[flat] >> np.uint64(ctx.header.cluster_bits)
-    counts, readable = stored.of(clusters)
     yield from l2_hits(
-        ctx, batch, predicates.copied_mismatch_l2(batch, flat, counts, readable),
+        ctx, batch, predicates.copied_mismatch_active(batch, ctx.stored_refcounts, ctx.header.cluster_bits),
         lambda e, _: f"L2 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its data cluster "
         f"at {e & spec.L2E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L2E_OFFSET_MASK)}",
     )  # fmt: skip
