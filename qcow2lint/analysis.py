@@ -140,6 +140,18 @@ class Overlap:
     first: Extent
     second: Extent
 
+    @property
+    def category(self) -> str:
+        """Which rule reports it: "bitmap-data" (bitmap-data-shared), "l2-table"
+        (an L2 table placed on another structure: l1-entry-points-to-metadata),
+        or "metadata" (metadata-overlap, data landing on metadata included)."""
+        kinds = {self.first.kind, self.second.kind}
+        if "bitmap-data" in kinds:
+            return "bitmap-data"
+        if self.second.kind != "data" and kinds & {"active-l2", "inactive-l2"}:
+            return "l2-table"
+        return "metadata"
+
 
 @attrs.frozen
 class RefcountIssue:

@@ -23,11 +23,11 @@ SCOPE = RefcountCheck
 def check(refcounts, ctx):
     """Report overlaps in which one side is bitmap data."""
     for overlap in refcounts.overlaps:
-        bitmap, other = (overlap.first, overlap.second)
+        if overlap.category != "bitmap-data":
+            continue
+        bitmap, other = overlap.first, overlap.second
         if bitmap.kind != "bitmap-data":
             bitmap, other = other, bitmap
-        if bitmap.kind != "bitmap-data":
-            continue
         yield Problem(
             overlap.cluster * ctx.cluster_size, bitmap.label,
             f"bitmap data {bitmap.label} at {bitmap.offset:#x} is also {other.kind} {other.label} "

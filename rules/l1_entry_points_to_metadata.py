@@ -23,11 +23,9 @@ L2_KINDS = {"active-l2", "inactive-l2"}
 def check(refcounts, ctx):
     """Report L2 tables that overlap other metadata."""
     for overlap in refcounts.overlaps:
+        if overlap.category != "l2-table":
+            continue
         first, second = overlap.first, overlap.second
-        if second.kind == "data" or "bitmap-data" in (first.kind, second.kind):
-            continue
-        if not (first.kind in L2_KINDS or second.kind in L2_KINDS):
-            continue
         table, other = (first, second) if first.kind in L2_KINDS else (second, first)
         yield Problem(
             overlap.cluster * ctx.cluster_size, table.label,

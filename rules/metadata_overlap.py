@@ -25,17 +25,14 @@ NAME = "metadata-overlap"
 CODE = "Q1201"
 SEVERITY = "error"
 SCOPE = RefcountCheck
-L2_KINDS = {"active-l2", "inactive-l2"}
 
 
 def check(refcounts, ctx):
     """Report overlaps that do not involve an L2 table's placement."""
     for overlap in refcounts.overlaps:
+        if overlap.category != "metadata":
+            continue
         first, second = overlap.first, overlap.second
-        if "bitmap-data" in (first.kind, second.kind):
-            continue  # bitmap-data-shared
-        if second.kind != "data" and (first.kind in L2_KINDS or second.kind in L2_KINDS):
-            continue  # l1-entry-points-to-metadata
         if second.kind == "data":
             message = f"L2 entry {second.label} maps guest data to {second.offset:#x}, inside the {first.kind} {first.label}"
         else:
