@@ -18,7 +18,7 @@ import attrs
 from qcow2lint import records, spec
 from qcow2lint.analysis import RefcountBuilder, RefcountCheck, StoredRefcounts, read_stored_refcounts
 from qcow2lint.config import Config
-from qcow2lint.findings import Finding, Omitted, Problem, Severity
+from qcow2lint.findings import Finding, Omitted, Severity
 from qcow2lint.reader import ImageError, open_image
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 

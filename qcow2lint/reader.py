@@ -19,6 +19,7 @@ import numpy as np
 from attrs import evolve
 
 from qcow2lint import spec
+from qcow2lint.predicates import compressed, compressed_ranges
 from qcow2lint.records import (
     BackingFormat,
     BitmapDirectoryEntry,
@@ -482,13 +483,12 @@ class _ImageReader(Reader):
             batch = offsets[start : start + per_batch]
             buffer = bytearray(len(batch) * cluster_size)
             view = memoryview(buffer)
-            row = 0
-            # One read per run of adjacent clusters.
+            # One read per run of adjacent clusters; what lies past the end of
+            # the file stays zero, as QEMU reads it.
             breaks = np.flatnonzero(np.diff(batch) != np.uint64(cluster_size)) + 1
             for run in np.split(np.arange(len(batch)), breaks):
                 first, count = int(run[0]), len(run)
                 self.read_into(view[first * cluster_size : (first + count) * cluster_size], int(batch[first]))
-                row += count
             words = np.frombuffer(buffer, dtype=np.uint64)
             if np.little_endian:
                 words.byteswap(inplace=True)
@@ -505,8 +505,6 @@ class _ImageReader(Reader):
 
     def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payload of every compressed entry of a batch (for --deep)."""
-        from qcow2lint.predicates import compressed, compressed_ranges
-
         header = image.header
         flat = np.flatnonzero(compressed(batch))
         offsets, lengths = compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)

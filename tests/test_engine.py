@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import numpy as np
 import pytest
 
@@ -94,7 +95,7 @@ def test_rules_receive_frozen_records_and_read_only_tables(image: Path, tmp_path
         seen["table"] = table
         with pytest.raises(ValueError):
             table.entries[0] = 1
-        with pytest.raises(Exception):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
             table.file_offset = 0
         with pytest.raises(TypeError):
             ctx.options["x"] = 1  # type: ignore[index]
