@@ -1,0 +1,55 @@
+"""Helpers shared by the CI report formats (SARIF, GitHub, GitLab, JUnit)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import PurePosixPath, PureWindowsPath
+from urllib.parse import quote
+
+from qcow2lint.findings import Finding
+
+#: A table entry: ``l1[3]``, ``l2@0x50000[17]``, ``reftable[2]``,
+#: ``bitmaps[0](daily).table[3]``, ``snapshots[0](1).l1[5]``: 8 bytes.
+_TABLE_ENTRY = re.compile(r"(?:^|\.)(?:l1|l2@0x[0-9a-fA-F]+|reftable|table)\[\d+\]$")
+#: The ``location`` of the final "and N more ..." finding of a capped rule.
+OMITTED_LOCATION = "..."
+
+
+def byte_length(finding: Finding) -> int:
+    """How many bytes a finding's region covers.
+
+    8 for a 64-bit table entry (L1, L2, refcount table, bitmap table,
+    snapshot L1 table), else 1: the finding points at the first byte of the
+    field or structure it names (its extent is in the structure path).
+    """
+    return 8 if _TABLE_ENTRY.search(finding.location) else 1
+
+
+def fingerprint(rule: str, path: str, location: str) -> str:
+    """The stable identity of a finding across runs: sha256 of its rule, its
+    image path (normalised: ``./a.qcow2`` is ``a.qcow2``) and its structure
+    path; not the offset, not the message (the identity a baseline uses)."""
+    path = os.path.normpath(path).replace(os.sep, "/")
+    data = "\0".join((rule, path, location)).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(data).hexdigest()
+
+
+def unique_fingerprint(finding: Finding, path: str) -> str:
+    """A fingerprint that also covers the offset: one per finding of a run."""
+    data = "\0".join((finding.rule, path, finding.location, str(finding.offset))).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(data).hexdigest()
+
+
+def artifact_uri(path: str) -> str:
+    """A URI reference for an image path: a relative path stays relative
+    (percent-escaped, ``./`` dropped), an absolute one becomes a ``file://``
+    URI."""
+    win = PureWindowsPath(path)
+    if win.drive:  # C:\\images\\a.qcow2
+        return win.as_uri() if win.is_absolute() else quote(win.as_posix(), safe="/")
+    posix = PurePosixPath(path)
+    if posix.is_absolute():
+        return posix.as_uri()
+    return quote(str(posix), safe="/")

@@ -1,0 +1,91 @@
+"""The JUnit XML report: one test suite per image, one test case per rule.
+
+``<testsuites name="qcow2lint">`` holds a ``<testsuite name=IMAGE>`` per
+image with a ``<testcase classname=IMAGE name=RULE>`` per enabled rule.  A
+rule with findings at or above ``fail_level`` fails: its test case has one
+``<failure message="N findings" type=SEVERITY>`` whose text lists the
+findings in the text report's format; findings below ``fail_level`` go to
+the test case's ``<system-out>``.  Findings of rules outside the enabled set
+(the engine's ``internal-error``) get a test case of their own.  An image
+that could not be read is a suite with a single ``read-image`` test case
+holding an ``<error>``.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Collection, Sequence
+
+from qcow2lint.engine import ImageReport
+from qcow2lint.findings import Finding, Severity
+from qcow2lint.registry import Registry
+
+READ_CASE = "read-image"
+#: Characters XML 1.0 cannot carry at all, even escaped.
+_NOT_XML = re.compile("[^\\t\\n\\r\\x20-\\ud7ff\\ue000-\\ufffd\\U00010000-\\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """``text`` with the characters XML cannot carry shown as ``\\xNN``."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _line(path: str, f: Finding) -> str:
+    return f"{path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}"
+
+
+def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.Element:
+    suite = ET.Element("testsuite", name=_xml(report.path))
+    failures = errors = 0
+    if report.error is not None:
+        case = ET.SubElement(suite, "testcase", classname=_xml(report.path), name=READ_CASE)
+        error = ET.SubElement(case, "error", message=_xml(f"not checked: {report.error}"), type="unreadable")
+        error.text = _xml(report.error)
+        errors = 1
+    else:
+        by_rule: dict[str, list[Finding]] = {name: [] for name in names}
+        for finding in report.findings:
+            by_rule.setdefault(finding.rule, []).append(finding)
+        for name, found in by_rule.items():
+            case = ET.SubElement(suite, "testcase", classname=_xml(report.path), name=_xml(name))
+            failing = [f for f in found if f.severity >= fail_level]
+            if failing:
+                failures += 1
+                worst = max(f.severity for f in failing)
+                count = f"{len(failing)} finding{'s' if len(failing) != 1 else ''}"
+                failure = ET.SubElement(case, "failure", message=_xml(f"{found[0].code} {name}: {count}"), type=str(worst))
+                failure.text = _xml("\n".join(_line(report.path, f) for f in failing))
+            quiet = [f for f in found if f.severity < fail_level]
+            if quiet:
+                ET.SubElement(case, "system-out").text = _xml("\n".join(_line(report.path, f) for f in quiet))
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    return suite
+
+
+def render_junit(
+    reports: Sequence[ImageReport],
+    registry: Registry,
+    enabled: Collection[str] | None = None,
+    fail_level: Severity = Severity.INFO,
+) -> str:
+    """The JUnit XML document of a run.
+
+    ``enabled`` names the rules that ran (default: every rule of the
+    registry); ``fail_level`` is the lowest severity that fails a test case.
+    """
+    names = [rule.name for rule in registry if enabled is None or rule.name in enabled]
+    root = ET.Element("testsuites", name="qcow2lint")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for report in reports:
+        suite = _suite(report, names, fail_level)
+        root.append(suite)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
