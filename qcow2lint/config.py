@@ -1,4 +1,5 @@
-"""YAML configuration: presets, ``extends:``, per-rule levels and options.
+"""Configuration: presets, ``extends:``, per-rule levels and options,
+per-file ignores, and where each effective value came from.
 
 A configuration file looks like::
 
@@ -8,6 +9,23 @@ A configuration file looks like::
       header-padding-nonzero: disable
       l2-reserved-bits: {level: warning}
       Q0601: enable             # rules may be named by code too
+    per-file-ignores:
+      "fixtures/broken-*.qcow2": [l2-reserved-bits, Q0110]
+
+The same keys may live in a ``[tool.qcow2lint]`` table of a
+``pyproject.toml``.  Discovery searches from the working directory upwards;
+in each directory it takes the first of ``.qcow2lint.yaml``,
+``qcow2lint.yaml``, and ``pyproject.toml`` *with* a ``[tool.qcow2lint]``
+table (a ``pyproject.toml`` without the table is skipped).
+
+``per-file-ignores`` patterns are globs: ``*`` and ``?`` do not cross a
+``/``, ``**`` matches any number of directories, ``[abc]`` a character
+class.  A pattern matches an image when it matches, in posix form, the
+image path as given on the command line (``./`` stripped), or that path
+relative to the directory of the configuration file that defines the
+pattern, or -- for a pattern without a ``/`` -- the image's file name.
+Entries of an ``extends`` chain merge; a pattern repeated later replaces
+the earlier list.
 
 Every problem is a ConfigError whose message names the file, the rule and
 the problem in one line.
@@ -17,6 +35,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -29,9 +49,12 @@ from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml")
+DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
+PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
-TOP_LEVEL_KEYS = ("extends", "rules", "max-findings-per-rule", "warnings-are-errors")
+TOP_LEVEL_KEYS = ("extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores")
+#: The source of a value nobody configured.
+BUILTIN = "built-in default"
 
 
 class ConfigError(Exception):
@@ -48,16 +71,130 @@ class RuleSettings:
 
 
 @attrs.frozen
+class FileIgnore:
+    """One ``per-file-ignores`` entry: a glob and the rules it silences."""
+
+    pattern: str
+    rules: tuple[str, ...]
+    #: The directory of the configuration file that defines the pattern.
+    base: str | None = None
+
+    def matches(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the pattern matches ``path`` (see the module docstring)."""
+        regex = _glob_regex(self.pattern)
+        return any(regex.fullmatch(candidate) for candidate in _candidates(path, self.base, self.pattern))
+
+
+@attrs.frozen
 class Config:
     """The effective configuration for a run."""
 
     rules: Mapping[str, RuleSettings]
     max_findings_per_rule: int = DEFAULT_MAX_FINDINGS
     source: str = "defaults"
+    warnings_are_errors: bool = False
+    per_file_ignores: tuple[FileIgnore, ...] = ()
+    #: Where each value came from: ``max-findings-per-rule``,
+    #: ``warnings-are-errors``, ``per-file-ignores``, ``per-file-ignores.PATTERN``
+    #: and ``rules.NAME`` map to ``built-in default``, ``preset NAME`` or a file.
+    sources: Mapping[str, str] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
+    #: The files applied, base first (``preset default``, ..., the file itself).
+    chain: tuple[str, ...] = ()
+    #: How the configuration file was found: ``--config``, ``discovered`` or ``none``.
+    found_by: str = "none"
 
     def enabled(self) -> list[str]:
         """Names of the enabled rules."""
         return [name for name, settings in self.rules.items() if settings.enabled]
+
+    def ignored_rules(self, path: str | os.PathLike[str]) -> set[str]:
+        """Names of the rules that ``per-file-ignores`` silences for ``path``."""
+        names: set[str] = set()
+        for entry in self.per_file_ignores:
+            if entry.matches(path):
+                names.update(entry.rules)
+        return names
+
+
+def ignored(config: Config, path: str | os.PathLike[str], finding: Any) -> bool:
+    """Whether ``per-file-ignores`` silences ``finding`` (by rule name) in ``path``."""
+    return finding.rule in config.ignored_rules(path)
+
+
+def apply_ignores(config: Config, report: Any) -> Any:
+    """``report`` (an engine ImageReport) without the findings that
+    ``per-file-ignores`` silences for its path."""
+    if not config.per_file_ignores or not report.findings:
+        return report
+    silenced = config.ignored_rules(report.path)
+    if not silenced:
+        return report
+    return attrs.evolve(report, findings=tuple(f for f in report.findings if f.rule not in silenced))
+
+
+_GLOB_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A compiled regex for a glob: ``**`` crosses directories, ``*``/``?`` do not."""
+    cached = _GLOB_CACHE.get(pattern)
+    if cached is not None:
+        return cached
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            close = pattern.find("]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[]", i) else i + 1)
+            if close < 0:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pattern[i + 1 : close]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = close + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    regex = re.compile("".join(out))
+    _GLOB_CACHE[pattern] = regex
+    return regex
+
+
+def _posix(path: str) -> str:
+    text = path.replace(os.sep, "/") if os.sep != "/" else path
+    normal = os.path.normpath(text).replace(os.sep, "/") if text else text
+    return normal
+
+
+def _candidates(path: str | os.PathLike[str], base: str | None, pattern: str) -> list[str]:
+    given = os.fspath(path)
+    candidates = [_posix(given)]
+    if base is not None:
+        for absolute, root in ((os.path.abspath(given), os.path.abspath(base)),
+                               (os.path.realpath(given), os.path.realpath(base))):  # fmt: skip
+            try:
+                relative = os.path.relpath(absolute, root)
+            except ValueError:  # another drive
+                continue
+            if not relative.startswith(os.pardir):
+                candidates.append(_posix(relative))
+    if "/" not in pattern:
+        candidates.append(os.path.basename(_posix(given)))
+    return candidates
 
 
 def preset_path(name: str) -> Path | None:
@@ -71,14 +208,27 @@ def presets() -> list[str]:
     return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
 
 
+def _is_pyproject(path: Path) -> bool:
+    return path.name == PYPROJECT or path.suffix == ".toml"
+
+
 def discover(start: Path | None = None) -> Path | None:
-    """The first ``.qcow2lint.yaml`` / ``qcow2lint.yaml`` from ``start`` upwards."""
+    """The configuration file that applies from ``start`` upwards.
+
+    In each directory, from ``start`` up to the root: ``.qcow2lint.yaml``,
+    then ``qcow2lint.yaml``, then ``pyproject.toml`` if it has a
+    ``[tool.qcow2lint]`` table.  An unreadable or invalid ``pyproject.toml``
+    on the way is a ConfigError (its table cannot be ruled out).
+    """
     directory = (start or Path.cwd()).resolve()
     for folder in (directory, *directory.parents):
         for name in DISCOVERY_NAMES:
             candidate = folder / name
-            if candidate.is_file():
-                return candidate
+            if not candidate.is_file():
+                continue
+            if name == PYPROJECT and _pyproject_table(candidate) is None:
+                continue
+            return candidate
     return None
 
 
@@ -87,13 +237,42 @@ def _suggest(key: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the configuration is not UTF-8 text") from None
+
+
+def _pyproject_table(path: Path) -> dict[str, Any] | None:
+    """The ``[tool.qcow2lint]`` table of a TOML file, None when it has none."""
+    try:
+        data = tomllib.loads(_read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {str(exc).splitlines()[0]}") from None
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "qcow2lint" not in tool:
+        return None
+    table = tool["qcow2lint"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.qcow2lint] must be a table, not {type(table).__name__}")
+    return table
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The configuration mapping of a YAML file or a pyproject's table."""
+    if _is_pyproject(path):
+        table = _pyproject_table(path)
+        if table is None:
+            raise ConfigError(f"{path}: no [tool.qcow2lint] table")
+        return table
+    return _read_yaml(path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    text = _read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -108,6 +287,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _label(path: Path) -> str:
+    """How messages and provenance name a configuration file."""
+    if path.resolve().parent == PRESETS_DIR.resolve():
+        return f"preset {path.stem}"
+    if _is_pyproject(path):
+        return f"{path} [tool.qcow2lint]"
+    return str(path)
+
+
+def _where(path: Path) -> str:
+    """The prefix of error messages: the file (and the pyproject table)."""
+    return f"{path} [tool.qcow2lint]" if _is_pyproject(path) else str(path)
+
+
 class _Loader:
     """Applies configuration layers (preset chains first) to rule settings."""
 
@@ -116,51 +309,97 @@ class _Loader:
         self.settings = {rule.name: RuleSettings(True, rule.severity, rule.options) for rule in registry}
         self.max_findings = DEFAULT_MAX_FINDINGS
         self.warnings_are_errors = False
+        self.ignores: dict[str, FileIgnore] = {}
+        self.sources: dict[str, str] = {
+            "max-findings-per-rule": BUILTIN,
+            "warnings-are-errors": BUILTIN,
+            "per-file-ignores": BUILTIN,
+            **{f"rules.{rule.name}": BUILTIN for rule in registry},
+        }
+        self.chain: list[str] = []
 
     def apply_file(self, path: Path, seen: tuple[Path, ...] = ()) -> None:
         resolved = path.resolve()
+        where = _where(path)
         if resolved in seen:
-            raise ConfigError(f"{path}: 'extends' loops back to this file")
-        data = _read_yaml(path)
+            raise ConfigError(f"{where}: 'extends' loops back to this file")
+        data = _read_config(path)
+        label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                raise ConfigError(f"{path}: unknown key {key!r}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
+                raise ConfigError(f"{where}: unknown key {key!r}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
         if "extends" in data:
             base = data["extends"]
             if not isinstance(base, str):
-                raise ConfigError(f"{path}: 'extends' must be a preset name or a file path")
+                raise ConfigError(f"{where}: 'extends' must be a preset name or a file path")
             base_path = preset_path(base) or (path.parent / base)
             if not base_path.is_file():
                 raise ConfigError(
-                    f"{path}: 'extends: {base}' is neither a preset ({', '.join(presets())}) nor a file"
+                    f"{where}: 'extends: {base}' is neither a preset ({', '.join(presets())}) nor a file"
                 )
             self.apply_file(base_path, (*seen, resolved))
+        self.chain.append(label)
         if "max-findings-per-rule" in data:
             value = data["max-findings-per-rule"]
             if type(value) is not int or value < 0:
-                raise ConfigError(f"{path}: 'max-findings-per-rule' must be a whole number >= 0, got {value!r}")
+                raise ConfigError(f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {value!r}")
             self.max_findings = value
+            self.sources["max-findings-per-rule"] = label
         if "warnings-are-errors" in data:
             value = data["warnings-are-errors"]
             if not isinstance(value, bool):
-                raise ConfigError(f"{path}: 'warnings-are-errors' must be true or false, got {value!r}")
+                raise ConfigError(f"{where}: 'warnings-are-errors' must be true or false, got {value!r}")
             self.warnings_are_errors = value
+            self.sources["warnings-are-errors"] = label
         rules = data.get("rules") or {}
         if not isinstance(rules, dict):
-            raise ConfigError(f"{path}: 'rules' must be a mapping of rule names to settings")
+            raise ConfigError(f"{where}: 'rules' must be a mapping of rule names to settings")
         for key, value in rules.items():
-            self.apply_rule(path, str(key), value)
+            name = self.apply_rule(where, str(key), value)
+            self.sources[f"rules.{name}"] = label
+        if "per-file-ignores" in data:
+            self.apply_ignores(path, where, label, data["per-file-ignores"])
 
-    def apply_rule(self, path: Path, key: str, value: Any) -> None:
+    def apply_ignores(self, path: Path, where: str, label: str, value: Any) -> None:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules")
+        names = [r.name for r in self.registry]
+        base = None if label.startswith("preset ") else str(path.parent)
+        for pattern, rules in value.items():
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(f"{where}: per-file-ignores: a pattern must be a non-empty string, got {pattern!r}")
+            if isinstance(rules, str):
+                rules = [rules]
+            if not isinstance(rules, list):
+                raise ConfigError(
+                    f"{where}: per-file-ignores {pattern!r}: expected a list of rule names or codes, got {rules!r}"
+                )
+            resolved: list[str] = []
+            for item in rules:
+                rule = self.registry.get(str(item)) if isinstance(item, str) else None
+                if rule is None:
+                    raise ConfigError(
+                        f"{where}: per-file-ignores {pattern!r}: unknown rule {item!r}{_suggest(str(item), names)}"
+                    )
+                if rule.name not in resolved:
+                    resolved.append(rule.name)
+            self.ignores.pop(pattern, None)  # a repeated pattern moves to the end
+            self.ignores[pattern] = FileIgnore(pattern, tuple(resolved), base)
+            self.sources[f"per-file-ignores.{pattern}"] = label
+        self.sources["per-file-ignores"] = label
+
+    def apply_rule(self, where_file: str, key: str, value: Any) -> str:
         rule = self.registry.get(key)
         if rule is None:
             names = [r.name for r in self.registry]
-            raise ConfigError(f"{path}: unknown rule {key!r}{_suggest(key, names)}")
+            raise ConfigError(f"{where_file}: unknown rule {key!r}{_suggest(key, names)}")
         current = self.settings[rule.name]
-        where = f"{path}: rule {rule.name!r}"
+        where = f"{where_file}: rule {rule.name!r}"
         if value in ("enable", "disable"):
             self.settings[rule.name] = attrs.evolve(current, enabled=value == "enable")
-            return
+            return rule.name
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected enable, disable or a mapping, got {value!r}")
         enabled, severity, options = True, current.severity, dict(current.options)
@@ -180,15 +419,24 @@ class _Loader:
                 known = ["level", "enabled", *rule.options]
                 raise ConfigError(f"{where}: unknown option {option!r}{_suggest(str(option), known)}")
         self.settings[rule.name] = RuleSettings(enabled, severity, options)
+        return rule.name
 
-    def result(self, source: str) -> Config:
+    def result(self, source: str, found_by: str) -> Config:
         settings = self.settings
+        sources = dict(self.sources)
         if self.warnings_are_errors:
+            raised_by = sources["warnings-are-errors"]
+            for name, s in settings.items():
+                if s.severity == Severity.WARNING:
+                    sources[f"rules.{name}"] += f"; level raised to error by warnings-are-errors ({raised_by})"
             settings = {
                 name: attrs.evolve(s, severity=Severity.ERROR) if s.severity == Severity.WARNING else s
                 for name, s in settings.items()
             }
-        return Config(MappingProxyType(dict(settings)), self.max_findings, source)
+        return Config(
+            MappingProxyType(dict(settings)), self.max_findings, source, self.warnings_are_errors,
+            tuple(self.ignores.values()), sources, tuple(self.chain), found_by,
+        )  # fmt: skip
 
 
 def _check_type(where: str, option: str, value: Any, default: Any) -> Any:
@@ -207,17 +455,60 @@ def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, 
     loader = _Loader(registry)
     default = preset_path("default")
     if path is not None:
-        config_path = Path(path)
+        config_path: Path | None = Path(path)
         if not config_path.is_file():
             raise ConfigError(f"{config_path}: no such configuration file")
+        found_by = "--config"
     else:
         config_path = discover(start)
+        found_by = "discovered"
     if config_path is None:
         if default is not None:
             loader.apply_file(default)
-        return loader.result("defaults")
+        return loader.result("defaults", "none")
     loader.apply_file(config_path)
-    return loader.result(str(config_path))
+    return loader.result(str(config_path), found_by)
+
+
+def render_config(config: Config, registry: Registry) -> str:
+    """The effective configuration as YAML (itself a valid configuration),
+    each value followed by a comment saying where it came from."""
+    if config.found_by == "none":
+        header = "# no configuration file found; built-in defaults"
+    else:
+        how = "given with --config" if config.found_by == "--config" else "found from the working directory upwards"
+        header = f"# configuration: {config.source} ({how})"
+    lines = ["# qcow2lint effective configuration", header]
+    if config.chain:
+        lines.append("# applied in order: " + " -> ".join(config.chain))
+
+    def dump(value: Any) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6)
+        return text.removesuffix("\n...\n").strip()  # a bare scalar ends with a document marker
+
+    def source(key: str) -> str:
+        return config.sources.get(key, BUILTIN)
+
+    lines.append(f"max-findings-per-rule: {config.max_findings_per_rule}  # {source('max-findings-per-rule')}")
+    lines.append(
+        f"warnings-are-errors: {dump(config.warnings_are_errors)}  # {source('warnings-are-errors')}"
+    )
+    if config.per_file_ignores:
+        lines.append(f"per-file-ignores:  # {source('per-file-ignores')}")
+        for entry in config.per_file_ignores:
+            where = source(f"per-file-ignores.{entry.pattern}")
+            base = f", relative to {entry.base}" if entry.base else ""
+            lines.append(f"  {dump(entry.pattern)}: {dump(list(entry.rules))}  # {where}{base}")
+    else:
+        lines.append(f"per-file-ignores: {{}}  # {source('per-file-ignores')}")
+    lines.append("rules:")
+    for rule in registry:
+        settings = config.rules.get(rule.name)
+        if settings is None:
+            continue
+        value = {"enabled": settings.enabled, "level": str(settings.severity), **settings.options}
+        lines.append(f"  {rule.name}: {dump(value)}  # {rule.code}; {source('rules.' + rule.name)}")
+    return "\n".join(lines) + "\n"
 
 
 def reference_config(registry: Registry) -> str:

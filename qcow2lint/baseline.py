@@ -1,0 +1,172 @@
+"""Baselines: accept today's findings, report only new ones.
+
+Images cannot carry inline suppression comments, so a baseline file records
+the fingerprints of the findings a run produced.  A fingerprint is the rule
+name, the image path and the structure path (``l2@0x4000[17]``,
+``header.padding``) -- not the byte offset or the message, so a baseline
+survives changes that do not touch the finding (a value named in the
+message, a re-ordering of the output).  The image path is the path as given,
+in posix form, made relative to the working directory when it lies inside
+it, so a baseline written at a repository's root works on every checkout.
+
+The file is JSON, versioned and sorted so that it diffs well::
+
+    {
+      "tool": "qcow2lint",
+      "version": 1,
+      "findings": [
+        {"image": "images/a.qcow2", "rule": "l2-reserved-bits", "location": "l2@0x4000[0]", "count": 1}
+      ]
+    }
+
+``count`` is how many findings share the fingerprint: a baseline holding N
+of them lets N findings pass, and the (N+1)th is new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from qcow2lint.engine import ImageReport
+    from qcow2lint.findings import Finding
+
+BASELINE_VERSION = 1
+TOOL = "qcow2lint"
+
+Fingerprint = tuple[str, str, str]
+
+
+class BaselineError(Exception):
+    """The baseline cannot be read or is malformed; the message is one line."""
+
+
+def image_key(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """The image path of a fingerprint: posix, ``./`` and ``..`` folded,
+    relative to ``root`` (default: the working directory) when inside it."""
+    given = os.fspath(path)
+    base = os.path.abspath(os.fspath(root) if root is not None else os.getcwd())
+    if os.path.isabs(given):
+        absolute = os.path.normpath(given)
+        try:
+            relative = os.path.relpath(absolute, base)
+        except ValueError:  # another drive
+            relative = os.pardir
+        key = absolute if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+    else:
+        key = os.path.normpath(given)
+    return key.replace(os.sep, "/")
+
+
+def fingerprint(report_path: str | os.PathLike[str], finding: Finding,
+                root: str | os.PathLike[str] | None = None) -> Fingerprint:  # fmt: skip
+    """``(image, rule, structure path)`` of one finding."""
+    return (image_key(report_path, root), finding.rule, finding.location)
+
+
+def _fingerprints(reports: Iterable[ImageReport], root: str | os.PathLike[str] | None) -> Counter[Fingerprint]:
+    counts: Counter[Fingerprint] = Counter()
+    for report in reports:
+        for finding in report.findings:
+            counts[fingerprint(report.path, finding, root)] += 1
+    return counts
+
+
+def generate_baseline(reports: Iterable[ImageReport], root: str | os.PathLike[str] | None = None) -> str:
+    """The baseline file (JSON text) accepting every finding of ``reports``.
+
+    Images that could not be read contribute nothing: an unreadable image is
+    never baselined away.
+    """
+    counts = _fingerprints(reports, root)
+    entries = [
+        {"image": image, "rule": rule, "location": location, "count": count}
+        for (image, rule, location), count in sorted(counts.items())
+    ]
+    document = {"tool": TOOL, "version": BASELINE_VERSION, "findings": entries}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def parse_baseline(text: str, source: str = "baseline") -> Counter[Fingerprint]:
+    """The fingerprint counts of a baseline file; BaselineError when malformed."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{source}: not a qcow2lint baseline: invalid JSON at line {exc.lineno}, "
+                            f"column {exc.colno}: {exc.msg}") from None  # fmt: skip
+    if not isinstance(document, dict) or document.get("tool") != TOOL or "findings" not in document:
+        raise BaselineError(f"{source}: not a qcow2lint baseline (expected a JSON object with "
+                            f"\"tool\": \"{TOOL}\" and \"findings\"; write one with --generate-baseline)")  # fmt: skip
+    version = document.get("version")
+    if version != BASELINE_VERSION:
+        raise BaselineError(
+            f"{source}: baseline version {version!r} is not supported (this qcow2lint reads version "
+            f"{BASELINE_VERSION}); regenerate it with --generate-baseline"
+        )
+    entries = document["findings"]
+    if not isinstance(entries, list):
+        raise BaselineError(f"{source}: \"findings\" must be a list, not {type(entries).__name__}")
+    counts: Counter[Fingerprint] = Counter()
+    for index, entry in enumerate(entries):
+        counts[_entry(source, index, entry)] += _count(source, index, entry)
+    return counts
+
+
+def _entry(source: str, index: int, entry: Any) -> Fingerprint:
+    if not isinstance(entry, dict):
+        raise BaselineError(f"{source}: findings[{index}] must be an object, not {type(entry).__name__}")
+    values = []
+    for key in ("image", "rule", "location"):
+        value = entry.get(key)
+        if not isinstance(value, str):
+            raise BaselineError(f"{source}: findings[{index}]: {key!r} must be a string, got {value!r}")
+        values.append(value)
+    return (values[0], values[1], values[2])
+
+
+def _count(source: str, index: int, entry: dict[str, Any]) -> int:
+    count = entry.get("count", 1)
+    if type(count) is not int or count < 1:
+        raise BaselineError(f"{source}: findings[{index}]: 'count' must be a whole number >= 1, got {count!r}")
+    return count
+
+
+def read_baseline(path: str | os.PathLike[str]) -> str:
+    """The text of a baseline file; BaselineError (one line) when unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(f"{os.fspath(path)}: cannot read the baseline: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"{os.fspath(path)}: not a qcow2lint baseline: not UTF-8 text") from None
+
+
+def apply_baseline(
+    reports: Iterable[ImageReport], text: str, root: str | os.PathLike[str] | None = None,
+    source: str = "baseline",
+) -> list[ImageReport]:
+    """``reports`` without the findings the baseline ``text`` accepts.
+
+    Each baseline entry lets ``count`` findings with its fingerprint pass,
+    in report order; the rest are new and kept.  ``source`` names the file in
+    error messages.  Unreadable images keep their error.
+    """
+    remaining = parse_baseline(text, source)
+    result = []
+    for report in reports:
+        kept = []
+        for finding in report.findings:
+            key = fingerprint(report.path, finding, root)
+            if remaining[key] > 0:
+                remaining[key] -= 1
+            else:
+                kept.append(finding)
+        result.append(report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept)))
+    return result
