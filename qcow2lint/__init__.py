@@ -1,3 +1,136 @@
-"""qcow2lint: a linter for QEMU qcow2 disk images."""
+"""qcow2lint: a linter for QEMU qcow2 disk images.
+
+The Python API is two functions; ``import qcow2lint`` stays cheap because
+they import the reader and the engine only when called.
+
+Read an image's structures (read-only; the file stays open so the L2 tables
+and refcount blocks can be streamed)::
+
+    import qcow2lint
+
+    with qcow2lint.read("disk.qcow2") as image:
+        print(image.header.version, image.header.cluster_size, image.header.size)
+        for batch in image.l2_batches():       # numpy uint64 arrays, streamed
+            print(batch.entries.shape)
+
+Lint an image with the discovered configuration (``.qcow2lint.yaml``,
+``qcow2lint.yaml`` or ``pyproject.toml`` from the working directory
+upwards), a configuration file, or a :class:`qcow2lint.config.Config`::
+
+    report = qcow2lint.lint("disk.qcow2")
+    for finding in report.findings:
+        print(finding.code, finding.rule, finding.severity, hex(finding.offset), finding.location, finding.message)
+
+    strict = qcow2lint.lint("disk.qcow2", config="ci/qcow2lint.yaml")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from qcow2lint.config import Config
+    from qcow2lint.engine import ImageReport as Report
+    from qcow2lint.records import Image
+
+__all__ = ["Config", "Image", "ImageError", "Report", "__version__", "lint", "read"]
+
+#: Names imported on first use (``qcow2lint.Report`` etc.), keeping ``import qcow2lint`` cheap.
+_LAZY = {
+    "Config": ("qcow2lint.config", "Config"),
+    "ConfigError": ("qcow2lint.config", "ConfigError"),
+    "Finding": ("qcow2lint.findings", "Finding"),
+    "Image": ("qcow2lint.records", "Image"),
+    "ImageError": ("qcow2lint.reader", "ImageError"),
+    "Report": ("qcow2lint.engine", "ImageReport"),
+    "Severity": ("qcow2lint.findings", "Severity"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'qcow2lint' has no attribute {name!r}")
+
+
+def read(path: str | os.PathLike[str]) -> Image:
+    """Read the qcow2 image at ``path`` without judging it.
+
+    Returns a :class:`qcow2lint.records.Image`: the header, header
+    extensions, L1 and refcount tables, snapshots, bitmaps, and the
+    structures that could not be read (``image.problems``).  The file stays
+    open so that ``image.l2_batches()`` and ``image.refcount_blocks()`` can
+    stream the big tables; use the image as a context manager (or call
+    ``image.close()``) to close it.  Broken images are read as far as
+    possible, never refused.
+
+    Raises :class:`qcow2lint.reader.ImageError` when the file cannot be read
+    at all (missing, a directory, no permission, a Git LFS pointer file).
+
+    >>> with qcow2lint.read("examples/demo.qcow2") as image:  # doctest: +SKIP
+    ...     image.header.version, image.header.cluster_size
+    (3, 65536)
+    """
+    from qcow2lint.reader import read_image
+
+    return read_image(path)
+
+
+_REGISTRY: Any = None
+
+
+def _registry() -> Any:
+    global _REGISTRY
+    if _REGISTRY is None:
+        from qcow2lint.registry import load_registry
+
+        _REGISTRY = load_registry()
+    return _REGISTRY
+
+
+def lint(
+    path: str | os.PathLike[str],
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    deep: bool = False,
+    statistics: bool = False,
+) -> Report:
+    """Lint the qcow2 image at ``path`` and return its report.
+
+    ``config`` is None (discover ``.qcow2lint.yaml`` / ``qcow2lint.yaml`` /
+    ``pyproject.toml`` from the working directory upwards, else the
+    defaults), the path of a configuration file, or a
+    :class:`qcow2lint.config.Config`.  ``deep`` also decompresses every
+    compressed cluster; ``statistics`` fills ``report.stats`` with qemu-img
+    check's figures.  ``per-file-ignores`` of the configuration apply.
+
+    The report (:class:`qcow2lint.engine.ImageReport`) has ``findings``
+    (sorted by offset, each with ``rule``, ``code``, ``severity``,
+    ``offset``, ``location`` and ``message``), ``counts()`` per severity and
+    ``stats``.
+
+    Raises :class:`qcow2lint.reader.ImageError` when the file cannot be read
+    at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
+
+    >>> report = qcow2lint.lint("examples/demo.qcow2")  # doctest: +SKIP
+    >>> [f.rule for f in report.findings]
+    ['autoclear-unknown-bits', 'header-padding-nonzero', 'l2-reserved-bits']
+    >>> report.counts()
+    {'error': 1, 'warning': 2, 'info': 0}
+    """
+    from qcow2lint.config import Config, load_config
+    from qcow2lint.reader import ImageError
+    from qcow2lint.runner import lint_image
+
+    registry = _registry()
+    settings = config if isinstance(config, Config) else load_config(registry, config)
+    report = lint_image(os.fspath(path), settings, registry, statistics, deep)
+    if report.error is not None:
+        raise ImageError(report.error)
+    return report

@@ -148,6 +148,27 @@ def read_baseline(path: str | os.PathLike[str]) -> str:
         raise BaselineError(f"{os.fspath(path)}: not a qcow2lint baseline: not UTF-8 text") from None
 
 
+class BaselineFilter:
+    """Drops the findings a baseline accepts, one report at a time (so that
+    reports can be printed as they come); the counts are shared across
+    reports: each baseline entry lets ``count`` findings pass, in order."""
+
+    def __init__(self, text: str, root: str | os.PathLike[str] | None = None, source: str = "baseline") -> None:
+        self.remaining = parse_baseline(text, source)
+        self.root = root
+
+    def __call__(self, report: ImageReport) -> ImageReport:
+        """``report`` without the findings the baseline still accepts."""
+        kept = []
+        for finding in report.findings:
+            key = fingerprint(report.path, finding, self.root)
+            if self.remaining[key] > 0:
+                self.remaining[key] -= 1
+            else:
+                kept.append(finding)
+        return report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept))
+
+
 def apply_baseline(
     reports: Iterable[ImageReport], text: str, root: str | os.PathLike[str] | None = None,
     source: str = "baseline",
@@ -158,15 +179,5 @@ def apply_baseline(
     in report order; the rest are new and kept.  ``source`` names the file in
     error messages.  Unreadable images keep their error.
     """
-    remaining = parse_baseline(text, source)
-    result = []
-    for report in reports:
-        kept = []
-        for finding in report.findings:
-            key = fingerprint(report.path, finding, root)
-            if remaining[key] > 0:
-                remaining[key] -= 1
-            else:
-                kept.append(finding)
-        result.append(report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept)))
-    return result
+    accept = BaselineFilter(text, root, source)
+    return [accept(report) for report in reports]

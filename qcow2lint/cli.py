@@ -9,9 +9,10 @@ be read at all.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -37,6 +38,11 @@ class Format(str, enum.Enum):
 
     text = "text"
     json = "json"
+    sarif = "sarif"
+    sarif_github = "sarif-github"
+    github = "github"
+    gitlab = "gitlab"
+    junit = "junit"
 
 
 class Level(str, enum.Enum):
@@ -77,7 +83,13 @@ def _main(
 @app.command()
 def check(
     images: Annotated[
-        list[Path], typer.Argument(help="Image files to check.", show_default=False, readable=False)
+        list[str],
+        typer.Argument(
+            help="Image files, directories (searched recursively for *.qcow2 and files with the qcow2 magic) "
+            "and glob patterns (** for any depth).",
+            show_default=False,
+            metavar="IMAGE...",
+        ),
     ],
     config: Annotated[
         Path | None,
@@ -94,46 +106,129 @@ def check(
     deep: Annotated[
         bool, typer.Option("--deep", help="Also decompress every compressed cluster (slow on large images).")
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", min=0, help="Check images in N parallel processes (0: one per CPU); same output order."
+        ),
+    ] = 1,
+    exit_zero: Annotated[
+        bool,
+        typer.Option("--exit-zero", help="Exit 0 even when findings reach the fail level (2 still means unreadable)."),
+    ] = False,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-file", "-o", help="Write the --format report to FILE; the text report still goes to the terminal."
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Report only findings the baseline FILE does not hold.", readable=False),
+    ] = None,
+    generate_baseline: Annotated[
+        Path | None,
+        typer.Option("--generate-baseline", help="Write every current finding's fingerprint to FILE (a baseline)."),
+    ] = None,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
-    from qcow2lint.engine import lint_path
-    from qcow2lint.report.dump import build_dump
-    from qcow2lint.report.jsonreport import render_json
+    from qcow2lint.engine import ImageReport
+    from qcow2lint.inputs import Unmatched, expand
     from qcow2lint.report.text import render_text
+    from qcow2lint.runner import Job, run
+
+    from qcow2lint.baseline import BaselineError, BaselineFilter, generate_baseline as baseline_text, read_baseline
 
     registry = _registry()
     try:
         settings = load_config(registry, config)
-    except ConfigError as exc:
+        accept = BaselineFilter(read_baseline(baseline), source=str(baseline)) if baseline else None
+    except (ConfigError, BaselineError) as exc:
         _fail(str(exc))
     threshold = Severity.parse(fail_level.value)
-    reports, extra, exit_code = [], {}, EXIT_OK
-    for image in images:
-        path = str(image)
-        if dump:
-            try:
-                result = build_dump(path)
-            except ImageError:
-                result = None  # the check below reports why
-            if result is not None:
-                if output_format is Format.text:
-                    typer.echo(result.text, nl=False)
-                else:
-                    extra[path] = {"dump": result.text}
-                if result.error:
-                    typer.echo(f"qcow2lint: dump: {path}: {result.error}", err=True)
-        report = lint_path(path, settings, registry, statistics or output_format is Format.json, deep)
+    # With --output-file the chosen format goes to the file and the terminal
+    # gets the text report.
+    terminal = Format.text if output_file is not None else output_format
+    machine = terminal is not Format.text
+    entries = expand(images)
+    paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
+    from qcow2lint import progress
+
+    waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) else None
+    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump)
+    outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
+
+    reports, found, extra, exit_code = [], [], {}, EXIT_OK
+    for entry in entries:
+        if isinstance(entry, Unmatched):
+            report, dump_text, dump_error = ImageReport(entry.argument, error=str(entry)), None, None
+        else:
+            outcome = next(outcomes)
+            report, dump_text, dump_error = outcome.report, outcome.dump_text, outcome.dump_error
+        found.append(report)
+        report = accept(report) if accept is not None else report
+        path = report.path
+        if dump_text is not None:
+            if terminal is Format.text:
+                typer.echo(dump_text, nl=False)
+            else:
+                extra[path] = {"dump": dump_text}
+        if dump_error:
+            typer.echo(f"qcow2lint: dump: {path}: {dump_error}", err=True)
         reports.append(report)
         if report.error is not None:
             typer.echo(f"qcow2lint: error: {report.error}", err=True)
             exit_code = EXIT_ERROR
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
-        if output_format is Format.text and report.error is None:
+        if terminal is Format.text and report.error is None:
             typer.echo(render_text(report, statistics), nl=False)
-    if output_format is Format.json:
-        typer.echo(render_json(reports, extra), nl=False)
+    if output_format is not Format.text or output_file is not None:
+        rendered = _render(output_format, reports, extra, registry, settings, threshold)
+        if output_file is None:
+            typer.echo(rendered, nl=False)
+        else:
+            _write(output_file, rendered)
+    if generate_baseline is not None:
+        _write(generate_baseline, baseline_text(found))
+    if exit_zero and exit_code == EXIT_FINDINGS:
+        exit_code = EXIT_OK
     raise typer.Exit(exit_code)
+
+
+def _render(
+    output_format: Format, reports: list[Any], extra: dict[str, Any], registry: Registry, settings: Any,
+    threshold: Severity,
+) -> str:  # fmt: skip
+    """The whole report in ``output_format`` (every format from one engine run)."""
+    from qcow2lint.report import github, gitlab, junit, sarif
+    from qcow2lint.report.jsonreport import render_json
+    from qcow2lint.report.text import render_text
+
+    if output_format is Format.github:
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(github.github_step_summary(reports))
+        return github.render_github(reports)
+    renderers = {
+        Format.text: lambda: "".join(render_text(r) for r in reports if r.error is None),
+        Format.json: lambda: render_json(reports, extra),
+        Format.sarif: lambda: sarif.render_sarif(reports, registry),
+        Format.sarif_github: lambda: sarif.render_sarif(reports, registry, github=True),
+        Format.gitlab: lambda: gitlab.render_gitlab(reports),
+        Format.junit: lambda: junit.render_junit(
+            reports, registry, enabled=set(settings.enabled()), fail_level=threshold
+        ),
+    }
+    return renderers[output_format]()
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 @app.command("dump")
@@ -152,6 +247,24 @@ def dump_command(
     sys.stdout.flush()
     if result.error:
         _fail(f"{image}: {result.error}")
+
+
+@app.command("config")
+def config_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
+    ] = None,
+) -> None:
+    """Print the effective configuration and where each value came from."""
+    from qcow2lint.config import render_config
+
+    registry = _registry()
+    try:
+        settings = load_config(registry, config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(render_config(settings, registry), nl=False)
 
 
 @app.command("rules")

@@ -19,6 +19,7 @@ import numpy as np
 from attrs import evolve
 
 from qcow2lint import spec
+from qcow2lint.inputs import LFS_POINTER_PREFIX, lfs_pointer_error
 from qcow2lint.predicates import compressed, compressed_ranges
 from qcow2lint.records import (
     BackingFormat,
@@ -83,7 +84,10 @@ class Reader:
                 raise ImageError(f"{path}: is a directory, not an image file")
             self.size = info.st_size if stat.S_ISREG(info.st_mode) else self._device_size()
             if self.size > 0:
-                self.read(0, 1)  # surfaces EACCES/EIO now, as one clear error
+                head = self.read(0, len(LFS_POINTER_PREFIX))  # surfaces EACCES/EIO now, as one clear error
+                lfs = lfs_pointer_error(path, head, self.size)
+                if lfs is not None:
+                    raise ImageError(lfs)
         except BaseException:
             os.close(self.fd)
             raise
@@ -95,8 +99,10 @@ class Reader:
             raise ImageError(f"{self.path}: cannot determine the size: {exc.strerror}") from None
 
     def close(self) -> None:
-        """Close the file."""
-        os.close(self.fd)
+        """Close the file (again is a no-op)."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; fewer where the file ends."""
@@ -531,18 +537,38 @@ class _ImageReader(Reader):
             yield RefcountBlock(index, offset, image.header.refcount_order, data)
 
 
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read an image and keep its file open: the returned Image streams its L2
+    tables and refcount blocks until ``image.close()`` (or the end of a
+    ``with image:`` block).
+
+    Raises ImageError when the file cannot be read at all.
+    """
+    reader = _ImageReader(os.fspath(path))
+    try:
+        return reader.build()
+    except OSError as exc:
+        reader.close()
+        if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
+            raise ImageError(f"{path}: {exc.strerror}") from None
+        raise
+    except BaseException:
+        reader.close()
+        raise
+
+
 @contextlib.contextmanager
 def open_image(path: str | os.PathLike[str]) -> Iterator[Image]:
     """Read an image; the L2 tables and refblocks stream while it is open.
 
     Raises ImageError when the file cannot be read at all.
     """
-    reader = _ImageReader(os.fspath(path))
+    image = read_image(path)
     try:
-        yield reader.build()
+        yield image
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
             raise ImageError(f"{path}: {exc.strerror}") from None
         raise
     finally:
-        reader.close()
+        image.close()

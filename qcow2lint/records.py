@@ -743,6 +743,17 @@ class Image:
     problems: tuple[ReadProblem, ...] = ()
     reader: Reader | None = attrs.field(default=None, eq=False, repr=False)
 
+    def close(self) -> None:
+        """Close the image file; the streamed tables cannot be read afterwards."""
+        if self.reader is not None:
+            self.reader.close()
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def extension(self, magic: int) -> HeaderExtension | None:
         """The extension QEMU uses for ``magic`` (the last one wins)."""
         found = [ext for ext in self.extensions if ext.magic == magic]

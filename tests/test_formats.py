@@ -170,7 +170,8 @@ def test_sarif_github_has_line_one_byte_ranges_in_properties_and_stable_fingerpr
         assert result["properties"]["byteOffset"] == finding.offset
         assert result["properties"]["byteLength"] in (1, 8)
         assert result["properties"]["structurePath"] == finding.location
-        expected = hashlib.sha256(f"{finding.rule}\0{BAD}\0{finding.location}".encode()).hexdigest()
+        # the identity a baseline uses: image, rule, structure path
+        expected = hashlib.sha256(f"{BAD}\0{finding.rule}\0{finding.location}".encode()).hexdigest()
         assert result["partialFingerprints"] == {FINGERPRINT_KEY: expected}
     assert len({r["partialFingerprints"][FINGERPRINT_KEY] for r in results}) == len(results)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
+from qcow2lint import baseline
 from qcow2lint.findings import Finding
 
 #: A table entry: ``l1[3]``, ``l2@0x50000[17]``, ``reftable[2]``,
@@ -27,12 +27,11 @@ def byte_length(finding: Finding) -> int:
     return 8 if _TABLE_ENTRY.search(finding.location) else 1
 
 
-def fingerprint(rule: str, path: str, location: str) -> str:
-    """The stable identity of a finding across runs: sha256 of its rule, its
-    image path (normalised: ``./a.qcow2`` is ``a.qcow2``) and its structure
-    path; not the offset, not the message (the identity a baseline uses)."""
-    path = os.path.normpath(path).replace(os.sep, "/")
-    data = "\0".join((rule, path, location)).encode("utf-8", "surrogateescape")
+def fingerprint(path: str, finding: Finding) -> str:
+    """The stable identity of a finding across runs: sha256 of the identity a
+    baseline uses (image path, rule, structure path; not the offset, not the
+    message)."""
+    data = "\0".join(baseline.fingerprint(path, finding)).encode("utf-8", "surrogateescape")
     return hashlib.sha256(data).hexdigest()
 
 

@@ -93,7 +93,7 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
         "locations": [location],
     }
     if github:
-        result["partialFingerprints"] = {FINGERPRINT_KEY: fingerprint(finding.rule, path, finding.location)}
+        result["partialFingerprints"] = {FINGERPRINT_KEY: fingerprint(path, finding)}
         result["properties"] = {"byteOffset": finding.offset, "byteLength": length, "structurePath": finding.location}
     return result
 

@@ -1,0 +1,187 @@
+"""Command-line inputs to image files: files, directories and glob patterns.
+
+:func:`expand` turns what the user typed into the ordered list of files to
+check.  Each argument is, in this order of precedence:
+
+* an existing **directory**: every regular file below it, recursively, whose
+  name ends in ``.qcow2`` or whose first bytes are the qcow2 magic
+  ``QFI\\xfb``; symbolic links are followed, but a directory already visited
+  (a symlink loop) is skipped, and so are ``.git``, ``.hg`` and ``.svn``;
+* an existing **file** (or anything else that exists), checked as given;
+* a **glob pattern** (``*``, ``?``, ``[...]``, and ``**`` for any depth,
+  which does not descend through symbolic links), expanded here when the
+  shell did not; matched directories are searched as above, matched files
+  are checked as given;
+* anything else is an input that **matches nothing**.
+
+Files come out sorted within each argument, arguments in the order given, and
+a file named twice (also through a symbolic link) is checked once, at its
+first place.  A missing path or an argument that
+matches nothing is kept as an :class:`Unmatched` entry so the caller can
+report it in place (the command line exits 2 with one line for it).
+
+:func:`lfs_pointer_error` recognises a Git LFS pointer file (a checkout made
+without ``git lfs``): a small text file standing in for the real image.  The
+reader refuses such a file with an :class:`~qcow2lint.reader.ImageError`
+that tells the user to run ``git lfs pull``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import attrs
+
+#: The qcow2 magic, the first four bytes of every qcow2 image.
+QCOW2_MAGIC = b"QFI\xfb"
+#: File names that are checked without sniffing their content.
+IMAGE_SUFFIXES = (".qcow2",)
+#: Directories never searched when walking a directory given on the command line.
+SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn"})
+#: The first line of every Git LFS pointer file.
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+#: Git LFS pointer files are small; anything larger is not one.
+LFS_POINTER_MAX_SIZE = 1024
+
+
+@attrs.frozen
+class Unmatched:
+    """A command-line argument that names no file to check."""
+
+    argument: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.argument}: {self.reason}"
+
+
+def is_lfs_pointer(head: bytes, size: int) -> bool:
+    """True when a file of ``size`` bytes starting with ``head`` is a Git LFS pointer."""
+    return size <= LFS_POINTER_MAX_SIZE and head.startswith(LFS_POINTER_PREFIX)
+
+
+def lfs_pointer_error(path: str, head: bytes, size: int) -> str | None:
+    """The one-line message for a Git LFS pointer file, or None for any other file.
+
+    >>> lfs_pointer_error("a.qcow2", b"version https://git-lfs.github.com/spec/v1\\noid sha256:ab\\n", 60)
+    'a.qcow2: is a Git LFS pointer file, not the image: fetch the LFS object first (run `git lfs pull`)'
+    """
+    if not is_lfs_pointer(head, size):
+        return None
+    return f"{path}: is a Git LFS pointer file, not the image: fetch the LFS object first (run `git lfs pull`)"
+
+
+def has_qcow2_magic(path: str | os.PathLike[str]) -> bool:
+    """True when the file at ``path`` starts with the qcow2 magic (False if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(QCOW2_MAGIC)) == QCOW2_MAGIC
+    except OSError:
+        return False
+
+
+def _is_image_candidate(path: str, name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES) or has_qcow2_magic(path)
+
+
+def walk_directory(directory: str) -> Iterator[str]:
+    """Image files below ``directory``, sorted by path component, recursively.
+
+    Follows symbolic links but never enters a directory twice, so a symlink
+    loop ends the descent instead of recursing forever.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: str) -> Iterator[str]:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.stat(path).st_mode  # follows symlinks; a broken one is skipped
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode):
+                if name not in SKIPPED_DIRECTORIES:
+                    yield from visit(path)
+            elif stat.S_ISREG(mode) and _is_image_candidate(path, name):
+                yield path
+
+    yield from visit(directory)
+
+
+def _glob(pattern: str) -> list[str]:
+    """Sorted matches of a glob pattern; ``**`` matches any depth of
+    directories but does not descend through symbolic links (no loops)."""
+    path = Path(pattern)
+    if path.is_absolute():
+        root, relative = Path(path.anchor), str(path.relative_to(path.anchor))
+    else:
+        root, relative = Path(), pattern
+    try:
+        matches = {str(match) for match in root.glob(relative)}
+    except (OSError, ValueError):  # e.g. an unreadable directory, an invalid pattern
+        return []
+    # Like the shell, wildcards do not match hidden names (".git") unless the
+    # pattern spells the leading dot itself.
+    named = set(Path(relative).parts)
+    if not any(part.startswith(".") and glob.has_magic(part) for part in named):
+        matches = {
+            match for match in matches
+            if not any(part.startswith(".") and part not in (".", "..") and part not in named
+                       for part in Path(match).parts)
+        }  # fmt: skip
+    return sorted(matches)
+
+
+def _expand_one(argument: str) -> list[str] | Unmatched:
+    if os.path.isdir(argument):
+        found = list(walk_directory(argument))
+        return found or Unmatched(argument, "directory holds no qcow2 image (no *.qcow2 file, no file with the qcow2 magic)")
+    if os.path.lexists(argument):
+        return [argument]
+    if glob.has_magic(argument):
+        files: list[str] = []
+        for match in _glob(argument):
+            if os.path.isdir(match):
+                files.extend(walk_directory(match))
+            else:
+                files.append(match)
+        return files or Unmatched(argument, "matches no file")
+    return Unmatched(argument, "no such file or directory")
+
+
+def expand(arguments: Iterable[str | os.PathLike[str]]) -> list[str | Unmatched]:
+    """The files named by ``arguments`` (files, directories, glob patterns), in order.
+
+    >>> expand(["no/such/*.qcow2"])
+    [Unmatched(argument='no/such/*.qcow2', reason='matches no file')]
+    """
+    result: list[str | Unmatched] = []
+    seen: set[str] = set()
+    for argument in arguments:
+        expanded = _expand_one(os.fspath(argument))
+        if isinstance(expanded, Unmatched):
+            result.append(expanded)
+            continue
+        for path in expanded:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                result.append(path)
+    return result
