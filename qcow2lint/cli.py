@@ -150,6 +150,7 @@ def check(
     # gets the text report.
     terminal = Format.text if output_file is not None else output_format
     machine = terminal is not Format.text
+    colour = not machine and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     entries = expand(images)
     paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
     from qcow2lint import progress
@@ -182,7 +183,7 @@ def check(
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
         if terminal is Format.text and report.error is None:
-            typer.echo(render_text(report, statistics), nl=False)
+            typer.echo(render_text(report, statistics, colour), nl=False)
     if output_format is not Format.text or output_file is not None:
         rendered = _render(output_format, reports, extra, registry, settings, threshold)
         if output_file is None:

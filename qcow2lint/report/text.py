@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from qcow2lint.engine import ImageReport
+from qcow2lint.findings import Severity
+
+#: ANSI colours of the severities, used only when the caller asks (a TTY
+#: without NO_COLOR).
+COLOURS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
+RESET = "\033[0m"
 
 
-def render_text(report: ImageReport, statistics: bool = False) -> str:
+def render_text(report: ImageReport, statistics: bool = False, colour: bool = False) -> str:
     """``IMAGE:0xOFFSET: CODE name severity [location] message`` lines, a
     summary, and with ``statistics`` the findings per rule and qemu-img
-    check's figures."""
+    check's figures.  ``colour`` paints the severities."""
+
+    def severity(value: Severity) -> str:
+        return f"{COLOURS[value]}{value}{RESET}" if colour else str(value)
+
     lines = [
-        f"{report.path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}"
+        f"{report.path}:{f.offset:#x}: {f.code} {f.rule} {severity(f.severity)} [{f.location}] {f.message}"
         for f in report.findings
     ]
     counts = report.counts()

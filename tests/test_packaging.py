@@ -1,0 +1,45 @@
+"""Packaging: a regular (non-editable) install gives the `qcow2lint` command,
+`python -m qcow2lint`, the built-in rules under their own import name, and
+one version everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+from qcow2lint import __version__
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with `pip install .` of this repository."""
+    env = tmp_path_factory.mktemp("pkg") / "env"
+    venv.EnvBuilder(with_pip=False).create(env)
+    python = env / "bin" / "python"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(REPO_ROOT)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0 and "Could not find a version" in result.stderr:
+        pytest.skip(f"the package index is not reachable: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def test_the_console_script_module_entry_and_version_agree(installed: Path) -> None:
+    script = subprocess.run([str(installed / "bin" / "qcow2lint"), "--version"], capture_output=True, text=True)
+    module = subprocess.run([str(installed / "bin" / "python"), "-m", "qcow2lint", "--version"], capture_output=True, text=True)
+    assert script.stdout == module.stdout == f"qcow2lint {__version__}\n"
+
+
+def test_the_rules_install_as_qcow2lint_rules_and_not_as_rules(installed: Path, tmp_path: Path) -> None:
+    python = str(installed / "bin" / "python")
+    probe = "import importlib.util as u; print(u.find_spec('qcow2lint_rules') is not None, u.find_spec('rules') is None)"
+    assert subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path).stdout == "True True\n"
+    rules = subprocess.run([str(installed / "bin" / "qcow2lint"), "rules"], capture_output=True, text=True, cwd=tmp_path)
+    assert rules.returncode == 0 and "Q0601  l1-reserved-bits" in rules.stdout
