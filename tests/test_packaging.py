@@ -43,3 +43,31 @@ def test_the_rules_install_as_qcow2lint_rules_and_not_as_rules(installed: Path, 
     assert subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path).stdout == "True True\n"
     rules = subprocess.run([str(installed / "bin" / "qcow2lint"), "rules"], capture_output=True, text=True, cwd=tmp_path)
     assert rules.returncode == 0 and "Q0601  l1-reserved-bits" in rules.stdout
+
+
+def test_pipx_install_gives_the_command(tmp_path: Path) -> None:
+    """`pipx install .` (pipx is installed from PyPI for the test when missing)."""
+    probe = subprocess.run([sys.executable, "-m", "pipx", "--version"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "pipx"], capture_output=True, text=True)
+        if got.returncode != 0:
+            pytest.skip(f"pipx cannot be installed here: {got.stderr.strip().splitlines()[-1:]}")
+    env = {
+        "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(REPO_ROOT)],
+        capture_output=True, text=True, env={**env, **_pip_environment()},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    version = subprocess.run([str(tmp_path / "bin" / "qcow2lint"), "--version"], capture_output=True, text=True)
+    assert version.stdout == f"qcow2lint {__version__}\n"
+
+
+def _pip_environment() -> dict[str, str]:
+    """The variables pip needs to reach its index here (certificates, config)."""
+    import os
+
+    keep = ("PIP_", "SSL_CERT", "REQUESTS_CA", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy")
+    return {k: v for k, v in os.environ.items() if k.startswith(keep)}
