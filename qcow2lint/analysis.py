@@ -353,9 +353,9 @@ class RefcountBuilder:
                     attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable))
         active = np.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
         inactive = np.setdiff1d(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
-        for kind, offsets in (("active-l2", active), ("inactive-l2", inactive)):
-            for offset in offsets.tolist():
-                self._meta(kind, f"l2@{offset:#x}", offset, self.cluster_size)
+        # L2 tables can number in the thousands: kept as arrays, not extents.
+        self.l2_offsets = np.concatenate([active, inactive])
+        self.l2_active = len(active)
         if image.snapshots is not None:
             entries = image.snapshots.entries
             # QEMU reads nb_snapshots entries and gets zeros past the end of
@@ -429,6 +429,15 @@ class RefcountBuilder:
             self.refblock_issues.append(RefcountIssue(index, offset, kind))
             self.corruptions += 1
 
+    def owner(self, number: int) -> Extent:
+        """The extent ``meta_owners`` names: a metadata extent, or an L2 table."""
+        if number < len(self.metadata):
+            return self.metadata[number]
+        index = number - len(self.metadata)
+        offset = int(self.l2_offsets[index])
+        kind = "active-l2" if index < self.l2_active else "inactive-l2"
+        return Extent(kind, f"l2@{offset:#x}", offset, self.cluster_size)
+
     def _meta(self, kind: str, label: str, offset: int, length: int) -> None:
         if length > 0:
             self.metadata.append(Extent(kind, label, offset, length))
@@ -436,8 +445,15 @@ class RefcountBuilder:
     def _meta_index(self) -> None:
         """Sorted cluster indices of every metadata extent, with the extent each
         belongs to (the map that data clusters are checked against)."""
-        clusters, owners = [], []
         limit = len(self.computed)
+        inside = (self.l2_offsets >> np.uint64(self.cluster_bits)) <= np.uint64(limit)
+        tables = self.l2_offsets[inside]
+        owner = len(self.metadata) + np.flatnonzero(inside)
+        first = (tables >> np.uint64(self.cluster_bits)).astype(np.int64)
+        last = ((tables + np.uint64(self.cluster_size - 1)) >> np.uint64(self.cluster_bits)).astype(np.int64)
+        spill = last > first  # a misaligned table also covers the next cluster
+        clusters = [first, last[spill]]
+        owners = [owner, owner[spill]]
         for number, extent in enumerate(self.metadata):
             first = extent.offset >> self.cluster_bits
             last = min((extent.offset + extent.length - 1) >> self.cluster_bits, limit)
@@ -533,7 +549,7 @@ class RefcountBuilder:
             row, column = divmod(int(flat[hit]), columns)
             data = Extent("data", batch.entry_path(row, column), int(offsets[hit]), self.cluster_size)
             position = np.searchsorted(self.meta_clusters, int(clusters[hit]))
-            owner = self.metadata[int(self.meta_owners[position])]
+            owner = self.owner(int(self.meta_owners[position]))
             self.data_overlaps.append(Overlap(int(clusters[hit]), owner, data))
 
     @staticmethod
@@ -594,7 +610,7 @@ class RefcountBuilder:
         clusters, owners = self.meta_clusters, self.meta_owners
         same = np.flatnonzero(clusters[1:] == clusters[:-1])
         for index in same[:MAX_EVENTS].tolist():
-            first, second = self.metadata[owners[index]], self.metadata[owners[index + 1]]
+            first, second = self.owner(int(owners[index])), self.owner(int(owners[index + 1]))
             found.append(Overlap(int(clusters[index]), first, second))
         self.overlap_count += len(same)
         return found

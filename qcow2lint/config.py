@@ -43,7 +43,6 @@ from types import MappingProxyType
 from typing import Any
 
 import attrs
-import yaml
 
 from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry
@@ -272,6 +271,8 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # only when there is a file to read: it costs start-up time
+
     text = _read_text(path)
     try:
         data = yaml.safe_load(text)
@@ -453,7 +454,6 @@ def _check_type(where: str, option: str, value: Any, default: Any) -> Any:
 def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None) -> Config:
     """The effective configuration: ``path``, else a discovered file, else defaults."""
     loader = _Loader(registry)
-    default = preset_path("default")
     if path is not None:
         config_path: Path | None = Path(path)
         if not config_path.is_file():
@@ -463,9 +463,7 @@ def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, 
         config_path = discover(start)
         found_by = "discovered"
     if config_path is None:
-        if default is not None:
-            loader.apply_file(default)
-        return loader.result("defaults", "none")
+        return loader.result("defaults", "none")  # the default preset is the loader's starting state
     loader.apply_file(config_path)
     return loader.result(str(config_path), found_by)
 
@@ -483,6 +481,8 @@ def render_config(config: Config, registry: Registry) -> str:
         lines.append("# applied in order: " + " -> ".join(config.chain))
 
     def dump(value: Any) -> str:
+        import yaml
+
         text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6)
         return text.removesuffix("\n...\n").strip()  # a bare scalar ends with a document marker
 
@@ -524,6 +524,8 @@ def reference_config(registry: Registry) -> str:
     ]
     for rule in registry:
         settings = {"level": str(rule.severity), **rule.options}
+        import yaml
+
         flow = yaml.safe_dump(settings, default_flow_style=True, sort_keys=False).strip()
         lines += [f"  # {rule.code} {rule.summary}", f"  {rule.name}: {flow}"]
     return "\n".join(lines) + "\n"
