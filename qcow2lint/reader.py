@@ -75,6 +75,13 @@ class Reader:
     def __init__(self, path: str) -> None:
         self.path = path
         try:
+            kind = os.stat(path).st_mode
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        # Opening a FIFO would wait for a writer; a socket cannot be read.
+        if not (stat.S_ISREG(kind) or stat.S_ISBLK(kind) or stat.S_ISDIR(kind)):
+            raise ImageError(f"{path}: is not a regular file or block device")
+        try:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from None

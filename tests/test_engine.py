@@ -3,6 +3,7 @@ that rules receive (read in-process, on real images made with qemu-img)."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -180,3 +181,11 @@ def test_run_rules_skips_disabled_rules(image: Path, tmp_path: Path) -> None:
     with open_image(image) as img:
         assert run_rules(img, config, registry) == []
     assert spec.QCOW_MAGIC == 0x514649FB
+
+
+def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.qcow2"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        with open_image(fifo):
+            pass
