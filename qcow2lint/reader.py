@@ -339,11 +339,15 @@ class _ImageReader(Reader):
                              max(self.size - ext.bitmap_directory_offset, 0), "the bitmap directory")
             )  # fmt: skip
         tables = []
+        # Hostile directories may point thousands of large tables at the
+        # same bytes: all tables together are read up to the file's size.
+        budget = max(self.size, 64 << 20)
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
+            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // 8)
+            budget -= count * 8
             words = self.u64_table(entry.bitmap_table_offset, count,
                                    f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
             tables.append(

@@ -53,6 +53,8 @@ _FLAG_NAMES = {0: "in-use", 1: "auto"}
 #: Beyond this many bitmap directory entries the dump stops (a hostile
 #: nb_bitmaps would otherwise print until the end of the file).
 MAX_DUMPED_BITMAPS = 1 << 20
+#: Likewise for bitmap table entries in all (each is one line of output).
+MAX_DUMPED_TABLE_ENTRIES = 1 << 26
 
 
 class _Stop(Exception):
@@ -101,6 +103,7 @@ class _Walker:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self.pos = 0
+        self.table_entries = 0
         self.errors: list[str] = []
 
     def read(self, length: int) -> bytes:
@@ -152,6 +155,9 @@ class _Walker:
             raw_size = 24 + name_size + extra_size
             self.pos += spec.round_up(raw_size, 8) - raw_size
             count = entry.bitmap_table_size
+            self.table_entries += count
+            if self.table_entries > MAX_DUMPED_TABLE_ENTRIES:
+                raise _Stop(f"the bitmap tables hold more than {MAX_DUMPED_TABLE_ENTRIES} entries: stopped at bitmap {index}")
             table = self.reader.read(entry.bitmap_table_offset, count * 8)
             bitmap = _Bitmap(entry, np.frombuffer(table[: len(table) // 8 * 8], ">u8").astype(np.uint64))
             ext.bitmap_list.append(bitmap)
