@@ -84,6 +84,12 @@ def test_discovery_walks_up_from_the_working_directory(registry, tmp_path: Path)
         ("rulez: {}\n", ["unknown key 'rulez'", "did you mean 'rules'"]),
         ("rules: [\n", ["invalid YAML at line"]),
         ("- a list\n", ["must be a mapping"]),
+        ("per-file-ignores: {'*.qcow2': [l2-reserved-bitz]}\n",
+         ["per-file-ignores '*.qcow2'", "unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"]),
+        ("per-file-ignores: {'*.qcow2': [Q9999]}\n", ["unknown rule 'Q9999'"]),
+        ("per-file-ignores: {'*.qcow2': 3}\n", ["expected a list of rule names or codes"]),
+        ("per-file-ignores: [a, b]\n", ["'per-file-ignores' must be a mapping"]),
+        ("per-file-ignore: {}\n", ["unknown key 'per-file-ignore'", "did you mean 'per-file-ignores'"]),
     ],
 )
 def test_bad_configs_fail_with_one_line_naming_file_rule_and_problem(registry, tmp_path: Path, text: str, needles: list[str]) -> None:

@@ -218,28 +218,6 @@ def test_extends_merges_per_file_ignores(registry, tmp_path: Path) -> None:
     assert config.sources["per-file-ignores.a/*"] == str(tmp_path / "child.yaml")
 
 
-@pytest.mark.parametrize(
-    ("text", "needles"),
-    [
-        ("per-file-ignores: {'*.qcow2': [l2-reserved-bitz]}\n",
-         ["per-file-ignores '*.qcow2'", "unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"]),
-        ("per-file-ignores: {'*.qcow2': [Q9999]}\n", ["unknown rule 'Q9999'"]),
-        ("per-file-ignores: {'*.qcow2': 3}\n", ["expected a list of rule names or codes"]),
-        ("per-file-ignores: [a, b]\n", ["'per-file-ignores' must be a mapping"]),
-        ("per-file-ignore: {}\n", ["unknown key 'per-file-ignore'", "did you mean 'per-file-ignores'"]),
-    ],
-)
-def test_bad_per_file_ignores_fail_in_one_line(registry, tmp_path: Path, text: str, needles: list[str]) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as error:
-        load_config(registry, path)
-    message = str(error.value)
-    assert "\n" not in message and message.startswith(str(path))
-    for needle in needles:
-        assert needle in message
-
-
 # --------------------------------------------------------------------------
 # Provenance and `qcow2lint config`
 # --------------------------------------------------------------------------
