@@ -51,7 +51,7 @@ def rules_markdown(registry: Registry) -> str:
     ]
     for rule in registry:
         lines.append(
-            f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.scope.__name__} | "
+            f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.scope} | "
             f"{_cell(rule.summary)} | {_cell(_qemu(rule))} |"
         )
     lines.append(
