@@ -1,7 +1,7 @@
 """The file ends before the structures it holds: it was cut short.
 
 Every table, refcount block and directory the header or another table points
-to must be inside the file .  This rule judges the file as a whole: one
+to must be inside the file.  This rule judges the file as a whole: one
 finding that says how many structures the reader could not read because they
 lie past the end of the file, and how far the farthest reaches.  The rules
 for each structure (l1-out-of-file, l2-out-of-file, refblock-out-of-file,

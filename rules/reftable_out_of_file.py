@@ -1,7 +1,7 @@
 """The refcount table ends one cluster or more past the end of the file.
 
 The refcount table (refcount_table_clusters clusters at
-refcount_table_offset) must lie inside the file .  As in QEMU's check, a
+refcount_table_offset) must lie inside the file.  As in QEMU's check, a
 table that ends less than one cluster past the end of the file is tolerated:
 that part reads as zeros.
 
