@@ -296,12 +296,13 @@ def read_package(directory: str, use_cache: bool = True) -> list[tuple[str, dict
             status = os.stat(path)
         except OSError as exc:
             raise RegistryError(f"rule file {path} cannot be read: {exc}") from None
+        key = [status.st_mtime_ns, status.st_size]
         entry = cached.get(name)
-        if isinstance(entry, list) and entry[:2] == [status.st_mtime_ns, status.st_size]:
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key and isinstance(entry[2], dict):
             meta = entry[2]
         else:
             meta = read_rule_file(path)
-        fresh[name] = [status.st_mtime_ns, status.st_size, meta]
+        fresh[name] = [*key, meta]
         found.append((name[:-3], meta))
     if use_cache and fresh != cached:
         _write_cache(cache_path, fresh)

@@ -87,6 +87,15 @@ def test_every_scope_names_a_record_class() -> None:
         assert isinstance(cls, type) and cls.__name__ == name, name
 
 
+def test_a_damaged_cache_is_ignored(package: Path) -> None:
+    (package / "say_hello.py").write_text(RULE)
+    _load(package)
+    [cache] = (package.parents[1] / "cache" / "qcow2lint").iterdir()
+    for junk in (b"", b"\x00garbage", cache.read_bytes()[:-3]):
+        cache.write_bytes(junk)
+        assert [r.code for r in _load(package)] == ["T0101"]
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
