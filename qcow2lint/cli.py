@@ -19,7 +19,6 @@ import typer
 from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
 from qcow2lint.findings import Severity
-from qcow2lint.reader import ImageError
 from qcow2lint.registry import Registry, RegistryError, load_registry
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -238,6 +237,7 @@ def dump_command(
     as_json: Annotated[bool, typer.Option("--json", "-j", help="JSON, like qcow2.py -j.")] = False,
 ) -> None:
     """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
+    from qcow2lint.reader import ImageError
     from qcow2lint.report.dump import build_dump
 
     try:

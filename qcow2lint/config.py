@@ -516,7 +516,7 @@ def reference_config(registry: Registry) -> str:
     options, itself a valid configuration equal to the defaults."""
     lines = [
         "# qcow2lint reference configuration: every rule, its default level and options.",
-        "# Regenerate with: qcow2lint rules --reference-config > config.yaml",
+        "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
         "extends: default",
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",

@@ -103,7 +103,7 @@ class ImageReport:
         return counts
 
 
-def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder | None) -> Iterator[object]:
+def _records(image: records.Image, scopes: set[str], builder: RefcountBuilder | None) -> Iterator[object]:
     """Every record of the image whose type some enabled rule inspects."""
     yield image
     # Header rules judge a qcow2 header; a file that is not one (bad magic,
@@ -130,10 +130,10 @@ def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder |
         yield from image.snapshots.entries
     # The big tables are streamed, and only read when someone wants them;
     # the whole-image analysis is fed by the same pass over the L2 tables.
-    if records.RefcountBlock in scopes:
+    if "RefcountBlock" in scopes:
         yield from image.refcount_blocks()
-    deep = records.CompressedCluster in scopes
-    if builder is not None or deep or records.L2Tables in scopes:
+    deep = "CompressedCluster" in scopes
+    if builder is not None or deep or "L2Tables" in scopes:
         for batch in image.l2_batches():
             yield batch
             if deep:
@@ -179,9 +179,9 @@ def run_rules(
     """
     rules = [
         rule for rule in registry
-        if config.rules[rule.name].enabled and (deep or rule.scope is not records.CompressedCluster)
+        if config.rules[rule.name].enabled and (deep or rule.scope != "CompressedCluster")
     ]  # fmt: skip
-    by_scope: dict[type, list[Rule]] = defaultdict(list)
+    by_scope: dict[str, list[Rule]] = defaultdict(list)
     for rule in rules:
         by_scope[rule.scope].append(rule)
     cap = config.max_findings_per_rule or float("inf")
@@ -193,7 +193,7 @@ def run_rules(
     facts = ImageFacts(image)
     builder = None
     try:
-        if image.readable and (RefcountCheck in by_scope or stats is not None):
+        if image.readable and ("RefcountCheck" in by_scope or stats is not None):
             stored = facts.stored_refcounts()
             builder = RefcountBuilder(image, stored) if stored is not None else None
     except Exception as exc:
@@ -205,7 +205,7 @@ def run_rules(
             continue
         if isinstance(record, RefcountCheck) and stats is not None:
             stats.update(record.stats)
-        for rule in by_scope.get(type(record), ()):
+        for rule in by_scope.get(type(record).__name__, ()):
             if rule.name in crashed:
                 continue
             settings = config.rules[rule.name]

@@ -1,9 +1,9 @@
 """The backing file format name is 16 bytes or longer.
 
 The backing file format extension holds a format name such as "qcow2" or
-"raw" (spec, "Backing file format name"; catalogue §2.3).  QEMU keeps it
-in a 16-byte buffer with a terminating NUL, so it accepts at most 15
-bytes; no QEMU format name is longer.
+"raw" (spec, "Header extensions", Backing file format name string).  QEMU
+keeps it in a 16-byte buffer with a terminating NUL, so it accepts at most
+15 bytes; no QEMU format name is longer.
 
 QEMU: refuses to open the image ("ERROR: ext_backing_format: len=N too
 large (>=16)").  Repair: qemu-img cannot open the image, so fix the

@@ -1,7 +1,7 @@
 """A backing file format is given, but the image has no backing file.
 
 The backing file format extension names the format of the backing file
-(spec, "Backing file format name"; catalogue §2.3); with
+(spec, "Header extensions", Backing file format name string); with
 backing_file_offset 0 there is no backing file for it to describe.  The
 backing file was most likely dropped by editing only the header.
 

@@ -2,9 +2,9 @@
 
 Flag bit 0 (in_use) means a program has the bitmap loaded and may have
 changed the disk without updating it; the bitmap data cannot be trusted
-(spec, "Bitmap directory"; catalogue §2.14).  An image that is open in a
-running QEMU has its bitmaps in use; seen on an image at rest, the bit
-means QEMU crashed or was killed before it stored the bitmaps.
+(spec, "Bitmap directory").  An image that is open in a running QEMU has its
+bitmaps in use; seen on an image at rest, the bit means QEMU crashed or was
+killed before it stored the bitmaps.
 
 QEMU: loads the bitmap as inconsistent and does not read its data; it
 cannot be used for incremental backups.  Repair: `qemu-img bitmap --remove

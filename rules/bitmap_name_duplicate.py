@@ -1,8 +1,8 @@
 """Two bitmaps have the same name.
 
-Bitmap names must be unique within the image (spec, "Bitmap directory";
-catalogue §2.14).  Every entry whose name an earlier entry already has is
-reported, at its name.
+Bitmap names must be unique within the image (spec, "Bitmap directory").
+Every entry whose name an earlier entry already has is reported, at its
+name.
 
 QEMU: refuses to open the image ("Bitmap already exists: <name>"), unless
 every later duplicate is in_use: those it skips silently, and keeps them

@@ -1,9 +1,9 @@
 """An external data file is named, but the image does not use one.
 
-The external data file name extension (0x44415441) only means something
-when incompatible bit 2 (external data file) is set (spec, "External data
-file name"; catalogue §2.2).  Without the bit the name is dead weight, or
-the bit was lost: then the L2 entries point into a file that is not read.
+The external data file name extension (0x44415441) only means something when
+incompatible bit 2 (external data file) is set (spec, "Header extensions",
+External data file name string).  Without the bit the name is dead weight,
+or the bit was lost: then the L2 entries point into a file that is not read.
 
 QEMU: ignores the extension and reads guest data from the image file
 itself, so L2 entries written for the data file look like data at those

@@ -1,8 +1,8 @@
 """A known header extension type appears more than once.
 
-Unless stated otherwise, each header extension type may appear at most
-once (spec, "Header extensions"; catalogue §1.2, §2.3).  Only the known
-types are judged; unknown ones are reported by ext-unknown-type.
+Unless stated otherwise, each header extension type may appear at most once
+(spec, "Header extensions").  Only the known types are judged; unknown ones
+are reported by ext-unknown-type.
 
 QEMU: reads them in turn, so the last one wins for the backing format, the
 external data file name, the feature name table and the bitmaps extension

@@ -3,8 +3,9 @@
 QEMU writes the extensions in a fixed order (`qcow2_update_header`): backing
 file format, external data file name, full disk encryption header pointer,
 feature name table, bitmaps, then unknown extensions it keeps, then the end
-marker (catalogue §2.3).  The spec sets no order, so another order is
-legal, but it shows that another program wrote or edited the header.
+marker (spec, "Header extensions").  The spec sets no order, so another
+order is legal, but it shows that another program wrote or edited the
+header.
 
 QEMU: silent; the next header update rewrites the extensions in its order.
 Repair: none needed (`qemu-img amend -o compat=1.1` normalises the order).

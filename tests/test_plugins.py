@@ -4,6 +4,7 @@ a rule that runs and is configurable, exactly like the built-in ones."""
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import venv
@@ -17,10 +18,20 @@ from conftest import REPO_ROOT, TESTS_DIR
 
 @pytest.fixture(scope="module")
 def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv that sees the installed qcow2lint and has the example plugin."""
+    """A virtualenv that sees the qcow2lint under test and has the example plugin.
+
+    It sees the site directories of the interpreter running the tests (its
+    .pth files included, so an editable install is this checkout), not the
+    system's, which may hold another qcow2lint."""
     env = tmp_path_factory.mktemp("venv") / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env)
     python = env / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    (Path(purelib) / "_qcow2lint_under_test.pth").write_text(f"import site; list(map(site.addsitedir, {dirs!r}))\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
          str(TESTS_DIR / "plugin_example")],
