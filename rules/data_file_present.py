@@ -7,8 +7,10 @@ The name is chosen by whoever made the image: OpenStack's CVE-2024-32498
 was an uploaded image whose data file was a host path (`/etc/passwd`),
 whose contents then came back as the guest disk.
 
-QEMU: opens the data file when it opens the image (with `qemu-img info`
-too) and reads every allocated cluster from it.  An image whose name
+QEMU: opens the data file when it opens the image for I/O (`qemu-img
+convert`, `qemu-img check`, a VM) and reads every allocated cluster from
+it; `qemu-img info` 7.2 shows the name without opening it (tested with
+strace).  An image whose name
 extension is present without the bit is also flagged: QEMU 7.2 ignores
 the name, but the image is a data file image with its bit lost, and other
 tools may honour it.  Disabled in practice by the default preset's info

@@ -12,9 +12,12 @@ judges the string only: it never opens, stats or resolves the name.  Any
 `..` is flagged, even `a/../b`, because without resolving symbolic links
 the string cannot show that it stays inside the directory.
 
-QEMU: opens the named file when it opens the image (even for `qemu-img
-info`) whenever incompatible bit 2 is set and no data file is given on
-the command line.  Repair: `qemu-img amend -o data_file=NAME IMAGE` with a
+QEMU: opens the named file when it opens the image for I/O (`qemu-img
+convert`, a VM; `qemu-img info` 7.2 does not) whenever incompatible bit 2
+is set and no data file is given on the command line.  A relative name is
+taken relative to QEMU's working directory, not the image's (tested:
+`qemu-img convert` run from another directory does not find a relative
+data file that lies next to the image).  Repair: `qemu-img amend -o data_file=NAME IMAGE` with a
 plain relative name, or convert to a self-contained image.
 """
 

@@ -187,7 +187,7 @@ def _incompat_unknown(b: Builder, path: Path) -> None:
 
 def _empty_backing_name(b: Builder, path: Path) -> None:
     create(path)
-    poke(path, 8, ">Q", 0x1F0)  # backing_file_offset set, backing_file_size left 0
+    poke(path, 8, ">Q", 0x800)  # backing_file_offset set, backing_file_size left 0
 
 
 RECIPES: dict[str, Callable[[Builder, Path], None]] = {
