@@ -23,7 +23,7 @@ from qcow2lint.records import Header
 from qcow2lint.rulekit import qemu_name, shown
 
 NAME = "backing-file-present"
-CODE = "Q1601"
+CODE = "Q0390"
 SEVERITY = "info"
 SCOPE = Header
 

@@ -25,7 +25,7 @@ from qcow2lint.records import Header
 from qcow2lint.rulekit import name_hazards, qemu_name, shown
 
 NAME = "backing-file-unsafe-name"
-CODE = "Q1602"
+CODE = "Q0391"
 SEVERITY = "info"
 SCOPE = Header
 

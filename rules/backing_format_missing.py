@@ -19,7 +19,7 @@ from qcow2lint.records import Header
 from qcow2lint.rulekit import qemu_name, shown
 
 NAME = "backing-format-missing"
-CODE = "Q1603"
+CODE = "Q0392"
 SEVERITY = "warning"
 SCOPE = Header
 

@@ -26,7 +26,7 @@ from qcow2lint.records import Header
 from qcow2lint.rulekit import qemu_name, shown
 
 NAME = "data-file-present"
-CODE = "Q1604"
+CODE = "Q1090"
 SEVERITY = "info"
 SCOPE = Header
 

@@ -27,7 +27,7 @@ from qcow2lint.records import HeaderExtension
 from qcow2lint.rulekit import name_hazards, qemu_name, shown
 
 NAME = "data-file-unsafe-name"
-CODE = "Q1605"
+CODE = "Q1091"
 SEVERITY = "info"
 SCOPE = HeaderExtension
 

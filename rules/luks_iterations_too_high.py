@@ -33,7 +33,7 @@ from qcow2lint.findings import Problem
 from qcow2lint.records import EncryptionArea
 
 NAME = "luks-iterations-too-high"
-CODE = "Q1608"
+CODE = "Q0490"
 SEVERITY = "warning"
 SCOPE = EncryptionArea
 OPTIONS = {"max-iterations": 100_000_000, "max-unlock-iterations": 200_000_000}

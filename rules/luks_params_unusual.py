@@ -20,7 +20,7 @@ from qcow2lint.findings import Problem
 from qcow2lint.records import EncryptionArea
 
 NAME = "luks-params-unusual"
-CODE = "Q1609"
+CODE = "Q0491"
 SEVERITY = "warning"
 SCOPE = EncryptionArea
 STRIPES = 4000

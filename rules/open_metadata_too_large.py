@@ -27,7 +27,7 @@ from qcow2lint.findings import Problem
 from qcow2lint.records import Image
 
 NAME = "open-metadata-too-large"
-CODE = "Q1607"
+CODE = "Q0590"
 SEVERITY = "warning"
 SCOPE = Image
 OPTIONS = {"max-open-metadata": 0}

@@ -18,7 +18,7 @@ from qcow2lint.findings import Problem
 from qcow2lint.records import Header
 
 NAME = "virtual-size-too-large"
-CODE = "Q1606"
+CODE = "Q0190"
 SEVERITY = "warning"
 SCOPE = Header
 OPTIONS = {"max-virtual-size": 0}
