@@ -5,7 +5,9 @@ it does not allocate go to the backing file it names (spec,
 "backing_file_offset"; catalogue §1.1, §2.3).  The name is chosen by
 whoever made the image, so an image from an untrusted source can make
 whatever opens it read any file or network resource the opener can reach:
-a host file (`/etc/shadow`), a device, or an `nbd:`/`http:` export.
+a host file (`/etc/shadow`), a device, or an `nbd:`/`http:` export
+(CVE-2015-5163: Glance's image import disclosed host files through a
+qcow2 backing file).
 
 QEMU: opens the backing file it names when it reads the image (`qemu-img
 convert`, `qemu-img info --backing-chain`, a VM boot) and returns its

@@ -10,7 +10,9 @@ protocol prefix (a ':' before any '/': `json:`, `nbd:`, `http:`, `file:`,
 device or a network export as the source of its guest data.  The rule
 judges the string only: it never opens, stats or resolves the name.  Any
 `..` is flagged, even `a/../b`, because without resolving symbolic links
-the string cannot show that it stays inside the directory.
+the string cannot show that it stays inside the directory.  A `json:`
+name is CVE-2024-4467 (QEMU 4.0 to 9.0: `qemu-img info` on such an image
+could read or write host files or exhaust memory).
 
 QEMU: opens the named file when it opens the image for I/O (`qemu-img
 convert`, a VM; `qemu-img info` 7.2 does not) whenever incompatible bit 2

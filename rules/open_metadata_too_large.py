@@ -10,8 +10,9 @@ snapshot is used, and by the inactive-L1 overlap checks (catalogue §1.1,
 §1.8, §1.9, §2.5).  QEMU's own caps (32 MiB per L1 table, 8 MiB of
 refcount table, 65536 snapshots, 64 MiB of bitmap directory) still let a
 file of a few megabytes make every open cost hundreds of megabytes of
-reads and memory: the amplification behind CVE-2015-5162, where `qemu-img
-info` on an uploaded image exhausted the host.
+reads and memory: the amplification behind CVE-2015-5162, where OpenStack
+ran `qemu-img` on uploaded images without limits and a crafted image
+exhausted the host's memory.
 
 The rule adds these sizes from the header and the table headers alone; it
 reads no table to do it.  Option `max-open-metadata` (bytes): 0, the

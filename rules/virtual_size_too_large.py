@@ -5,7 +5,8 @@ catalogue §1.1).  A small file can claim a huge disk: QEMU accepts up to
 ceil(size / (cluster_size * l2_entries)) <= INT_MAX L1 entries, i.e.
 exabytes.  What consumes the image (`qemu-img convert` to raw, a
 preallocating import, a VM boot with a quota) then writes, allocates or
-scans that many bytes.
+scans that many bytes (CVE-2013-2096: Nova copied uploaded qcow2 images
+to raw without checking the virtual size, filling the host's disk).
 
 Option `max-virtual-size` (bytes): 0, the default, means no limit; the
 `untrusted` preset sets 2 TiB (2199023255552), above the disks an upload
