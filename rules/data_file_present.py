@@ -9,8 +9,9 @@ whose contents then came back as the guest disk.
 
 QEMU: opens the data file when it opens the image for I/O (`qemu-img
 convert`, `qemu-img check`, a VM) and reads every allocated cluster from
-it; `qemu-img info` 7.2 shows the name without opening it (tested with
-strace).  An image whose name
+it.  `qemu-img info` of Debian's 7.2 build (7.2+dfsg-7+deb12u18) shows
+the name without opening it (tested with strace); QEMU releases without
+the CVE-2024-4467 fix open it for `info` too.  An image whose name
 extension is present without the bit is also flagged: QEMU 7.2 ignores
 the name, but the image is a data file image with its bit lost, and other
 tools may honour it.  Disabled in practice by the default preset's info

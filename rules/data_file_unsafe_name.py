@@ -15,7 +15,7 @@ name is CVE-2024-4467 (QEMU 4.0 to 9.0: `qemu-img info` on such an image
 could read or write host files or exhaust memory).
 
 QEMU: opens the named file when it opens the image for I/O (`qemu-img
-convert`, a VM; `qemu-img info` 7.2 does not) whenever incompatible bit 2
+convert`, a VM; `qemu-img info` only without the CVE-2024-4467 fix) whenever incompatible bit 2
 is set and no data file is given on the command line.  A relative name is
 taken relative to QEMU's working directory, not the image's (tested:
 `qemu-img convert` run from another directory does not find a relative
