@@ -11,10 +11,11 @@ qcow2 backing file).
 
 QEMU: opens the backing file it names when it reads the image (`qemu-img
 convert`, `qemu-img info --backing-chain`, a VM boot) and returns its
-contents for every unallocated cluster.  Disabled in practice by the
-default preset's info level; an error under `untrusted`, as in OpenStack's
-`format_inspector.safety_check()` ("Image has a backing file"), which also
-flags a backing_file_offset with an empty name.
+contents for every unallocated cluster.  Info in the default preset
+(overlays are normal where images are trusted); an error under
+`untrusted`, as in OpenStack's `format_inspector.safety_check()` ("Image
+has a backing file"), which also flags a backing_file_offset with an empty
+name.
 Repair: `qemu-img convert -O qcow2 OVERLAY FLAT` (with a trusted backing
 file) makes a standalone image; or `qemu-img rebase -u -b '' IMAGE` to drop
 the reference when the data does not depend on it.

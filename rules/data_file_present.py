@@ -14,8 +14,8 @@ the name without opening it (tested with strace); QEMU releases without
 the CVE-2024-4467 fix open it for `info` too.  An image whose name
 extension is present without the bit is also flagged: QEMU 7.2 ignores
 the name, but the image is a data file image with its bit lost, and other
-tools may honour it.  Disabled in practice by the default preset's info
-level; an error under `untrusted`, as in OpenStack's
+tools may honour it.  Info in the default preset; an
+error under `untrusted`, as in OpenStack's
 `format_inspector.safety_check()` ("Image has data_file set").
 Repair: `qemu-img convert -O qcow2 IMAGE STANDALONE` (with a trusted data
 file) copies the data into a self-contained image.
