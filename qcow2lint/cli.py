@@ -94,6 +94,13 @@ def check(
         Path | None,
         typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+            "discovered, a --config file applies on top.", show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     fail_level: Annotated[
         Level, typer.Option("--fail-level", help="Exit 1 when a finding has this severity or worse.")
@@ -140,7 +147,7 @@ def check(
 
     registry = _registry()
     try:
-        settings = load_config(registry, config)
+        settings = load_config(registry, config, preset=preset)
         accept = BaselineFilter(read_baseline(baseline), source=str(baseline)) if baseline else None
     except (ConfigError, BaselineError) as exc:
         _fail(str(exc))
@@ -155,7 +162,7 @@ def check(
     from qcow2lint import progress
 
     waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) else None
-    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump)
+    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump, preset)
     outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
@@ -256,13 +263,20 @@ def config_command(
         Path | None,
         typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+            "discovered, a --config file applies on top.", show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the effective configuration and where each value came from."""
     from qcow2lint.config import render_config
 
     registry = _registry()
     try:
-        settings = load_config(registry, config)
+        settings = load_config(registry, config, preset=preset)
     except ConfigError as exc:
         _fail(str(exc))
     typer.echo(render_config(settings, registry), nl=False)

@@ -99,7 +99,8 @@ class Config:
     sources: Mapping[str, str] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     #: The files applied, base first (``preset default``, ..., the file itself).
     chain: tuple[str, ...] = ()
-    #: How the configuration file was found: ``--config``, ``discovered`` or ``none``.
+    #: How the configuration file was found: ``--config``, ``--preset``
+    #: (a preset alone, nothing discovered), ``discovered`` or ``none``.
     found_by: str = "none"
 
     def enabled(self) -> list[str]:
@@ -451,9 +452,23 @@ def _check_type(where: str, option: str, value: Any, default: Any) -> Any:
     return value
 
 
-def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None) -> Config:
-    """The effective configuration: ``path``, else a discovered file, else defaults."""
+def load_config(
+    registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None,
+    preset: str | None = None,
+) -> Config:
+    """The effective configuration: ``path``, else a discovered file, else defaults.
+
+    With ``preset`` (``--preset NAME``) the built-in preset is the base and
+    nothing is discovered: only ``path``, when given, applies on top of it.
+    """
     loader = _Loader(registry)
+    if preset is not None:
+        known = presets()
+        if preset not in known:
+            raise ConfigError(f"unknown preset {preset!r} (known presets: {', '.join(known)})")
+        loader.apply_file(PRESETS_DIR / f"{preset}.yaml")
+        if path is None:
+            return loader.result(f"preset {preset}", "--preset")
     if path is not None:
         config_path: Path | None = Path(path)
         if not config_path.is_file():
@@ -474,7 +489,9 @@ def render_config(config: Config, registry: Registry) -> str:
     if config.found_by == "none":
         header = "# no configuration file found; built-in defaults"
     else:
-        how = "given with --config" if config.found_by == "--config" else "found from the working directory upwards"
+        how = {
+            "--config": "given with --config", "--preset": "given with --preset",
+        }.get(config.found_by, "found from the working directory upwards")  # fmt: skip
         header = f"# configuration: {config.source} ({how})"
     lines = ["# qcow2lint effective configuration", header]
     if config.chain:

@@ -95,6 +95,18 @@ class ImageReport:
     #: ``qemu-img check --output=json`` figures, when the analysis ran.
     stats: dict[str, int] | None = None
 
+    def ok(self, fail_level: Severity | str = Severity.ERROR) -> bool:
+        """The verdict: True when the image was read and no finding has
+        ``fail_level`` (a Severity or ``error``/``warning``/``info``) or worse,
+        as the command line's exit code 0."""
+        threshold = fail_level if isinstance(fail_level, Severity) else Severity.parse(fail_level)
+        return self.error is None and not any(f.severity >= threshold for f in self.findings)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict at the default fail level: no error-level finding."""
+        return self.ok()
+
     def counts(self) -> dict[str, int]:
         """Findings per severity."""
         counts = {str(s): 0 for s in sorted(Severity, reverse=True)}

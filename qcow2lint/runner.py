@@ -38,6 +38,8 @@ class Job:
     want_stats: bool = False
     deep: bool = False
     dump: bool = False
+    #: The ``--preset`` argument: the base configuration, no discovery.
+    preset: str | None = None
 
 
 @attrs.frozen
@@ -62,7 +64,7 @@ def init_worker(job: Job, registry: Any = None, config: Any = None) -> None:
     if config is None:
         from qcow2lint.config import load_config
 
-        config = load_config(registry, job.config)
+        config = load_config(registry, job.config, preset=job.preset)
     _STATE = (registry, config, job)
 
 
