@@ -13,11 +13,20 @@ Where the script would crash (a short read it cannot unpack, a name that is
 not ASCII, a number too long to print), the dump keeps what it could read
 and says why it stopped in :attr:`Dump.error`; the caller prints that as one
 line and exits non-zero.  The file is only ever read.
+
+Where the script would print an image's line breaks or other control
+characters raw (a newline or CR in extension data, an ESC or NUL in a
+bitmap name), the text dump shows them escaped (``\\n``, ``\\x1b``), so that
+no image can forge dump lines or drive a terminal.  Tab, vertical tab and
+form feed, which the script prints raw inside quoted extension data, stay
+raw (byte-identical; they cannot start a line).  The JSON dump needs no such
+care: JSON escapes them, as the script's does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import string
 from typing import Any
 
@@ -26,6 +35,7 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.reader import Reader
+from qcow2lint.text import escape
 from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
     HEADER_FIELDS,
@@ -90,6 +100,20 @@ def _fmt(fmt: str, value: int) -> str:
 
 def _line(name: str, value: str) -> str:
     return f"{name:<25} {value}\n"
+
+
+_KEPT = re.compile("([\t\x0b\x0c])")
+
+
+def _shown(text: str) -> str:
+    """Image text for the text dump: control characters escaped except tab,
+    vertical tab and form feed (see the module docstring)."""
+    return "".join(part if _KEPT.fullmatch(part) else escape(part) for part in _KEPT.split(text))
+
+
+def _name(raw: bytes) -> str:
+    """A bitmap name as qcow2.py decodes it (ASCII; other bytes escaped)."""
+    return raw.decode("ascii", "backslashreplace")
 
 
 def _data_str(data: bytes) -> str:
@@ -227,13 +251,13 @@ def _render_text(header: Header, extensions: list[_Extension]) -> str:
         out.append(_line("magic", f"{ext.magic:#x} ({spec.EXT_NAMES.get(ext.magic, '<unknown>')})"))
         out.append(_line("length", str(ext.length)))
         if ext.bitmaps is None:
-            out.append(_line("data", ext.data_str or ""))
+            out.append(_line("data", _shown(ext.data_str or "")))
         else:
             for name, fmt in _BITMAP_EXT_FIELDS:
                 out.append(_line(name, _fmt(fmt, getattr(ext.bitmaps, name))))
             for bitmap in ext.bitmap_list:
                 out.append("\n")
-                out.append(_line("Bitmap name", bitmap.entry.name))
+                out.append(_line("Bitmap name", _shown(_name(bitmap.entry.name_bytes))))
                 for name, fmt in _ENTRY_FIELDS:
                     value = getattr(bitmap.entry, name)
                     out.append(_line(name, _flags(value) if fmt is None else _fmt(fmt, value)))
@@ -273,7 +297,7 @@ def _bitmap_json(bitmap: _Bitmap) -> dict[str, Any]:
     offsets = (table & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)).tolist()
     reserved = (table & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)).tolist()
     return {
-        "name": bitmap.entry.name,
+        "name": _name(bitmap.entry.name_bytes),
         **{name: getattr(bitmap.entry, name) for name, _ in _ENTRY_FIELDS},
         "bitmap_table": [
             {"type": BITMAP_ENTRY_KINDS[kind], "offset": offset, "reserved": res}
