@@ -123,3 +123,27 @@ def test_running_out_of_memory_names_the_structure(many_bitmaps: Path, monkeypat
     result = build_dump(str(many_bitmaps))
     assert result.text == ""
     assert result.error.startswith("out of memory (MemoryError) while dumping header extension ")
+
+
+def test_long_names_and_extension_data_are_cut(tmp_path: Path) -> None:
+    """A 65535-byte bitmap name shows QEMU's 1023 bytes and how many more;
+    printable extension data shows 256 KiB and how many more."""
+    path = ib.create(tmp_path / "names.qcow2", "1M", {"cluster_size": 2 << 20})
+    ib.bitmap_add(path, "b")
+    img = ib.Qcow2Image(path)
+    directory_at = img.file_size
+    name = b"n" * 65535
+    entry = struct.pack(">QIIBBHI", 0, 0, 0, 1, 16, len(name), 0) + name
+    img.write_bytes(directory_at, entry + bytes(-len(entry) % 8))
+    img.set_ext_field(ib.EXT_BITMAPS, "bitmap_directory_offset", directory_at)
+    img.set_ext_field(ib.EXT_BITMAPS, "bitmap_directory_size", len(entry) + (-len(entry) % 8))
+    data = b"d" * (300 << 10)
+    area = struct.pack(">II", 0x12345678, len(data)) + data + bytes(8)
+    bitmaps = img.extension(ib.EXT_BITMAPS)
+    img.write_bytes(bitmaps.offset + 8 + 24, area)  # replaces what follows the bitmaps extension
+    result = build_dump(str(path))
+    assert f"Bitmap name               {'n' * 1023}...(+{65535 - 1023} bytes)\n" in result.text
+    assert f"data                      '{'d' * (256 << 10)}'...(+{(300 - 256) << 10} bytes)\n" in result.text
+    assert len(result.text) < 1 << 20
+    _, extensions = _json_parts(build_dump(str(path), as_json=True).text)
+    assert extensions[-1]["data_str"].endswith(f"'...(+{(300 - 256) << 10} bytes)")

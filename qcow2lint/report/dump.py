@@ -45,7 +45,7 @@ from qcow2lint.records import (
     Header,
 )
 
-_PRINTABLE = frozenset(string.printable.encode("ascii"))
+_PRINTABLE_BYTES = string.printable.encode("ascii")
 _HEX_FIELDS = {
     "magic", "backing_file_offset", "backing_file_size", "l1_table_offset",
     "refcount_table_offset", "snapshot_offset",
@@ -66,7 +66,12 @@ _FLAG_NAMES = {0: "in-use", 1: "auto"}
 #: Header extensions shown (a 2 MiB extension area holds 262,143).
 MAX_DUMPED_EXTENSIONS = 1 << 14
 #: Bitmap directory entries shown (QEMU allows 65,535 bitmaps).
-MAX_DUMPED_BITMAPS = 1 << 12
+MAX_DUMPED_BITMAPS = 1 << 10
+#: Bytes of a bitmap name shown: QEMU's limit (BME_MAX_NAME_SIZE); a longer
+#: (hostile, up to 65535-byte) name is cut, with how many bytes more.
+MAX_DUMPED_NAME = spec.BME_MAX_NAME_SIZE
+#: Bytes of extension data shown (QEMU's own extensions are a few KiB).
+MAX_DUMPED_DATA = 1 << 18
 #: Bitmap table entries shown, over all bitmaps (each is one line).
 MAX_DUMPED_TABLE_ENTRIES = 1 << 15
 #: QEMU reads header extensions only up to the end of cluster 0 (or the
@@ -123,14 +128,22 @@ def _shown(text: str) -> str:
     return "".join(part if _KEPT.fullmatch(part) else escape(part) for part in _KEPT.split(text))
 
 
+def _more(length: int, limit: int) -> str:
+    return f"...(+{length - limit} bytes)" if length > limit else ""
+
+
 def _name(raw: bytes) -> str:
-    """A bitmap name as qcow2.py decodes it (ASCII; other bytes escaped)."""
-    return raw.decode("ascii", "backslashreplace")
+    """A bitmap name as qcow2.py decodes it (ASCII; other bytes escaped),
+    cut after MAX_DUMPED_NAME bytes."""
+    return raw[:MAX_DUMPED_NAME].decode("ascii", "backslashreplace") + _more(len(raw), MAX_DUMPED_NAME)
 
 
 def _data_str(data: bytes) -> str:
-    """How qcow2.py shows extension data: quoted when every byte is printable."""
-    return f"'{data.decode('ascii')}'" if all(byte in _PRINTABLE for byte in data) else "<binary>"
+    """How qcow2.py shows extension data: quoted when every byte is
+    printable (cut after MAX_DUMPED_DATA bytes)."""
+    if data.translate(None, _PRINTABLE_BYTES):
+        return "<binary>"
+    return f"'{data[:MAX_DUMPED_DATA].decode('ascii')}'" + _more(len(data), MAX_DUMPED_DATA)
 
 
 class _Walker:
