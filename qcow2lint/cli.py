@@ -20,6 +20,7 @@ from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry, RegistryError, load_registry
+from qcow2lint.text import exception_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -244,9 +245,12 @@ def dump_command(
     as_json: Annotated[bool, typer.Option("--json", "-j", help="JSON, like qcow2.py -j.")] = False,
 ) -> None:
     """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
+    from qcow2lint.inputs import MISSING, Unmatched
     from qcow2lint.reader import ImageError
     from qcow2lint.report.dump import build_dump
 
+    if not os.path.lexists(image):  # worded as ``check`` words it
+        _fail(str(Unmatched(str(image), MISSING)))
     try:
         result = build_dump(str(image), as_json)
     except ImageError as exc:
@@ -335,6 +339,9 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)
+    except MemoryError as exc:  # a limit, not a bug: say so, never an empty message
+        typer.echo(f"qcow2lint: error: {exception_text(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:  # last line of defence: one line, not a traceback
-        typer.echo(f"qcow2lint: internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+        typer.echo(f"qcow2lint: internal error: {exception_text(exc)} (please report this)", err=True)
         sys.exit(EXIT_ERROR)

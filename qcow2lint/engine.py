@@ -21,6 +21,7 @@ from qcow2lint.config import Config
 from qcow2lint.findings import Finding, Omitted, Severity
 from qcow2lint.reader import ImageError, open_image
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
+from qcow2lint.text import exception_text
 
 
 class ImageFacts:
@@ -155,12 +156,12 @@ def _records(image: records.Image, scopes: set[str], builder: RefcountBuilder | 
                     builder.add_batch(batch)
                 except Exception as exc:  # never lose the rule findings to the analysis
                     builder = None
-                    yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
+                    yield AnalysisFailed(exception_text(exc))
     if builder is not None:
         try:
             check = builder.finish()
         except Exception as exc:
-            yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
+            yield AnalysisFailed(exception_text(exc))
         else:
             yield check
 
@@ -209,7 +210,7 @@ def run_rules(
             stored = facts.stored_refcounts()
             builder = RefcountBuilder(image, stored) if stored is not None else None
     except Exception as exc:
-        findings.append(_analysis_failed(f"{type(exc).__name__}: {exc}"))
+        findings.append(_analysis_failed(exception_text(exc)))
 
     for record in _records(image, set(by_scope), builder):
         if isinstance(record, AnalysisFailed):
@@ -241,7 +242,7 @@ def run_rules(
                 findings.append(
                     Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, offset, where,
                             f"rule {rule.name} ({rule.origin}) crashed on {where}: "
-                            f"{type(exc).__name__}: {exc}; its other findings for this image are skipped")
+                            f"{exception_text(exc)}; its other findings for this image are skipped")
                 )  # fmt: skip
 
     for rule in rules:

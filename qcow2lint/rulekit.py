@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from qcow2lint import spec
+from qcow2lint import spec, text
 from qcow2lint.findings import Omitted, Problem
 from qcow2lint.records import L2Tables
 
@@ -90,7 +90,7 @@ def unknown_feature_bits(ctx: object, field: str, feature_type: int, known_mask:
     names = []
     for bit in spec.set_bits(unknown):
         name = table.payload.name_of(feature_type, bit) if table is not None else None
-        names.append(f"bit {bit}" + (f" ({name!r})" if name else ""))
+        names.append(f"bit {bit}" + (f" ('{name}')" if name else ""))
     yield Problem(
         header.field_offset(field), f"header.{field}",
         f"{field} {value:#x} has bits QEMU does not know: {', '.join(names)} (known mask {known_mask:#x})",
@@ -159,9 +159,9 @@ def blank_snapshot_tail(table: object) -> int:
 
 
 def shown(raw: bytes, limit: int = 64) -> str:
-    """A name or id from the image for a message: escaped, and cut short."""
-    text = raw[:limit].decode("ascii", "backslashreplace")
-    return repr(text + ("..." if len(raw) > limit else ""))
+    """A name or id from the image for a message: quoted, escaped, and cut
+    short (:func:`qcow2lint.text.shown`)."""
+    return text.shown(raw, limit)
 
 
 # --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------

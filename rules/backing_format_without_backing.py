@@ -14,6 +14,7 @@ without it.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import HeaderExtension
+from qcow2lint.rulekit import shown
 
 NAME = "backing-format-without-backing"
 CODE = "Q0307"
@@ -24,8 +25,7 @@ SCOPE = HeaderExtension
 def check(ext, ctx):
     """Flag a backing format extension when backing_file_offset is 0."""
     if ext.magic == spec.EXT_BACKING_FORMAT and ctx.header.backing_file_offset == 0:
-        name = ext.payload.name[:64].decode("ascii", "backslashreplace")
         yield Problem(
             ext.file_offset, ext.path,
-            f"backing format '{name}' is given, but backing_file_offset is 0 (no backing file)",
+            f"backing format {shown(ext.payload.name)} is given, but backing_file_offset is 0 (no backing file)",
         )  # fmt: skip
