@@ -17,7 +17,6 @@ from typing import Any
 import attrs
 
 from qcow2lint import records
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Severity
 
 GROUP = "qcow2lint.rules"
@@ -30,7 +29,7 @@ SCOPES: dict[str, type] = {
         records.EncryptionArea,
         records.BitmapDirectoryEntry, records.BitmapTable, records.L1Table, records.L2Tables,
         records.RefcountTable, records.RefcountBlock, records.SnapshotTable, records.SnapshotEntry,
-        records.ReadProblem, records.CompressedCluster, RefcountCheck,
+        records.ReadProblem, records.CompressedCluster, records.RefcountCheck,
     )  # fmt: skip
 }
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -7,10 +7,31 @@ project's defect catalogue, ``qcow2-rules.md``.
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 # --- Header (catalogue §1.1) -------------------------------------------------
 
 QCOW_MAGIC = 0x514649FB  # "QFI\xfb"
 SUPPORTED_VERSIONS = (2, 3)
+
+#: Sectors: QEMU counts disk lengths and compressed sizes in 512-byte units.
+SECTOR_SIZE = 512
+
+#: The header fields in spec order, their struct format and byte offsets.
+HEADER_FIELDS = (
+    "magic", "version", "backing_file_offset", "backing_file_size",
+    "cluster_bits", "size", "crypt_method", "l1_size", "l1_table_offset",
+    "refcount_table_offset", "refcount_table_clusters", "nb_snapshots",
+    "snapshot_offset", "incompatible_features", "compatible_features",
+    "autoclear_features", "refcount_order", "header_length",
+)  # fmt: skip
+HEADER_FORMAT = ">IIQIIQIIQQIIQQQQII"
+#: Byte offset of every header field, for findings.
+HEADER_FIELD_OFFSETS = {name: struct.calcsize(HEADER_FORMAT[: index + 1]) for index, name in enumerate(HEADER_FIELDS)}
+#: A header cut shorter than this (magic, version, backing file, cluster_bits)
+#: cannot be followed at all.
+HEADER_MIN_READABLE = HEADER_FIELD_OFFSETS["size"]
 
 #: The v2 header ends here; v3 fields follow up to byte 104.
 V2_HEADER_LENGTH = 72
@@ -79,8 +100,18 @@ EXT_SLUGS = {
     EXT_DATA_FILE: "data-file",
 }
 
+#: Every extension starts with its magic and data length (two u32).
+EXT_FRAMING_SIZE = 8
+
 FEATURE_TABLE_ENTRY_SIZE = 48
 BITMAPS_EXT_SIZE = 24
+BITMAPS_EXT_FORMAT = ">IIQQ"
+#: Byte offset and width of each bitmaps extension field inside its data.
+BITMAPS_EXT_FIELDS = {
+    "nb_bitmaps": (0, 4), "reserved32": (4, 4),
+    "bitmap_directory_size": (8, 8), "bitmap_directory_offset": (16, 8),
+}  # fmt: skip
+#: The full disk encryption header pointer: offset and length (two u64).
 CRYPTO_EXT_SIZE = 16
 
 MAX_BACKING_FILE_NAME = 1023
@@ -121,7 +152,13 @@ MAX_REFTABLE_SIZE = 0x800000
 
 # --- Snapshots (§1.8) --------------------------------------------------------
 
+#: The fixed part of a snapshot table entry, its layout and field offsets.
 SNAPSHOT_HEADER_SIZE = 40
+SNAPSHOT_FORMAT = ">QIHHIIQII"
+SNAPSHOT_FIELD_OFFSETS = {
+    "l1_table_offset": 0, "l1_size": 8, "id_str_size": 12, "name_size": 14, "date_sec": 16,
+    "date_nsec": 20, "vm_clock_nsec": 24, "vm_state_size32": 32, "extra_data_size": 36,
+}  # fmt: skip
 MAX_SNAPSHOTS = 65536
 MAX_SNAPSHOTS_SIZE = 1024 * 65536
 MAX_SNAPSHOT_EXTRA_DATA = 1024
@@ -130,7 +167,13 @@ MIN_V3_SNAPSHOT_EXTRA_DATA = 16
 
 # --- Bitmaps (§1.9) ----------------------------------------------------------
 
+#: The fixed part of a bitmap directory entry, its layout and field offsets.
 BITMAP_DIR_ENTRY_SIZE = 24
+BITMAP_DIR_ENTRY_FORMAT = ">QIIBBHI"
+BITMAP_ENTRY_FIELDS = {
+    "bitmap_table_offset": 0, "bitmap_table_size": 8, "flags": 12, "type": 16,
+    "granularity_bits": 17, "name_size": 18, "extra_data_size": 20,
+}  # fmt: skip
 BME_FLAG_IN_USE = 1 << 0
 BME_FLAG_AUTO = 1 << 1
 BME_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2
@@ -156,6 +199,10 @@ BME_MAX_PHYS_SIZE = 0x20000000
 
 LUKS_MAGIC = b"LUKS\xba\xbe"
 LUKS_HEADER_SIZE = 592
+LUKS_HEADER_FORMAT = ">6sH32s32s32sII20s32sI40s"
+LUKS_KEY_SLOT_FORMAT = ">II32sII"
+LUKS_KEY_SLOT_SIZE = 48
+LUKS_KEY_SLOTS = 8
 
 
 def round_up(value: int, alignment: int) -> int:
@@ -166,3 +213,44 @@ def round_up(value: int, alignment: int) -> int:
 def set_bits(value: int) -> list[int]:
     """The numbers of the bits set in ``value``, lowest first."""
     return [bit for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def field(raw: bytes, offsets: dict[str, int], name: str, width: int) -> int:
+    """The big-endian ``width``-byte field ``name`` of a fixed structure."""
+    start = offsets[name]
+    return int.from_bytes(raw[start : start + width], "big")
+
+
+def disk_length(size: int) -> int:
+    """QEMU's view of a virtual size: whole 512-byte sectors (``size`` rounded down)."""
+    return size // SECTOR_SIZE * SECTOR_SIZE
+
+
+def snapshot_entry_used(id_str_size: int, name_size: int, extra_data_size: int) -> int:
+    """Bytes a snapshot table entry uses: fixed part, extra data, id and name."""
+    return SNAPSHOT_HEADER_SIZE + extra_data_size + id_str_size + name_size
+
+
+def snapshot_entry_size(id_str_size: int, name_size: int, extra_data_size: int) -> int:
+    """Bytes a snapshot table entry occupies (padded to 8)."""
+    return round_up(snapshot_entry_used(id_str_size, name_size, extra_data_size), 8)
+
+
+def bitmap_entry_size(extra_data_size: int, name_size: int) -> int:
+    """Bytes a bitmap directory entry occupies (padded to 8)."""
+    return round_up(BITMAP_DIR_ENTRY_SIZE + extra_data_size + name_size, 8)
+
+
+def compressed_ranges(entries: Any, cluster_bits: int) -> tuple[Any, Any]:
+    """Host byte offset and byte length of compressed L2 descriptors (§1.6):
+    bits 0..61-(cluster_bits-8) are the offset, the bits above it up to 61
+    hold ``nb - 1`` sectors, ``csize = nb * 512 - (offset & 511)``.
+
+    ``entries`` is a numpy uint64 array; the masks take its own dtype so this
+    module needs no numpy.
+    """
+    u64 = entries.dtype.type
+    shift = 62 - (cluster_bits - 8)
+    offset = entries & u64((1 << shift) - 1)
+    sectors = ((entries >> u64(shift)) & u64((1 << (cluster_bits - 8)) - 1)) + u64(1)
+    return offset, sectors * u64(SECTOR_SIZE) - (offset & u64(SECTOR_SIZE - 1))

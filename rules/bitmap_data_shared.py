@@ -11,7 +11,7 @@ when saved, overwrites data).  Repair: remove the bitmap
 (`qemu-img bitmap --remove IMG NAME`), then `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "bitmap-data-shared"

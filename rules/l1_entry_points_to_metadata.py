@@ -10,7 +10,7 @@ other structure.  Repair: none in place; recover the data with
 `qemu-img convert`.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "l1-entry-points-to-metadata"

@@ -18,7 +18,7 @@ Repair: none in place; recover the data with `qemu-img convert` and check
 the result.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "metadata-overlap"

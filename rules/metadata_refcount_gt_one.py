@@ -10,7 +10,7 @@ wrong refcount on metadata lets QEMU free or reuse it.  Repair:
 `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "metadata-refcount-gt-one"

@@ -9,7 +9,7 @@ QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N
 refcount=M") and wants a refcount rebuild.  Repair: `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "refblock-refcount-not-one"

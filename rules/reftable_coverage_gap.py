@@ -12,7 +12,7 @@ Repair: `qemu-img check -r all` rebuilds the refcount structures.
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
 
 NAME = "reftable-coverage-gap"

@@ -28,7 +28,6 @@ from qcow2lint import spec
 from qcow2lint.reader import Reader
 from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
-    HEADER_FIELDS,
     BitmapDirectoryEntry,
     BitmapsExtension,
     bitmap_entry_kinds,
@@ -124,7 +123,7 @@ class _Walker:
         end = min(ends) if ends else None
         self.pos = header.header_length
         while end is None or self.pos < end:
-            framing = self.read_exact(8, "a header extension")
+            framing = self.read_exact(spec.EXT_FRAMING_SIZE, "a header extension")
             magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
             if magic == spec.EXT_END:
                 return
@@ -132,7 +131,7 @@ class _Walker:
             into.append(ext)
             if magic == spec.EXT_BITMAPS:
                 body_offset = self.pos
-                ext.bitmaps = BitmapsExtension.from_bytes(self.read_exact(24, "the bitmaps extension"), body_offset)
+                ext.bitmaps = BitmapsExtension.from_bytes(self.read_exact(spec.BITMAPS_EXT_SIZE, "the bitmaps extension"), body_offset)
                 resume = self.pos
                 self.bitmap_directory(ext, header)
                 self.pos = resume
@@ -146,14 +145,13 @@ class _Walker:
             if index >= MAX_DUMPED_BITMAPS:
                 raise _Stop(f"nb_bitmaps is {ext.bitmaps.nb_bitmaps}: stopped after {MAX_DUMPED_BITMAPS} entries")
             start = self.pos
-            fixed = self.read_exact(24, f"bitmap directory entry {index}")
-            name_size = int.from_bytes(fixed[18:20], "big")
-            extra_size = int.from_bytes(fixed[20:24], "big")
+            fixed = self.read_exact(spec.BITMAP_DIR_ENTRY_SIZE, f"bitmap directory entry {index}")
+            name_size = spec.field(fixed, spec.BITMAP_ENTRY_FIELDS, "name_size", 2)
+            extra_size = spec.field(fixed, spec.BITMAP_ENTRY_FIELDS, "extra_data_size", 4)
             self.pos += extra_size
             name = self.read(name_size)
             entry = BitmapDirectoryEntry.decode(index, start, fixed, b"", name)
-            raw_size = 24 + name_size + extra_size
-            self.pos += spec.round_up(raw_size, 8) - raw_size
+            self.pos += spec.bitmap_entry_size(extra_size, name_size) - (spec.BITMAP_DIR_ENTRY_SIZE + name_size + extra_size)
             count = entry.bitmap_table_size
             self.table_entries += count
             if self.table_entries > MAX_DUMPED_TABLE_ENTRIES:
@@ -196,7 +194,7 @@ def build_dump(path: str, as_json: bool = False) -> Dump:
 
 
 def _header_values(header: Header) -> dict[str, int]:
-    return {name: getattr(header, name) for name in HEADER_FIELDS}
+    return {name: getattr(header, name) for name in spec.HEADER_FIELDS}
 
 
 def _flags(value: int) -> str:

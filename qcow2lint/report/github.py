@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 #: GitHub caps a job summary at 1 MiB; the table stops well before that.

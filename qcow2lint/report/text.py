@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 
 #: ANSI colours of the severities, used only when the caller asks (a TTY
 #: without NO_COLOR).
