@@ -22,6 +22,7 @@ cluster.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -38,10 +39,10 @@ class RefcountPass:
     """The whole-image refcount and overlap analysis, as a registered pass:
     produces the :class:`~qcow2lint.records.RefcountCheck` record."""
 
-    record = RefcountCheck
-    statistics = True
-    title = "the whole-image refcount analysis"
-    skips = "refcount and overlap rules"
+    record: ClassVar[type] = RefcountCheck
+    statistics: ClassVar[bool] = True
+    title: ClassVar[str] = "the whole-image refcount analysis"
+    skips: ClassVar[str] = "refcount and overlap rules"
 
     def __init__(self) -> None:
         self.builder: RefcountBuilder | None = None
