@@ -300,7 +300,7 @@ class _ImageReader(Reader):
             header.l1_table_offset, header.l1_size,
             self.u64_table(header.l1_table_offset, header.l1_size, "l1", "the active L1 table", problems),
         )  # fmt: skip
-        reftable_entries = header.refcount_table_clusters * cluster_size // 8
+        reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
         reftable = RefcountTable(
             header.refcount_table_offset, reftable_entries,
             self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
@@ -350,8 +350,8 @@ class _ImageReader(Reader):
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // 8)
-            budget -= count * 8
+            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
+            budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
             words = self.u64_table(entry.bitmap_table_offset, count,
                                    f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
             tables.append(
@@ -426,8 +426,8 @@ class _ImageReader(Reader):
         l1_tables = []
         budget = max(self.size, 64 << 20)
         for entry in entries:
-            count = min(entry.l1_size, spec.MAX_L1_SIZE // 8, budget // 8)
-            budget -= count * 8
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE, budget // spec.L1_ENTRY_SIZE)
+            budget -= count * spec.L1_ENTRY_SIZE
             path = f"{entry.path}.l1"
             words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
             l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
@@ -447,7 +447,7 @@ class _ImageReader(Reader):
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
             used = np.flatnonzero(offsets)
             counted = table.active or (
-                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // 8
+                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
             )
             parts.append(offsets[used])
             weights.append(np.full(len(used), int(counted), np.int64))

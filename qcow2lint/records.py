@@ -268,6 +268,10 @@ class HeaderExtension:
         """Structure path, e.g. ``extensions[1](bitmaps)``."""
         return f"extensions[{self.index}]({spec.EXT_SLUGS.get(self.magic, f'{self.magic:#x}')})"
 
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a framing field (``magic``, ``length``)."""
+        return self.file_offset + spec.EXT_FRAMING_FIELDS[name]
+
     @property
     def data_offset(self) -> int:
         """Byte offset of the extension's data."""
@@ -321,6 +325,10 @@ class LuksKeySlot:
     key_material_offset: int
     stripes: int
 
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a key slot field."""
+        return self.file_offset + spec.LUKS_KEY_SLOT_FIELDS[name]
+
 
 @attrs.frozen
 class LuksHeader:
@@ -339,6 +347,10 @@ class LuksHeader:
     mk_digest_iterations: int
     uuid: bytes
     key_slots: tuple[LuksKeySlot, ...]
+
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a LUKS header field."""
+        return self.file_offset + spec.LUKS_HEADER_FIELDS[name]
 
     @classmethod
     def from_bytes(cls, raw: bytes, file_offset: int) -> LuksHeader:
@@ -417,6 +429,10 @@ class BitmapDirectoryEntry:
     def path(self) -> str:
         """Structure path, e.g. ``bitmaps[0](daily)``."""
         return f"bitmaps[{self.index}]({self.name})"
+
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a fixed field of the entry."""
+        return self.file_offset + spec.BITMAP_ENTRY_FIELDS[name]
 
     @property
     def name_offset(self) -> int:
@@ -648,6 +664,17 @@ class SnapshotEntry:
     def used_size(self) -> int:
         """Bytes this entry uses without its padding (up to the end of its name)."""
         return spec.snapshot_entry_used(self.id_str_size, self.name_size, self.extra_data_size)
+
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a fixed field, or of an extra data field
+        (``vm_state_size_large``, ``disk_size``)."""
+        offsets = spec.SNAPSHOT_FIELD_OFFSETS if name in spec.SNAPSHOT_FIELD_OFFSETS else spec.SNAPSHOT_EXTRA_FIELD_OFFSETS
+        return self.file_offset + offsets[name]
+
+    @property
+    def id_str_offset(self) -> int:
+        """Byte offset of the id string (after the extra data)."""
+        return self.file_offset + spec.SNAPSHOT_HEADER_SIZE + self.extra_data_size
 
     def _extra_u64(self, start: int) -> int | None:
         chunk = self.extra_data[start : start + 8]

@@ -210,8 +210,7 @@ def bitmaps_ext_problem(ext: HeaderExtension, field: str, message: str) -> Probl
 
 def bitmap_entry_problem(entry: BitmapDirectoryEntry, field: str, message: str) -> Problem:
     """A problem pointing at a fixed field of a bitmap directory entry."""
-    offset = entry.file_offset + spec.BITMAP_ENTRY_FIELDS[field]
-    return Problem(offset, f"{entry.path}.{field}", message)
+    return Problem(entry.field_offset(field), f"{entry.path}.{field}", message)
 
 
 def bitmap_of(ctx: RuleContext, table: BitmapTable) -> BitmapDirectoryEntry:
@@ -307,7 +306,7 @@ def refcount_entry(ctx: RuleContext, cluster: int) -> tuple[int, str]:
     index, within = cluster >> block_bits, cluster & ((1 << block_bits) - 1)
     block = int(reftable.entries[index]) & spec.REFT_OFFSET_MASK if index < len(reftable.entries) else 0
     if block == 0:
-        return reftable.file_offset + 8 * index, f"reftable[{index}]"
+        return reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * index, f"reftable[{index}]"
     return block + (within << header.refcount_order) // 8, f"refblock@{block:#x}[{within}]"
 
 

@@ -7,8 +7,18 @@ project's defect catalogue, ``qcow2-rules.md``.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
+
+
+def field_offsets(layout: str, names: tuple[str, ...]) -> dict[str, int]:
+    """Byte offset of each field of a big-endian struct ``layout`` (one name per
+    format item, ``6s`` counting as one item)."""
+    items = re.findall(r"\d*[a-zA-Z?]", layout.lstrip("<>!=@"))
+    assert len(items) == len(names), (layout, names)
+    return {name: struct.calcsize(">" + "".join(items[:index])) for index, name in enumerate(names)}
+
 
 # --- Header (catalogue §1.1) -------------------------------------------------
 
@@ -28,7 +38,7 @@ HEADER_FIELDS = (
 )  # fmt: skip
 HEADER_FORMAT = ">IIQIIQIIQQIIQQQQII"
 #: Byte offset of every header field, for findings.
-HEADER_FIELD_OFFSETS = {name: struct.calcsize(HEADER_FORMAT[: index + 1]) for index, name in enumerate(HEADER_FIELDS)}
+HEADER_FIELD_OFFSETS = field_offsets(HEADER_FORMAT, HEADER_FIELDS)
 #: A header cut shorter than this (magic, version, backing file, cluster_bits)
 #: cannot be followed at all.
 HEADER_MIN_READABLE = HEADER_FIELD_OFFSETS["size"]
@@ -102,6 +112,7 @@ EXT_SLUGS = {
 
 #: Every extension starts with its magic and data length (two u32).
 EXT_FRAMING_SIZE = 8
+EXT_FRAMING_FIELDS = {"magic": 0, "length": 4}
 
 FEATURE_TABLE_ENTRY_SIZE = 48
 BITMAPS_EXT_SIZE = 24
@@ -137,6 +148,10 @@ CLUSTER_ZERO_ALLOC = 2
 CLUSTER_NORMAL = 3
 CLUSTER_COMPRESSED = 4
 
+#: L1, refcount table and bitmap table entries are one u64 each.
+L1_ENTRY_SIZE = 8
+REFTABLE_ENTRY_SIZE = 8
+BITMAP_TABLE_ENTRY_SIZE = 8
 L2_ENTRY_SIZE = 8
 EXTL2_ENTRY_SIZE = 16
 SUBCLUSTERS_PER_CLUSTER = 32
@@ -155,10 +170,12 @@ MAX_REFTABLE_SIZE = 0x800000
 #: The fixed part of a snapshot table entry, its layout and field offsets.
 SNAPSHOT_HEADER_SIZE = 40
 SNAPSHOT_FORMAT = ">QIHHIIQII"
-SNAPSHOT_FIELD_OFFSETS = {
-    "l1_table_offset": 0, "l1_size": 8, "id_str_size": 12, "name_size": 14, "date_sec": 16,
-    "date_nsec": 20, "vm_clock_nsec": 24, "vm_state_size32": 32, "extra_data_size": 36,
-}  # fmt: skip
+SNAPSHOT_FIELD_OFFSETS = field_offsets(SNAPSHOT_FORMAT, (
+    "l1_table_offset", "l1_size", "id_str_size", "name_size", "date_sec", "date_nsec",
+    "vm_clock_nsec", "vm_state_size32", "extra_data_size",
+))  # fmt: skip
+#: Fields of a snapshot's extra data, as byte offsets in the entry.
+SNAPSHOT_EXTRA_FIELD_OFFSETS = {"vm_state_size_large": SNAPSHOT_HEADER_SIZE, "disk_size": SNAPSHOT_HEADER_SIZE + 8}
 MAX_SNAPSHOTS = 65536
 MAX_SNAPSHOTS_SIZE = 1024 * 65536
 MAX_SNAPSHOT_EXTRA_DATA = 1024
@@ -170,10 +187,9 @@ MIN_V3_SNAPSHOT_EXTRA_DATA = 16
 #: The fixed part of a bitmap directory entry, its layout and field offsets.
 BITMAP_DIR_ENTRY_SIZE = 24
 BITMAP_DIR_ENTRY_FORMAT = ">QIIBBHI"
-BITMAP_ENTRY_FIELDS = {
-    "bitmap_table_offset": 0, "bitmap_table_size": 8, "flags": 12, "type": 16,
-    "granularity_bits": 17, "name_size": 18, "extra_data_size": 20,
-}  # fmt: skip
+BITMAP_ENTRY_FIELDS = field_offsets(BITMAP_DIR_ENTRY_FORMAT, (
+    "bitmap_table_offset", "bitmap_table_size", "flags", "type", "granularity_bits", "name_size", "extra_data_size",
+))  # fmt: skip
 BME_FLAG_IN_USE = 1 << 0
 BME_FLAG_AUTO = 1 << 1
 BME_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2
@@ -201,6 +217,13 @@ LUKS_MAGIC = b"LUKS\xba\xbe"
 LUKS_HEADER_SIZE = 592
 LUKS_HEADER_FORMAT = ">6sH32s32s32sII20s32sI40s"
 LUKS_KEY_SLOT_FORMAT = ">II32sII"
+LUKS_HEADER_FIELDS = field_offsets(LUKS_HEADER_FORMAT, (
+    "magic", "version", "cipher_name", "cipher_mode", "hash_spec", "payload_offset", "key_bytes",
+    "mk_digest", "mk_digest_salt", "mk_digest_iterations", "uuid",
+))  # fmt: skip
+LUKS_KEY_SLOT_FIELDS = field_offsets(LUKS_KEY_SLOT_FORMAT, (
+    "active", "iterations", "salt", "key_material_offset", "stripes",
+))  # fmt: skip
 LUKS_KEY_SLOT_SIZE = 48
 LUKS_KEY_SLOTS = 8
 

@@ -27,6 +27,6 @@ def check(ext, ctx):
     if ext.magic == spec.EXT_BACKING_FORMAT and ext.length >= QEMU_BUFFER:
         name = ext.payload.name[:64].decode("ascii", "backslashreplace")
         yield Problem(
-            ext.file_offset + 4, f"{ext.path}.length",
+            ext.field_offset("length"), f"{ext.path}.length",
             f"backing format name '{name}' is {ext.length} bytes long; QEMU accepts at most {QEMU_BUFFER - 1}",
         )  # fmt: skip

@@ -189,7 +189,7 @@ class RefcountBuilder:
         if image.header.has_data_file and image.header.nb_snapshots:
             self.corruptions += 1  # "ERROR %d snapshots in image with data file"
         for table in image.snapshot_l1_tables:
-            if table.file_offset % self.cluster_size or table.expected_entries > spec.MAX_L1_SIZE // 8:
+            if table.file_offset % self.cluster_size or table.expected_entries > spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE:
                 self.corruptions += 1
                 continue
             yield table, "inactive-l1"
@@ -200,8 +200,9 @@ class RefcountBuilder:
         self.extents.add("header", "header", 0, self.cluster_size)
         l2_tables: dict[str, list[np.ndarray]] = {"active-l2": [], "inactive-l2": []}
         for table, kind in self._l1_walk():
-            self.region(kind, table.path, table.file_offset, table.expected_entries * 8)
-            self.extents.add(kind, table.path, table.file_offset, table.expected_entries * 8)
+            size = table.expected_entries * spec.L1_ENTRY_SIZE
+            self.region(kind, table.path, table.file_offset, size)
+            self.extents.add(kind, table.path, table.file_offset, size)
             offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
             self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
             l2_kind = "active-l2" if table.active else "inactive-l2"
@@ -226,8 +227,9 @@ class RefcountBuilder:
                 incomplete = sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
                 self.corruptions += incomplete + missing
         reftable = image.refcount_table
-        self.region("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
-        self.extents.add("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
+        size = reftable.expected_entries * spec.REFTABLE_ENTRY_SIZE
+        self.region("reftable", "reftable", reftable.file_offset, size)
+        self.extents.add("reftable", "reftable", reftable.file_offset, size)
         if image.encryption is not None and image.encryption.length:
             area = image.encryption
             self.region("fde-area", "encryption", area.file_offset, area.length)
@@ -249,13 +251,14 @@ class RefcountBuilder:
         self.region("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
         self.extents.add("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
         for table in image.bitmap_tables:
-            self.region("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
-            self.extents.add("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
+            size = table.expected_entries * spec.BITMAP_TABLE_ENTRY_SIZE
+            self.region("bitmap-table", table.path, table.file_offset, size)
+            self.extents.add("bitmap-table", table.path, table.file_offset, size)
             entries = table.entries
             offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
             bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
                 (offsets != 0)
-                & (((entries & np.uint64(1)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
+                & (((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
             )
             self.corruptions += int(bad.sum())
             data = offsets[~bad & (offsets != 0)]

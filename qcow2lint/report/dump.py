@@ -156,12 +156,12 @@ class _Walker:
             self.table_entries += count
             if self.table_entries > MAX_DUMPED_TABLE_ENTRIES:
                 raise _Stop(f"the bitmap tables hold more than {MAX_DUMPED_TABLE_ENTRIES} entries: stopped at bitmap {index}")
-            table = self.reader.read(entry.bitmap_table_offset, count * 8)
+            table = self.reader.read(entry.bitmap_table_offset, count * spec.BITMAP_TABLE_ENTRY_SIZE)
             bitmap = _Bitmap(entry, np.frombuffer(table[: len(table) // 8 * 8], ">u8").astype(np.uint64))
             ext.bitmap_list.append(bitmap)
             if not name.isascii():
                 self.errors.append(f"bitmap {index} has a name that is not ASCII ({name!r}); printed with escapes")
-            if len(table) < count * 8:
+            if len(table) < count * spec.BITMAP_TABLE_ENTRY_SIZE:
                 raise _Stop(
                     f"the bitmap table of bitmap {index} ({count} entries at {entry.bitmap_table_offset:#x}) "
                     f"is cut off by the end of the file ({self.reader.size} bytes)"
