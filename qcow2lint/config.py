@@ -44,7 +44,7 @@ from typing import Any
 
 import attrs
 
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.registry import Registry
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -115,7 +115,7 @@ class Config:
         return names
 
 
-def apply_ignores(config: Config, report: Any) -> Any:
+def apply_ignores(config: Config, report: ImageReport) -> ImageReport:
     """``report`` (a :class:`~qcow2lint.findings.ImageReport`) without the findings that
     ``per-file-ignores`` silences for its path."""
     if not config.per_file_ignores or not report.findings:

@@ -301,11 +301,6 @@ class ExtensionArea:
         """Where the area starts."""
         return self.start
 
-    @property
-    def used_end(self) -> int:
-        """First byte after the last extension, end marker included."""
-        return self.end_marker + 8 if self.end_marker is not None else self.end
-
 
 # --- Encryption (§1.10) -------------------------------------------------------
 

@@ -276,10 +276,9 @@ def extension_area_limit(header: Header) -> str:
 def extensions_end(image: Image) -> int:
     """First byte after the header extensions as they lie in the file: after
     the end marker when there is one, else after the last extension's
-    padded data, else the start of the area.  Unlike
-    ``ExtensionArea.used_end`` this is not cut at the end of the area, so it
-    shows whether the extensions run into what follows (the backing file
-    name)."""
+    padded data, else the start of the area.  It is not cut at the end of
+    the area, so it shows whether the extensions run into what follows (the
+    backing file name)."""
     area = cast(ExtensionArea, image.extension_area)  # present whenever the image is readable
     if area.end_marker is not None:
         return area.end_marker + spec.EXT_FRAMING_SIZE
