@@ -12,8 +12,8 @@ Repair: `qemu-img check -r all` rebuilds the refcount structures.
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.records import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "reftable-coverage-gap"
 CODE = "Q1110"

@@ -30,8 +30,8 @@ from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
     BitmapDirectoryEntry,
     BitmapsExtension,
-    bitmap_entry_kinds,
     Header,
+    bitmap_entry_kinds,
 )
 
 _PRINTABLE = frozenset(string.printable.encode("ascii"))
