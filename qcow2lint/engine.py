@@ -1,8 +1,12 @@
-"""Walks an Image, runs each enabled rule on the records of its scope.
+"""Walks an image file, runs each enabled rule on the records of its scope.
 
-The engine stamps every problem with its rule's name, code and configured
-severity, caps findings per rule per image, and turns a rule that raises
-into an ``internal-error`` finding without stopping the other rules.
+Records come from the :class:`~qcow2lint.reader.ImageFile` (the Image's
+structures, then the streamed tables) and from the whole-image passes of
+:data:`qcow2lint.passes.PASSES`, which are fed the same L2 batches.  Rules
+are dispatched by the name of their scope's record type.  The engine stamps
+every problem with its rule's name, code and configured severity, caps
+findings per rule per image, and turns a rule or pass that raises into an
+``internal-error`` finding without stopping the other rules.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Records keep the raw on-disk values in spec order, the byte offset they were
 read from, and the bytes the spec says must be zero, so that rules can judge
 them.  Nothing here validates spec rules: a linter must be able to hold a
 broken value in order to flag it.  Big tables are read-only numpy arrays.
+Records are plain data: no I/O, no open file (the reader's ImageFile holds
+that), no import of the reader.
 """
 
 from __future__ import annotations
