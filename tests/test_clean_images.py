@@ -19,6 +19,7 @@ import pytest
 
 import imagebuilder as ib
 from conftest import format_findings, lint_json
+from qcow2lint.registry import load_registry
 from test_rules import REQUIRED_RULES
 
 KIB = 1024
@@ -324,6 +325,19 @@ CASES: list[Case] = [
 ]
 
 
+#: The rules off by default (legal layouts QEMU writes, untrusted-image policies).
+OFF_BY_DEFAULT = {rule.name for rule in load_registry() if not rule.default_enabled}
+#: What `pedantic` must see on some of the cases.
+PEDANTIC_SEES: dict[str, set[str]] = {
+    "v2-snapshot": {"snapshot-v2-resize"},
+    "prealloc-metadata-extl2": {"extl2-allocated-empty-bitmap"},
+    "backing-chain-relative": {"backing-file-present", "file-trailing-partial-cluster"},
+    "backing-qcow2": {"backing-file-present", "backing-file-unsafe-name"},  # qemu-img wrote an absolute name
+    "data-file": {"data-file-present", "data-file-unsafe-name"},
+    "convert-zlib": {"file-trailing-partial-cluster"},
+}
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_clean_image_has_no_findings(case: Case, tmp_path: Path) -> None:
     """qemu-img check passes, and qcow2lint reports nothing at all, not even
@@ -342,3 +356,10 @@ def test_clean_image_has_no_findings(case: Case, tmp_path: Path) -> None:
     assert not defects, f"defect rules fired on a clean {case.id} image:\n{format_findings(defects)}"
     assert not found, f"findings on a clean {case.id} image:\n{format_findings(found)}"
     assert report["_returncode"] == 0, format_findings(found)
+    # under pedantic only rules that are off by default speak, at info, and
+    # the layouts they describe are seen (the silence above is configuration)
+    pedantic = lint_json(path, "--preset", "pedantic")["images"][0]["findings"]
+    loud = [f for f in pedantic if f["rule"] not in OFF_BY_DEFAULT or f["severity"] != "info"]
+    assert not loud, format_findings(loud)
+    fired = {f["rule"] for f in pedantic}
+    assert PEDANTIC_SEES.get(case.id, set()) <= fired, format_findings(pedantic)

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, assert_no_traceback, assert_one_line_error, run_cli
+
 from qcow2lint.config import ConfigError, load_config, reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import RegistryError, from_source, load_registry, option_schema
@@ -171,8 +171,8 @@ def test_all_problems_are_reported_in_one_run(registry, tmp_path: Path) -> None:
         "rule 'bitmap-table-size-wrong': 'enabled' must be true or false, got 3",
         "rule 'l1-reserved-bits': unknown option 'levle' (did you mean 'level'?)",
         "c.yaml: unknown rule 'no-such-rule'",
-        "rule 'file-trailing-partial-cluster' is given twice in 'rules' (as 'Q1501' and "
-        "'file-trailing-partial-cluster')",
+        ("rule 'file-trailing-partial-cluster' is given twice in 'rules' (as 'Q1501' and "
+        "'file-trailing-partial-cluster')"),
         "per-file-ignores '*.qcow2': unknown rule 'no-such-rule'",
     ]
     assert len(lines) == len(expected_fragments) == 13, "\n".join(lines)
@@ -215,10 +215,10 @@ def test_pyproject_tables_are_validated_the_same_way(registry, tmp_path: Path) -
     )
     lines = _errors(registry, path)
     assert lines == (
-        f"{path} [tool.qcow2lint]: rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', "
-        "got 'spek'",
-        f"{path} [tool.qcow2lint]: rule 'bitmap-granularity-range' is given twice in 'rules' (as 'Q1418' and "
-        "'bitmap-granularity-range'); give it once",
+        (f"{path} [tool.qcow2lint]: rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', "
+        "got 'spek'"),
+        (f"{path} [tool.qcow2lint]: rule 'bitmap-granularity-range' is given twice in 'rules' (as 'Q1418' and "
+        "'bitmap-granularity-range'); give it once"),
     )
 
 
@@ -255,8 +255,8 @@ def test_merge_keys_may_be_overridden(registry, tmp_path: Path) -> None:
 def test_a_rule_named_by_code_and_by_name_in_one_file_is_an_error(registry, tmp_path: Path) -> None:
     path = _config(tmp_path, "rules:\n  l1-reserved-bits: disable\n  Q0601: {level: info}\n")
     assert _errors(registry, path) == (
-        f"{path}: rule 'l1-reserved-bits' is given twice in 'rules' (as 'l1-reserved-bits' and 'Q0601'); "
-        "give it once",
+        (f"{path}: rule 'l1-reserved-bits' is given twice in 'rules' (as 'l1-reserved-bits' and 'Q0601'); "
+        "give it once"),
     )
 
 
@@ -351,7 +351,7 @@ def test_untrusted_enables_its_policy_rules_at_error(registry) -> None:
 def test_the_reference_config_keeps_them_off(registry) -> None:
     text = reference_config(registry)
     for name in OFF_BY_DEFAULT:
-        assert re.search(rf"^  {name}: \{{level: \w+, enabled: false", text, re.M), name
+        assert re.search(rf"^  {name}: \{{level: \w+, enabled: false", text, re.MULTILINE), name
 
 
 def test_an_off_rule_is_enabled_by_naming_it(registry, tmp_path: Path) -> None:
