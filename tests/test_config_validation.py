@@ -360,3 +360,24 @@ def test_an_off_rule_is_enabled_by_naming_it(registry, tmp_path: Path) -> None:
     assert config.rules["file-trailing-partial-cluster"].enabled
     assert config.rules["file-trailing-partial-cluster"].severity is Severity.WARNING
     assert config.rules["data-file-present"].enabled
+
+
+def test_plugins_expose_the_same_metadata_as_module_attributes(registry, tmp_path: Path) -> None:
+    """A rule plugin (entry-point door) is an imported module: its
+    OPTION_CONSTRAINTS and DEFAULT_ENABLED are plain attributes, checked alike."""
+    from types import SimpleNamespace
+
+    from qcow2lint.records import Header
+    from qcow2lint.registry import validate
+
+    plugin = SimpleNamespace(
+        NAME="say-hello", CODE="T0101", SEVERITY="info", SCOPE=Header, check=lambda header, ctx: iter(()),
+        OPTIONS={"greeting": "hello"}, OPTION_CONSTRAINTS={"greeting": {"choices": ("hello", "hi")}},
+        DEFAULT_ENABLED=False, __doc__="Says hello.",
+    )  # fmt: skip
+    rule = validate(plugin, "say-hello", "test")
+    assert not rule.default_enabled
+    assert option_schema(rule) == {"greeting": {"type": "string", "default": "hello", "enum": ["hello", "hi"]}}
+    plugin.OPTION_CONSTRAINTS = {"greeting": {"choices": ("hi",)}}
+    with pytest.raises(RegistryError, match="the default 'hello' must be one of 'hi'"):
+        validate(plugin, "say-hello", "test")
