@@ -55,7 +55,9 @@ class Level(str, enum.Enum):
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"qcow2lint: error: {message}", err=True)
+    # one line per problem: a ConfigError carries every problem of the configuration
+    for line in message.splitlines() or [""]:
+        typer.echo(f"qcow2lint: error: {line}", err=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -310,7 +312,8 @@ def rules_command(
         return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:
-        typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}")
+        off = "" if rule.default_enabled else " (off by default)"
+        typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}{off}")
 
 
 @app.command("rule")
@@ -323,12 +326,21 @@ def rule_command(name: Annotated[str, typer.Argument(help="Rule name or code.", 
     if rule is None:
         close = difflib.get_close_matches(name, [r.name for r in registry], n=1)
         _fail(f"unknown rule {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    typer.echo(f"{rule.name} ({rule.code}, default severity {rule.severity})\n")
+    off = "" if rule.default_enabled else "; off by default"
+    typer.echo(f"{rule.name} ({rule.code}, default severity {rule.severity}{off})\n")
     typer.echo(rule.doc.strip())
     if rule.options:
+        from qcow2lint.registry import option_schema
+
         typer.echo("\nOptions:")
-        for option, default in rule.options.items():
-            typer.echo(f"  {option}: {default!r}")
+        for option, schema in option_schema(rule).items():
+            allowed = ""
+            if "enum" in schema:
+                allowed = "; one of " + ", ".join(map(repr, schema["enum"]))
+            elif "minimum" in schema or "maximum" in schema:
+                low, high = schema.get("minimum", ""), schema.get("maximum", "")
+                allowed = f"; {low}..{high}"
+            typer.echo(f"  {option}: {schema['default']!r} ({schema['type']}{allowed})")
 
 
 def main() -> None:

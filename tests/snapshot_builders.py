@@ -353,7 +353,7 @@ def assert_points_at(finding: dict, target: Target) -> None:
 def assert_row_fires_once(row: Row, bases: Bases, directory: Path) -> None:
     """(a) The row's defect is reported once, with its severity, at the patched field."""
     path, target = bases.apply(row, directory)
-    report = lint_json(path)
+    report = lint_json(path, "--preset", "pedantic")  # rules off by default too
     found = report["images"][0]["findings"]
     hits = rules_fired(report).get(row.rule, [])
     assert len(hits) == 1, f"{row.rule} fired {len(hits)} times:\n{format_findings(found)}"
@@ -375,6 +375,16 @@ def assert_quiet_on_clean_base(row: Row, bases: Bases) -> None:
     """(b) The unpatched base does not fire the rule."""
     fired = rules_fired(bases.report(row.quiet_base))
     assert row.rule not in fired, format_findings(fired[row.rule])
+    if not _default_enabled(row.rule):  # quiet where it runs, not only where it is off
+        fired = rules_fired(lint_json(bases.path(row.quiet_base), "--preset", "pedantic"))
+        assert row.rule not in fired, format_findings(fired[row.rule])
+
+
+def _default_enabled(rule: str) -> bool:
+    from qcow2lint.registry import load_registry
+
+    found = load_registry().get(rule)
+    return found is None or found.default_enabled
 
 
 def assert_disabled_in_config(row: Row, bases: Bases, directory: Path) -> None:

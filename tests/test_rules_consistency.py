@@ -726,9 +726,9 @@ def linted(patched: Patched, tmp_path_factory: pytest.TempPathFactory) -> Report
     """Lint every patched image in one run each: plain, --deep, all disabled."""
     ids = [row.id for row in ROWS]
     paths = [patched.paths[i] for i in ids]
-    plain = dict(zip(ids, _lint_each(paths)))
+    plain = dict(zip(ids, _lint_each(paths, "--preset", "pedantic")))  # with the rules off by default
     deep_ids = [row.id for row in ROWS if row.deep]
-    deep = dict(zip(deep_ids, _lint_each([patched.paths[i] for i in deep_ids], "--deep")))
+    deep = dict(zip(deep_ids, _lint_each([patched.paths[i] for i in deep_ids], "--deep", "--preset", "pedantic")))
     config = write_config(
         tmp_path_factory.mktemp("consistency-config"),
         "rules:\n" + "".join(f"  {rule}: disable\n" for rule in RULES),
@@ -741,7 +741,7 @@ def linted(patched: Patched, tmp_path_factory: pytest.TempPathFactory) -> Report
 def clean_reports(bases: Bases) -> dict[str, dict]:
     """The --deep report of every clean base a row names (one run)."""
     names = sorted({row.base for row in ROWS} | {row.quiet_base for row in ROWS} | set(cb.RECIPES))
-    return dict(zip(names, _lint_each([bases.path(n) for n in names], "--deep")))
+    return dict(zip(names, _lint_each([bases.path(n) for n in names], "--deep", "--preset", "pedantic")))
 
 
 # ---------------------------------------------------------------------------

@@ -31,6 +31,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _severity(rule: Rule) -> str:
+    """The default severity, marked *(off)* for a rule that is off by default."""
+    return str(rule.severity) if rule.default_enabled else f"{rule.severity} *(off)*"
+
+
 def _qemu(rule: Rule) -> str:
     text = _paragraph(rule.doc, "QEMU:")
     return text.split(" Repair:")[0]
@@ -47,14 +52,16 @@ def rules_markdown(registry: Registry) -> str:
         "QEMU does, how to repair). A rule's documentation cites the qcow2 specification",
         "(QEMU's `docs/interop/qcow2.rst`) by section title, as spec, \"Cluster mapping\".",
         "Structure is the record type the rule judges. Rule names are those of the defect",
-        "catalogue.",
+        "catalogue. A severity marked *(off)* is a rule that is off by default (a legal",
+        "layout QEMU writes, or a policy for untrusted images): the `pedantic` preset, or",
+        "naming the rule in a configuration, enables it.",
         "",
         "| code | rule | severity | structure | what it flags | what QEMU does |",
         "|---|---|---|---|---|---|",
     ]
     for rule in registry:
         lines.append(
-            f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.scope} | "
+            f"| {rule.code} | `{rule.name}` | {_severity(rule)} | {rule.scope} | "
             f"{_cell(rule.summary)} | {_cell(_qemu(rule))} |"
         )
     lines.append(
@@ -69,5 +76,5 @@ def rules_markdown(registry: Registry) -> str:
 def rules_table(registry: Registry) -> str:
     """The README's rule list: code, name, severity, summary."""
     lines = ["| code | rule | severity | what it flags |", "|---|---|---|---|"]
-    lines += [f"| {r.code} | {r.name} | {r.severity} | {_cell(r.summary)} |" for r in registry]
+    lines += [f"| {r.code} | {r.name} | {_severity(r)} | {_cell(r.summary)} |" for r in registry]
     return "\n".join(lines) + "\n"
