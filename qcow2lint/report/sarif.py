@@ -20,6 +20,12 @@ the byte range moves to ``result.properties`` (``byteOffset``,
 ``partialFingerprints["qcow2lint/v1"]`` (sha256 of rule name, image path and
 structure path; stable across runs and offsets) and the rules get
 ``properties["problem.severity"]`` and ``tags``.
+
+Every rule has a ``helpUri``, its page ``DOCS_URL + NAME + ".md"``, and the
+driver an ``informationUri``, the rules index (``DOCS_URL`` without its
+trailing ``/``, plus ``.md``).  ``DOCS_URL`` is the configuration's
+``docs-url`` (``--docs-url``); by default ``docs/rules/``, the pages in the
+repository, as a relative reference (no public URL of the project is known).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from qcow2lint import __version__
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry
+from qcow2lint.links import DEFAULT_DOCS_URL, rule_url, rules_index_url
 from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
@@ -59,7 +66,9 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _descriptor(code: str, name: str, severity: Severity, doc: str, github: bool) -> dict[str, Any]:
+def _descriptor(
+    code: str, name: str, severity: Severity, doc: str, github: bool, docs_url: str | None = None
+) -> dict[str, Any]:
     doc = textwrap.dedent(doc).strip() or name
     summary = doc.splitlines()[0]
     descriptor: dict[str, Any] = {
@@ -70,6 +79,8 @@ def _descriptor(code: str, name: str, severity: Severity, doc: str, github: bool
         "help": {"text": _sentence(doc), "markdown": doc},
         "defaultConfiguration": {"level": LEVELS[severity]},
     }
+    if docs_url is not None:
+        descriptor["helpUri"] = rule_url(docs_url, name)
     if github:
         descriptor["properties"] = {"problem.severity": GITHUB_SEVERITY[severity], "tags": ["qcow2", "disk-image"]}
     return descriptor
@@ -99,9 +110,11 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
     return result
 
 
-def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: bool = False) -> dict[str, Any]:
+def sarif_document(
+    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str = DEFAULT_DOCS_URL
+) -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict (see the module docstring)."""
-    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github) for r in registry]
+    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github, docs_url) for r in registry]
     rule_index = {r.code: i for i, r in enumerate(registry)}
     rule_index[INTERNAL_ERROR_CODE] = len(rules)
     rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github))
@@ -126,6 +139,7 @@ def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: b
         "name": "qcow2lint",
         "version": __version__,
         "semanticVersion": __version__,
+        "informationUri": rules_index_url(docs_url),
         "rules": rules,
     }
     return {
@@ -135,7 +149,11 @@ def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: b
     }
 
 
-def render_sarif(reports: Sequence[ImageReport], registry: Registry, github: bool = False) -> str:
+def render_sarif(
+    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str = DEFAULT_DOCS_URL
+) -> str:
     """The SARIF 2.1.0 log of a run as indented JSON; ``github=True`` for
-    GitHub code scanning (``--format sarif-github``)."""
-    return json_safe(json.dumps(sarif_document(reports, registry, github), indent=2, ensure_ascii=False)) + "\n"
+    GitHub code scanning (``--format sarif-github``); ``docs_url`` is the
+    base URL of the rule pages."""
+    document = sarif_document(reports, registry, github, docs_url)
+    return json_safe(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
