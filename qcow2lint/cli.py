@@ -189,8 +189,8 @@ DocsUrlOption = Annotated[
     str | None,
     typer.Option(
         "--docs-url", metavar="URL", show_default=False,
-        help="Base URL of the rule pages for SARIF's helpUri (default: the configuration's docs-url, "
-        "else docs/rules/).",
+        help="Base URL of the rule pages (NAME.md) for SARIF's helpUri (default: the configuration's docs-url, "
+        "else $QCOW2LINT_DOCS_URL, else the file:// URI of docs/rules/ in a source checkout).",
     ),
 ]  # fmt: skip
 
@@ -478,7 +478,9 @@ def _render(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(github.github_step_summary(reports))
         return github.render_github(reports)
-    docs = settings.docs_url
+    from qcow2lint.links import docs_url
+
+    docs = docs_url(settings.docs_url)
     renderers = {
         Format.text: lambda: "".join(render_text(r) for r in reports if r.error is None),
         Format.json: lambda: render_json(reports, extra),
@@ -594,6 +596,11 @@ def rule_command(name: Annotated[str, typer.Argument(help="Rule name or code.", 
         typer.echo("\nOptions:")
         for option, default in rule.options.items():
             typer.echo(f"  {option}: {default!r}")
+    if rule.repro:
+        typer.echo("\nReproduction:")
+        for command in [*rule.repro.rstrip("\n").splitlines(), f"qcow2lint check --select {rule.name} repro.qcow2"]:
+            typer.echo(f"  {command}")
+    typer.echo(f"\nPage: docs/rules/{rule.name}.md (in the qcow2lint repository)")
 
 
 def main() -> None:

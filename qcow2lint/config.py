@@ -47,7 +47,6 @@ from typing import Any
 import attrs
 
 from qcow2lint.findings import Severity
-from qcow2lint.links import DEFAULT_DOCS_URL, rule_url
 from qcow2lint.registry import Registry
 from qcow2lint.text import one_line
 
@@ -126,16 +125,12 @@ class Config:
     #: searched; each pattern is matched like a ``per-file-ignores`` one.
     exclude: tuple[FileIgnore, ...] = ()
     #: The base URL of the rule pages (``docs-url``): a rule's page is
-    #: ``docs_url + NAME + ".md"``.
-    docs_url: str = DEFAULT_DOCS_URL
+    #: ``docs_url + NAME + ".md"``; None: see :func:`qcow2lint.links.docs_url`.
+    docs_url: str | None = None
 
     def excluded(self, path: str | os.PathLike[str]) -> bool:
         """Whether an ``exclude`` pattern matches ``path`` (a file or a directory)."""
         return any(entry.matches(path) for entry in self.exclude)
-
-    def rule_url(self, name: str) -> str:
-        """The page of rule ``name``."""
-        return rule_url(self.docs_url, name)
 
     def enabled(self) -> list[str]:
         """Names of the enabled rules."""
@@ -413,7 +408,7 @@ class _Loader:
         self.warnings_are_errors = False
         self.ignores: dict[str, FileIgnore] = {}
         self.exclude: dict[str, FileIgnore] = {}
-        self.docs_url = DEFAULT_DOCS_URL
+        self.docs_url: str | None = None
         self.sources: dict[str, str] = {
             "max-findings-per-rule": BUILTIN,
             "warnings-are-errors": BUILTIN,
@@ -469,8 +464,8 @@ class _Loader:
             self.apply_exclude(path, where, label, data["exclude"])
         if "docs-url" in data:
             value = data["docs-url"]
-            if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-                raise ConfigError(f"{where}: 'docs-url' must be a URL (no spaces), got {_quote(value)}")
+            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
+                raise ConfigError(f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}")
             self.docs_url = value
             self.sources["docs-url"] = label
 
@@ -602,6 +597,8 @@ class CommandLine:
 
 
 _PREFIX = re.compile(r"^[A-Za-z]+[0-9]*$")
+#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
 def select_rules(registry: Registry, item: str, option: str = "--select") -> list[str]:
@@ -666,6 +663,8 @@ def apply_command_line(config: Config, registry: Registry, line: CommandLine) ->
         sources["exclude"] = f"{sources.get('exclude', BUILTIN)}; --exclude"
     docs_url = config.docs_url
     if line.docs_url is not None:
+        if not ABSOLUTE_URL.match(line.docs_url):
+            raise ConfigError(f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}")
         docs_url = line.docs_url
         sources["docs-url"] = "--docs-url"
     return attrs.evolve(
@@ -746,7 +745,10 @@ def render_config(config: Config, registry: Registry) -> str:
             lines.append(f"  - {dump(entry.pattern)}{base}")
     else:
         lines.append(f"exclude: []  # {source('exclude')}")
-    lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
+    if config.docs_url is None:
+        lines.append(f"# docs-url: not set  # {source('docs-url')}: see docs/configuration.md")
+    else:
+        lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
     lines.append("rules:")
     for rule in registry:
         settings = config.rules.get(rule.name)
@@ -768,7 +770,7 @@ def reference_config(registry: Registry) -> str:
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",
         "exclude: []  # globs skipped when a directory is searched",
-        f"docs-url: {DEFAULT_DOCS_URL}  # base URL of the rule pages (SARIF helpUri)",
+        "# docs-url: https://.../docs/rules/  # base URL of the rule pages, for SARIF's helpUri",
         "rules:",
     ]
     for rule in registry:

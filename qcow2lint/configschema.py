@@ -43,7 +43,6 @@ def _option_schema(default: Any) -> dict[str, Any]:
 def config_schema(registry: Registry) -> dict[str, Any]:
     """The configuration's JSON Schema (draft-07) as a JSON-ready dict."""
     from qcow2lint.config import DEFAULT_MAX_FINDINGS, presets
-    from qcow2lint.links import DEFAULT_DOCS_URL
 
     names_and_codes = [key for rule in registry for key in (rule.name, rule.code)]
     definitions: dict[str, Any] = {}
@@ -98,8 +97,9 @@ def config_schema(registry: Registry) -> dict[str, Any]:
                 "default": [],
             },
             "docs-url": {
-                "type": "string", "pattern": "^\\S+$", "default": DEFAULT_DOCS_URL,
-                "description": "Base URL of the rule pages (NAME.md), for SARIF's helpUri and informationUri.",
+                "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*:\\S+$",
+                "description": "Absolute base URL of the rule pages (NAME.md), for SARIF's helpUri and "
+                "informationUri.",
             },
             "per-file-ignores": {
                 "type": ["object", "null"],

@@ -1,7 +1,7 @@
 """Finds rules: the built-in rule package and third-party plugins.
 
 A rule is a module that carries its identity constants (``NAME``, ``CODE``,
-``SEVERITY``, ``SCOPE``, optional ``OPTIONS``), its documentation (the
+``SEVERITY``, ``SCOPE``, optional ``OPTIONS`` and ``REPRO``), its documentation (the
 module docstring) and a ``check(record, ctx)`` generator.  Two doors:
 
 - A rule *package* (entry-point group ``qcow2lint.rule_packages``; the
@@ -66,6 +66,11 @@ class Rule:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     doc: str = ""
     origin: str = ""
+    #: Shell commands (qemu-img, qemu-io) that make an image ``repro.qcow2``
+    #: this rule flags: the optional ``REPRO`` constant, shown on the
+    #: rule's page.  Only verified reproductions (tests/test_rule_pages.py
+    #: runs every one).
+    repro: str = ""
 
     @property
     def summary(self) -> str:
@@ -137,7 +142,10 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
     doc = getattr(target, "__doc__", "") or ""
-    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin)
+    repro = getattr(target, "REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
+    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, repro)
 
 
 # ---------------------------------------------------------------------------
@@ -178,7 +186,7 @@ class LazyCheck:
         return f"LazyCheck({self.module!r})"
 
 
-_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS")
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "REPRO")
 
 
 def read_rule_file(path: str) -> dict[str, Any]:
@@ -234,7 +242,7 @@ def read_rule_file(path: str) -> dict[str, Any]:
     return meta
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: REPRO is read too
 
 
 def _cache_file(directory: str) -> str | None:
@@ -326,7 +334,12 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not meta.get("check"):
         raise fail("it has no check(record, ctx) function")
-    return Rule(name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin)
+    repro = meta.get("REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
+    return Rule(
+        name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin, repro
+    )  # fmt: skip
 
 
 def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:

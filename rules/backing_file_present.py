@@ -29,6 +29,10 @@ NAME = "backing-file-present"
 CODE = "Q0390"
 SEVERITY = "info"
 SCOPE = Header
+REPRO = """\
+qemu-img create -f qcow2 base.qcow2 1M
+qemu-img create -f qcow2 -b base.qcow2 -F qcow2 repro.qcow2
+"""
 
 
 def check(header, ctx):

@@ -30,6 +30,9 @@ NAME = "data-file-present"
 CODE = "Q1090"
 SEVERITY = "info"
 SCOPE = Header
+REPRO = """\
+qemu-img create -f qcow2 -o data_file=repro.raw repro.qcow2 1M
+"""
 
 
 def check(header, ctx):

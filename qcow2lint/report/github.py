@@ -17,8 +17,9 @@ GitHub shows at most 10 annotations of each type (error, warning, notice)
 per step, and 50 per job, and drops the rest without a word.  So
 :func:`render_github` emits the most severe ones within that limit (the
 unreadable images first, then errors, warnings, info, each in report order):
-at most ``max_per_type`` error and warning annotations and, when anything is
-left out, ``max_per_type - 1`` notices plus one notice saying how many
+at most ``max_per_type`` error and warning annotations (in report order)
+and, when anything is left out, ``max_per_type - 1`` notices plus one notice
+saying how many
 findings were not annotated and where they are: every one of them follows
 in the step log as a plain line (inside a collapsed group), and the job
 summary lists them all.
@@ -63,7 +64,7 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
     """Workflow commands for the most severe findings (and every unreadable
     image) within GitHub's ``max_per_type`` annotations per type, then one
     notice and a log group for the rest (see the module docstring)."""
-    # (severity rank, input order) -> (command, properties, message, plain log line)
+    # (severity rank, command, properties, message, plain log line), in report order
     items: list[tuple[int, str, dict[str, str], str, str]] = []
     for report in reports:
         if report.error is not None:
@@ -74,27 +75,27 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
             message = f"{f.offset:#x} [{f.location}] {f.message}"
             items.append((int(f.severity), COMMANDS[f.severity], {"file": report.path, "title": f"{f.code} {f.rule}"},
                           message, f"{f.severity} {f.code} {f.rule} {report.path}:{message}"))  # fmt: skip
-    items.sort(key=lambda item: -item[0])  # stable: report order within a severity
     budget = {"error": max_per_type, "warning": max_per_type, "notice": max_per_type}
-    if sum(1 for item in items if item[1] == "notice") > max_per_type or any(
-        sum(1 for item in items if item[1] == name) > max_per_type for name in ("error", "warning")
-    ):
+    if any(sum(1 for item in items if item[1] == name) > max_per_type for name in budget):
         budget["notice"] = max(0, max_per_type - 1)  # room for the notice about the rest
-    lines, rest = [], []
-    for _, name, props, message, plain in items:
+    # Choose the most severe (stable: report order within a severity), then
+    # emit the chosen ones in report order.
+    chosen: set[int] = set()
+    for index in sorted(range(len(items)), key=lambda i: -items[i][0]):
+        name = items[index][1]
         if budget[name] > 0:
             budget[name] -= 1
-            lines.append(_command(name, props, message))
-        else:
-            rest.append((name, plain))
+            chosen.add(index)
+    lines = [_command(name, props, message) for i, (_, name, props, message, _) in enumerate(items) if i in chosen]
+    rest = [(name, plain) for i, (_, name, _, _, plain) in enumerate(items) if i not in chosen]
     if rest:
         counts = {name: sum(1 for n, _ in rest if n == name) for name in ("error", "warning", "notice")}
         parts = ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n)
         lines.append(_command(
             "notice", {"title": "qcow2lint: more findings"},
             f"{len(rest)} more findings ({parts}) are not annotated: GitHub shows at most {max_per_type} "
-            "annotations of each type per step. All findings are in the job summary and, below, in this step's log "
-            "(group \"qcow2lint: findings not annotated\").",
+            "annotations of each type per step. The job summary lists every finding, and this step's log lists "
+            f"these in the group \"qcow2lint: {len(rest)} findings not annotated\".",
         ))  # fmt: skip
         # A plain line never starts with "::" (it starts with the severity),
         # so GitHub cannot read it as a command.

@@ -21,11 +21,10 @@ the byte range moves to ``result.properties`` (``byteOffset``,
 structure path; stable across runs and offsets) and the rules get
 ``properties["problem.severity"]`` and ``tags``.
 
-Every rule has a ``helpUri``, its page ``DOCS_URL + NAME + ".md"``, and the
-driver an ``informationUri``, the rules index (``DOCS_URL`` without its
-trailing ``/``, plus ``.md``).  ``DOCS_URL`` is the configuration's
-``docs-url`` (``--docs-url``); by default ``docs/rules/``, the pages in the
-repository, as a relative reference (no public URL of the project is known).
+With ``docs_url`` (the base URL of the rule pages, resolved by
+:func:`qcow2lint.links.docs_url`) every rule has a ``helpUri``, its page
+``DOCS_URL + NAME + ".md"``, and the driver an ``informationUri``, the
+rules index (``DOCS_URL`` without its trailing ``/``, plus ``.md``).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from qcow2lint import __version__
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry
-from qcow2lint.links import DEFAULT_DOCS_URL, rule_url, rules_index_url
+from qcow2lint.links import rule_url, rules_index_url
 from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
@@ -79,7 +78,7 @@ def _descriptor(
         "help": {"text": _sentence(doc), "markdown": doc},
         "defaultConfiguration": {"level": LEVELS[severity]},
     }
-    if docs_url is not None:
+    if docs_url:
         descriptor["helpUri"] = rule_url(docs_url, name)
     if github:
         descriptor["properties"] = {"problem.severity": GITHUB_SEVERITY[severity], "tags": ["qcow2", "disk-image"]}
@@ -111,7 +110,7 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
 
 
 def sarif_document(
-    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str = DEFAULT_DOCS_URL
+    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str | None = None
 ) -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict (see the module docstring)."""
     rules = [_descriptor(r.code, r.name, r.severity, r.doc, github, docs_url) for r in registry]
@@ -139,7 +138,7 @@ def sarif_document(
         "name": "qcow2lint",
         "version": __version__,
         "semanticVersion": __version__,
-        "informationUri": rules_index_url(docs_url),
+        **({"informationUri": rules_index_url(docs_url)} if docs_url else {}),
         "rules": rules,
     }
     return {
@@ -150,7 +149,7 @@ def sarif_document(
 
 
 def render_sarif(
-    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str = DEFAULT_DOCS_URL
+    reports: Sequence[ImageReport], registry: Registry, github: bool = False, docs_url: str | None = None
 ) -> str:
     """The SARIF 2.1.0 log of a run as indented JSON; ``github=True`` for
     GitHub code scanning (``--format sarif-github``); ``docs_url`` is the
