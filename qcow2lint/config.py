@@ -607,7 +607,9 @@ def select_rules(registry: Registry, item: str, option: str = "--select") -> lis
 
     >>> from qcow2lint.registry import load_registry
     >>> select_rules(load_registry(), "Q070")[:2]
-    ['l2-reserved-bits', 'l2-zero-flag-v2']
+    ['l2-reserved-bits', 'misaligned-data-cluster']
+    >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
+    (['dirty-bit-set'], ['dirty-bit-set'])
     """
     rule = registry.get(item)
     if rule is not None:
