@@ -424,7 +424,7 @@ def check(
             text = render_text(report, statistics, coloured)
             if quiet:  # the finding lines only: the run's summary line ends the output
                 text = "".join(text.splitlines(keepends=True)[: len(report.findings)])
-            typer.echo(text, nl=False)
+            typer.echo(text, nl=False, color=coloured)  # click strips colour off a terminal unless told
     suppressed = accept.suppressed if accept is not None else None
     if show_text and (quiet or len(reports) > 1):
         typer.echo(run_summary(reports, suppressed), nl=False)
