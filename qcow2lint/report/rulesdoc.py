@@ -100,7 +100,12 @@ def doc_sections(doc: str) -> dict[str, object]:
     """A rule docstring split into ``summary``, ``details`` (paragraphs),
     ``qemu``, ``repair`` and ``spec`` (the cited section titles)."""
     text = textwrap.dedent(doc).strip()
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    paragraphs = [
+        part.strip()
+        for p in re.split(r"\n\s*\n", text)
+        for part in re.split(r"\n(?=(?:QEMU|Repair):)", p)  # a "QEMU:" line starts its own section
+        if part.strip()
+    ]
     summary = paragraphs[0] if paragraphs else ""
     details: list[str] = []
     qemu = repair = ""

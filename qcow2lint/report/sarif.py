@@ -116,7 +116,7 @@ def sarif_document(
     rules = [_descriptor(r.code, r.name, r.severity, r.doc, github, docs_url) for r in registry]
     rule_index = {r.code: i for i, r in enumerate(registry)}
     rule_index[INTERNAL_ERROR_CODE] = len(rules)
-    rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github))
+    rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github, docs_url))
     results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     for report in reports:
