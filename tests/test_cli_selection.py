@@ -174,8 +174,9 @@ def test_color_auto_always_never_and_the_environment() -> None:
     assert b"\033[" not in _on_a_terminal(["check", "--color", "never", str(DEMO)], env)
 
 
-def test_dash_j_is_jobs_everywhere() -> None:
-    assert run_cli("check", "-j", "2", DEMO, DEMO).returncode == 1
+def test_dash_j_is_jobs_everywhere(images: Path) -> None:
+    parallel = run_cli("check", "-q", "-j", "2", "--select", "Q07", images)  # workers apply the selection too
+    assert parallel.returncode == 1 and _rules(parallel.stdout) == ["l2-reserved-bits", "l2-reserved-bits"]
     dumped = run_cli("dump", "-j", DEMO)
     assert dumped.returncode == 2 and "-j" in dumped.stderr
     assert run_cli("dump", "--json", DEMO).stdout.startswith("{")

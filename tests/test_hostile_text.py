@@ -227,7 +227,8 @@ def test_cli_output_lines(images: list[Path], reports: list, fmt: str) -> None:
     _assert_no_raw(proc.stdout)
     total = sum(len(r.findings) for r in reports)
     lines = proc.stdout.splitlines()
-    assert len(lines) == total + (len(images) if fmt == "text" else 0)
+    # text: a summary line per image, and (issue 11) one for the run
+    assert len(lines) == total + (len(images) + 1 if fmt == "text" else 0)
     if fmt == "github":
         assert all(line.startswith("::") for line in lines)
 
