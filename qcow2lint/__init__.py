@@ -82,9 +82,11 @@ def read(path: str | os.PathLike[str]) -> ImageFile:
     Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all (missing, a directory, no permission, a Git LFS pointer file).
 
-    >>> with qcow2lint.read("examples/demo.qcow2") as image_file:  # doctest: +SKIP
+    Run from the repository's root (the test suite runs these examples):
+
+    >>> with qcow2lint.read("examples/demo.qcow2") as image_file:
     ...     image_file.image.header.version, image_file.image.header.cluster_size
-    (3, 65536)
+    (3, 4096)
     """
     from qcow2lint.reader import read_image
 
@@ -131,11 +133,17 @@ def lint(
     Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
 
-    >>> report = qcow2lint.lint("examples/demo.qcow2")  # doctest: +SKIP
+    Run from the repository's root (the test suite runs these examples):
+
+    >>> report = qcow2lint.lint("examples/demo.qcow2")
     >>> [f.rule for f in report.findings]
     ['autoclear-unknown-bits', 'header-padding-nonzero', 'l2-reserved-bits']
     >>> report.counts()
     {'error': 1, 'warning': 2, 'info': 0}
+    >>> report.passed, report.ok("warning")
+    (False, False)
+    >>> [f.rule for f in qcow2lint.lint("examples/demo.qcow2", preset="default").findings if f.severity >= qcow2lint.Severity.ERROR]
+    ['l2-reserved-bits']
     """
     from qcow2lint.config import Config, load_config
     from qcow2lint.filekind import ImageError

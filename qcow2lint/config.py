@@ -64,7 +64,13 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
 PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
-TOP_LEVEL_KEYS = ("extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores")
+TOP_LEVEL_KEYS = (
+    "extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores", "exclude", "docs-url",
+)  # fmt: skip
+#: The configuration's JSON Schema, shipped in the package (and its path in
+#: the repository, for editors: ``# yaml-language-server: $schema=...``).
+SCHEMA_FILE = Path(__file__).parent / "schema" / "qcow2lint.schema.json"
+SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
 #: A configuration file larger than this is refused (the reference
@@ -130,6 +136,16 @@ class Config:
     #: How the configuration file was found: ``--config``, ``--preset``
     #: (a preset alone, nothing discovered), ``discovered`` or ``none``.
     found_by: str = "none"
+    #: ``exclude`` globs: paths skipped when a directory (or a glob) is
+    #: searched; each pattern is matched like a ``per-file-ignores`` one.
+    exclude: tuple[FileIgnore, ...] = ()
+    #: The base URL of the rule pages (``docs-url``): a rule's page is
+    #: ``docs_url + NAME + ".md"``; None: see :func:`qcow2lint.links.docs_url`.
+    docs_url: str | None = None
+
+    def excluded(self, path: str | os.PathLike[str]) -> bool:
+        """Whether an ``exclude`` pattern matches ``path`` (a file or a directory)."""
+        return any(entry.matches(path) for entry in self.exclude)
 
     def enabled(self) -> list[str]:
         """Names of the enabled rules."""
@@ -431,10 +447,14 @@ class _Loader:
         self.max_findings = DEFAULT_MAX_FINDINGS
         self.warnings_are_errors = False
         self.ignores: dict[str, FileIgnore] = {}
+        self.exclude: dict[str, FileIgnore] = {}
+        self.docs_url: str | None = None
         self.sources: dict[str, str] = {
             "max-findings-per-rule": BUILTIN,
             "warnings-are-errors": BUILTIN,
             "per-file-ignores": BUILTIN,
+            "exclude": BUILTIN,
+            "docs-url": BUILTIN,
             **{f"rules.{rule.name}": BUILTIN for rule in registry},
         }
         self.chain: list[str] = []
@@ -514,6 +534,26 @@ class _Loader:
                 self.sources[f"rules.{rule.name}"] = label
         if "per-file-ignores" in data:
             self.apply_ignores(path, where, label, data["per-file-ignores"])
+        if "exclude" in data:
+            self.apply_exclude(path, where, label, data["exclude"])
+        if "docs-url" in data:
+            value = data["docs-url"]
+            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
+                raise ConfigError(f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}")
+            self.docs_url = value
+            self.sources["docs-url"] = label
+
+    def apply_exclude(self, path: Path | None, where: str, label: str, value: Any) -> None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {_quote(value)}")
+        base = None if path is None or label.startswith("preset ") else str(path.parent)
+        for pattern in value:
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {_quote(pattern)}")
+            self.exclude[pattern] = FileIgnore(pattern, (), base)
+        self.sources["exclude"] = label
 
     def apply_ignores(self, path: Path, where: str, label: str, value: Any) -> None:
         if value is None:
@@ -607,6 +647,7 @@ class _Loader:
         return Config(
             MappingProxyType(dict(settings)), self.max_findings, source, self.warnings_are_errors,
             tuple(self.ignores.values()), sources, tuple(self.chain), found_by,
+            tuple(self.exclude.values()), self.docs_url,
         )  # fmt: skip
 
 
@@ -619,6 +660,107 @@ def option_problem(rule: Rule, option: str, value: Any) -> str | None:
         return f"option {_quote(option)} must be {type(default).__name__}, got {type(value).__name__} {_quote(value)}"
     problem = constraint_problem(value, rule.option_constraints.get(option, {}))
     return f"option {_quote(option)} {problem}, got {_quote(value)}" if problem else None
+
+
+@attrs.frozen
+class CommandLine:
+    """What the command line adds on top of the configuration (picklable, so
+    that worker processes apply it too).
+
+    ``select`` (None: keep the configuration's choice) is the whole set of
+    enabled rules; ``extend_select`` enables more; ``ignore`` disables, last.
+    Each item is a rule name, a code, a code prefix (``Q07``: every L2 rule)
+    or ``ALL``.  ``exclude`` adds globs to the configuration's; ``docs_url``
+    replaces its ``docs-url``.
+    """
+
+    select: tuple[str, ...] | None = None
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    docs_url: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.select is not None or self.extend_select or self.ignore or self.exclude or self.docs_url)
+
+
+_PREFIX = re.compile(r"^[A-Za-z]+[0-9]*$")
+#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+
+
+def select_rules(registry: Registry, item: str, option: str = "--select") -> list[str]:
+    """The names of the rules ``item`` names: a rule name, a code, a code
+    prefix (``Q07``) or ``ALL``; ConfigError when it names none.
+
+    >>> from qcow2lint.registry import load_registry
+    >>> select_rules(load_registry(), "Q070")[:2]
+    ['l2-reserved-bits', 'misaligned-data-cluster']
+    >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
+    (['dirty-bit-set'], ['dirty-bit-set'])
+    """
+    rule = registry.get(item)
+    if rule is not None:
+        return [rule.name]
+    if item.upper() == "ALL":
+        return [r.name for r in registry]
+    if _PREFIX.match(item):
+        prefix = item.upper()
+        names = [r.name for r in registry if r.code.startswith(prefix)]
+        if names:
+            return names
+    known = [r.name for r in registry]
+    raise ConfigError(
+        f"{option}: {_quote(item)} is no rule name, code or code prefix (like Q07){_suggest(item, known)}"
+    )
+
+
+def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
+    """``config`` with the command line's selection, exclusions and docs URL
+    on top; the provenance of every changed value names the option."""
+    if not line:
+        return config
+    rules = dict(config.rules)
+    sources = dict(config.sources)
+
+    def expand(option: str, items: tuple[str, ...]) -> list[str]:
+        names: list[str] = []
+        for item in items:
+            names += [n for n in select_rules(registry, item, option) if n not in names]
+        return names
+
+    def note(name: str, text: str) -> None:
+        key = f"rules.{name}"
+        sources[key] = f"{sources.get(key, BUILTIN)}; {text}"
+
+    if line.select is not None:
+        chosen = set(expand("--select", line.select))
+        for name, settings in rules.items():
+            if (name in chosen) != settings.enabled:
+                note(name, "enabled by --select" if name in chosen else "disabled: not in --select")
+            rules[name] = attrs.evolve(settings, enabled=name in chosen)
+    for name in expand("--extend-select", line.extend_select):
+        if not rules[name].enabled:
+            note(name, "enabled by --extend-select")
+        rules[name] = attrs.evolve(rules[name], enabled=True)
+    for name in expand("--ignore", line.ignore):
+        if rules[name].enabled:
+            note(name, "disabled by --ignore")
+        rules[name] = attrs.evolve(rules[name], enabled=False)
+    exclude = config.exclude
+    if line.exclude:
+        exclude += tuple(FileIgnore(pattern, (), os.getcwd()) for pattern in line.exclude if pattern)
+        sources["exclude"] = f"{sources.get('exclude', BUILTIN)}; --exclude"
+    docs_url = config.docs_url
+    if line.docs_url is not None:
+        if not ABSOLUTE_URL.match(line.docs_url):
+            raise ConfigError(f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}")
+        docs_url = line.docs_url
+        sources["docs-url"] = "--docs-url"
+    return attrs.evolve(
+        config, rules=MappingProxyType(rules), sources=sources, exclude=exclude, docs_url=docs_url,
+        chain=(*config.chain, "command line"),
+    )  # fmt: skip
 
 
 def load_config(
@@ -686,6 +828,17 @@ def render_config(config: Config, registry: Registry) -> str:
             lines.append(f"  {dump(entry.pattern)}: {dump(list(entry.rules))}  # {where}{base}")
     else:
         lines.append(f"per-file-ignores: {{}}  # {source('per-file-ignores')}")
+    if config.exclude:
+        lines.append(f"exclude:  # {source('exclude')}")
+        for entry in config.exclude:
+            base = f"  # relative to {entry.base}" if entry.base else ""
+            lines.append(f"  - {dump(entry.pattern)}{base}")
+    else:
+        lines.append(f"exclude: []  # {source('exclude')}")
+    if config.docs_url is None:
+        lines.append(f"# docs-url: not set  # {source('docs-url')}: see docs/configuration.md")
+    else:
+        lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
     lines.append("rules:")
     for rule in registry:
         settings = config.rules.get(rule.name)
@@ -702,9 +855,12 @@ def reference_config(registry: Registry) -> str:
     lines = [
         "# qcow2lint reference configuration: every rule, its default level and options.",
         "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
+        f"# yaml-language-server: $schema={SCHEMA_REPO_PATH}",
         "extends: default",
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",
+        "exclude: []  # globs skipped when a directory is searched",
+        "# docs-url: https://.../docs/rules/  # base URL of the rule pages, for SARIF's helpUri",
         "rules:",
     ]
     for rule in registry:

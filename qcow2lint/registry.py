@@ -1,9 +1,9 @@
 """Finds rules: the built-in rule package and third-party plugins.
 
 A rule is a module that carries its identity constants (``NAME``, ``CODE``,
-``SEVERITY``, ``SCOPE``, optional ``OPTIONS``, ``OPTION_CONSTRAINTS`` and
-``DEFAULT_ENABLED``), its documentation (the module docstring) and a
-``check(record, ctx)`` generator.  Two doors:
+``SEVERITY``, ``SCOPE``, optional ``OPTIONS``, ``OPTION_CONSTRAINTS``,
+``DEFAULT_ENABLED`` and ``REPRO``), its documentation (the module docstring)
+and a ``check(record, ctx)`` generator.  Two doors:
 
 - A rule *package* (entry-point group ``qcow2lint.rule_packages``; the
   built-in rules in ``rules/``, installed as ``qcow2lint_rules``, are one):
@@ -89,6 +89,11 @@ class Rule:
     )
     #: False for a rule that runs only when a configuration enables it.
     default_enabled: bool = True
+    #: Shell commands (qemu-img, qemu-io) that make an image ``repro.qcow2``
+    #: this rule flags: the optional ``REPRO`` constant, shown on the
+    #: rule's page.  Only verified reproductions (tests/test_rule_pages.py
+    #: runs every one).
+    repro: str = ""
 
     @property
     def summary(self) -> str:
@@ -240,8 +245,12 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
     doc = getattr(target, "__doc__", "") or ""
+    repro = getattr(target, "REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
     return Rule(
-        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, constraints, default_enabled
+        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, constraints, default_enabled,
+        repro,
     )
 
 
@@ -283,7 +292,7 @@ class LazyCheck:
         return f"LazyCheck({self.module!r})"
 
 
-_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED")
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED", "REPRO")
 
 
 def read_rule_file(path: str) -> dict[str, Any]:
@@ -339,7 +348,7 @@ def read_rule_file(path: str) -> dict[str, Any]:
     return meta
 
 
-_CACHE_VERSION = 2  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED
+_CACHE_VERSION = 3  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED; 3: REPRO
 
 
 def _cache_file(directory: str) -> str | None:
@@ -435,9 +444,12 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not meta.get("check"):
         raise fail("it has no check(record, ctx) function")
+    repro = meta.get("REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
     return Rule(
         name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin,
-        constraints, default_enabled,
+        constraints, default_enabled, repro,
     )  # fmt: skip
 
 

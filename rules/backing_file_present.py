@@ -30,6 +30,10 @@ CODE = "Q0390"
 SEVERITY = "info"
 SCOPE = Header
 DEFAULT_ENABLED = False
+REPRO = """\
+qemu-img create -f qcow2 base.qcow2 1M
+qemu-img create -f qcow2 -b base.qcow2 -F qcow2 repro.qcow2
+"""
 
 
 def check(header, ctx):

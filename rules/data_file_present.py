@@ -32,6 +32,9 @@ CODE = "Q1090"
 SEVERITY = "info"
 SCOPE = Header
 DEFAULT_ENABLED = False
+REPRO = """\
+qemu-img create -f qcow2 -o data_file=repro.raw repro.qcow2 1M
+"""
 
 
 def check(header, ctx):

@@ -20,6 +20,11 @@ the byte range moves to ``result.properties`` (``byteOffset``,
 ``partialFingerprints["qcow2lint/v1"]`` (sha256 of rule name, image path and
 structure path; stable across runs and offsets) and the rules get
 ``properties["problem.severity"]`` and ``tags``.
+
+With ``docs_url`` (the base URL of the rule pages, resolved by
+:func:`qcow2lint.links.docs_url`) every rule has a ``helpUri``, its page
+``DOCS_URL + NAME + ".md"``, and the driver an ``informationUri``, the
+rules index (``DOCS_URL`` without its trailing ``/``, plus ``.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 from qcow2lint import __version__
 from qcow2lint.findings import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Finding, ImageReport, RuleMeta, Severity
+from qcow2lint.links import rule_url, rules_index_url
 from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
@@ -57,7 +63,9 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _descriptor(code: str, name: str, severity: Severity, doc: str, github: bool) -> dict[str, Any]:
+def _descriptor(
+    code: str, name: str, severity: Severity, doc: str, github: bool, docs_url: str | None = None
+) -> dict[str, Any]:
     doc = textwrap.dedent(doc).strip() or name
     summary = doc.splitlines()[0]
     descriptor: dict[str, Any] = {
@@ -68,6 +76,8 @@ def _descriptor(code: str, name: str, severity: Severity, doc: str, github: bool
         "help": {"text": _sentence(doc), "markdown": doc},
         "defaultConfiguration": {"level": LEVELS[severity]},
     }
+    if docs_url:
+        descriptor["helpUri"] = rule_url(docs_url, name)
     if github:
         descriptor["properties"] = {"problem.severity": GITHUB_SEVERITY[severity], "tags": ["qcow2", "disk-image"]}
     return descriptor
@@ -97,13 +107,15 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
     return result
 
 
-def sarif_document(reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False) -> dict[str, Any]:
+def sarif_document(
+    reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False, docs_url: str | None = None
+) -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict (see the module docstring)."""
     known = list(registry)
-    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github) for r in known]
+    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github, docs_url) for r in known]
     rule_index = {r.code: i for i, r in enumerate(known)}
     rule_index[INTERNAL_ERROR_CODE] = len(rules)
-    rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github))
+    rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github, docs_url))
     results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     for report in reports:
@@ -125,6 +137,7 @@ def sarif_document(reports: Sequence[ImageReport], registry: Iterable[RuleMeta],
         "name": "qcow2lint",
         "version": __version__,
         "semanticVersion": __version__,
+        **({"informationUri": rules_index_url(docs_url)} if docs_url else {}),
         "rules": rules,
     }
     return {
@@ -134,7 +147,11 @@ def sarif_document(reports: Sequence[ImageReport], registry: Iterable[RuleMeta],
     }
 
 
-def render_sarif(reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False) -> str:
+def render_sarif(
+    reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False, docs_url: str | None = None
+) -> str:
     """The SARIF 2.1.0 log of a run as indented JSON; ``github=True`` for
-    GitHub code scanning (``--format sarif-github``)."""
-    return json_safe(json.dumps(sarif_document(reports, registry, github), indent=2, ensure_ascii=False)) + "\n"
+    GitHub code scanning (``--format sarif-github``); ``docs_url`` is the
+    base URL of the rule pages."""
+    document = sarif_document(reports, registry, github, docs_url)
+    return json_safe(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
