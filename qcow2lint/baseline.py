@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 
 if TYPE_CHECKING:
     from qcow2lint.findings import Finding, ImageReport
@@ -165,4 +164,4 @@ class BaselineFilter:
                 self.remaining[key] -= 1
             else:
                 kept.append(finding)
-        return report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept))
+        return report.keeping(kept)

@@ -21,7 +21,8 @@ import attrs
 
 from qcow2lint import records, spec
 from qcow2lint.config import Config
-from qcow2lint.findings import Finding, ImageReport, Omitted, Severity
+from qcow2lint.causes import link_consequences, number
+from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
 from qcow2lint.reader import ImageError, ImageFile, open_image
@@ -202,9 +203,7 @@ def run_rules(
                     elif budget[0] > 0:
                         budget[0] -= 1
                         last_offset[rule.name] = item.offset
-                        findings.append(
-                            Finding(rule.name, rule.code, settings.severity, item.offset, item.location, item.message)
-                        )
+                        findings.append(_stamp(rule, settings.severity, item))
                     else:
                         omitted[rule.name] += 1
             except Exception as exc:  # a crashing plugin is a finding, not a crash
@@ -221,11 +220,30 @@ def run_rules(
             findings.append(
                 Finding(rule.name, rule.code, config.rules[rule.name].severity, last_offset.get(rule.name, 0),
                         "...", f"and {omitted[rule.name]} more {rule.name} findings not shown "
-                        f"(max-findings-per-rule is {config.max_findings_per_rule})")
+                        f"(max-findings-per-rule is {config.max_findings_per_rule})", omitted=omitted[rule.name])
             )  # fmt: skip
     # The "and N more" finding stays last among its rule's findings.
     findings.sort(key=lambda f: (f.location == "...", f.sort_key()))
-    return findings
+    return link_findings(findings, image_file)
+
+
+def _stamp(rule: Rule, severity: Severity, item: Problem) -> Finding:
+    """The finding for a rule's problem: the rule's identity, the problem's
+    place, fact and root-cause hints."""
+    return Finding(
+        rule.name, rule.code, severity, item.offset, item.location, item.message,
+        covers=item.covers, reads=item.reads, lost=item.lost, clusters=item.clusters, refs=item.refs,
+    )  # fmt: skip
+
+
+def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Finding]:
+    """Number the findings and link consequences to their root causes
+    (:func:`qcow2lint.causes.link_consequences`); should the linking fail,
+    the findings are still all reported, numbered and unlinked."""
+    try:
+        return link_consequences(findings, image_file)
+    except Exception:  # noqa: BLE001 -- never lose findings to the linking
+        return number(findings)
 
 
 def _pass_failed(failed: Pass, message: str) -> Finding:

@@ -1,0 +1,164 @@
+"""Root causes and their consequences: which finding follows from which.
+
+One defect can produce many findings: an L2 table read at a misaligned
+offset yields a finding for every garbage entry read from it, and an L1
+table QEMU does not read in full leaves every cluster only its missing
+entries referenced as a refcount leak.  A rule says which structure its
+problem makes unusable (see :class:`qcow2lint.findings.Problem`):
+
+* ``covers``: the bytes QEMU reads as that structure.  A finding located
+  inside them is about an entry read from the unusable structure, and a
+  refcount leak on one of their clusters exists only because of it;
+* ``reads``: how QEMU reads the covered bytes (``l1`` or ``l2`` entries).
+  The clusters those misread entries reference (the L2 tables and data of
+  a misread L1 table, the data of a misread L2 table) explain the "extra"
+  references: refcount-too-low, refcount-zero-used, overlaps;
+* ``lost``: entries QEMU should read but does not (an L1 table cut short by
+  l1_size, a table QEMU refuses).  The clusters they reference explain the
+  "missing" references: refcount leaks.
+
+:func:`link_consequences` numbers the findings of an image (``id`` 1, 2, ...
+in report order) and sets each consequence's ``caused_by`` to the id of
+its root cause (chains are followed to the top: a consequence never points
+at another consequence).  Only the covered and lost entries are read, a
+bounded number of tables, from the open file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from qcow2lint import spec
+from qcow2lint.findings import Finding
+from qcow2lint.reader import ImageFile
+
+#: At most this many L2 tables are read to learn what misread or lost L1
+#: entries reference (a hostile L1 table may name millions).
+MAX_TABLES = 4096
+#: At most this many entries of one covered or lost table are read.
+MAX_ENTRIES = 1 << 20
+
+
+def number(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings with ids 1, 2, ... in their order (no links)."""
+    return [attrs.evolve(f, id=index) for index, f in enumerate(findings, 1)]
+
+
+class _Tables:
+    """Reads L1/L2 entries for the linking, within the budget."""
+
+    def __init__(self, image_file: ImageFile) -> None:
+        header = image_file.image.header
+        self.reader = image_file.reader
+        self.cluster_bits = header.cluster_bits
+        self.cluster_size = 1 << header.cluster_bits
+        self.l2_entries = header.cluster_size // spec.L2_ENTRY_SIZE
+        self.extended = bool(header.incompatible_features & spec.INCOMPAT_EXTL2)
+        if self.extended:
+            self.l2_entries //= 2
+        self.file_clusters = -(-image_file.image.file_size // self.cluster_size)
+        self.budget = MAX_TABLES
+
+    def entries(self, offset: int, count: int, stride: int = 1) -> np.ndarray:
+        """``count`` u64 entries at ``offset`` (zeros past the end of the file)."""
+        count = max(0, min(count, MAX_ENTRIES))
+        raw = self.reader.read(offset, count * 8 * stride)
+        raw += bytes(count * 8 * stride - len(raw))
+        return np.frombuffer(raw, ">u8")[::stride].astype(np.uint64)
+
+    def clusters(self, offset: int, count: int, kind: str) -> set[int]:
+        """The clusters inside the file that ``count`` entries of an ``kind``
+        table at ``offset`` reference (for L1 entries: the L2 tables and
+        their data)."""
+        bits = np.uint64(self.cluster_bits)
+        found: set[int] = set()
+        if kind == "l2":
+            entries = self.entries(offset, count, 2 if self.extended else 1)
+            entries = entries[(entries & np.uint64(spec.OFLAG_COMPRESSED)) == 0]
+            hosts = entries & np.uint64(spec.L2E_OFFSET_MASK)
+            hosts = hosts[hosts != 0]
+            found.update((hosts >> bits).tolist())
+            found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
+        elif kind == "l1":
+            tables = self.entries(offset, count) & np.uint64(spec.L1E_OFFSET_MASK)
+            for table in tables[tables != 0].tolist():
+                found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
+                if self.budget > 0 and table < self.reader.size:
+                    self.budget -= 1
+                    found |= self.clusters(table, self.l2_entries, "l2")
+        return {c for c in found if c < self.file_clusters}
+
+
+@attrs.frozen
+class _Root:
+    index: int
+    covers: tuple[int, int] | None
+    #: Clusters whose leaks follow from the root (its own and the lost ones').
+    missing: frozenset[int]
+    #: Clusters whose extra references follow from the root.
+    extra: frozenset[int]
+
+
+def _root(index: int, finding: Finding, tables: _Tables) -> _Root:
+    missing: set[int] = set()
+    extra: set[int] = set()
+    covers = finding.covers
+    if covers is not None and covers[1] > covers[0]:
+        first, last = covers[0] >> tables.cluster_bits, (covers[1] - 1) >> tables.cluster_bits
+        missing.update(c for c in range(first, min(last, first + 64) + 1) if c < tables.file_clusters)
+        if finding.reads:
+            size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
+            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads)
+    if finding.lost is not None:
+        offset, count, kind = finding.lost
+        missing |= tables.clusters(offset, count, kind)
+    return _Root(index, covers, frozenset(missing), frozenset(extra - missing))
+
+
+def _follows(finding: Finding, root: _Root) -> bool:
+    """Whether ``finding`` is a consequence of ``root``."""
+    if root.covers is not None and root.covers[0] <= finding.offset < root.covers[1] and not finding.clusters:
+        return True
+    if finding.clusters is None or finding.refs is None:
+        return False
+    first, last = finding.clusters
+    wanted = root.missing if finding.refs == "missing" else root.extra
+    if last - first < len(wanted):
+        return any(c in wanted for c in range(first, last + 1))
+    return any(first <= c <= last for c in wanted)
+
+
+def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> list[Finding]:
+    """Number ``findings`` (in order) and link every consequence to its root
+    cause (see the module docstring)."""
+    numbered = number(findings)
+    candidates = [i for i, f in enumerate(numbered) if f.covers is not None or f.lost is not None]
+    if not candidates:
+        return numbered
+    tables = _Tables(image_file)
+    roots = [_root(i, numbered[i], tables) for i in candidates]
+    parent: dict[int, int] = {}
+    for index, finding in enumerate(numbered):
+        for root in roots:
+            if root.index != index and _follows(finding, root) and not _reaches(parent, root.index, index):
+                parent[index] = root.index
+                break
+    linked = []
+    for index, finding in enumerate(numbered):
+        top = index
+        while top in parent:  # acyclic: _reaches refused every cycle
+            top = parent[top]
+        linked.append(finding if top == index else attrs.evolve(finding, caused_by=numbered[top].id))
+    return linked
+
+
+def _reaches(parent: dict[int, int], start: int, target: int) -> bool:
+    """Whether following ``parent`` links from ``start`` reaches ``target``."""
+    while start != target:
+        if start not in parent:
+            return False
+        start = parent[start]
+    return True
