@@ -2,7 +2,7 @@
 and maps outcomes to exit codes.
 
 Exit codes: 0 no finding at or above the fail level, 1 findings at or above
-it, 2 usage error, bad configuration, broken plugin, or an input that cannot
+it (root causes and their follow-on findings alike), 2 usage error, bad configuration, broken plugin, or an input that cannot
 be read at all.
 """
 
@@ -138,6 +138,13 @@ def check(
         Path | None,
         typer.Option("--generate-baseline", help="Write every current finding's fingerprint to FILE (a baseline)."),
     ] = None,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--show-all", help="List the follow-on findings of each root cause too (the text report lists root "
+            "causes with a count of their follow-on findings).",
+        ),
+    ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
     from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
@@ -191,9 +198,9 @@ def check(
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
         if terminal is Format.text and report.error is None:
-            typer.echo(render_text(report, statistics, colour), nl=False)
+            typer.echo(render_text(report, statistics, colour, show_all), nl=False)
     if output_format is not Format.text or output_file is not None:
-        rendered = _render(output_format, reports, extra, registry, settings, threshold)
+        rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
             typer.echo(rendered, nl=False)
         else:
@@ -207,7 +214,7 @@ def check(
 
 def _render(
     output_format: Format, reports: list[Any], extra: dict[str, Any], registry: Registry, settings: Any,
-    threshold: Severity,
+    threshold: Severity, show_all: bool = False,
 ) -> str:  # fmt: skip
     """The whole report in ``output_format`` (every format from one engine run)."""
     from qcow2lint.report import github, gitlab, junit, sarif
@@ -221,7 +228,7 @@ def _render(
                 handle.write(github.github_step_summary(reports))
         return github.render_github(reports)
     renderers = {
-        Format.text: lambda: "".join(render_text(r) for r in reports if r.error is None),
+        Format.text: lambda: "".join(render_text(r, show_all=show_all) for r in reports if r.error is None),
         Format.json: lambda: render_json(reports, extra),
         Format.sarif: lambda: sarif.render_sarif(reports, registry),
         Format.sarif_github: lambda: sarif.render_sarif(reports, registry, github=True),

@@ -1,6 +1,8 @@
 """GitHub Actions workflow commands and the job summary table.
 
-:func:`render_github` prints one annotation per finding::
+:func:`render_github` prints one annotation per root-cause finding (its
+follow-on findings are folded into it: the message ends with ``(+N
+follow-on findings)``; the JSON and SARIF reports list them)::
 
     ::error file=IMAGE,title=Q0701 l2-reserved-bits::0x4000 [l2@0x4000[0]] L2 entry ...
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcow2lint.findings import ImageReport, Severity
+from qcow2lint.report.cicommon import follow_on_note
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -52,9 +55,10 @@ def render_github(reports: Sequence[ImageReport]) -> str:
     for report in reports:
         if report.error is not None:
             lines.append(_command("error", {"file": report.path, "title": "qcow2lint"}, f"not checked: {report.error}"))
-        for f in report.findings:
+        for f in report.roots():
             props = {"file": report.path, "title": f"{f.code} {f.rule}"}
-            lines.append(_command(COMMANDS[f.severity], props, f"{f.offset:#x} [{f.location}] {f.message}"))
+            message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
+            lines.append(_command(COMMANDS[f.severity], props, message))
     return "".join(line + "\n" for line in lines)
 
 
@@ -76,16 +80,16 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
     lines = ["## qcow2lint", "", "| image | errors | warnings | info | status |", "|---|---:|---:|---:|---|"]
     for report in reports:
         counts = report.counts()
-        status = f"not checked: {report.error}" if report.error is not None else (
+        status = f"not checked: {report.error}" if report.error is not None else (  # counts: every finding
             "no findings" if not report.findings else "findings")
         lines.append(f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |")
-    rows = [(report.path, f) for report in reports for f in report.findings]
+    rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
         lines += ["", "| image | offset | code | rule | severity | structure | message |", "|---|---:|---|---|---|---|---|"]
-        for path, f in rows[:max_rows]:
+        for report, f in rows[:max_rows]:
             lines.append(
-                f"| {_code(path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
-                f"| {_code(f.location)} | {_cell(f.message)} |"
+                f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
+                f"| {_code(f.location)} | {_cell(f.message + follow_on_note(report, f))} |"
             )
         if len(rows) > max_rows:
             lines += ["", f"... and {len(rows) - max_rows} more findings (see the job log)."]
