@@ -245,3 +245,35 @@ def test_per_file_ignores_of_the_root_make_its_consequences_roots(tmp_path: Path
     config.write_text("per-file-ignores:\n  '*.qcow2': [l1-too-small]\n")
     report = qcow2lint.lint(path, config=str(config))
     assert [(f.rule, f.caused_by) for f in report.findings] == [("refcount-leak", None)]
+
+
+def test_misaligned_snapshot_l1_table_explains_the_snapshot_only_leaks(tmp_path: Path, config) -> None:
+    """qemu-img check skips a snapshot L1 table at a misaligned offset: the
+    clusters only that snapshot references (its L2 table and 4 data
+    clusters, overwritten in the active disk after the snapshot) leak."""
+    path = tmp_path / "snap.qcow2"
+    ib.create(path, 2 * GIB, {"cluster_size": CLUSTER})
+    ib.write(path, 0, 4 * CLUSTER, 0xAB)
+    ib.snapshot_create(path, "s1")
+    ib.write(path, 0, 4 * CLUSTER, 0x11)
+    img = ib.Qcow2Image(path)
+    img.set_snapshot_field("s1", "l1_table_offset", img.snapshot("s1").fields["l1_table_offset"] + 0x200)
+    report = _lint(path, config)
+    (root,) = report.roots()
+    assert (root.rule, root.location) == ("misaligned-snapshot-l1-table", "snapshots[0](1).l1_table_offset")
+    assert [(f.rule, f.caused_by) for f in _consequences(report, root)] == [("refcount-leak", root.id)]
+    assert len(report.findings) == 2
+
+
+def test_l2_table_on_metadata_explains_the_misread_references(tmp_path: Path, config) -> None:
+    """l1[0] points at the refcount table: QEMU reads it as an L2 table, and
+    its entry 0 (the refcount block's offset) maps the block as guest data."""
+    path = tmp_path / "l2meta.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB)])
+    reftable = img.header["refcount_table_offset"]
+    img.set_l1(0, (1 << 63) | reftable)
+    report = _lint(path, config)
+    roots = [f for f in report.roots() if f.rule != "refcount-leak"]  # the real L2 table and data leak
+    assert [(f.rule, f.location) for f in roots] == [("l1-entry-points-to-metadata", f"l2@{reftable:#x}")]
+    followers = {f.rule for f in _consequences(report, roots[0])}
+    assert {"metadata-overlap", "refcount-too-low", "l2-copied-mismatch"} <= followers
