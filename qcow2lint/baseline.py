@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:
     from qcow2lint.findings import Finding, ImageReport
 

@@ -20,8 +20,8 @@ from typing import Any
 import attrs
 
 from qcow2lint import records, spec
-from qcow2lint.config import Config
 from qcow2lint.causes import link_consequences, number
+from qcow2lint.config import Config
 from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
