@@ -5,8 +5,11 @@ structures, then the streamed tables) and from the whole-image passes of
 :data:`qcow2lint.passes.PASSES`, which are fed the same L2 batches.  Rules
 are dispatched by the name of their scope's record type.  The engine stamps
 every problem with its rule's name, code and configured severity, caps
-findings per rule per image, and turns a rule or pass that raises into an
-``internal-error`` finding without stopping the other rules.
+findings per rule per image (the final "and N more" finding carries N, so
+totals stay true), turns a rule or pass that raises into an
+``internal-error`` finding without stopping the other rules, and finally
+numbers the findings and links each consequence to its root cause
+(:func:`link_findings`, :mod:`qcow2lint.causes`).
 """
 
 from __future__ import annotations
