@@ -20,8 +20,8 @@ problem makes unusable (see :class:`qcow2lint.findings.Problem`):
 :func:`link_consequences` numbers the findings of an image (``id`` 1, 2, ...
 in report order) and sets each consequence's ``caused_by`` to the id of
 its root cause (chains are followed to the top: a consequence never points
-at another consequence).  Only the covered and lost entries are read, a
-bounded number of tables, from the open file.
+at another consequence).  Only the covered and lost entries are read, at
+most :data:`MAX_TABLE_BYTES` of L2 tables, from the open file.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from qcow2lint import spec
 from qcow2lint.findings import Finding
 from qcow2lint.reader import ImageFile
 
-#: At most this many L2 tables are read to learn what misread or lost L1
-#: entries reference (a hostile L1 table may name millions).
-MAX_TABLES = 4096
+#: At most this many bytes of L2 tables are read to learn what misread or
+#: lost L1 entries reference (a hostile L1 table may name millions).
+MAX_TABLE_BYTES = 256 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
 
@@ -60,7 +60,7 @@ class _Tables:
         if self.extended:
             self.l2_entries //= 2
         self.file_clusters = -(-image_file.image.file_size // self.cluster_size)
-        self.budget = MAX_TABLES
+        self.budget = MAX_TABLE_BYTES
 
     def entries(self, offset: int, count: int, stride: int = 1) -> np.ndarray:
         """``count`` u64 entries at ``offset`` (zeros past the end of the file)."""
@@ -86,8 +86,8 @@ class _Tables:
             tables = self.entries(offset, count) & np.uint64(spec.L1E_OFFSET_MASK)
             for table in tables[tables != 0].tolist():
                 found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
-                if self.budget > 0 and table < self.reader.size:
-                    self.budget -= 1
+                if self.budget >= self.cluster_size and table < self.reader.size:
+                    self.budget -= self.cluster_size
                     found |= self.clusters(table, self.l2_entries, "l2")
         return {c for c in found if c < self.file_clusters}
 
@@ -96,10 +96,11 @@ class _Tables:
 class _Root:
     index: int
     covers: tuple[int, int] | None
-    #: Clusters whose leaks follow from the root (its own and the lost ones').
-    missing: frozenset[int]
-    #: Clusters whose extra references follow from the root.
-    extra: frozenset[int]
+    #: Clusters whose leaks follow from the root (its own and the lost
+    #: ones'), sorted.
+    missing: np.ndarray
+    #: Clusters whose extra references follow from the root, sorted.
+    extra: np.ndarray
 
 
 def _root(index: int, finding: Finding, tables: _Tables) -> _Root:
@@ -115,7 +116,11 @@ def _root(index: int, finding: Finding, tables: _Tables) -> _Root:
     if finding.lost is not None:
         offset, count, kind = finding.lost
         missing |= tables.clusters(offset, count, kind)
-    return _Root(index, covers, frozenset(missing), frozenset(extra - missing))
+    return _Root(index, covers, _sorted(missing), _sorted(extra - missing))
+
+
+def _sorted(clusters: set[int]) -> np.ndarray:
+    return np.array(sorted(clusters), np.int64)
 
 
 def _follows(finding: Finding, root: _Root) -> bool:
@@ -126,9 +131,9 @@ def _follows(finding: Finding, root: _Root) -> bool:
         return False
     first, last = finding.clusters
     wanted = root.missing if finding.refs == "missing" else root.extra
-    if last - first < len(wanted):
-        return any(c in wanted for c in range(first, last + 1))
-    return any(first <= c <= last for c in wanted)
+    # some wanted cluster lies in [first, last]
+    at = int(np.searchsorted(wanted, first))
+    return at < len(wanted) and int(wanted[at]) <= last
 
 
 def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> list[Finding]:
