@@ -37,7 +37,7 @@ from qcow2lint.reader import ImageFile
 
 #: At most this many bytes of L2 tables are read to learn what misread or
 #: lost L1 entries reference (a hostile L1 table may name millions).
-MAX_TABLE_BYTES = 256 << 20
+MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
 
