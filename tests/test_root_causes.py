@@ -277,3 +277,18 @@ def test_l2_table_on_metadata_explains_the_misread_references(tmp_path: Path, co
     assert [(f.rule, f.location) for f in roots] == [("l1-entry-points-to-metadata", f"l2@{reftable:#x}")]
     followers = {f.rule for f in _consequences(report, roots[0])}
     assert {"metadata-overlap", "refcount-too-low", "l2-copied-mismatch"} <= followers
+
+
+def test_l1_too_large_folds_what_is_read_past_the_needed_entries(tmp_path: Path, config) -> None:
+    """l1_size 4194305: QEMU refuses the table; read with that many entries
+    it runs over the L2 tables and data that follow it and past the end of
+    the file.  Everything read from there follows from l1-too-large."""
+    path = tmp_path / "large.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB), (GIB + 3 * CLUSTER, CLUSTER, 0xCD)])
+    img.set_header("l1_size", 4194305)
+    report = _lint(path, config)
+    (root,) = report.roots()
+    assert (root.rule, root.location) == ("l1-too-large", "header.l1_size")
+    followers = _consequences(report, root)
+    assert len(followers) == len(report.findings) - 1 > 100
+    assert {"l2-reserved-bits", "misaligned-l2-table", "refcount-leak"} <= {f.rule for f in followers}
