@@ -26,6 +26,7 @@ most :data:`MAX_TABLE_BYTES` of L2 tables, from the open file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import attrs
@@ -40,6 +41,10 @@ from qcow2lint.reader import ImageFile
 MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
+
+
+#: The structure path of an L2 entry: ``l2@0x50000[17]``.
+_L2_ENTRY = re.compile(r"l2@(0x[0-9a-fA-F]+)\[")
 
 
 def number(findings: Sequence[Finding]) -> list[Finding]:
@@ -61,6 +66,8 @@ class _Tables:
             self.l2_entries //= 2
         self.file_clusters = -(-image_file.image.file_size // self.cluster_size)
         self.budget = MAX_TABLE_BYTES
+        #: Offsets of the L2 tables misread L1 entries name (per root).
+        self.tables: set[int] = set()
 
     def entries(self, offset: int, count: int, stride: int = 1) -> np.ndarray:
         """``count`` u64 entries at ``offset`` (zeros past the end of the file)."""
@@ -85,6 +92,7 @@ class _Tables:
         elif kind == "l1":
             tables = self.entries(offset, count) & np.uint64(spec.L1E_OFFSET_MASK)
             for table in tables[tables != 0].tolist():
+                self.tables.add(table)
                 found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
                 if self.budget >= self.cluster_size and table < self.reader.size:
                     self.budget -= self.cluster_size
@@ -101,22 +109,29 @@ class _Root:
     missing: np.ndarray
     #: Clusters whose extra references follow from the root, sorted.
     extra: np.ndarray
+    #: L2 tables only misread L1 entries name: findings about their entries
+    #: follow from the root.
+    tables: frozenset[int] = frozenset()
 
 
-def _root(index: int, finding: Finding, tables: _Tables) -> _Root:
+def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Root:
     missing: set[int] = set()
     extra: set[int] = set()
+    misread: frozenset[int] = frozenset()
+    own: set[int] = set()  # the covered clusters: their leaks and extra references
     covers = finding.covers
     if covers is not None and covers[1] > covers[0]:
         first, last = covers[0] >> tables.cluster_bits, (covers[1] - 1) >> tables.cluster_bits
-        missing.update(c for c in range(first, min(last, first + 64) + 1) if c < tables.file_clusters)
+        own.update(range(first, min(last, tables.file_clusters - 1, first + (MAX_TABLE_BYTES >> tables.cluster_bits)) + 1))
         if finding.reads:
             size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
+            tables.tables = set()
             extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads)
+            misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost
         missing |= tables.clusters(offset, count, kind)
-    return _Root(index, covers, _sorted(missing), _sorted(extra - missing))
+    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread)
 
 
 def _sorted(clusters: set[int]) -> np.ndarray:
@@ -127,6 +142,10 @@ def _follows(finding: Finding, root: _Root) -> bool:
     """Whether ``finding`` is a consequence of ``root``."""
     if root.covers is not None and root.covers[0] <= finding.offset < root.covers[1] and not finding.clusters:
         return True
+    if root.tables:
+        match = _L2_ENTRY.match(finding.location)
+        if match and int(match[1], 16) in root.tables:
+            return True
     if finding.clusters is None or finding.refs is None:
         return False
     first, last = finding.clusters
@@ -144,9 +163,19 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
     if not candidates:
         return numbered
     tables = _Tables(image_file)
-    roots = [_root(i, numbered[i], tables) for i in candidates]
+    covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
+    legit = _named_l2_tables(image_file, covered)
+    roots = [_root(i, numbered[i], tables, legit) for i in candidates]
     parent: dict[int, int] = {}
+    last_listed: dict[str, int] = {}
     for index, finding in enumerate(numbered):
+        if finding.omitted:
+            # "and N more": like the last finding its rule listed
+            listed = last_listed.get(finding.rule)
+            if listed is not None and listed in parent:
+                parent[index] = parent[listed]
+            continue
+        last_listed[finding.rule] = index
         for root in roots:
             if root.index != index and _follows(finding, root) and not _reaches(parent, root.index, index):
                 parent[index] = root.index
@@ -158,6 +187,20 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
             top = parent[top]
         linked.append(finding if top == index else attrs.evolve(finding, caused_by=numbered[top].id))
     return linked
+
+
+def _named_l2_tables(image_file: ImageFile, covered: list[tuple[int, int]]) -> set[int]:
+    """Offsets of the L2 tables that L1 entries outside every covered range
+    name: findings about their entries are their own."""
+    named: set[int] = set()
+    for table in image_file.image.l1_tables():
+        entries = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
+        where = table.file_offset + spec.L1_ENTRY_SIZE * np.arange(len(entries), dtype=np.int64)
+        keep = entries != 0
+        for start, end in covered:
+            keep &= (where < start) | (where >= end)
+        named.update(entries[keep].tolist())
+    return named
 
 
 def _reaches(parent: dict[int, int], start: int, target: int) -> bool:

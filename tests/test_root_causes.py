@@ -292,3 +292,16 @@ def test_l1_too_large_folds_what_is_read_past_the_needed_entries(tmp_path: Path,
     followers = _consequences(report, root)
     assert len(followers) == len(report.findings) - 1 > 100
     assert {"l2-reserved-bits", "misaligned-l2-table", "refcount-leak"} <= {f.rule for f in followers}
+
+
+def test_reftable_too_large_folds_what_is_read_past_the_needed_entries(tmp_path: Path, config) -> None:
+    """refcount_table_clusters 129 (8 MiB + 64 KiB): QEMU refuses the table;
+    read in full it runs over the refcount block, L1 and L2 tables and data
+    that follow it: every finding from there follows from reftable-too-large."""
+    path = tmp_path / "reftable.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB), (GIB + 3 * CLUSTER, CLUSTER, 0xCD)])
+    img.set_header("refcount_table_clusters", 129)
+    report = _lint(path, config)
+    (root,) = report.roots()
+    assert (root.rule, root.location) == ("reftable-too-large", "header.refcount_table_clusters")
+    assert {"metadata-overlap", "reftable-reserved-bits"} <= {f.rule for f in _consequences(report, root)}
