@@ -126,7 +126,10 @@ def lint(
 
     The report (:class:`qcow2lint.findings.ImageReport`) has ``findings``
     (sorted by offset, each with ``rule``, ``code``, ``severity``,
-    ``offset``, ``location`` and ``message``), ``counts()`` per severity,
+    ``offset``, ``location`` and ``message``, and ``id`` / ``caused_by``:
+    a finding that follows from a root cause names its ``id``, see
+    ``report.roots()`` and docs/root-causes.md), ``counts()`` per severity
+    (every finding, including those past max-findings-per-rule),
     ``stats``, and the verdict: ``passed`` (no error-level finding) or
     ``ok(fail_level)``.
 

@@ -34,8 +34,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 if TYPE_CHECKING:
     from qcow2lint.findings import Finding, ImageReport
 
@@ -190,7 +188,7 @@ class BaselineFilter:
                 self.suppressed += 1
             else:
                 kept.append(finding)
-        return report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept))
+        return report.keeping(kept)
 
     def stale(self) -> int:
         """Findings the baseline accepts in the images checked (and read) so

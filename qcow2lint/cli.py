@@ -2,7 +2,7 @@
 and maps outcomes to exit codes.
 
 Exit codes: 0 no finding at or above the fail level, 1 findings at or above
-it, 2 usage error, bad configuration, broken plugin, or an input that cannot
+it (root causes and their follow-on findings alike), 2 usage error, bad configuration, broken plugin, or an input that cannot
 be read at all.
 """
 
@@ -359,6 +359,13 @@ def check(
         ),
     ] = None,
     docs_url: DocsUrlOption = None,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--show-all", help="List the follow-on findings of each root cause too (the text report lists root "
+            "causes with a count of their follow-on findings).",
+        ),
+    ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
     from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
@@ -424,9 +431,8 @@ def check(
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
         if show_text and report.error is None:
-            text = render_text(report, statistics, coloured)
-            if quiet:  # the finding lines only: the run's summary line ends the output
-                text = "".join(text.splitlines(keepends=True)[: len(report.findings)])
+            # --quiet: the finding lines only; the run's summary line ends the output
+            text = render_text(report, statistics, coloured, show_all, summary=not quiet)
             typer.echo(text, nl=False, color=coloured)  # click strips colour off a terminal unless told
     suppressed = accept.suppressed if accept is not None else None
     if show_text and (quiet or len(reports) > 1):
@@ -444,7 +450,7 @@ def check(
                 err=True,
             )
     if not generating and (output_format is not Format.text or output_file is not None):
-        rendered = _render(output_format, reports, extra, registry, settings, threshold)
+        rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
             if not silent:
                 typer.echo(rendered, nl=False)
@@ -468,7 +474,7 @@ def check(
 
 def _render(
     output_format: Format, reports: list[Any], extra: dict[str, Any], registry: Registry, settings: Any,
-    threshold: Severity,
+    threshold: Severity, show_all: bool = False,
 ) -> str:  # fmt: skip
     """The whole report in ``output_format`` (every format from one engine run)."""
     from qcow2lint.report import github, gitlab, junit, sarif
@@ -485,7 +491,7 @@ def _render(
 
     docs = docs_url(settings.docs_url)
     renderers = {
-        Format.text: lambda: "".join(render_text(r) for r in reports if r.error is None),
+        Format.text: lambda: "".join(render_text(r, show_all=show_all) for r in reports if r.error is None),
         Format.json: lambda: render_json(reports, extra),
         Format.sarif: lambda: sarif.render_sarif(reports, registry, docs_url=docs),
         Format.sarif_github: lambda: sarif.render_sarif(reports, registry, github=True, docs_url=docs),

@@ -168,7 +168,7 @@ def apply_ignores(config: Config, report: ImageReport) -> ImageReport:
     silenced = config.ignored_rules(report.path)
     if not silenced:
         return report
-    return attrs.evolve(report, findings=tuple(f for f in report.findings if f.rule not in silenced))
+    return report.keeping(f for f in report.findings if f.rule not in silenced)
 
 
 _GLOB_CACHE: dict[str, re.Pattern[str]] = {}

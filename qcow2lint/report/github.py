@@ -1,6 +1,8 @@
 """GitHub Actions workflow commands and the job summary table.
 
-:func:`render_github` prints one annotation per finding::
+:func:`render_github` prints one annotation per root-cause finding (its
+follow-on findings are folded into it: the message ends with ``(+N
+follow-on findings)``; the JSON and SARIF reports list them)::
 
     ::error file=IMAGE,title=Q0701 l2-reserved-bits::0x4000 [l2@0x4000[0]] L2 entry ...
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcow2lint.findings import ImageReport, Severity
+from qcow2lint.report.cicommon import follow_on_note
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -70,8 +73,8 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
             message = f"not checked: {report.error}"
             items.append((4, "error", {"file": report.path, "title": "qcow2lint"}, message,
                           f"error {report.path}: {message}"))  # fmt: skip
-        for f in report.findings:
-            message = f"{f.offset:#x} [{f.location}] {f.message}"
+        for f in report.roots():
+            message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
             items.append((int(f.severity), COMMANDS[f.severity], {"file": report.path, "title": f"{f.code} {f.rule}"},
                           message, f"{f.severity} {f.code} {f.rule} {report.path}:{message}"))  # fmt: skip
     budget = {"error": max_per_type, "warning": max_per_type, "notice": max_per_type}
@@ -122,16 +125,16 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
     lines = ["## qcow2lint", "", "| image | errors | warnings | info | status |", "|---|---:|---:|---:|---|"]
     for report in reports:
         counts = report.counts()
-        status = f"not checked: {report.error}" if report.error is not None else (
+        status = f"not checked: {report.error}" if report.error is not None else (  # counts: every finding
             "no findings" if not report.findings else "findings")
         lines.append(f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |")
-    rows = [(report.path, f) for report in reports for f in report.findings]
+    rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
         lines += ["", "| image | offset | code | rule | severity | structure | message |", "|---|---:|---|---|---|---|---|"]
-        for path, f in rows[:max_rows]:
+        for report, f in rows[:max_rows]:
             lines.append(
-                f"| {_code(path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
-                f"| {_code(f.location)} | {_cell(f.message)} |"
+                f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
+                f"| {_code(f.location)} | {_cell(f.message + follow_on_note(report, f))} |"
             )
         if len(rows) > max_rows:
             lines += ["", f"... and {len(rows) - max_rows} more findings (see the job log)."]

@@ -9,7 +9,11 @@ reference, percent-escaped; an absolute path becomes a ``file://`` URI) with
 a binary region: ``byteOffset`` is the finding's offset, ``byteLength`` is
 8 for a 64-bit table entry and 1 otherwise (the first byte of the field or
 structure; see :func:`qcow2lint.report.cicommon.byte_length`).  The
-structure path is the result's logical location (``kind: "member"``).  An
+structure path is the result's logical location (``kind: "member"``).
+Every finding is a result; one that follows from a root cause has that
+cause as its ``relatedLocations`` entry (``id`` = the cause's finding id,
+its message names the cause) and says so in its message, and
+``properties`` carry ``findingId``, ``causedBy`` or ``followOnFindings``.  An
 image that could not be read is an error-level ``toolExecutionNotification``
 and makes ``executionSuccessful`` false.
 
@@ -83,17 +87,30 @@ def _descriptor(
     return descriptor
 
 
-def _result(finding: Finding, path: str, rule_index: dict[str, int], github: bool) -> dict[str, Any]:
-    length = byte_length(finding)
+def _location(finding: Finding, path: str, github: bool) -> dict[str, Any]:
+    """A finding's place: the image file (a byte region), and its structure path."""
     physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(path)}}
     if github:
         physical["region"] = {"startLine": 1}
     else:
-        physical["region"] = {"byteOffset": finding.offset, "byteLength": length}
+        physical["region"] = {"byteOffset": finding.offset, "byteLength": byte_length(finding)}
     location: dict[str, Any] = {"physicalLocation": physical}
     if finding.location and finding.location != OMITTED_LOCATION:
         location["logicalLocations"] = [{"fullyQualifiedName": finding.location, "kind": "member"}]
+    return location
+
+
+def _result(
+    finding: Finding, path: str, rule_index: dict[str, int], github: bool, cause: Finding | None = None,
+    follow_on: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    length = byte_length(finding)
+    location = _location(finding, path, github)
     text = f"{finding.message} [{finding.location} at {finding.offset:#x}]" if github else finding.message
+    if cause is not None:
+        text = f"{_sentence(text)} It follows from the root cause {cause.code} {cause.rule} at {cause.offset:#x}"
+    elif follow_on:
+        text = f"{_sentence(text)} {follow_on} follow-on finding{'s follow' if follow_on != 1 else ' follows'} from it"
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "ruleIndex": rule_index[finding.code],
@@ -101,9 +118,19 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
         "message": {"text": _sentence(text)},
         "locations": [location],
     }
+    properties: dict[str, Any] = {"findingId": finding.id}
+    if cause is not None:
+        related = _location(cause, path, github)
+        related["id"] = cause.id
+        related["message"] = {"text": _sentence(f"Root cause: {cause.code} {cause.rule}: {cause.message}")}
+        result["relatedLocations"] = [related]
+        properties["causedBy"] = cause.id
+    elif follow_on:
+        properties["followOnFindings"] = follow_on
     if github:
         result["partialFingerprints"] = {FINGERPRINT_KEY: fingerprint(path, finding)}
-        result["properties"] = {"byteOffset": finding.offset, "byteLength": length, "structurePath": finding.location}
+        properties |= {"byteOffset": finding.offset, "byteLength": length, "structurePath": finding.location}
+    result["properties"] = properties
     return result
 
 
@@ -125,11 +152,14 @@ def sarif_document(
                 "message": {"text": _sentence(f"not checked: {report.error}")},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact_uri(report.path)}}}],
             })  # fmt: skip
+        by_id = {f.id: f for f in report.findings}
+        follow_on = report.follow_on()
         for finding in report.findings:
             if finding.code not in rule_index:  # a finding of a rule outside the registry
                 rule_index[finding.code] = len(rules)
                 rules.append(_descriptor(finding.code, finding.rule, finding.severity, "", github))
-            results.append(_result(finding, report.path, rule_index, github))
+            cause = by_id.get(finding.caused_by) if finding.caused_by is not None else None
+            results.append(_result(finding, report.path, rule_index, github, cause, follow_on.get(finding.id, 0)))
     invocation: dict[str, Any] = {"executionSuccessful": not notifications}
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
