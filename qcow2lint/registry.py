@@ -66,6 +66,9 @@ class Rule:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     doc: str = ""
     origin: str = ""
+    #: The messages with which QEMU refuses to open an image this rule flags
+    #: (the rule module's literal ``QEMU_REFUSES``; rendered in docs/rules.md).
+    qemu_refuses: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def summary(self) -> str:
@@ -119,6 +122,13 @@ def _check_identity(
     return parsed
 
 
+def _check_refuses(fail: Callable[[str], RegistryError], refuses: Any) -> tuple[str, ...]:
+    """``QEMU_REFUSES``: a tuple of non-empty strings (QEMU's messages)."""
+    if not isinstance(refuses, tuple) or not all(isinstance(m, str) and m for m in refuses):
+        raise fail(f"QEMU_REFUSES must be a tuple of QEMU's messages (strings), got {refuses!r}")
+    return refuses
+
+
 def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     """Check that ``target`` (an imported plugin) follows the rule contract and wrap it."""
 
@@ -137,7 +147,8 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
     doc = getattr(target, "__doc__", "") or ""
-    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin)
+    refuses = _check_refuses(fail, getattr(target, "QEMU_REFUSES", ()))
+    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, refuses)
 
 
 # ---------------------------------------------------------------------------
@@ -178,14 +189,14 @@ class LazyCheck:
         return f"LazyCheck({self.module!r})"
 
 
-_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS")
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "QEMU_REFUSES")
 
 
 def read_rule_file(path: str) -> dict[str, Any]:
     """A rule module's identity, read from its source without importing it.
 
     Returns ``doc`` (the docstring, or None), the literals NAME, CODE,
-    SEVERITY and OPTIONS (when assigned), ``SCOPE`` (the name of the class
+    SEVERITY, OPTIONS and QEMU_REFUSES (when assigned), ``SCOPE`` (the name of the class
     it is bound to) and ``check`` (whether the module binds that name).
     Raises RegistryError naming the file when a constant is not a literal.
     """
@@ -234,7 +245,7 @@ def read_rule_file(path: str) -> dict[str, Any]:
     return meta
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def _cache_file(directory: str) -> str | None:
@@ -326,7 +337,10 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not meta.get("check"):
         raise fail("it has no check(record, ctx) function")
-    return Rule(name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin)
+    refuses = _check_refuses(fail, meta.get("QEMU_REFUSES", ()))
+    return Rule(
+        name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin, refuses
+    )
 
 
 def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:
