@@ -24,6 +24,7 @@ NAME = "bitmap-dir-out-of-file"
 CODE = "Q1410"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(ext, ctx):

@@ -7,10 +7,11 @@ key_material_offset sectors from the LUKS header) must lie inside the
 encryption area, whose size is the length in the full disk encryption header
 pointer (spec, "Full disk encryption header pointer").
 
-QEMU: a corrupted state word makes it refuse to open the image ("Keyslot N
-state (active/disable) is corrupted"), even for `qemu-img info`; key
-material past the area cannot be read, so opening with that slot's key
-fails ("Request for data outside of extension header").
+QEMU: refuses to open the image, even read-only and for `qemu-img info`,
+on a corrupted state word ("Keyslot N state (active/disable) is
+corrupted") and on key material that runs into the encrypted payload
+("Keyslot N is overlapping with the encrypted payload"); an error for that
+reason.
 Repair: none in place; while the image still opens with some key,
 `qemu-img convert` can copy the data to a new encrypted image, otherwise
 restore it from a backup.
@@ -22,8 +23,12 @@ from qcow2lint.records import EncryptionArea
 
 NAME = "luks-keyslot-bad"
 CODE = "Q0408"
-SEVERITY = "warning"
+SEVERITY = "error"
 SCOPE = EncryptionArea
+QEMU_REFUSES = (
+    "Keyslot N state (active/disable) is corrupted",
+    "Keyslot N is overlapping with the encrypted payload",
+)
 SLOT_ENABLED = 0x00AC71F3
 SLOT_DISABLED = 0x0000DEAD
 SECTOR = 512
