@@ -37,7 +37,7 @@ class Refusal:
 
     rule: str
     message: str
-    case: str | Callable[[Path, ImageCache], tuple[Path, ib.Access]]
+    case: str | Callable[[Path, ImageCache], tuple[Path, ib.Access]]  # a case name or a Builder
     id: str = ""
 
     @property
@@ -47,8 +47,11 @@ class Refusal:
 
 # --- local builders (defects no rule test builds) ---------------------------------
 
+#: Builds a row's image in a directory: its path and how QEMU must open it.
+Builder = Callable[[Path, ImageCache], tuple[Path, ib.Access]]
 
-def _snapshot_offset_without_snapshots(value: int) -> Callable[[Path, ImageCache], tuple[Path, ib.Access]]:
+
+def _snapshot_offset_without_snapshots(value: int) -> Builder:
     def build(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
         path = bases.copy("v3", directory, f"snapshot-offset-{value:x}.qcow2")
         img = ib.Qcow2Image(path)
@@ -67,9 +70,44 @@ def _overlay_without_base(directory: Path, bases: ImageCache) -> tuple[Path, ib.
     return path, ib.PLAIN
 
 
+def _luks_stripes(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+    from test_untrusted import Builder
+
+    path = directory / "luks-stripes.qcow2"
+    Builder(directory).luks_patched(path, "slot0.stripes", 8000)
+    return path, ib.LUKS_ACCESS
+
+
+LUKS_SLOT0, LUKS_SLOT1 = 208, 256  # key slot table offsets in the LUKS1 header
+
+
+def _luks_patched(offset: int, data: bytes | Callable[[bytes], bytes]) -> Builder:
+    """The LUKS base with ``data`` (or ``data(header)``) written ``offset``
+    bytes into its LUKS header."""
+
+    def build(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+        path = bases.copy("luks", directory, f"luks-{offset}.qcow2")
+        raw = path.read_bytes()
+        start = raw.find((0x0537BE77).to_bytes(4, "big"), 72)  # the full disk encryption header pointer
+        header = int.from_bytes(raw[start + 8 : start + 16], "big")
+        value = data(raw[header : header + 592]) if callable(data) else data
+        with path.open("r+b") as file:
+            file.seek(header + offset)
+            file.write(value)
+        return path, ib.LUKS_ACCESS
+
+    return build
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
 C = "Bitmap 'NAME' doesn't satisfy the constraints"
 T = "Could not read bitmap_table table from image for bitmap 'NAME': Invalid argument"
-H, B, P, R, S = "test_rules_header:", "test_rules_bitmaps:", "test_rules_placement:", "test_rules:", "test_rules_snapshots:"
+#: Differential-test case name prefixes: the rule test modules whose rows are reused.
+H, B, P = "test_rules_header:", "test_rules_bitmaps:", "test_rules_placement:"
+R, S = "test_rules:", "test_rules_snapshots:"
 
 ROWS: list[Refusal] = [
     # --- header (qcow2_do_open) ---
@@ -113,6 +151,23 @@ ROWS: list[Refusal] = [
     Refusal("luks-keyslot-bad", "Keyslot N state (active/disable) is corrupted", P + "luks-keyslot-bad[state]"),
     Refusal("luks-keyslot-bad", "Keyslot N is overlapping with the encrypted payload",
             P + "luks-keyslot-bad[material]"),
+    Refusal("luks-params-unusual", "Keyslot N is corrupted (stripes N != 4000)", _luks_stripes),
+    Refusal("luks-keyslot-bad", "Keyslot N iteration count is zero", _luks_patched(LUKS_SLOT0 + 4, _u32(0))),
+    Refusal("luks-keyslot-bad", "Keyslot N is overlapping with the LUKS header",
+            _luks_patched(LUKS_SLOT0 + 40, _u32(1))),
+    Refusal("luks-keyslot-bad", "Keyslots N and N are overlapping in the header",
+            _luks_patched(LUKS_SLOT1 + 40, lambda header: header[LUKS_SLOT0 + 40 : LUKS_SLOT0 + 44])),
+    Refusal("luks-header-bad", "LUKS header cipher name is not NUL terminated", _luks_patched(8, b"a" * 32)),
+    Refusal("luks-header-bad", "LUKS header cipher mode is not NUL terminated", _luks_patched(40, b"b" * 32)),
+    Refusal("luks-header-bad", "LUKS header hash spec is not NUL terminated", _luks_patched(72, b"c" * 32)),
+    Refusal("luks-header-bad", "LUKS payload is overlapping with the header", _luks_patched(104, _u32(4))),
+    Refusal("luks-header-bad", "LUKS key iteration count is zero", _luks_patched(164, _u32(0))),
+    Refusal("luks-header-bad", "Unexpected cipher mode string format 'NAME'", _luks_patched(40, b"xts\0")),
+    Refusal("luks-header-bad", "Cipher mode 'NAME' not supported", _luks_patched(40, b"abc-plain64\0")),
+    Refusal("luks-header-bad", "IV generator 'NAME' not supported", _luks_patched(40, b"xts-plain65\0")),
+    Refusal("luks-header-bad", "Hash algorithm 'NAME' not supported", _luks_patched(72, b"sha2566\0")),
+    Refusal("luks-header-bad", "Algorithm 'NAME' with key size N bytes not supported",
+            _luks_patched(8, b"foo\0")),
     # --- L1 and refcount tables (qcow2_do_open, qcow2_refcount_init) ---
     Refusal("misaligned-l1-table", "Active L1 table offset invalid", R + "misaligned-l1-table"),
     Refusal("l1-too-large", "Active L1 table too large", P + "l1-too-large"),
