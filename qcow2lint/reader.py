@@ -167,8 +167,9 @@ class Reader:
             # QEMU reads zeros past the end of the file: an entry the end cuts
             # keeps its leading bytes (an L1 entry can keep its flag byte and
             # lose its offset), the entries after it read as 0.  Zero-filled up
-            # to the table's size, but never more than the file could hold.
-            raw += bytes(min(length - len(raw), max(self.size, 8)))
+            # to the table's size, but never to more bytes than the file holds.
+            whole = len(raw) + (-len(raw) % 8)
+            raw += bytes(max(min(length, max(self.size, whole)) - len(raw), 0))
         return _u64(raw)
 
     def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
