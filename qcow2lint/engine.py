@@ -174,6 +174,7 @@ def run_rules(
     last_offset: dict[str, int] = {}
     crashed: set[str] = set()
     findings: list[Finding] = []
+    contexts: dict[str, ImageContext] = {}
     passes: list[Pass] = []
     if image.readable:
         for kind in PASSES:
@@ -194,7 +195,9 @@ def run_rules(
                 continue
             settings = config.rules[rule.name]
             budget = budgets[rule.name]
-            ctx = ImageContext(image_file, settings.options, budget)
+            ctx = contexts.get(rule.name)
+            if ctx is None:  # one context per rule per image, not per record
+                ctx = contexts[rule.name] = ImageContext(image_file, settings.options, budget)
             try:
                 for item in rule.check(record, ctx) or ():
                     if isinstance(item, Omitted):

@@ -91,6 +91,9 @@ class Reader:
             if stat.S_ISDIR(info.st_mode):
                 raise ImageError(f"{path}: is a directory, not an image file")
             self.size = info.st_size if stat.S_ISREG(info.st_mode) else self._device_size()
+            #: Bytes the file really holds (a sparse file holds fewer than its
+            #: size): bounds the work that a count field alone would set.
+            self.allocated = min(self.size, info.st_blocks * 512) if stat.S_ISREG(info.st_mode) else self.size
             if self.size > 0:
                 head = self.read(0, len(LFS_POINTER_PREFIX))  # surfaces EACCES/EIO now, as one clear error
                 lfs = lfs_pointer_error(path, head, self.size)
@@ -296,14 +299,18 @@ class _ImageReader(Reader):
         whole = bitmaps if bitmaps_ext and len(bitmaps_ext[-1].data) >= spec.BITMAPS_EXT_SIZE else None
         directory, tables = self._bitmaps(header, whole, problems)
 
+        # QEMU refuses an L1 table over MAX_L1_SIZE and a refcount table over
+        # MAX_REFTABLE_SIZE (rules flag both): nothing past those caps is read.
+        l1_read = min(header.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
         l1 = L1Table(
             header.l1_table_offset, header.l1_size,
-            self.u64_table(header.l1_table_offset, header.l1_size, "l1", "the active L1 table", problems),
+            self.u64_table(header.l1_table_offset, l1_read, "l1", "the active L1 table", problems),
         )  # fmt: skip
         reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
+        reftable_read = min(reftable_entries, spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE)
         reftable = RefcountTable(
             header.refcount_table_offset, reftable_entries,
-            self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
+            self.u64_table(header.refcount_table_offset, reftable_read, "reftable", "the refcount table", problems),
         )  # fmt: skip
         snapshots, snapshot_l1 = self._snapshots(header, problems)
         encryption = self._encryption(header, extensions, problems)
@@ -345,7 +352,7 @@ class _ImageReader(Reader):
         tables = []
         # Hostile directories may point thousands of large tables at the
         # same bytes: all tables together are read up to the file's size.
-        budget = max(self.size, 64 << 20)
+        budget = max(self.allocated, 64 << 20)
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
@@ -397,7 +404,9 @@ class _ImageReader(Reader):
         self, header: Header, problems: list[ReadProblem]
     ) -> tuple[SnapshotTable | None, tuple[L1Table, ...]]:
         """The snapshot table and each snapshot's L1 table (bounded)."""
-        if header.nb_snapshots == 0:
+        if header.nb_snapshots == 0 or header.nb_snapshots > spec.MAX_SNAPSHOTS:
+            # Over QEMU's limit `qemu-img check` stops before reading any entry
+            # (snapshot-count-too-large flags the count): none is read here.
             return None, ()
         entries: list[SnapshotEntry] = []
         position = header.snapshot_offset
@@ -424,12 +433,28 @@ class _ImageReader(Reader):
                 break
             position += size
         l1_tables = []
-        budget = max(self.size, 64 << 20)
+        budget = max(self.allocated, 64 << 20)
+        # Snapshots often share one L1 table: each distinct table is read once
+        # (and its array shared, read-only); the budget counts distinct reads.
+        seen: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
         for entry in entries:
-            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE, budget // spec.L1_ENTRY_SIZE)
-            budget -= count * spec.L1_ENTRY_SIZE
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
             path = f"{entry.path}.l1"
-            words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
+            key = (entry.l1_table_offset, count)
+            if key not in seen:
+                count = min(count, budget // spec.L1_ENTRY_SIZE)
+                budget -= count * spec.L1_ENTRY_SIZE
+                before = len(problems)
+                words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
+                words.flags.writeable = False
+                seen[key] = (words, len(problems) > before)
+            else:
+                words, cut = seen[key]
+                if cut:  # the same table, cut by EOF: each snapshot reports it
+                    problems.append(
+                        self.problem(path, entry.l1_table_offset, key[1] * spec.L1_ENTRY_SIZE,
+                                     max(self.size - entry.l1_table_offset, 0), f"the L1 table of {entry.path}")
+                    )  # fmt: skip
             l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
         return SnapshotTable(header.snapshot_offset, header.nb_snapshots, tuple(entries)), tuple(l1_tables)
 
