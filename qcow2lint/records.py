@@ -865,10 +865,13 @@ class RefcountCheck:
         """Compared cluster indices where stored and computed differ, with
         both values (unreadable refcounts excluded); computed once."""
         if "mismatches" not in self._cache:
-            stored = self.stored.counts[: self.compared]
-            computed = self.computed[: self.compared]
+            # Past the shorter array both are 0 (the analysis pads them to the
+            # last cluster stored or referenced, see passes.refcounts).
+            span = min(self.compared, len(self.stored.counts), len(self.computed))
+            stored = self.stored.counts[:span]
+            computed = self.computed[:span]
             clusters = np.flatnonzero(stored != computed)
             if self.stored.readable is not None:
-                clusters = clusters[self.stored.readable_mask(self.compared)[clusters]]
+                clusters = clusters[self.stored.readable_mask(span)[clusters]]
             self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
         return self._cache["mismatches"]

@@ -11,6 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from qcow2lint.passes.base import MAX_EVENTS
+
+#: The longest structure the map expands cluster by cluster: QEMU's largest
+#: table (the snapshot table, QCOW_MAX_SNAPSHOTS_SIZE 64 MiB; L1 tables,
+#: refcount tables and bitmap directories are smaller).  A longer extent is
+#: one QEMU refuses to load; only its first 64 MiB are mapped.
+MAX_MAPPED_EXTENT = 64 << 20
 from qcow2lint.records import Extent, L2Tables, Overlap
 
 
@@ -61,7 +67,8 @@ class ExtentMap:
         owners = [owner, owner[spill]]
         for number, extent in enumerate(self.metadata):
             first = extent.offset >> self.cluster_bits
-            last = min((extent.offset + extent.length - 1) >> self.cluster_bits, limit)
+            length = min(extent.length, MAX_MAPPED_EXTENT)
+            last = min((extent.offset + length - 1) >> self.cluster_bits, limit)
             if first > last:
                 continue
             clusters.append(np.arange(first, last + 1, dtype=np.int64))
@@ -70,14 +77,17 @@ class ExtentMap:
         all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
         order = np.argsort(all_clusters, kind="stable")
         self.meta_clusters, self.meta_owners = all_clusters[order], all_owners[order]
-        # One byte per cluster answers "is this data cluster metadata?" in a
-        # single gather per batch.
-        self.meta_mask = np.zeros(limit, bool)
+        # One byte per cluster (up to the last metadata cluster) answers "is
+        # this data cluster metadata?" in a single gather per batch.
+        last = int(self.meta_clusters[-1]) + 1 if len(self.meta_clusters) else 0
+        self.meta_mask = np.zeros(min(limit, last), bool)
         self.meta_mask[self.meta_clusters[self.meta_clusters < len(self.meta_mask)]] = True
 
     def data_hits(self, batch: L2Tables, flat: np.ndarray, offsets: np.ndarray, clusters: np.ndarray) -> None:
         """Data clusters of a batch (at flat indices ``flat``) that land on metadata."""
-        hits = np.flatnonzero(self.meta_mask[clusters.view(np.int64)])
+        index = clusters.view(np.int64)
+        candidates = np.flatnonzero(index < len(self.meta_mask))  # past the mask: no metadata
+        hits = candidates[self.meta_mask[index[candidates]]]
         self.overlap_count += len(hits)
         columns = batch.entries.shape[1]
         for hit in hits[: MAX_EVENTS - len(self.data_overlaps)].tolist():

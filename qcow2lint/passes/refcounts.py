@@ -30,7 +30,7 @@ import numpy as np
 from qcow2lint import predicates, spec
 from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.passes.extents import ExtentMap
-from qcow2lint.passes.stored import stored_refcounts
+from qcow2lint.passes.stored import cluster_count, stored_refcounts
 from qcow2lint.reader import ImageFile
 from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
 
@@ -106,6 +106,12 @@ class RefcountBuilder:
             self._exceed(Extent(kind, label, offset, length), count)
             return
         first, last = offset >> self.cluster_bits, (offset + length - 1) >> self.cluster_bits
+        if last >= len(self.computed):
+            self._grow(last + 1)
+        span = self.computed[first : last + 1]
+        if int(span.max()) + count <= self.refcount_max:  # the usual case: in place, no index array
+            np.add(span, count, out=span, casting="unsafe")
+            return
         self._add(np.arange(first, last + 1, dtype=np.int64), np.full(last - first + 1, count, np.int64))
 
     def _exceed(self, extent: Extent, count: int) -> None:
@@ -239,7 +245,7 @@ class RefcountBuilder:
             offset = entry & spec.REFT_OFFSET_MASK
             if not entry & spec.REFT_RESERVED_MASK and not offset % self.cluster_size:
                 self.extents.add("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
-        self.extents.index(len(self.computed))
+        self.extents.index(cluster_count(image))
 
     def _bitmaps(self) -> None:
         """qcow2_check_bitmaps_refcounts: only for a bitmaps extension QEMU
@@ -423,16 +429,18 @@ class RefcountBuilder:
         compared = self.compared
         if len(self.computed) > compared and self.computed[compared:].any():
             compared = int(np.flatnonzero(self.computed)[-1]) + 1  # QEMU grows nb_clusters
-        if len(self.stored.counts) < compared:
-            missing = np.zeros(compared - len(self.stored.counts), self.stored.counts.dtype)
-            self.stored = attrs.evolve(self.stored, counts=np.concatenate([self.stored.counts, missing]))
-        stored = self.stored.counts[:compared]
-        computed = self.computed[:compared]
+        # Both arrays end at the last cluster that is stored or referenced
+        # (past it both are 0): only that span is compared element-wise.
+        span = min(compared, max(len(self.stored.counts), len(self.computed)))
+        self.stored = attrs.evolve(self.stored, counts=_padded(self.stored.counts, span))
+        self.computed = _padded(self.computed, span)
+        stored = self.stored.counts[:span]
+        computed = self.computed[:span]
         differ = np.flatnonzero(stored != computed)
         if self.stored.readable is not None:
-            readable = self.stored.readable_mask(compared)
+            readable = self.stored.readable_mask(span)
             differ = differ[readable[differ]]
-            self.check_errors += int(np.count_nonzero(~readable))
+            self.check_errors += int(np.count_nonzero(~self.stored.readable[:compared]))
         low = stored[differ] < computed[differ]
         self.corruptions += int(np.count_nonzero(low))
         leaks = len(differ) - int(np.count_nonzero(low))
@@ -461,6 +469,13 @@ class RefcountBuilder:
             tuple(self.refblock_issues), tuple(overlaps), extents.overlap_count, shared,
             tuple(extents.metadata), stats,
         )  # fmt: skip
+
+
+def _padded(values: np.ndarray, length: int) -> np.ndarray:
+    """``values`` with zeros appended up to ``length`` (itself when long enough)."""
+    if len(values) >= length:
+        return values
+    return np.concatenate([values, np.zeros(length - len(values), values.dtype)])
 
 
 def _last_nonzero(values: np.ndarray, readable: np.ndarray | None, chunk: int = 1 << 20) -> int:
