@@ -86,7 +86,7 @@ def snapshots_65536(img: Path) -> None:
         extra = struct.unpack(">I", fixed[36:40])[0]
         size = -(-(40 + extra + id_size + name_size) // 8) * 8
         fh.seek(offset)
-        entry = fh.read(size)
+        entry = fh.read(size).ljust(size, b"\0")  # the last entry's padding may be missing
     end = -(-img.stat().st_size // 65536) * 65536
     with open(img, "r+b") as fh:
         fh.seek(end)

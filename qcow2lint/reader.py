@@ -164,10 +164,15 @@ class Reader:
     ) -> np.ndarray:
         """``count`` u64 words at ``offset``, bounded by the file size."""
         length = count * 8
-        raw = self.read(offset, length)
-        if len(raw) < length:
-            problems.append(self.problem(structure, offset, length, len(raw), what))
-        return _u64(raw)
+        # Read straight into the array's buffer: one copy of the table.
+        words = np.zeros(count, np.uint64)
+        got = self.read_into(memoryview(words).cast("B"), offset) if offset < self.size else 0
+        if got < length:
+            problems.append(self.problem(structure, offset, length, got, what))
+            words = words[: got // 8].copy()
+        if np.little_endian:
+            words.byteswap(inplace=True)
+        return words
 
     def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
         """Walk the extension area as QEMU does (catalogue §1.2).
@@ -559,11 +564,18 @@ class _ImageReader(Reader):
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
         kind = header.compression_type or 0
         columns = batch.entries.shape[1]
+        # Each distinct payload of the batch is read once, and its records
+        # share one memo (CompressedCluster.once), however many entries name it.
+        payloads: dict[tuple[int, int], bytes] = {}
+        memo: dict[tuple[str, int, int], Any] = {}
         for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
             row, column = divmod(index, columns)
+            data = payloads.get((offset, length))
+            if data is None:
+                data = payloads[offset, length] = self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE))
             yield CompressedCluster(
                 batch.entry_offset(row, column), batch.entry_path(row, column), offset, length,
-                self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)), kind, header.cluster_size,
+                data, kind, header.cluster_size, memo,
             )  # fmt: skip
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:

@@ -484,8 +484,9 @@ def _last_nonzero(values: np.ndarray, readable: np.ndarray | None, chunk: int = 
     for end in range(len(values), 0, -chunk):
         start = max(0, end - chunk)
         mask = values[start:end] != 0
-        if readable is not None:
-            mask &= readable[start:end]
+        if readable is not None:  # readable may be shorter: past it all is readable
+            part = readable[start:end]
+            mask[: len(part)] &= part
         if mask.any():
             return start + int(np.flatnonzero(mask)[-1])
     return -1
