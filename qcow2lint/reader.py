@@ -242,6 +242,28 @@ class Reader:
             index += 1
 
 
+def _walked_by_qemu(table: L1Table, cluster_size: int) -> bool:
+    """Whether QEMU's check walks this L1 table: the active one always, a
+    snapshot's only when aligned and not too large."""
+    return table.active or (
+        table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
+    )
+
+
+def _grouped_l1_tables(image: Image, cluster_size: int) -> list[tuple[L1Table, int]]:
+    """The L1 tables, snapshots' tables that are the same table (one shared
+    array, see ``_snapshots``) and walked alike grouped, with how many each
+    stands for: 65,536 snapshots of one L1 table cost one table."""
+    groups: dict[tuple[int, bool, bool], list[Any]] = {}
+    for table in image.l1_tables():
+        key = (id(table.entries), table.active, _walked_by_qemu(table, cluster_size))
+        if table.active:
+            key = (-1, True, True)
+        group = groups.setdefault(key, [table, 0])
+        group[1] += 1
+    return [(table, copies) for table, copies in groups.values()]
+
+
 def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
     """The typed payload of a known extension; None for unknown magics."""
     if magic == spec.EXT_BACKING_FORMAT:
@@ -473,14 +495,12 @@ class _ImageReader(Reader):
         (-1 when only snapshots reference it)."""
         cluster_size = image.header.cluster_size
         parts, weights, actives, indices = [], [], [], []
-        for table in image.l1_tables():
+        for table, copies in _grouped_l1_tables(image, cluster_size):
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
             used = np.flatnonzero(offsets)
-            counted = table.active or (
-                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
-            )
+            counted = copies if _walked_by_qemu(table, cluster_size) else 0
             parts.append(offsets[used])
-            weights.append(np.full(len(used), int(counted), np.int64))
+            weights.append(np.full(len(used), counted, np.int64))
             actives.append(np.full(len(used), int(table.active), np.int64))
             indices.append(used if table.active else np.full(len(used), -1, np.int64))
         every = np.concatenate(parts) if parts else np.empty(0, np.uint64)

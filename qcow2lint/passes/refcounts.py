@@ -200,19 +200,78 @@ class RefcountBuilder:
                 continue
             yield table, "inactive-l1"
 
+    def _l1_groups(self) -> Iterator[tuple[L1Table, str, int]]:
+        """``_l1_walk`` with the snapshots' copies of one L1 table (one shared
+        array, see the reader) taken together: the table, its kind and how
+        many tables it stands for.  A group is only formed where counting it
+        once, ``copies`` times, reports exactly what counting each would: the
+        table and its L2 offsets lie inside the file."""
+        self._copies: dict[int, list[L1Table]] = {}
+        groups: dict[tuple[int, int], list[L1Table]] = {}
+        order: list[tuple[L1Table, str]] = []
+        outside: dict[tuple[int, int], bool] = {}  # per distinct table
+        for table, kind in self._l1_walk():
+            key = (id(table.entries), table.expected_entries)
+            if key not in outside:
+                size = table.expected_entries * spec.L1_ENTRY_SIZE
+                offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
+                outside[key] = bool(
+                    self._outside(np.array([table.file_offset], np.uint64), max(size, 1)).any()
+                    or self._outside(offsets, self.cluster_size).any()
+                )
+            alone = table.active or outside[key]
+            if alone or key not in groups:
+                order.append((table, kind))
+            if not alone:
+                groups.setdefault(key, []).append(table)
+        for table, kind in order:
+            members = groups.get((id(table.entries), table.expected_entries), [])
+            if table.active or not members or members[0] is not table:
+                yield table, kind, 1
+                continue
+            # Counted together only while no count can saturate (each lost
+            # increment is an overflow event per table, as QEMU reports it):
+            # the rest of the group is counted table by table.
+            together = min(len(members), self._unsaturated_copies(table))
+            if together > 1:
+                self._copies[id(table)] = members[:together]
+                yield table, kind, together
+            else:
+                together = 0
+            for member in members[together:]:
+                yield member, kind, 1
+
+    def _unsaturated_copies(self, table: L1Table) -> int:
+        """How many copies of ``table`` can be counted at once with no
+        refcount passing the maximum (its own clusters and its L2 tables')."""
+        size = table.expected_entries * spec.L1_ENTRY_SIZE
+        first = table.file_offset >> self.cluster_bits
+        last = (table.file_offset + max(size, 1) - 1) >> self.cluster_bits
+        offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
+        clusters = np.concatenate([np.arange(first, last + 1, dtype=np.int64),
+                                   (offsets >> np.uint64(self.cluster_bits)).astype(np.int64)])  # fmt: skip
+        clusters = np.concatenate([clusters, clusters + 1])  # misaligned tables spill into the next cluster
+        _, repeats = np.unique(clusters, return_counts=True)
+        inside = clusters[clusters < len(self.computed)]
+        current = int(self.computed[inside].max(initial=0))
+        return max(0, (self.refcount_max - current) // int(repeats.max(initial=1)))
+
     def _metadata_pass(self) -> None:
         image, header = self.image, self.image.header
         self.region("header", "header", 0, self.cluster_size)
         self.extents.add("header", "header", 0, self.cluster_size)
         l2_tables: dict[str, list[np.ndarray]] = {"active-l2": [], "inactive-l2": []}
-        for table, kind in self._l1_walk():
+        for table, kind, copies in self._l1_groups():
             size = table.expected_entries * spec.L1_ENTRY_SIZE
-            self.region(kind, table.path, table.file_offset, size)
-            self.extents.add(kind, table.path, table.file_offset, size)
+            self.region(kind, table.path, table.file_offset, size, copies)
+            for copy in copies_of(table, copies, self._copies):
+                self.extents.add(kind, copy.path, copy.file_offset, size)
             offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
-            self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
+            self.corruptions += copies * (
+                len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
+            )
             l2_kind = "active-l2" if table.active else "inactive-l2"
-            self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.ones(len(offsets), np.int64))
+            self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.full(len(offsets), copies, np.int64))
             l2_tables[l2_kind].append(offsets[offsets != 0])
             if table.active:
                 stored, readable = self.stored.of(offsets >> np.uint64(self.cluster_bits))
@@ -469,6 +528,11 @@ class RefcountBuilder:
             tuple(self.refblock_issues), tuple(overlaps), extents.overlap_count, shared,
             tuple(extents.metadata), stats,
         )  # fmt: skip
+
+
+def copies_of(table: L1Table, copies: int, groups: dict[int, list[L1Table]]) -> list[L1Table]:
+    """The tables a group stands for (the table itself when alone)."""
+    return groups.get(id(table), [table]) if copies > 1 else [table]
 
 
 def _padded(values: np.ndarray, length: int) -> np.ndarray:
