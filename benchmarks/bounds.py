@@ -126,15 +126,17 @@ SCENARIOS = {
 COMMANDS = {"check --deep": ["check", "--deep"], "dump": ["dump"], "dump --json": ["dump", "--json"]}
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int, int]:
-    """Wall seconds, peak RSS in MB, output bytes and exit code of one run."""
+def measure(cmd: list[str]) -> tuple[float, float, float, int, int]:
+    """Wall seconds, CPU seconds, peak RSS in MB, output bytes and exit code
+    of one run (CPU time tells a loaded machine from a slow command)."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=out)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0, os.SEEK_END)
-        return wall, usage.ru_maxrss * 1024 / MB, out.tell(), os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, cpu, usage.ru_maxrss * 1024 / MB, out.tell(), os.waitstatus_to_exitcode(status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,18 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     base = shlex.split(args.qcow2lint)
     failed = 0
-    print(f"{'scenario':24} {'command':13} {'alloc MiB':>9} {'wall s':>7} {'RSS MB':>7} {'out KiB':>8} exit  ok")
+    print(f"{'scenario':24} {'command':13} {'alloc MiB':>9} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} {'out KiB':>8} exit  ok")
     for name in args.only or SCENARIOS:
         img = args.workdir / f"{name}.qcow2"
         if not img.exists():
             SCENARIOS[name](img)
         allocated = img.stat().st_blocks * 512 / (1 << 20)
         for label, command in COMMANDS.items():
-            wall, rss, output, code = measure([*base, *command, str(img)])
+            wall, cpu, rss, output, code = measure([*base, *command, str(img)])
             limit_rss = SPARSE_RSS_MB if name == "sparse-10t" and label == "check --deep" else MAX_RSS_MB
             ok = wall <= MAX_SECONDS and rss <= limit_rss and output <= MAX_OUTPUT and code in (0, 1)
             failed += not ok
-            print(f"{name:24} {label:13} {allocated:9.1f} {wall:7.2f} {rss:7.1f} {output / 1024:8.1f} "
+            print(f"{name:24} {label:13} {allocated:9.1f} {wall:7.2f} {cpu:6.2f} {rss:7.1f} {output / 1024:8.1f} "
                   f"{code:4}  {'PASS' if ok else 'FAIL'}")
     return 1 if failed else 0
 
