@@ -201,45 +201,48 @@ class RefcountBuilder:
             yield table, "inactive-l1"
 
     def _l1_groups(self) -> Iterator[tuple[L1Table, str, int]]:
-        """``_l1_walk`` with the snapshots' copies of one L1 table (one shared
-        array, see the reader) taken together: the table, its kind and how
-        many tables it stands for.  A group is only formed where counting it
-        once, ``copies`` times, reports exactly what counting each would: the
-        table and its L2 offsets lie inside the file."""
+        """``_l1_walk`` with runs of snapshots that name one L1 table (one
+        shared array, see the reader) taken together: the table, its kind and
+        how many tables it stands for.  Only consecutive copies form a group
+        and only while no count can saturate, so that counting it once,
+        ``copies`` times, reports exactly what counting each in turn would;
+        a table or L2 table outside the file is never grouped."""
         self._copies: dict[int, list[L1Table]] = {}
-        groups: dict[tuple[int, int], list[L1Table]] = {}
-        order: list[tuple[L1Table, str]] = []
         outside: dict[tuple[int, int], bool] = {}  # per distinct table
-        for table, kind in self._l1_walk():
-            key = (id(table.entries), table.expected_entries)
-            if key not in outside:
+
+        def key(table: L1Table) -> tuple[int, int]:
+            return id(table.entries), table.expected_entries
+
+        def groupable(table: L1Table) -> bool:
+            if table.active:
+                return False
+            if key(table) not in outside:
                 size = table.expected_entries * spec.L1_ENTRY_SIZE
                 offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
-                outside[key] = bool(
+                outside[key(table)] = bool(
                     self._outside(np.array([table.file_offset], np.uint64), max(size, 1)).any()
                     or self._outside(offsets, self.cluster_size).any()
                 )
-            alone = table.active or outside[key]
-            if alone or key not in groups:
-                order.append((table, kind))
-            if not alone:
-                groups.setdefault(key, []).append(table)
-        for table, kind in order:
-            members = groups.get((id(table.entries), table.expected_entries), [])
-            if table.active or not members or members[0] is not table:
-                yield table, kind, 1
-                continue
-            # Counted together only while no count can saturate (each lost
-            # increment is an overflow event per table, as QEMU reports it):
-            # the rest of the group is counted table by table.
-            together = min(len(members), self._unsaturated_copies(table))
+            return not outside[key(table)]
+
+        walk = list(self._l1_walk())
+        start = 0
+        while start < len(walk):
+            table, kind = walk[start]
+            end = start + 1
+            if groupable(table):
+                while end < len(walk) and walk[end][1] == kind and key(walk[end][0]) == key(table):
+                    end += 1
+            run = [member for member, _ in walk[start:end]]
+            together = min(len(run), self._unsaturated_copies(table)) if len(run) > 1 else 0
             if together > 1:
-                self._copies[id(table)] = members[:together]
+                self._copies[id(table)] = run[:together]
                 yield table, kind, together
             else:
                 together = 0
-            for member in members[together:]:
+            for member in run[together:]:
                 yield member, kind, 1
+            start = end
 
     def _unsaturated_copies(self, table: L1Table) -> int:
         """How many copies of ``table`` can be counted at once with no
