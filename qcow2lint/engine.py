@@ -25,7 +25,13 @@ from qcow2lint.findings import Finding, ImageReport, Omitted, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
 from qcow2lint.reader import ImageError, ImageFile, open_image
-from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, LazyCheck, Registry, Rule
+from qcow2lint.registry import (
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_CODE,
+    LazyCheck,
+    Registry,
+    Rule,
+)
 from qcow2lint.text import exception_text
 
 __all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]

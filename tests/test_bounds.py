@@ -11,10 +11,10 @@ import sys
 import zlib
 from pathlib import Path
 
+import imagebuilder as ib
 import numpy as np
 import pytest
 
-import imagebuilder as ib
 from qcow2lint import spec
 from qcow2lint.config import load_config
 from qcow2lint.engine import lint_path
@@ -33,9 +33,9 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _sparse_copy(source: Path, target: Path, size: int, patches: dict[int, tuple[str, int]] = {}) -> Path:
+def _sparse_copy(source: Path, target: Path, size: int, patches: dict[int, tuple[str, int]] | None = None) -> Path:
     data = bytearray(source.read_bytes())
-    for offset, (fmt, value) in patches.items():
+    for offset, (fmt, value) in (patches or {}).items():
         struct.pack_into(fmt, data, offset, value)
     target.write_bytes(data)
     os.truncate(target, size)
