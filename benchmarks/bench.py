@@ -425,7 +425,10 @@ def print_table(res: ScenarioResult, tools: list[Tool],
               f"{fmt_rss(s.median_rss_mb * MB / KIB, floor_kib):>12}  "
               f"{fmt_codes(s.exit_codes):<14}{status}")
     lint = res.stats[tools[1].label]
+    ref = res.stats[tools[0].label]
     ratio = f"{res.ratio:.2f}" if res.ratio is not None else "n/a"
+    if ref.max_rss_mb > 0:
+        print(f"   ratio qcow2lint/qemu-img (peak RSS): {lint.max_rss_mb / ref.max_rss_mb:.2f}")
     if res.ratio_min is not None:
         ratio += f" (min walls: {res.ratio_min:.2f})"
     print(f"   ratio qcow2lint/qemu-img (median wall): {ratio}; "

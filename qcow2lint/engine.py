@@ -29,7 +29,13 @@ from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
 from qcow2lint.reader import ImageError, ImageFile, open_image
-from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
+from qcow2lint.registry import (
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_CODE,
+    LazyCheck,
+    Registry,
+    Rule,
+)
 from qcow2lint.text import exception_text
 
 __all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]
@@ -178,6 +184,8 @@ def run_rules(
     last_offset: dict[str, int] = {}
     crashed: set[str] = set()
     findings: list[Finding] = []
+    contexts: dict[str, ImageContext] = {}
+    checks: dict[str, Any] = {}  # each rule's check function, resolved once
     passes: list[Pass] = []
     if image.readable:
         for kind in PASSES:
@@ -198,9 +206,14 @@ def run_rules(
                 continue
             settings = config.rules[rule.name]
             budget = budgets[rule.name]
-            ctx = ImageContext(image_file, settings.options, budget)
+            ctx = contexts.get(rule.name)
+            if ctx is None:  # one context per rule per image, not per record
+                ctx = contexts[rule.name] = ImageContext(image_file, settings.options, budget)
             try:
-                for item in rule.check(record, ctx) or ():
+                check = checks.get(rule.name)
+                if check is None:
+                    check = checks[rule.name] = rule.check.load() if isinstance(rule.check, LazyCheck) else rule.check
+                for item in check(record, ctx) or ():
                     if isinstance(item, Omitted):
                         omitted[rule.name] += item.count
                     elif budget[0] > 0:

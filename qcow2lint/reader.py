@@ -91,6 +91,9 @@ class Reader:
             if stat.S_ISDIR(info.st_mode):
                 raise ImageError(f"{path}: is a directory, not an image file")
             self.size = info.st_size if stat.S_ISREG(info.st_mode) else self._device_size()
+            #: Bytes the file really holds (a sparse file holds fewer than its
+            #: size): bounds the work that a count field alone would set.
+            self.allocated = min(self.size, info.st_blocks * 512) if stat.S_ISREG(info.st_mode) else self.size
             if self.size > 0:
                 head = self.read(0, len(LFS_POINTER_PREFIX))  # surfaces EACCES/EIO now, as one clear error
                 lfs = lfs_pointer_error(path, head, self.size)
@@ -161,16 +164,20 @@ class Reader:
     ) -> np.ndarray:
         """``count`` u64 words at ``offset``, bounded by the file size."""
         length = count * 8
-        raw = self.read(offset, length)
-        if len(raw) < length:
-            problems.append(self.problem(structure, offset, length, len(raw), what))
+        # Read straight into the array's buffer: one copy of the table.
+        words = np.zeros(count, np.uint64)
+        got = self.read_into(memoryview(words).cast("B"), offset) if offset < self.size else 0
+        if got < length:
+            problems.append(self.problem(structure, offset, length, got, what))
             # QEMU reads zeros past the end of the file: an entry the end cuts
             # keeps its leading bytes (an L1 entry can keep its flag byte and
             # lose its offset), the entries after it read as 0.  Zero-filled up
             # to the table's size, but never to more bytes than the file holds.
-            whole = len(raw) + (-len(raw) % 8)
-            raw += bytes(max(min(length, max(self.size, whole)) - len(raw), 0))
-        return _u64(raw)
+            whole = got + (-got % 8)
+            words = words[: min(length, max(self.size, whole)) // 8].copy()
+        if np.little_endian:
+            words.byteswap(inplace=True)
+        return words
 
     def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
         """Walk the extension area as QEMU does (catalogue §1.2).
@@ -240,6 +247,28 @@ class Reader:
             index += 1
 
 
+def _walked_by_qemu(table: L1Table, cluster_size: int) -> bool:
+    """Whether QEMU's check walks this L1 table: the active one always, a
+    snapshot's only when aligned and not too large."""
+    return table.active or (
+        table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
+    )
+
+
+def _grouped_l1_tables(image: Image, cluster_size: int) -> list[tuple[L1Table, int]]:
+    """The L1 tables, snapshots' tables that are the same table (one shared
+    array, see ``_snapshots``) and walked alike grouped, with how many each
+    stands for: 65,536 snapshots of one L1 table cost one table."""
+    groups: dict[tuple[int, bool, bool], list[Any]] = {}
+    for table in image.l1_tables():
+        key = (id(table.entries), table.active, _walked_by_qemu(table, cluster_size))
+        if table.active:
+            key = (-1, True, True)
+        group = groups.setdefault(key, [table, 0])
+        group[1] += 1
+    return [(table, copies) for table, copies in groups.values()]
+
+
 def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
     """The typed payload of a known extension; None for unknown magics."""
     if magic == spec.EXT_BACKING_FORMAT:
@@ -302,14 +331,18 @@ class _ImageReader(Reader):
         whole = bitmaps if bitmaps_ext and len(bitmaps_ext[-1].data) >= spec.BITMAPS_EXT_SIZE else None
         directory, tables = self._bitmaps(header, whole, problems)
 
+        # QEMU refuses an L1 table over MAX_L1_SIZE and a refcount table over
+        # MAX_REFTABLE_SIZE (rules flag both): nothing past those caps is read.
+        l1_read = min(header.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
         l1 = L1Table(
             header.l1_table_offset, header.l1_size,
-            self.u64_table(header.l1_table_offset, header.l1_size, "l1", "the active L1 table", problems),
+            self.u64_table(header.l1_table_offset, l1_read, "l1", "the active L1 table", problems),
         )  # fmt: skip
         reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
+        reftable_read = min(reftable_entries, spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE)
         reftable = RefcountTable(
             header.refcount_table_offset, reftable_entries,
-            self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
+            self.u64_table(header.refcount_table_offset, reftable_read, "reftable", "the refcount table", problems),
         )  # fmt: skip
         snapshots, snapshot_l1 = self._snapshots(header, problems)
         encryption = self._encryption(header, extensions, problems)
@@ -351,7 +384,7 @@ class _ImageReader(Reader):
         tables = []
         # Hostile directories may point thousands of large tables at the
         # same bytes: all tables together are read up to the file's size.
-        budget = max(self.size, 64 << 20)
+        budget = max(self.allocated, 64 << 20)
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
@@ -403,7 +436,9 @@ class _ImageReader(Reader):
         self, header: Header, problems: list[ReadProblem]
     ) -> tuple[SnapshotTable | None, tuple[L1Table, ...]]:
         """The snapshot table and each snapshot's L1 table (bounded)."""
-        if header.nb_snapshots == 0:
+        if header.nb_snapshots == 0 or header.nb_snapshots > spec.MAX_SNAPSHOTS:
+            # Over QEMU's limit `qemu-img check` stops before reading any entry
+            # (snapshot-count-too-large flags the count): none is read here.
             return None, ()
         entries: list[SnapshotEntry] = []
         position = header.snapshot_offset
@@ -430,12 +465,28 @@ class _ImageReader(Reader):
                 break
             position += size
         l1_tables = []
-        budget = max(self.size, 64 << 20)
+        budget = max(self.allocated, 64 << 20)
+        # Snapshots often share one L1 table: each distinct table is read once
+        # (and its array shared, read-only); the budget counts distinct reads.
+        seen: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
         for entry in entries:
-            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE, budget // spec.L1_ENTRY_SIZE)
-            budget -= count * spec.L1_ENTRY_SIZE
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
             path = f"{entry.path}.l1"
-            words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
+            key = (entry.l1_table_offset, count)
+            if key not in seen:
+                count = min(count, budget // spec.L1_ENTRY_SIZE)
+                budget -= count * spec.L1_ENTRY_SIZE
+                before = len(problems)
+                words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
+                words.flags.writeable = False
+                seen[key] = (words, len(problems) > before)
+            else:
+                words, cut = seen[key]
+                if cut:  # the same table, cut by EOF: each snapshot reports it
+                    problems.append(
+                        self.problem(path, entry.l1_table_offset, key[1] * spec.L1_ENTRY_SIZE,
+                                     max(self.size - entry.l1_table_offset, 0), f"the L1 table of {entry.path}")
+                    )  # fmt: skip
             l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
         return SnapshotTable(header.snapshot_offset, header.nb_snapshots, tuple(entries)), tuple(l1_tables)
 
@@ -449,17 +500,15 @@ class _ImageReader(Reader):
         (-1 when only snapshots reference it)."""
         cluster_size = image.header.cluster_size
         parts, weights, actives, indices = [], [], [], []
-        for table in image.l1_tables():
+        for table, copies in _grouped_l1_tables(image, cluster_size):
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
             # QEMU's check walks every non-zero entry: one with flag or
             # reserved bits and a zero offset (say, a COPIED bit left by a
             # cut that zeroed the rest) makes it read cluster 0 as an L2 table.
             used = np.flatnonzero(table.entries)
-            counted = table.active or (
-                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
-            )
+            counted = copies if _walked_by_qemu(table, cluster_size) else 0
             parts.append(offsets[used])
-            weights.append(np.full(len(used), int(counted), np.int64))
+            weights.append(np.full(len(used), counted, np.int64))
             actives.append(np.full(len(used), int(table.active), np.int64))
             indices.append(used if table.active else np.full(len(used), -1, np.int64))
         every = np.concatenate(parts) if parts else np.empty(0, np.uint64)
@@ -543,11 +592,18 @@ class _ImageReader(Reader):
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
         kind = header.compression_type or 0
         columns = batch.entries.shape[1]
+        # Each distinct payload of the batch is read once, and its records
+        # share one memo (CompressedCluster.once), however many entries name it.
+        payloads: dict[tuple[int, int], bytes] = {}
+        memo: dict[tuple[str, int, int], Any] = {}
         for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
             row, column = divmod(index, columns)
+            data = payloads.get((offset, length))
+            if data is None:
+                data = payloads[offset, length] = self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE))
             yield CompressedCluster(
                 batch.entry_offset(row, column), batch.entry_path(row, column), offset, length,
-                self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)), kind, header.cluster_size,
+                data, kind, header.cluster_size, memo,
             )  # fmt: skip
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:

@@ -11,12 +11,15 @@ that), no import of the reader.
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import numpy as np
 
 from qcow2lint import spec
+
+T = TypeVar("T")
 
 
 def _array(value: np.ndarray) -> np.ndarray:
@@ -577,6 +580,17 @@ class CompressedCluster:
     data: bytes
     compression_type: int
     cluster_size: int
+    #: Shared by the records of one L2 batch: what ``once`` computed.
+    _memo: dict[tuple[str, int, int], Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` for this payload, computed once per batch however
+        many L2 entries name the same (host_offset, length): a rule that
+        decompresses does it once per distinct payload."""
+        memo_key = (key, self.host_offset, self.length)
+        if memo_key not in self._memo:
+            self._memo[memo_key] = compute()
+        return self._memo[memo_key]  # type: ignore[no-any-return]
 
 
 # --- Refcounts (§1.7) --------------------------------------------------------
@@ -775,6 +789,8 @@ class StoredRefcounts:
         clusters = np.asarray(clusters, np.uint64)
         if self.readable is None and (not len(clusters) or int(clusters.max()) < len(self.counts)):
             return self.counts[clusters.view(np.int64)], np.ones(len(clusters), bool)
+        if not len(self.counts):  # no refcount block at all: every refcount reads 0
+            return np.zeros(len(clusters), self.counts.dtype), np.ones(len(clusters), bool)
         inside = clusters < np.uint64(len(self.counts))
         index = np.where(inside, clusters, 0).astype(np.intp)
         counts = np.where(inside, self.counts[index], 0)
@@ -865,10 +881,13 @@ class RefcountCheck:
         """Compared cluster indices where stored and computed differ, with
         both values (unreadable refcounts excluded); computed once."""
         if "mismatches" not in self._cache:
-            stored = self.stored.counts[: self.compared]
-            computed = self.computed[: self.compared]
+            # Past the shorter array both are 0 (the analysis pads them to the
+            # last cluster stored or referenced, see passes.refcounts).
+            span = min(self.compared, len(self.stored.counts), len(self.computed))
+            stored = self.stored.counts[:span]
+            computed = self.computed[:span]
             clusters = np.flatnonzero(stored != computed)
             if self.stored.readable is not None:
-                clusters = clusters[self.stored.readable_mask(self.compared)[clusters]]
+                clusters = clusters[self.stored.readable_mask(span)[clusters]]
             self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
         return self._cache["mismatches"]

@@ -19,6 +19,7 @@ from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapTable,
     ExtensionArea,
+    Extent,
     FeatureTable,
     Header,
     HeaderExtension,
@@ -311,18 +312,33 @@ OWNED_METADATA = frozenset(
 )
 
 
-def owned_clusters(refcounts: RefcountCheck, cluster_bits: int) -> np.ndarray:
-    """Sorted indices of the clusters of owned metadata (computed once)."""
-    cache = refcounts._cache
-    if "owned" not in cache:
-        found: set[int] = set()
-        for extent in refcounts.metadata:
-            if extent.kind in OWNED_METADATA and extent.length > 0:
-                first, last = extent.offset >> cluster_bits, (extent.offset + extent.length - 1) >> cluster_bits
-                found.update(range(first, min(last, refcounts.compared - 1) + 1))
-        cache["owned"] = np.array(sorted(found), np.int64)
-    owned: np.ndarray = cache["owned"]
-    return owned
+def owned_spans(refcounts: RefcountCheck, cluster_bits: int) -> list[tuple[Extent, int, int]]:
+    """Each owned metadata extent with its first and last compared cluster,
+    at most ``spec.MAX_MAPPED_EXTENT`` bytes of it: a longer table is one
+    QEMU refuses to load, flagged by its own rule."""
+    spans = []
+    for extent in refcounts.metadata:
+        if extent.kind in OWNED_METADATA and extent.length > 0:
+            first = extent.offset >> cluster_bits
+            end = extent.offset + min(extent.length, spec.MAX_MAPPED_EXTENT)
+            last = min((end - 1) >> cluster_bits, refcounts.compared - 1)
+            if first <= last:
+                spans.append((extent, first, last))
+    return spans
+
+
+def owned(refcounts: RefcountCheck, cluster_bits: int, clusters: np.ndarray) -> np.ndarray:
+    """Which of ``clusters`` (ascending) hold owned metadata."""
+    spans = owned_spans(refcounts, cluster_bits)
+    if not spans or not len(clusters):
+        return np.zeros(len(clusters), bool)
+    first, last = np.array([(first, last) for _, first, last in spans], np.int64).T
+    # +1 where a span starts among the clusters, -1 past where it ends.
+    depth = np.zeros(len(clusters) + 1, np.int64)
+    np.add.at(depth, np.searchsorted(clusters, first, "left"), 1)
+    np.add.at(depth, np.searchsorted(clusters, last, "right"), -1)
+    inside: np.ndarray = np.cumsum(depth[:-1]) > 0
+    return inside
 
 
 def runs(clusters: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -402,18 +418,20 @@ def mismatch_hits(
     hits = select(stored, computed)
     # A refcount other than 1 on owned metadata with its one reference is
     # metadata-refcount-gt-one's finding.
-    owned = owned_clusters(refcounts, ctx.header.cluster_bits)
-    if len(owned):
-        hits &= ~(np.isin(clusters, owned) & (computed == 1))
+    hits &= ~(owned(refcounts, ctx.header.cluster_bits, clusters) & (computed == 1))
     clusters, stored, computed = clusters[hits], stored[hits], computed[hits]
-    values = dict(zip(clusters.tolist(), zip(stored.tolist(), computed.tolist())))
+
+    def values(cluster: int) -> tuple[int, int]:  # clusters is ascending (flatnonzero)
+        at = int(np.searchsorted(clusters, cluster))
+        return int(stored[at]), int(computed[at])
+
     yield from refcount_hits(
         ctx, clusters,
-        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values[c][0]} "
-        f"but {values[c][1]} references",
+        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values(c)[0]} "
+        f"but {values(c)[1]} references",
         refs="missing" if len(stored) and bool((stored > computed).all()) else "extra",
         keys=(stored, computed),
-        run=lambda a, b: f"{cluster_span(ctx, a, b)} each have refcount {values[a][0]} but {values[a][1]} references",
+        run=lambda a, b: f"{cluster_span(ctx, a, b)} each have refcount {values(a)[0]} but {values(a)[1]} references",
     )  # fmt: skip
 
 

@@ -178,6 +178,11 @@ SNAPSHOT_FIELD_OFFSETS = field_offsets(SNAPSHOT_FORMAT, (
 SNAPSHOT_EXTRA_FIELD_OFFSETS = {"vm_state_size_large": SNAPSHOT_HEADER_SIZE, "disk_size": SNAPSHOT_HEADER_SIZE + 8}
 MAX_SNAPSHOTS = 65536
 MAX_SNAPSHOTS_SIZE = 1024 * 65536
+#: The longest structure judged cluster by cluster: QEMU's largest table
+#: (the snapshot table, MAX_SNAPSHOTS_SIZE; L1 tables, refcount tables and
+#: bitmap directories are smaller).  A longer extent is one QEMU refuses to
+#: load (its own rule says so); only its first 64 MiB are mapped and judged.
+MAX_MAPPED_EXTENT = MAX_SNAPSHOTS_SIZE
 MAX_SNAPSHOT_EXTRA_DATA = 1024
 #: A v3 snapshot entry needs vm_state_size_large and disk_size.
 MIN_V3_SNAPSHOT_EXTRA_DATA = 16

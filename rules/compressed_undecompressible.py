@@ -33,14 +33,19 @@ def _inflate(cluster: CompressedCluster) -> bytes:
     return zlib.decompressobj(-15).decompress(cluster.data, cluster.cluster_size)
 
 
-def check(cluster, ctx):
-    """Decompress the payload and compare its length with the cluster size."""
-    name = "zstd" if cluster.compression_type == spec.COMPRESSION_ZSTD else "deflate"
+def _problem(cluster: CompressedCluster) -> str | None:
     try:
         produced = len(_inflate(cluster))
-        problem = None if produced == cluster.cluster_size else f"gives {produced} bytes, not {cluster.cluster_size}"
+        return None if produced == cluster.cluster_size else f"gives {produced} bytes, not {cluster.cluster_size}"
     except Exception as exc:  # zlib.error, zstandard.ZstdError: the stream is broken
-        problem = f"fails: {exc}"
+        return f"fails: {exc}"
+
+
+def check(cluster, ctx):
+    """Decompress the payload and compare its length with the cluster size
+    (once per distinct payload of a batch)."""
+    name = "zstd" if cluster.compression_type == spec.COMPRESSION_ZSTD else "deflate"
+    problem = cluster.once(NAME, lambda: _problem(cluster))
     if problem:
         yield Problem(
             cluster.file_offset, cluster.path,

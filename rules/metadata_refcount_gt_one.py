@@ -11,37 +11,35 @@ wrong refcount on metadata lets QEMU free or reuse it.  Repair:
 `qemu-img check -r all`.
 """
 
+import numpy as np
+
 from qcow2lint.findings import Problem
 from qcow2lint.records import RefcountCheck
-from qcow2lint.rulekit import OWNED_METADATA
+from qcow2lint.rulekit import owned_spans, runs
 
 NAME = "metadata-refcount-gt-one"
 CODE = "Q1111"
 SEVERITY = "error"
 SCOPE = RefcountCheck
-OWNED = OWNED_METADATA
 
 
 def check(refcounts, ctx):
     """Flag each run of clusters of an owned structure whose stored refcount is not 1."""
     bits = ctx.header.cluster_bits
     counts = refcounts.stored.counts
-    for extent in refcounts.metadata:
-        if extent.kind not in OWNED:
-            continue
-        first, last = extent.offset >> bits, (extent.offset + extent.length - 1) >> bits
-        bad = [
-            (cluster, int(counts[cluster]) if cluster < len(counts) else 0)
-            for cluster in range(first, min(last, refcounts.compared - 1) + 1)
-        ]
-        bad = [(cluster, stored) for cluster, stored in bad if stored != 1]
-        at = 0
-        while at < len(bad):
-            start, stored = bad[at]
-            length = 1
-            while at + length < len(bad) and bad[at + length] == (start + length, stored):
-                length += 1
-            at += length
+    for extent, first, last in owned_spans(refcounts, bits):
+        inside = counts[first : last + 1]
+        bad = np.flatnonzero(inside != 1)
+        values = inside[bad]
+        spans = [(first + int(bad[s]), int(n), int(values[s])) for s, n in zip(*runs(bad, values), strict=True)]
+        beyond = first + len(inside)  # past the stored refcounts a cluster's refcount reads as 0
+        if beyond <= last:
+            if spans and spans[-1][2] == 0 and sum(spans[-1][:2]) == beyond:
+                start, length, _ = spans.pop()
+                spans.append((start, length + last - beyond + 1, 0))
+            else:
+                spans.append((beyond, last - beyond + 1, 0))
+        for start, length, stored in spans:
             where = f"cluster {start}" if length == 1 else f"clusters {start}..{start + length - 1} ({length} clusters)"
             yield Problem(
                 start << bits, extent.label,

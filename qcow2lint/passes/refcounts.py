@@ -30,7 +30,7 @@ import numpy as np
 from qcow2lint import predicates, spec
 from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.passes.extents import ExtentMap
-from qcow2lint.passes.stored import stored_refcounts
+from qcow2lint.passes.stored import cluster_count, stored_refcounts
 from qcow2lint.reader import ImageFile
 from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
 
@@ -106,6 +106,12 @@ class RefcountBuilder:
             self._exceed(Extent(kind, label, offset, length), count)
             return
         first, last = offset >> self.cluster_bits, (offset + length - 1) >> self.cluster_bits
+        if last >= len(self.computed):
+            self._grow(last + 1)
+        span = self.computed[first : last + 1]
+        if int(span.max()) + count <= self.refcount_max:  # the usual case: in place, no index array
+            np.add(span, count, out=span, casting="unsafe")
+            return
         self._add(np.arange(first, last + 1, dtype=np.int64), np.full(last - first + 1, count, np.int64))
 
     def _exceed(self, extent: Extent, count: int) -> None:
@@ -194,19 +200,81 @@ class RefcountBuilder:
                 continue
             yield table, "inactive-l1"
 
+    def _l1_groups(self) -> Iterator[tuple[L1Table, str, int]]:
+        """``_l1_walk`` with runs of snapshots that name one L1 table (one
+        shared array, see the reader) taken together: the table, its kind and
+        how many tables it stands for.  Only consecutive copies form a group
+        and only while no count can saturate, so that counting it once,
+        ``copies`` times, reports exactly what counting each in turn would;
+        a table or L2 table outside the file is never grouped."""
+        self._copies: dict[int, list[L1Table]] = {}
+        outside: dict[tuple[int, int], bool] = {}  # per distinct table
+
+        def key(table: L1Table) -> tuple[int, int]:
+            return id(table.entries), table.expected_entries
+
+        def groupable(table: L1Table) -> bool:
+            if table.active:
+                return False
+            if key(table) not in outside:
+                size = table.expected_entries * spec.L1_ENTRY_SIZE
+                offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
+                outside[key(table)] = bool(
+                    self._outside(np.array([table.file_offset], np.uint64), max(size, 1)).any()
+                    or self._outside(offsets, self.cluster_size).any()
+                )
+            return not outside[key(table)]
+
+        walk = list(self._l1_walk())
+        start = 0
+        while start < len(walk):
+            table, kind = walk[start]
+            end = start + 1
+            if groupable(table):
+                while end < len(walk) and walk[end][1] == kind and key(walk[end][0]) == key(table):
+                    end += 1
+            run = [member for member, _ in walk[start:end]]
+            together = min(len(run), self._unsaturated_copies(table)) if len(run) > 1 else 0
+            if together > 1:
+                self._copies[id(table)] = run[:together]
+                yield table, kind, together
+            else:
+                together = 0
+            for member in run[together:]:
+                yield member, kind, 1
+            start = end
+
+    def _unsaturated_copies(self, table: L1Table) -> int:
+        """How many copies of ``table`` can be counted at once with no
+        refcount passing the maximum (its own clusters and its L2 tables')."""
+        size = table.expected_entries * spec.L1_ENTRY_SIZE
+        first = table.file_offset >> self.cluster_bits
+        last = (table.file_offset + max(size, 1) - 1) >> self.cluster_bits
+        offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
+        clusters = np.concatenate([np.arange(first, last + 1, dtype=np.int64),
+                                   (offsets >> np.uint64(self.cluster_bits)).astype(np.int64)])  # fmt: skip
+        clusters = np.concatenate([clusters, clusters + 1])  # misaligned tables spill into the next cluster
+        _, repeats = np.unique(clusters, return_counts=True)
+        inside = clusters[clusters < len(self.computed)]
+        current = int(self.computed[inside].max(initial=0))
+        return max(0, (self.refcount_max - current) // int(repeats.max(initial=1)))
+
     def _metadata_pass(self) -> None:
         image, header = self.image, self.image.header
         self.region("header", "header", 0, self.cluster_size)
         self.extents.add("header", "header", 0, self.cluster_size)
         l2_tables: dict[str, list[np.ndarray]] = {"active-l2": [], "inactive-l2": []}
-        for table, kind in self._l1_walk():
+        for table, kind, copies in self._l1_groups():
             size = table.expected_entries * spec.L1_ENTRY_SIZE
-            self.region(kind, table.path, table.file_offset, size)
-            self.extents.add(kind, table.path, table.file_offset, size)
+            self.region(kind, table.path, table.file_offset, size, copies)
+            for copy in copies_of(table, copies, self._copies):
+                self.extents.add(kind, copy.path, copy.file_offset, size)
             offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
-            self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
+            self.corruptions += copies * (
+                len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
+            )
             l2_kind = "active-l2" if table.active else "inactive-l2"
-            self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.ones(len(offsets), np.int64))
+            self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.full(len(offsets), copies, np.int64))
             # An entry with flag bits and a zero offset makes QEMU's check
             # read cluster 0 as an L2 table: the table lands on the header.
             l2_tables[l2_kind].append(offsets)
@@ -241,7 +309,7 @@ class RefcountBuilder:
             offset = entry & spec.REFT_OFFSET_MASK
             if not entry & spec.REFT_RESERVED_MASK and not offset % self.cluster_size:
                 self.extents.add("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
-        self.extents.index(len(self.computed))
+        self.extents.index(cluster_count(image))
 
     def _bitmaps(self) -> None:
         """qcow2_check_bitmaps_refcounts: only for a bitmaps extension QEMU
@@ -425,16 +493,18 @@ class RefcountBuilder:
         compared = self.compared
         if len(self.computed) > compared and self.computed[compared:].any():
             compared = int(np.flatnonzero(self.computed)[-1]) + 1  # QEMU grows nb_clusters
-        if len(self.stored.counts) < compared:
-            missing = np.zeros(compared - len(self.stored.counts), self.stored.counts.dtype)
-            self.stored = attrs.evolve(self.stored, counts=np.concatenate([self.stored.counts, missing]))
-        stored = self.stored.counts[:compared]
-        computed = self.computed[:compared]
+        # Both arrays end at the last cluster that is stored or referenced
+        # (past it both are 0): only that span is compared element-wise.
+        span = min(compared, max(len(self.stored.counts), len(self.computed)))
+        self.stored = attrs.evolve(self.stored, counts=_padded(self.stored.counts, span))
+        self.computed = _padded(self.computed, span)
+        stored = self.stored.counts[:span]
+        computed = self.computed[:span]
         differ = np.flatnonzero(stored != computed)
         if self.stored.readable is not None:
-            readable = self.stored.readable_mask(compared)
+            readable = self.stored.readable_mask(span)
             differ = differ[readable[differ]]
-            self.check_errors += int(np.count_nonzero(~readable))
+            self.check_errors += int(np.count_nonzero(~self.stored.readable[:compared]))
         low = stored[differ] < computed[differ]
         self.corruptions += int(np.count_nonzero(low))
         leaks = len(differ) - int(np.count_nonzero(low))
@@ -465,14 +535,27 @@ class RefcountBuilder:
         )  # fmt: skip
 
 
+def copies_of(table: L1Table, copies: int, groups: dict[int, list[L1Table]]) -> list[L1Table]:
+    """The tables a group stands for (the table itself when alone)."""
+    return groups.get(id(table), [table]) if copies > 1 else [table]
+
+
+def _padded(values: np.ndarray, length: int) -> np.ndarray:
+    """``values`` with zeros appended up to ``length`` (itself when long enough)."""
+    if len(values) >= length:
+        return values
+    return np.concatenate([values, np.zeros(length - len(values), values.dtype)])
+
+
 def _last_nonzero(values: np.ndarray, readable: np.ndarray | None, chunk: int = 1 << 20) -> int:
     """Index of the last non-zero (readable) value, -1 if none; scans from
     the end in chunks so that no full-size temporary is made."""
     for end in range(len(values), 0, -chunk):
         start = max(0, end - chunk)
         mask = values[start:end] != 0
-        if readable is not None:
-            mask &= readable[start:end]
+        if readable is not None:  # readable may be shorter: past it all is readable
+            part = readable[start:end]
+            mask[: len(part)] &= part
         if mask.any():
             return start + int(np.flatnonzero(mask)[-1])
     return -1

@@ -34,11 +34,17 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     length = cluster_count(image)
     if length > MAX_CLUSTERS or image.refcount_table is None or header.refcount_order > spec.MAX_REFCOUNT_ORDER:
         return None
-    counts = np.zeros(length, refcount_dtype(header.refcount_order))
     per_block = header.cluster_size * 8 >> header.refcount_order
     offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
-    misaligned = np.flatnonzero(offsets & np.uint64(header.cluster_size - 1)).tolist()
-    readable = np.ones(length, bool) if misaligned else None
+    # The array ends with the last refcount block (clusters past it read as
+    # 0, see StoredRefcounts.of): a sparse file of terabytes with a few
+    # blocks costs what its blocks cover, not its apparent size.
+    misaligned_mask = (offsets & np.uint64(header.cluster_size - 1)) != 0
+    used = np.flatnonzero(((offsets != 0) & (offsets < np.uint64(image.file_size))) | misaligned_mask)
+    span = min(length, (int(used[-1]) + 1) * per_block) if len(used) else 0
+    counts = np.zeros(span, refcount_dtype(header.refcount_order))
+    misaligned = np.flatnonzero(misaligned_mask).tolist()
+    readable = np.ones(span, bool) if misaligned else None
     for index in misaligned:
         readable[index * per_block : (index + 1) * per_block] = False
     beyond: list[tuple[int, int]] = []

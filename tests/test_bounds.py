@@ -1,0 +1,241 @@
+"""Issue 9's cost model, enforced: what a hostile count or a sparse file may
+cost.  Behaviour and memory are asserted (memory through RLIMIT_AS in a
+subprocess), never timings."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import imagebuilder as ib
+import numpy as np
+import pytest
+
+from qcow2lint import spec
+from qcow2lint.config import load_config
+from qcow2lint.engine import lint_path
+from qcow2lint.reader import open_image
+from qcow2lint.registry import load_registry
+
+TIB = 1 << 40
+MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bounds") / "plain.qcow2"
+    ib.create(path, 64 << 20, {"cluster_size": 65536})
+    ib.write(path, 0, 65536, 0x11)
+    return path
+
+
+def _sparse_copy(source: Path, target: Path, size: int, patches: dict[int, tuple[str, int]] | None = None) -> Path:
+    data = bytearray(source.read_bytes())
+    for offset, (fmt, value) in (patches or {}).items():
+        struct.pack_into(fmt, data, offset, value)
+    target.write_bytes(data)
+    os.truncate(target, size)
+    return target
+
+
+def _check_peak_rss(path: Path) -> tuple[int, str, int]:
+    """Run `qcow2lint check --format json --statistics` in a child: exit
+    code, output and the child's own peak RSS in bytes (os.wait4)."""
+    with open(path.with_suffix(".out"), "w+") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "qcow2lint", "check", "--format", "json", "--statistics", str(path)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        out.seek(0)
+        return os.waitstatus_to_exitcode(status), out.read(), usage.ru_maxrss * 1024
+
+
+@pytest.mark.parametrize(
+    "name, patches, budget",
+    [
+        ("valid", {}, 150 * MB),
+        # QEMU's caps: a 32 MiB L1 table, an 8 MiB refcount table.
+        ("huge-l1-size", {36: (">I", 1 << 28)}, 300 * MB),
+        # The 8 MiB read holds the L1 table and a refcount block, whose
+        # offsets make reftable entries at high indices: the stored and the
+        # rebuilt refcounts then span the clusters those blocks cover (2
+        # bytes each) -- hundreds of MB for 10 TiB, not GBs.
+        ("huge-reftable", {56: (">I", 0xFFFFFFFF)}, 1000 * MB),
+    ],
+)
+def test_a_sparse_10_tib_file_costs_what_it_holds_not_its_apparent_size(
+    plain: Path, tmp_path: Path, name: str, patches: dict[int, tuple[str, int]], budget: int
+) -> None:
+    path = _sparse_copy(plain, tmp_path / f"{name}.qcow2", 10 * TIB, patches)
+    # 10 TiB of 64 KiB clusters is 160 M clusters: two bytes per cluster
+    # would pass these caps.
+    code, output, peak = _check_peak_rss(path)
+    assert code in (0, 1), output
+    assert "MemoryError" not in output
+    assert peak <= budget
+
+
+def test_the_analysis_arrays_end_with_the_last_block_or_reference(plain: Path, tmp_path: Path) -> None:
+    path = _sparse_copy(plain, tmp_path / "sparse.qcow2", 10 * TIB)
+    from qcow2lint.passes.refcounts import RefcountPass
+
+    with open_image(path) as image_file:
+        analysis = RefcountPass()
+        assert analysis.start(image_file)
+        for batch in image_file.l2_batches():
+            analysis.add(batch)
+        check = analysis.finish()
+    assert check.compared == 10 * TIB // 65536
+    assert len(check.computed) < 1 << 20 and len(check.stored.counts) < 1 << 20
+    assert check.stats["leaks"] == 0 and check.stats["corruptions"] == 0
+    assert len(check.mismatches()[0]) == 0
+
+
+def test_l1_and_refcount_tables_are_read_up_to_qemus_limits(plain: Path, tmp_path: Path) -> None:
+    path = _sparse_copy(plain, tmp_path / "caps.qcow2", 10 * TIB, {36: (">I", 1 << 28), 56: (">I", 1 << 20)})
+    with open_image(path) as image_file:
+        image = image_file.image
+        assert image.l1.expected_entries == 1 << 28
+        assert len(image.l1.entries) == spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
+        assert len(image.refcount_table.entries) == spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE
+
+
+def _names(path: Path, deep: bool = False) -> list[str]:
+    registry = load_registry()
+    config = load_config(registry, start=path.parent)
+    return [f.rule for f in lint_path(path, config, registry, deep=deep).findings]
+
+
+def test_nb_snapshots_over_qemus_limit_reads_no_entry(plain: Path, tmp_path: Path) -> None:
+    """QEMU stops at the count ("Snapshot table too large"): so does the
+    reader; snapshot_offset 0 would otherwise walk 65,536 entries of junk."""
+    path = tmp_path / "count.qcow2"
+    data = bytearray(plain.read_bytes())
+    struct.pack_into(">I", data, 60, 0x200000)  # nb_snapshots; snapshot_offset stays 0
+    path.write_bytes(data)
+    with open_image(path) as image_file:
+        assert image_file.image.snapshots is None
+        assert image_file.image.snapshot_l1_tables == ()
+    assert _names(path) == ["snapshot-count-too-large"]
+
+
+def test_snapshots_sharing_one_l1_table_read_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "snap.qcow2"
+    ib.create(path, 8 << 20, {"cluster_size": 65536})
+    ib.write(path, 0, 65536, 0x22)
+    subprocess.run(["qemu-img", "snapshot", "-c", "s", str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    offset = struct.unpack_from(">Q", data, 64)[0]
+    id_size, name_size = struct.unpack_from(">HH", data, offset + 12)
+    extra = struct.unpack_from(">I", data, offset + 36)[0]
+    size = spec.round_up(40 + extra + id_size + name_size, 8)
+    entry = bytes(data[offset : offset + size]).ljust(size, b"\0")
+    table = spec.round_up(len(data), 65536)
+    data += bytes(table - len(data)) + entry * 1000
+    struct.pack_into(">I", data, 60, 1000)
+    struct.pack_into(">Q", data, 64, table)
+    path.write_bytes(data)
+    with open_image(path) as image_file:
+        tables = image_file.image.snapshot_l1_tables
+        assert len(tables) == 1000
+        assert len({id(t.entries) for t in tables}) == 1  # one array, shared
+        assert not tables[0].entries.flags.writeable
+
+
+def test_deep_decompresses_each_distinct_payload_once_per_batch(tmp_path: Path, monkeypatch) -> None:
+    raw = tmp_path / "raw"
+    raw.write_bytes(os.urandom(512) * 128)
+    path = tmp_path / "packed.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & spec.L1E_OFFSET_MASK
+    first = bytes(data[l2 : l2 + 8])
+    data[l2 : l2 + 8 * 1000] = first * 1000  # 1000 entries name one payload
+    struct.pack_into(">Q", data, 24, 1000 * 65536)
+    path.write_bytes(data)
+
+    calls = []
+    real = zlib.decompressobj
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(zlib, "decompressobj", counting)
+    names = _names(path, deep=True)
+    assert "compressed-undecompressible" not in names
+    assert len(calls) == 1
+
+
+def test_a_broken_payload_is_still_reported_for_every_entry_that_names_it(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.write_bytes(os.urandom(512) * 128)
+    path = tmp_path / "broken.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & spec.L1E_OFFSET_MASK
+    entry = struct.unpack_from(">Q", data, l2)[0]
+    host = entry & ((1 << (62 - 8)) - 1)  # 64 KiB clusters: x = 62 - (16 - 8)
+    data[host : host + 16] = b"\xff" * 16  # not a deflate stream
+    data[l2 : l2 + 8 * 3] = data[l2 : l2 + 8] * 3
+    path.write_bytes(data)
+    assert _names(path, deep=True).count("compressed-undecompressible") == 3
+
+
+def _analysis(path: Path):
+    from qcow2lint.passes.refcounts import RefcountPass
+
+    with open_image(path) as image_file:
+        analysis = RefcountPass()
+        assert analysis.start(image_file)
+        for batch in image_file.l2_batches():
+            analysis.add(batch)
+        return analysis.finish()
+
+
+def _shared_l1_snapshots(tmp_path: Path, copies: int, refcount_bits: int) -> Path:
+    path = tmp_path / f"snap-{refcount_bits}.qcow2"
+    ib.create(path, 8 << 20, {"cluster_size": 65536})
+    ib.write(path, 0, 65536, 0x22)
+    subprocess.run(["qemu-img", "snapshot", "-c", "s", str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    offset = struct.unpack_from(">Q", data, 64)[0]
+    id_size, name_size = struct.unpack_from(">HH", data, offset + 12)
+    extra = struct.unpack_from(">I", data, offset + 36)[0]
+    size = spec.round_up(40 + extra + id_size + name_size, 8)
+    entry = bytes(data[offset : offset + size]).ljust(size, b"\0")
+    table = spec.round_up(len(data), 65536)
+    data += bytes(table - len(data)) + entry * copies
+    struct.pack_into(">I", data, 60, copies)
+    struct.pack_into(">Q", data, 64, table)
+    # qemu-img cannot snapshot with narrow refcounts: the width is patched
+    # (the stored blocks then decode as junk, which does not matter here).
+    struct.pack_into(">I", data, 96, refcount_bits.bit_length() - 1)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("refcount_bits", [1, 4, 16])
+def test_counting_shared_snapshot_l1_tables_together_changes_no_figure(
+    tmp_path: Path, monkeypatch, refcount_bits: int
+) -> None:
+    """Copies of one L1 table counted at once give exactly the counts,
+    overflow events and figures of counting them one by one (with 1- and
+    4-bit refcounts the counts saturate)."""
+    from qcow2lint.passes.refcounts import RefcountBuilder
+
+    path = _shared_l1_snapshots(tmp_path, 40, refcount_bits)
+    grouped = _analysis(path)
+    monkeypatch.setattr(RefcountBuilder, "_unsaturated_copies", lambda self, table: 0)
+    alone = _analysis(path)
+    assert grouped.stats == alone.stats
+    assert grouped.overflows == alone.overflows and grouped.overflow_count == alone.overflow_count
+    assert np.array_equal(grouped.computed, alone.computed)
+    assert grouped.overlaps == alone.overlaps and grouped.overlap_count == alone.overlap_count
