@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import format_findings, lint_json
+from harness import format_findings, lint_json
 from test_rules import REQUIRED_RULES
 
 KIB = 1024

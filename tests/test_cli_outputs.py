@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import cli_argv, run_cli
+from harness import cli_argv, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ import consistency_builders as cb
 import imagebuilder as ib
 import test_rules_consistency as consistency
 from baseimages import BASES
-from conftest import TESTS_DIR, ImageCache, run_cli
+from harness import TESTS_DIR, Bases, run_cli
 
 #: The statistics the issue names, in qemu-img check's JSON spelling.
 KEYS = (
@@ -78,7 +78,7 @@ class Case:
 class Env:
     """What case builders share: the session's base images and caches."""
 
-    shared: ImageCache
+    shared: Bases
     root: Path
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -315,7 +315,7 @@ def _lint(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+def outcomes(base_images: Bases, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     """Build every case, then run qcow2lint (once) and qemu-img check (each)."""
     root = tmp_path_factory.mktemp("differential")
     env = Env(base_images, root)

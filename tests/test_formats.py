@@ -29,7 +29,7 @@ import pytest
 
 import imagebuilder as ib
 from baseimages import PATCH_GUEST_OFFSET
-from conftest import TESTS_DIR
+from harness import TESTS_DIR
 from qcow2lint.config import load_config
 from qcow2lint.engine import ImageReport, lint_path
 from qcow2lint.findings import Finding, Severity

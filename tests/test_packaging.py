@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from harness import REPO_ROOT
 from qcow2lint import __version__
 
 

@@ -20,7 +20,7 @@ import imagebuilder as ib
 import pytest
 import yaml
 from baseimages import PATCH_L1_INDEX
-from conftest import REPO_ROOT, ImageCache
+from harness import REPO_ROOT, Bases
 
 NETWORK_SIGNS = (
     "Failed to establish a new connection",
@@ -82,7 +82,7 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_try_repo_on_a_clean_and_a_broken_image(
-    pre_commit: list[str], hook_repo: Path, base_images: ImageCache, tmp_path: Path,
+    pre_commit: list[str], hook_repo: Path, base_images: Bases, tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:  # fmt: skip
     project = tmp_path / "project"

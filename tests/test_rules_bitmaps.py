@@ -34,7 +34,7 @@ import pytest
 
 import imagebuilder as ib
 from baseimages import BITMAP_TABLE_INDEX, CLUSTER
-from conftest import ImageCache, format_findings, lint_json, rules_fired, write_config
+from harness import Bases, format_findings, lint_json, rules_fired, write_config
 
 MIB = 1 << 20
 AUTOCLEAR_BITMAPS = 1
@@ -77,7 +77,7 @@ LOCAL_BASES: dict[str, Callable[[Path], None]] = {"bitmaps-tail": _build_tail}
 class Bases:
     """The shared base images (conftest) plus this file's own."""
 
-    def __init__(self, shared: ImageCache, root: Path) -> None:
+    def __init__(self, shared: Bases, root: Path) -> None:
         self.shared, self.root = shared, root
 
     def path(self, name: str) -> Path:
@@ -95,7 +95,7 @@ class Bases:
 
 
 @pytest.fixture(scope="module")
-def bases(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> Bases:
+def bases(base_images: Bases, tmp_path_factory: pytest.TempPathFactory) -> Bases:
     """Every base this file patches."""
     return Bases(base_images, tmp_path_factory.mktemp("bitmap-bases"))
 

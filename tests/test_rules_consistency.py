@@ -40,7 +40,7 @@ import pytest
 import consistency_builders as cb
 import imagebuilder as ib
 from baseimages import BASES, PATCH_GUEST_OFFSET, PATCH_L1_INDEX, PATCH_L2_INDEX
-from conftest import ImageCache, format_findings, lint_json, rules_fired, write_config
+from harness import Bases, format_findings, lint_json, rules_fired, write_config
 
 COPIED = ib.OFLAG_COPIED
 MISALIGN = 0x200
@@ -649,7 +649,7 @@ FIRST_ROW_PER_RULE = _first_row_per_rule(ROWS)
 class Bases:
     """The shared bases (conftest) and this file's own (consistency_builders)."""
 
-    def __init__(self, shared: ImageCache, local: cb.LocalImages) -> None:
+    def __init__(self, shared: Bases, local: cb.LocalImages) -> None:
         self.shared, self.local = shared, local
 
     def path(self, name: str) -> Path:
@@ -677,7 +677,7 @@ def build_row(row: Row, bases: Bases, directory: Path) -> tuple[Path, Target]:
 
 
 @pytest.fixture(scope="module")
-def bases(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> Bases:
+def bases(base_images: Bases, tmp_path_factory: pytest.TempPathFactory) -> Bases:
     """Every base this file patches."""
     return Bases(base_images, cb.LocalImages(tmp_path_factory.mktemp("consistency-bases")))
 

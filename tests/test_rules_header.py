@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import ImageCache, Report, format_findings, lint_json, rules_fired, write_config
+from harness import Bases, Report, format_findings, lint_json, rules_fired, write_config
 from qcow2lint.reader import open_image
 from qcow2lint.registry import load_registry
 
@@ -85,7 +85,7 @@ RULES: dict[str, tuple[str, str, str]] = {
 class HeaderBases:
     """Clean qemu-img images this file needs besides conftest's v3 and v2."""
 
-    def __init__(self, root: Path, shared: ImageCache) -> None:
+    def __init__(self, root: Path, shared: Bases) -> None:
         self.root = root
         self.shared = shared
         self._built: dict[str, Path] = {}
@@ -563,7 +563,7 @@ class Linted:
 
 
 @pytest.fixture(scope="session")
-def header_bases(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> HeaderBases:
+def header_bases(base_images: Bases, tmp_path_factory: pytest.TempPathFactory) -> HeaderBases:
     """The clean bases of this file."""
     return HeaderBases(tmp_path_factory.mktemp("header-bases"), base_images)
 
@@ -700,7 +700,7 @@ def test_qemu_agrees(row: Row, linted: Linted, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_many_header_defects_in_one_image(base_images: ImageCache, tmp_path: Path) -> None:
+def test_many_header_defects_in_one_image(base_images: Bases, tmp_path: Path) -> None:
     """Unknown compression type, unaligned header_length, a duplicate extension
     and the corrupt bit: QEMU refuses at the first, qcow2lint reports them all."""
     path = base_images.copy("v3", tmp_path)
