@@ -28,7 +28,7 @@ from harness import (
     run_cli,
     write_config,
 )
-from test_rules import REQUIRED_RULES, ROWS
+from rows_basic import REQUIRED_RULES, ROWS
 
 SEVERITY_OF = {row.rule: row.severity for row in ROWS}
 

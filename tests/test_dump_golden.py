@@ -3,7 +3,7 @@
 1. Every example in ``tests/data/dump-examples`` (real images with the exact
    output of QEMU's ``qcow2.py``): gunzipped, made read-only, dumped in text
    and JSON; stdout must equal the expected file byte for byte, exit 0, empty
-   stderr. The dump runs without CAP_DAC_OVERRIDE (see conftest), so a
+   stderr. The dump runs without CAP_DAC_OVERRIDE (see harness.run_cli), so a
    read-write open of the 0444 file would fail even though the tests run as
    root.
 

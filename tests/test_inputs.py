@@ -298,12 +298,25 @@ def test_progress_on_a_terminal_only(base_images: Bases, tmp_path: Path, tty_env
     assert b"checking" not in stderr
 
 
-def test_no_progress_for_quick_images(base_images: Bases, tmp_path: Path, tty_env: dict[str, str]) -> None:
+def test_no_progress_before_the_delay(base_images: Bases, tmp_path: Path, tty_env: dict[str, str]) -> None:
+    """On a terminal, nothing is drawn for an image checked within the delay
+    (an hour here, so the outcome does not depend on the machine's speed)."""
     image = base_images.copy("v3", tmp_path)
-    env = dict(tty_env)
-    env.pop("QCOW2LINT_PROGRESS_DELAY")
-    code, _, stderr = _run_with_tty_stderr(["check", str(image)], env)
+    code, _, stderr = _run_with_tty_stderr(["check", str(image)], dict(tty_env, QCOW2LINT_PROGRESS_DELAY="3600"))
     assert code == 0 and stderr == b""
+
+
+def test_the_progress_delay_defaults_to_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without QCOW2LINT_PROGRESS_DELAY an image gets a line after 1 s; the
+    variable sets the delay, a bad value keeps the default."""
+    from qcow2lint.progress import Progress
+
+    monkeypatch.delenv("QCOW2LINT_PROGRESS_DELAY", raising=False)
+    assert Progress(1).delay == 1.0
+    monkeypatch.setenv("QCOW2LINT_PROGRESS_DELAY", "2.5")
+    assert Progress(1).delay == 2.5
+    monkeypatch.setenv("QCOW2LINT_PROGRESS_DELAY", "soon")
+    assert Progress(1).delay == 1.0
 
 
 def test_progress_does_not_import_rich_unless_drawn() -> None:
@@ -311,7 +324,7 @@ def test_progress_does_not_import_rich_unless_drawn() -> None:
         """
         import sys
         from qcow2lint.progress import Progress
-        p = Progress(1, delay=5)
+        p = Progress(1, delay=3600)
         with p.waiting(0, "x"):
             pass
         assert "rich" not in sys.modules, "rich imported"

@@ -27,15 +27,16 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from harness import TESTS_DIR, network_available
+from harness import TESTS_DIR, pypi_host, require_host
 
 PLUGIN_PROJECT = TESTS_DIR / "plugin_example"
 
 
 def _unpacked(site: Path) -> None:
     """Lay the example out as an installed distribution: package + dist-info."""
-    project = tomllib.loads((PLUGIN_PROJECT / "pyproject.toml").read_text())["project"]
-    for package in tomllib.loads((PLUGIN_PROJECT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
+    pyproject = tomllib.loads((PLUGIN_PROJECT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    for package in pyproject["tool"]["setuptools"]["packages"]:
         shutil.copytree(PLUGIN_PROJECT / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
     info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     info.mkdir()
@@ -49,7 +50,7 @@ def _unpacked(site: Path) -> None:
 
 def _pip(site: Path) -> None:
     """``pip install --target`` of the example project (needs the package index)."""
-    network_available("pypi.org")
+    require_host(pypi_host())
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(PLUGIN_PROJECT)],
         capture_output=True, text=True, cwd=site,
