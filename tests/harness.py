@@ -9,7 +9,7 @@
   says about it, :class:`QemuExpect`).  The tables of rows live in the
   non-test modules ``rows_*.py``; every ``test_rules*.py`` runs its table
   through the same assertion helpers here, and test_differential.py runs
-  every table (:data:`ALL_TABLES`).
+  every table (its ``TABLES``).
 * **Images.**  :class:`Bases` builds every named clean base once per session
   (the recipes of baseimages.py, snapshot_builders.py and
   consistency_builders.py, by name); :class:`RowImages` builds each row's

@@ -49,7 +49,7 @@ import rows_consistency
 import rows_header
 import rows_placement
 import rows_snapshots
-from harness import Bases, Row, RowImages, lint
+from harness import Row, RowImages, lint
 
 #: The statistics the issue names, in qemu-img check's JSON spelling.
 KEYS = (

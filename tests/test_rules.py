@@ -37,7 +37,6 @@ from harness import (
     assert_qemu_agrees,
     assert_quiet_on_clean_base,
     assert_row_fires,
-    disable,
     first_row_per_rule,
     format_findings,
     lint,

@@ -12,7 +12,6 @@ so.  The rows run in-process (harness.lint).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +38,6 @@ from harness import (
     row_id,
 )
 from rows_bitmaps import (
-    AUTO,
     EXTRA_DATA_COMPATIBLE,
     IN_USE,
     MY_RULES,
