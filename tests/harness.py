@@ -22,6 +22,7 @@ Nothing here imports a test module.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -240,7 +241,9 @@ def registry() -> Any:
 
 @functools.cache
 def _config_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="qcow2lint-test-configs-"))
+    path = Path(tempfile.mkdtemp(prefix="qcow2lint-test-configs-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 @functools.cache
