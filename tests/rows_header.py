@@ -253,6 +253,7 @@ def patch_duplicate_backing_format(img: ib.Qcow2Image) -> Target:
 def patch_no_end_marker(img: ib.Qcow2Image) -> Target:
     """The end marker dropped: the backing file name follows the last extension."""
     area = rewrite_area(img, extension_list(img), marker=False)
+    assert area.name is not None, "the base must have a backing file name"
     return Target((area.name,), re.escape("extensions"))
 
 
