@@ -1,6 +1,7 @@
 """Rule tests for encryption (catalogue §2.4) and table placement (§2.5).
 
-Table-driven like tests/test_rules.py: each row patches a real qemu-img
+Table-driven like tests/test_rules.py (the rows are in rows_placement.py, run
+in-process through harness.lint): each row patches a real qemu-img
 image to have exactly one defect. For every rule, (a) the patched image
 fires it once with the catalogue's severity at the patched field, (b) the
 clean base does not fire it, (c) ``rules: {NAME: disable}`` silences it.

@@ -1,6 +1,7 @@
 """Rule tests for internal snapshots (catalogue §2.13).
 
-Table-driven like tests/test_rules.py: each row patches a real qemu-img
+Table-driven like tests/test_rules.py (the rows are in rows_snapshots.py, run
+in-process through harness.lint): each row patches a real qemu-img
 image (snapshots made with `qemu-img snapshot -c`, v2 and v3) to have
 exactly one defect. VM state cannot be saved offline, so vm_state_size is
 patched in. For every rule, (a) the patched image fires it once with the
