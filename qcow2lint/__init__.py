@@ -22,6 +22,12 @@ upwards), a configuration file, or a :class:`qcow2lint.config.Config`::
         print(finding.code, finding.rule, finding.severity, hex(finding.offset), finding.location, finding.message)
 
     strict = qcow2lint.lint("disk.qcow2", config="ci/qcow2lint.yaml")
+
+Judge an upload before anything else opens it (see docs/untrusted.md)::
+
+    report = qcow2lint.lint("upload.qcow2", preset="untrusted")
+    if not report.passed:
+        reasons = [f"{f.rule}: {f.message}" for f in report.findings if f.severity >= qcow2lint.Severity.ERROR]
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ def lint(
     path: str | os.PathLike[str],
     config: Config | str | os.PathLike[str] | None = None,
     *,
+    preset: str | None = None,
     deep: bool = False,
     statistics: bool = False,
 ) -> Report:
@@ -106,14 +113,17 @@ def lint(
     ``config`` is None (discover ``.qcow2lint.yaml`` / ``qcow2lint.yaml`` /
     ``pyproject.toml`` from the working directory upwards, else the
     defaults), the path of a configuration file, or a
-    :class:`qcow2lint.config.Config`.  ``deep`` also decompresses every
+    :class:`qcow2lint.config.Config`.  ``preset`` (``default``, ``strict``,
+    ``untrusted``) starts from a built-in preset instead of discovering a
+    file; a ``config`` path then applies on top of it.  ``deep`` also decompresses every
     compressed cluster; ``statistics`` fills ``report.stats`` with qemu-img
     check's figures.  ``per-file-ignores`` of the configuration apply.
 
     The report (:class:`qcow2lint.engine.ImageReport`) has ``findings``
     (sorted by offset, each with ``rule``, ``code``, ``severity``,
-    ``offset``, ``location`` and ``message``), ``counts()`` per severity and
-    ``stats``.
+    ``offset``, ``location`` and ``message``), ``counts()`` per severity,
+    ``stats``, and the verdict: ``passed`` (no error-level finding) or
+    ``ok(fail_level)``.
 
     Raises :class:`qcow2lint.reader.ImageError` when the file cannot be read
     at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
@@ -129,7 +139,12 @@ def lint(
     from qcow2lint.runner import lint_image
 
     registry = _registry()
-    settings = config if isinstance(config, Config) else load_config(registry, config)
+    if isinstance(config, Config):
+        if preset is not None:
+            raise ValueError("give a preset or a Config, not both")
+        settings = config
+    else:
+        settings = load_config(registry, config, preset=preset)
     report = lint_image(os.fspath(path), settings, registry, statistics, deep)
     if report.error is not None:
         raise ImageError(report.error)

@@ -19,8 +19,8 @@ import typer
 from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
 from qcow2lint.findings import Severity
-from qcow2lint.reader import ImageError
 from qcow2lint.registry import Registry, RegistryError, load_registry
+from qcow2lint.text import exception_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -95,6 +95,13 @@ def check(
         Path | None,
         typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+            "discovered, a --config file applies on top.", show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     fail_level: Annotated[
         Level, typer.Option("--fail-level", help="Exit 1 when a finding has this severity or worse.")
@@ -141,7 +148,7 @@ def check(
 
     registry = _registry()
     try:
-        settings = load_config(registry, config)
+        settings = load_config(registry, config, preset=preset)
         accept = BaselineFilter(read_baseline(baseline), source=str(baseline)) if baseline else None
     except (ConfigError, BaselineError) as exc:
         _fail(str(exc))
@@ -156,7 +163,7 @@ def check(
     from qcow2lint import progress
 
     waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) else None
-    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump)
+    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump, preset)
     outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
@@ -238,8 +245,12 @@ def dump_command(
     as_json: Annotated[bool, typer.Option("--json", "-j", help="JSON, like qcow2.py -j.")] = False,
 ) -> None:
     """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
+    from qcow2lint.inputs import MISSING, Unmatched
+    from qcow2lint.reader import ImageError
     from qcow2lint.report.dump import build_dump
 
+    if not os.path.lexists(image):  # worded as ``check`` words it
+        _fail(str(Unmatched(str(image), MISSING)))
     try:
         result = build_dump(str(image), as_json)
     except ImageError as exc:
@@ -256,13 +267,20 @@ def config_command(
         Path | None,
         typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+            "discovered, a --config file applies on top.", show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the effective configuration and where each value came from."""
     from qcow2lint.config import render_config
 
     registry = _registry()
     try:
-        settings = load_config(registry, config)
+        settings = load_config(registry, config, preset=preset)
     except ConfigError as exc:
         _fail(str(exc))
     typer.echo(render_config(settings, registry), nl=False)
@@ -321,6 +339,9 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)
+    except MemoryError as exc:  # a limit, not a bug: say so, never an empty message
+        typer.echo(f"qcow2lint: error: {exception_text(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:  # last line of defence: one line, not a traceback
-        typer.echo(f"qcow2lint: internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+        typer.echo(f"qcow2lint: internal error: {exception_text(exc)} (please report this)", err=True)
         sys.exit(EXIT_ERROR)

@@ -36,6 +36,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +48,7 @@ import attrs
 
 from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry
+from qcow2lint.text import one_line
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
@@ -54,6 +57,16 @@ DEFAULT_MAX_FINDINGS = 100
 TOP_LEVEL_KEYS = ("extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores")
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
+#: A configuration file larger than this is refused (the reference
+#: configuration of every rule is about 40 KiB).
+MAX_CONFIG_BYTES = 1 << 20
+#: YAML nodes a configuration may hold, counting every alias as the whole
+#: subtree it repeats: a "billion laughs" document is refused while it is
+#: being composed, before anything expands it.
+MAX_YAML_NODES = 50_000
+#: How error messages quote values: short, whatever their size.
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 5, 5, 3
 
 
 class ConfigError(Exception):
@@ -99,7 +112,8 @@ class Config:
     sources: Mapping[str, str] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     #: The files applied, base first (``preset default``, ..., the file itself).
     chain: tuple[str, ...] = ()
-    #: How the configuration file was found: ``--config``, ``discovered`` or ``none``.
+    #: How the configuration file was found: ``--config``, ``--preset``
+    #: (a preset alone, nothing discovered), ``discovered`` or ``none``.
     found_by: str = "none"
 
     def enabled(self) -> list[str]:
@@ -231,16 +245,46 @@ def discover(start: Path | None = None) -> Path | None:
     return None
 
 
+def _quote(value: Any) -> str:
+    """A configuration value for an error message: its repr, shortened
+    without expanding it whole (a YAML alias bomb has a huge repr), on one
+    escaped line."""
+    return one_line(_REPR.repr(value), 100)
+
+
 def _suggest(key: str, choices: list[str]) -> str:
+    if len(key) > 100:  # difflib is quadratic; nobody mistypes 100 characters
+        return ""
     close = difflib.get_close_matches(key, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _read_text(path: Path) -> str:
+def _check_regular(path: Path) -> None:
+    """Refuse what cannot be a configuration file: a directory, a device, a
+    FIFO (reading one would wait for a writer), a socket."""
     try:
-        return path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path}: is a directory, not a configuration file")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: is not a regular file (a device, FIFO or socket), not a configuration file")
+
+
+def _read_text(path: Path) -> str:
+    _check_regular(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the configuration is larger than {MAX_CONFIG_BYTES >> 20} MiB; refused")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the configuration is not UTF-8 text") from None
 
@@ -275,7 +319,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
     text = _read_text(path)
     try:
-        data = yaml.safe_load(text)
+        loader = _bounded_loader(yaml)(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -286,6 +336,36 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping, not {type(data).__name__}")
     return data
+
+
+def _bounded_loader(yaml: Any) -> type:
+    """A SafeLoader that counts the nodes of the document as it composes
+    them, every alias weighing as much as the subtree it names, and stops
+    past MAX_YAML_NODES (issue 9: a billion-laughs configuration hung)."""
+
+    class BoundedLoader(yaml.SafeLoader):  # type: ignore[name-defined, misc]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.weights: dict[int, int] = {}
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            node = super().compose_node(parent, index)
+            if id(node) in self.weights:  # an alias: the anchored node again
+                weight = self.weights[id(node)]
+            elif isinstance(node, yaml.SequenceNode):
+                weight = 1 + sum(self.weights.get(id(child), 1) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                weight = 1 + sum(self.weights.get(id(k), 1) + self.weights.get(id(v), 1) for k, v in node.value)
+            else:
+                weight = 1
+            self.weights[id(node)] = weight
+            if weight > MAX_YAML_NODES:
+                raise yaml.YAMLError(
+                    f"the document expands to more than {MAX_YAML_NODES} nodes (aliases repeat whole subtrees); refused"
+                )
+            return node
+
+    return BoundedLoader
 
 
 def _label(path: Path) -> str:
@@ -328,7 +408,7 @@ class _Loader:
         label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                raise ConfigError(f"{where}: unknown key {key!r}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
+                raise ConfigError(f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
         if "extends" in data:
             base = data["extends"]
             if not isinstance(base, str):
@@ -336,20 +416,20 @@ class _Loader:
             base_path = preset_path(base) or (path.parent / base)
             if not base_path.is_file():
                 raise ConfigError(
-                    f"{where}: 'extends: {base}' is neither a preset ({', '.join(presets())}) nor a file"
+                    f"{where}: 'extends: {one_line(base, 100)}' is neither a preset ({', '.join(presets())}) nor a file"
                 )
             self.apply_file(base_path, (*seen, resolved))
         self.chain.append(label)
         if "max-findings-per-rule" in data:
             value = data["max-findings-per-rule"]
             if type(value) is not int or value < 0:
-                raise ConfigError(f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {value!r}")
+                raise ConfigError(f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {_quote(value)}")
             self.max_findings = value
             self.sources["max-findings-per-rule"] = label
         if "warnings-are-errors" in data:
             value = data["warnings-are-errors"]
             if not isinstance(value, bool):
-                raise ConfigError(f"{where}: 'warnings-are-errors' must be true or false, got {value!r}")
+                raise ConfigError(f"{where}: 'warnings-are-errors' must be true or false, got {_quote(value)}")
             self.warnings_are_errors = value
             self.sources["warnings-are-errors"] = label
         rules = data.get("rules") or {}
@@ -370,19 +450,19 @@ class _Loader:
         base = None if label.startswith("preset ") else str(path.parent)
         for pattern, rules in value.items():
             if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{where}: per-file-ignores: a pattern must be a non-empty string, got {pattern!r}")
+                raise ConfigError(f"{where}: per-file-ignores: a pattern must be a non-empty string, got {_quote(pattern)}")
             if isinstance(rules, str):
                 rules = [rules]
             if not isinstance(rules, list):
                 raise ConfigError(
-                    f"{where}: per-file-ignores {pattern!r}: expected a list of rule names or codes, got {rules!r}"
+                    f"{where}: per-file-ignores {_quote(pattern)}: expected a list of rule names or codes, got {_quote(rules)}"
                 )
             resolved: list[str] = []
             for item in rules:
                 rule = self.registry.get(str(item)) if isinstance(item, str) else None
                 if rule is None:
                     raise ConfigError(
-                        f"{where}: per-file-ignores {pattern!r}: unknown rule {item!r}{_suggest(str(item), names)}"
+                        f"{where}: per-file-ignores {_quote(pattern)}: unknown rule {_quote(item)}{_suggest(str(item), names)}"
                     )
                 if rule.name not in resolved:
                     resolved.append(rule.name)
@@ -395,30 +475,32 @@ class _Loader:
         rule = self.registry.get(key)
         if rule is None:
             names = [r.name for r in self.registry]
-            raise ConfigError(f"{where_file}: unknown rule {key!r}{_suggest(key, names)}")
+            raise ConfigError(f"{where_file}: unknown rule {_quote(key)}{_suggest(key, names)}")
         current = self.settings[rule.name]
         where = f"{where_file}: rule {rule.name!r}"
         if value in ("enable", "disable"):
             self.settings[rule.name] = attrs.evolve(current, enabled=value == "enable")
             return rule.name
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected enable, disable or a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected enable, disable or a mapping, got {_quote(value)}")
         enabled, severity, options = True, current.severity, dict(current.options)
         for option, setting in value.items():
             if option == "level":
                 try:
-                    severity = Severity.parse(str(setting))
-                except ValueError as exc:
-                    raise ConfigError(f"{where}: {exc}") from None
+                    if not isinstance(setting, str):
+                        raise ValueError
+                    severity = Severity.parse(setting)
+                except ValueError:
+                    raise ConfigError(f"{where}: unknown level {_quote(setting)} (use error, warning or info)") from None
             elif option == "enabled":
                 if not isinstance(setting, bool):
-                    raise ConfigError(f"{where}: 'enabled' must be true or false, got {setting!r}")
+                    raise ConfigError(f"{where}: 'enabled' must be true or false, got {_quote(setting)}")
                 enabled = setting
             elif option in rule.options:
                 options[option] = _check_type(where, option, setting, rule.options[option])
             else:
                 known = ["level", "enabled", *rule.options]
-                raise ConfigError(f"{where}: unknown option {option!r}{_suggest(str(option), known)}")
+                raise ConfigError(f"{where}: unknown option {_quote(option)}{_suggest(str(option), known)}")
         self.settings[rule.name] = RuleSettings(enabled, severity, options)
         return rule.name
 
@@ -446,18 +528,31 @@ def _check_type(where: str, option: str, value: Any, default: Any) -> Any:
     ok = type(value) is expected or (expected is float and type(value) is int)
     if not ok:
         raise ConfigError(
-            f"{where}: option {option!r} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+            f"{where}: option {_quote(option)} must be {expected.__name__}, got {type(value).__name__} {_quote(value)}"
         )
     return value
 
 
-def load_config(registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None) -> Config:
-    """The effective configuration: ``path``, else a discovered file, else defaults."""
+def load_config(
+    registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None,
+    preset: str | None = None,
+) -> Config:
+    """The effective configuration: ``path``, else a discovered file, else defaults.
+
+    With ``preset`` (``--preset NAME``) the built-in preset is the base and
+    nothing is discovered: only ``path``, when given, applies on top of it.
+    """
     loader = _Loader(registry)
+    if preset is not None:
+        known = presets()
+        if preset not in known:
+            raise ConfigError(f"unknown preset {preset!r} (known presets: {', '.join(known)})")
+        loader.apply_file(PRESETS_DIR / f"{preset}.yaml")
+        if path is None:
+            return loader.result(f"preset {preset}", "--preset")
     if path is not None:
         config_path: Path | None = Path(path)
-        if not config_path.is_file():
-            raise ConfigError(f"{config_path}: no such configuration file")
+        _check_regular(config_path)
         found_by = "--config"
     else:
         config_path = discover(start)
@@ -474,7 +569,9 @@ def render_config(config: Config, registry: Registry) -> str:
     if config.found_by == "none":
         header = "# no configuration file found; built-in defaults"
     else:
-        how = "given with --config" if config.found_by == "--config" else "found from the working directory upwards"
+        how = {
+            "--config": "given with --config", "--preset": "given with --preset",
+        }.get(config.found_by, "found from the working directory upwards")  # fmt: skip
         header = f"# configuration: {config.source} ({how})"
     lines = ["# qcow2lint effective configuration", header]
     if config.chain:
@@ -516,7 +613,7 @@ def reference_config(registry: Registry) -> str:
     options, itself a valid configuration equal to the defaults."""
     lines = [
         "# qcow2lint reference configuration: every rule, its default level and options.",
-        "# Regenerate with: qcow2lint rules --reference-config > config.yaml",
+        "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
         "extends: default",
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",

@@ -21,6 +21,7 @@ from qcow2lint.config import Config
 from qcow2lint.findings import Finding, Omitted, Severity
 from qcow2lint.reader import ImageError, open_image
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
+from qcow2lint.text import exception_text
 
 
 class ImageFacts:
@@ -95,6 +96,18 @@ class ImageReport:
     #: ``qemu-img check --output=json`` figures, when the analysis ran.
     stats: dict[str, int] | None = None
 
+    def ok(self, fail_level: Severity | str = Severity.ERROR) -> bool:
+        """The verdict: True when the image was read and no finding has
+        ``fail_level`` (a Severity or ``error``/``warning``/``info``) or worse,
+        as the command line's exit code 0."""
+        threshold = fail_level if isinstance(fail_level, Severity) else Severity.parse(fail_level)
+        return self.error is None and not any(f.severity >= threshold for f in self.findings)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict at the default fail level: no error-level finding."""
+        return self.ok()
+
     def counts(self) -> dict[str, int]:
         """Findings per severity."""
         counts = {str(s): 0 for s in sorted(Severity, reverse=True)}
@@ -103,7 +116,7 @@ class ImageReport:
         return counts
 
 
-def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder | None) -> Iterator[object]:
+def _records(image: records.Image, scopes: set[str], builder: RefcountBuilder | None) -> Iterator[object]:
     """Every record of the image whose type some enabled rule inspects."""
     yield image
     # Header rules judge a qcow2 header; a file that is not one (bad magic,
@@ -130,10 +143,10 @@ def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder |
         yield from image.snapshots.entries
     # The big tables are streamed, and only read when someone wants them;
     # the whole-image analysis is fed by the same pass over the L2 tables.
-    if records.RefcountBlock in scopes:
+    if "RefcountBlock" in scopes:
         yield from image.refcount_blocks()
-    deep = records.CompressedCluster in scopes
-    if builder is not None or deep or records.L2Tables in scopes:
+    deep = "CompressedCluster" in scopes
+    if builder is not None or deep or "L2Tables" in scopes:
         for batch in image.l2_batches():
             yield batch
             if deep:
@@ -143,12 +156,12 @@ def _records(image: records.Image, scopes: set[type], builder: RefcountBuilder |
                     builder.add_batch(batch)
                 except Exception as exc:  # never lose the rule findings to the analysis
                     builder = None
-                    yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
+                    yield AnalysisFailed(exception_text(exc))
     if builder is not None:
         try:
             check = builder.finish()
         except Exception as exc:
-            yield AnalysisFailed(f"{type(exc).__name__}: {exc}")
+            yield AnalysisFailed(exception_text(exc))
         else:
             yield check
 
@@ -179,9 +192,9 @@ def run_rules(
     """
     rules = [
         rule for rule in registry
-        if config.rules[rule.name].enabled and (deep or rule.scope is not records.CompressedCluster)
+        if config.rules[rule.name].enabled and (deep or rule.scope != "CompressedCluster")
     ]  # fmt: skip
-    by_scope: dict[type, list[Rule]] = defaultdict(list)
+    by_scope: dict[str, list[Rule]] = defaultdict(list)
     for rule in rules:
         by_scope[rule.scope].append(rule)
     cap = config.max_findings_per_rule or float("inf")
@@ -193,11 +206,11 @@ def run_rules(
     facts = ImageFacts(image)
     builder = None
     try:
-        if image.readable and (RefcountCheck in by_scope or stats is not None):
+        if image.readable and ("RefcountCheck" in by_scope or stats is not None):
             stored = facts.stored_refcounts()
             builder = RefcountBuilder(image, stored) if stored is not None else None
     except Exception as exc:
-        findings.append(_analysis_failed(f"{type(exc).__name__}: {exc}"))
+        findings.append(_analysis_failed(exception_text(exc)))
 
     for record in _records(image, set(by_scope), builder):
         if isinstance(record, AnalysisFailed):
@@ -205,7 +218,7 @@ def run_rules(
             continue
         if isinstance(record, RefcountCheck) and stats is not None:
             stats.update(record.stats)
-        for rule in by_scope.get(type(record), ()):
+        for rule in by_scope.get(type(record).__name__, ()):
             if rule.name in crashed:
                 continue
             settings = config.rules[rule.name]
@@ -229,7 +242,7 @@ def run_rules(
                 findings.append(
                     Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, offset, where,
                             f"rule {rule.name} ({rule.origin}) crashed on {where}: "
-                            f"{type(exc).__name__}: {exc}; its other findings for this image are skipped")
+                            f"{exception_text(exc)}; its other findings for this image are skipped")
                 )  # fmt: skip
 
     for rule in rules:

@@ -44,6 +44,8 @@ IMAGE_SUFFIXES = (".qcow2",)
 SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn"})
 #: The first line of every Git LFS pointer file.
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+#: Why a command-line path names nothing (``check`` and ``dump`` alike).
+MISSING = "no such file or directory"
 #: Git LFS pointer files are small; anything larger is not one.
 LFS_POINTER_MAX_SIZE = 1024
 
@@ -163,7 +165,7 @@ def _expand_one(argument: str) -> list[str] | Unmatched:
             else:
                 files.append(match)
         return files or Unmatched(argument, "matches no file")
-    return Unmatched(argument, "no such file or directory")
+    return Unmatched(argument, MISSING)
 
 
 def expand(arguments: Iterable[str | os.PathLike[str]]) -> list[str | Unmatched]:

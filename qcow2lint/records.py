@@ -34,9 +34,11 @@ def _table() -> Any:
 
 def _label(raw: bytes, limit: int = 64) -> str:
     """A printable form of a name or id from the image, for paths and
-    messages: non-ASCII bytes escaped, at most ``limit`` bytes shown."""
-    shown = raw[:limit].decode("ascii", "backslashreplace")
-    return shown + (f"...(+{len(raw) - limit} bytes)" if len(raw) > limit else "")
+    messages: non-ASCII bytes and control characters escaped, at most
+    ``limit`` bytes shown (:func:`qcow2lint.text.label`)."""
+    from qcow2lint.text import label
+
+    return label(raw, limit)
 
 
 @attrs.frozen

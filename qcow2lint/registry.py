@@ -1,14 +1,29 @@
-"""Finds rules through the ``qcow2lint.rules`` entry-point group.
+"""Finds rules: the built-in rule package and third-party plugins.
 
-Built-in rules and third-party plugins come through the same door: each
-entry point names a module (or any object) that carries a rule's identity
-constants and a ``check(record, ctx)`` generator.  Discovery, loading and
-validation are separate steps so that each failure names its plugin.
+A rule is a module that carries its identity constants (``NAME``, ``CODE``,
+``SEVERITY``, ``SCOPE``, optional ``OPTIONS``), its documentation (the
+module docstring) and a ``check(record, ctx)`` generator.  Two doors:
+
+- A rule *package* (entry-point group ``qcow2lint.rule_packages``; the
+  built-in rules in ``rules/``, installed as ``qcow2lint_rules``, are one):
+  every ``*.py`` in the package whose name does not start with ``_`` is a
+  rule, named after its file.  These modules are *read*, not imported: the
+  identity constants must be literals, read with :mod:`ast`, and ``SCOPE``
+  names a record class.  The module is imported the first time its
+  ``check`` runs, so listing rules imports neither numpy nor any rule.
+  What was read is cached per file, keyed by (path, mtime_ns, size).
+- A rule *plugin* (entry-point group ``qcow2lint.rules``): one entry point
+  per rule, whose name is the rule's NAME; it is imported and validated.
+
+Discovery, reading and validation are separate steps so that each failure
+names its plugin or file.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
@@ -16,23 +31,18 @@ from typing import Any
 
 import attrs
 
-from qcow2lint import records
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Severity
 
 GROUP = "qcow2lint.rules"
-#: The record types a rule may inspect: the engine hands it every record of
-#: its SCOPE in the image.
-SCOPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        records.Image, records.Header, records.ExtensionArea, records.HeaderExtension, records.BitmapsExtension,
-        records.EncryptionArea,
-        records.BitmapDirectoryEntry, records.BitmapTable, records.L1Table, records.L2Tables,
-        records.RefcountTable, records.RefcountBlock, records.SnapshotTable, records.SnapshotEntry,
-        records.ReadProblem, records.CompressedCluster, RefcountCheck,
-    )  # fmt: skip
-}
+PACKAGE_GROUP = "qcow2lint.rule_packages"
+#: The record types a rule may inspect, by class name: the engine hands a
+#: rule every record of its SCOPE in the image.  (Names, so that listing the
+#: rules imports neither the records nor the analysis.)
+SCOPES: tuple[str, ...] = (
+    "Image", "Header", "ExtensionArea", "HeaderExtension", "BitmapsExtension", "EncryptionArea",
+    "BitmapDirectoryEntry", "BitmapTable", "L1Table", "L2Tables", "RefcountTable", "RefcountBlock",
+    "SnapshotTable", "SnapshotEntry", "ReadProblem", "CompressedCluster", "RefcountCheck",
+)  # fmt: skip
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CODE_PATTERN = re.compile(r"^[A-Z]+[0-9]{3,5}$")
 #: The engine's own pseudo-rule for a rule that crashed.
@@ -46,12 +56,12 @@ class RegistryError(Exception):
 
 @attrs.frozen
 class Rule:
-    """A loaded, validated rule."""
+    """A validated rule.  ``scope`` is the name of the record class it judges."""
 
     name: str
     code: str
     severity: Severity
-    scope: type
+    scope: str
     check: Callable[..., Iterable[Any]] = attrs.field(eq=False)
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     doc: str = ""
@@ -92,32 +102,254 @@ def load(entry: EntryPoint) -> Rule:
     return validate(target, entry.name, origin)
 
 
+def _check_identity(
+    fail: Callable[[str], RegistryError], name: Any, expected: str, code: Any, severity: Any, options: Any
+) -> Severity:
+    """The contract's checks shared by both doors; returns the parsed severity."""
+    if name != expected or not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise fail(f"NAME must be the entry point's name in kebab-case, got {name!r}")
+    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+        raise fail(f"CODE must look like 'Q0101', got {code!r}")
+    try:
+        parsed = Severity.parse(severity)
+    except (ValueError, AttributeError) as exc:
+        raise fail(f"SEVERITY: {exc}") from None
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) and k != "level" for k in options):
+        raise fail("OPTIONS must map option names (not 'level') to defaults")
+    return parsed
+
+
 def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
-    """Check that ``target`` follows the rule contract and wrap it."""
+    """Check that ``target`` (an imported plugin) follows the rule contract and wrap it."""
 
     def fail(problem: str) -> RegistryError:
         return RegistryError(f"rule plugin {entry_name!r} from {origin}: {problem}")
 
-    name = getattr(target, "NAME", None)
-    if name != entry_name or not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise fail(f"NAME must be the entry point's name in kebab-case, got {name!r}")
-    code = getattr(target, "CODE", None)
-    if not isinstance(code, str) or not CODE_PATTERN.match(code):
-        raise fail(f"CODE must look like 'Q0101', got {code!r}")
-    try:
-        severity = Severity.parse(getattr(target, "SEVERITY", ""))
-    except (ValueError, AttributeError) as exc:
-        raise fail(f"SEVERITY: {exc}") from None
+    options = getattr(target, "OPTIONS", {})
+    severity = _check_identity(
+        fail, getattr(target, "NAME", None), entry_name, getattr(target, "CODE", None),
+        getattr(target, "SEVERITY", ""), options,
+    )  # fmt: skip
     scope = getattr(target, "SCOPE", None)
-    if scope not in SCOPES.values():
+    if not isinstance(scope, type) or scope.__name__ not in SCOPES or not scope.__module__.startswith("qcow2lint."):
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     check = getattr(target, "check", None)
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
-    options = getattr(target, "OPTIONS", {})
-    if not isinstance(options, Mapping) or not all(isinstance(k, str) and k != "level" for k in options):
-        raise fail("OPTIONS must map option names (not 'level') to defaults")
-    return Rule(name, code, severity, scope, check, options, getattr(target, "__doc__", "") or "", origin)
+    doc = getattr(target, "__doc__", "") or ""
+    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin)
+
+
+# ---------------------------------------------------------------------------
+# Rule packages: modules read with ast, imported on first use
+
+
+class LazyCheck:
+    """A rule module's ``check``, imported the first time it is called."""
+
+    __slots__ = ("module", "path", "_check")
+
+    def __init__(self, module: str, path: str) -> None:
+        self.module = module
+        self.path = path
+        self._check: Callable[..., Iterable[Any]] | None = None
+
+    def load(self) -> Callable[..., Iterable[Any]]:
+        """Import the module (once) and return its ``check``."""
+        if self._check is None:
+            import importlib
+
+            try:
+                check = getattr(importlib.import_module(self.module), "check", None)
+            except Exception as exc:
+                raise RegistryError(f"rule file {self.path} failed to import: {exc!r}") from None
+            if not callable(check):
+                raise RegistryError(f"rule file {self.path}: check is not a function")
+            self._check = check
+        return self._check
+
+    def __call__(self, record: Any, ctx: Any) -> Iterable[Any]:
+        return self.load()(record, ctx)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LazyCheck, (self.module, self.path))
+
+    def __repr__(self) -> str:
+        return f"LazyCheck({self.module!r})"
+
+
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS")
+
+
+def read_rule_file(path: str) -> dict[str, Any]:
+    """A rule module's identity, read from its source without importing it.
+
+    Returns ``doc`` (the docstring, or None), the literals NAME, CODE,
+    SEVERITY and OPTIONS (when assigned), ``SCOPE`` (the name of the class
+    it is bound to) and ``check`` (whether the module binds that name).
+    Raises RegistryError naming the file when a constant is not a literal.
+    """
+    import ast
+
+    with open(path, "rb") as file:
+        source = file.read()
+    try:
+        tree = ast.parse(source, path)
+    except (SyntaxError, ValueError) as exc:
+        raise RegistryError(f"rule file {path} cannot be parsed: {exc}") from None
+    imported: dict[str, str] = {}  # local name -> the imported name
+    values: dict[str, ast.expr] = {}
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                imported[alias.asname or alias.name] = alias.name
+                bound.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    values[target.id] = node.value
+                    bound.add(target.id)
+    meta: dict[str, Any] = {"doc": ast.get_docstring(tree, clean=False), "check": "check" in bound}
+    for key in _LITERALS:
+        if key in values:
+            try:
+                meta[key] = ast.literal_eval(values[key])
+            except ValueError:
+                raise RegistryError(
+                    f"rule file {path}: {key} must be a literal (it is read without importing the module), "
+                    f"got {ast.unparse(values[key])}"
+                ) from None
+    scope = values.get("SCOPE")
+    if isinstance(scope, ast.Name):
+        meta["SCOPE"] = imported.get(scope.id, scope.id)
+    elif isinstance(scope, ast.Attribute):
+        meta["SCOPE"] = scope.attr
+    elif scope is not None:
+        meta["SCOPE"] = ast.unparse(scope)
+    return meta
+
+
+_CACHE_VERSION = 1
+
+
+def _cache_file(directory: str) -> str | None:
+    import zlib
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return None
+    key = zlib.crc32(os.path.abspath(directory).encode("utf-8", "surrogateescape"))
+    return os.path.join(base, "qcow2lint", f"rules-{key:08x}.{sys.implementation.cache_tag}.marshal")
+
+
+def _read_cache(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import marshal
+
+    try:
+        with open(path, "rb") as file:
+            data = marshal.load(file)
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or not isinstance(data.get("files"), dict):
+        return {}
+    return data["files"]
+
+
+def _write_cache(path: str | None, files: dict[str, Any]) -> None:
+    if path is None:
+        return
+    import marshal
+
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as file:
+            marshal.dump({"version": _CACHE_VERSION, "files": files}, file)
+        os.replace(temporary, path)
+    except (OSError, ValueError):  # a cache that cannot be written is no cache
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+def read_package(directory: str, use_cache: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """``(module stem, read_rule_file(...))`` for every rule file in ``directory``."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".py") and not n.startswith("_"))
+    except OSError as exc:
+        raise RegistryError(f"rule package {directory} cannot be listed: {exc}") from None
+    cache_path = _cache_file(directory) if use_cache else None
+    cached = _read_cache(cache_path)
+    fresh: dict[str, Any] = {}
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            status = os.stat(path)
+        except OSError as exc:
+            raise RegistryError(f"rule file {path} cannot be read: {exc}") from None
+        key = [status.st_mtime_ns, status.st_size]
+        entry = cached.get(name)
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == key and isinstance(entry[2], dict):
+            meta = entry[2]
+        else:
+            meta = read_rule_file(path)
+        fresh[name] = [*key, meta]
+        found.append((name[:-3], meta))
+    if use_cache and fresh != cached:
+        _write_cache(cache_path, fresh)
+    return found
+
+
+def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) -> Rule:
+    """Validate what :func:`read_rule_file` read and wrap it as a rule."""
+    expected = os.path.basename(path).removesuffix(".py").replace("_", "-")
+
+    def fail(problem: str) -> RegistryError:
+        return RegistryError(f"rule file {path}: {problem}")
+
+    options = meta.get("OPTIONS", {})
+    name = meta.get("NAME")
+    if name != expected:
+        raise fail(f"NAME must be the file's name in kebab-case ({expected!r}), got {name!r}")
+    severity = _check_identity(fail, name, expected, meta.get("CODE"), meta.get("SEVERITY", ""), options)
+    scope = meta.get("SCOPE")
+    if scope not in SCOPES:
+        raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if not meta.get("check"):
+        raise fail("it has no check(record, ctx) function")
+    return Rule(name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin)
+
+
+def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:
+    """Every rule of the rule package an entry point names, without importing it."""
+    import importlib.util
+
+    package = entry.value
+    dist = _dist_name(entry)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError) as exc:
+        spec, problem = None, repr(exc)
+    else:
+        problem = "not found"
+    if spec is None or not spec.submodule_search_locations:
+        raise RegistryError(f"rule package {entry.name!r} = {package!r} from {dist or '?'}: {problem}")
+    rules = []
+    for directory in spec.submodule_search_locations:
+        for stem, meta in read_package(directory, use_cache):
+            module = f"{package}.{stem}"
+            origin = module + (f" ({dist})" if dist else "")
+            rules.append(from_source(meta, module, os.path.join(directory, f"{stem}.py"), origin))
+    return rules
 
 
 @attrs.frozen
@@ -140,9 +372,14 @@ class Registry:
         return None
 
 
-def load_registry(group: str = GROUP) -> Registry:
-    """Load and validate every rule; names and codes must be unique."""
-    rules = [load(entry) for entry in discover(group)]
+def load_registry(group: str = GROUP, package_group: str = PACKAGE_GROUP) -> Registry:
+    """Read every rule package, load every plugin, and validate them all;
+    names and codes must be unique."""
+    everything = entry_points()
+    rules = []
+    for entry in sorted(everything.select(group=package_group), key=lambda ep: ep.name):
+        rules += load_package(entry)
+    rules += [load(entry) for entry in sorted(everything.select(group=group), key=lambda ep: ep.name)]
     seen: dict[str, Rule] = {}
     for rule in rules:
         for key in (rule.name, rule.code):

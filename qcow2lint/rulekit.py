@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from qcow2lint import spec
+from qcow2lint import spec, text
 from qcow2lint.findings import Omitted, Problem
 from qcow2lint.records import L2Tables
 
@@ -90,7 +90,7 @@ def unknown_feature_bits(ctx: object, field: str, feature_type: int, known_mask:
     names = []
     for bit in spec.set_bits(unknown):
         name = table.payload.name_of(feature_type, bit) if table is not None else None
-        names.append(f"bit {bit}" + (f" ({name!r})" if name else ""))
+        names.append(f"bit {bit}" + (f" ('{name}')" if name else ""))
     yield Problem(
         header.field_offset(field), f"header.{field}",
         f"{field} {value:#x} has bits QEMU does not know: {', '.join(names)} (known mask {known_mask:#x})",
@@ -159,9 +159,9 @@ def blank_snapshot_tail(table: object) -> int:
 
 
 def shown(raw: bytes, limit: int = 64) -> str:
-    """A name or id from the image for a message: escaped, and cut short."""
-    text = raw[:limit].decode("ascii", "backslashreplace")
-    return repr(text + ("..." if len(raw) > limit else ""))
+    """A name or id from the image for a message: quoted, escaped, and cut
+    short (:func:`qcow2lint.text.shown`)."""
+    return text.shown(raw, limit)
 
 
 # --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------
@@ -320,3 +320,53 @@ def mismatch_hits(
         lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values[c][0]} "  # type: ignore[attr-defined]
         f"but {values[c][1]} references",
     )
+
+
+# --- external references (the untrusted preset) --------------------------------
+
+
+def qemu_name(raw: bytes) -> bytes:
+    """A file name from the image as QEMU uses it: a C string, so it ends at
+    the first NUL byte."""
+    return raw.split(b"\0", 1)[0]
+
+
+def protocol_prefix(name: bytes) -> bytes | None:
+    """The protocol a file name selects, the way QEMU's path_has_protocol()
+    decides it on POSIX hosts: a ':' before any '/' makes everything before
+    the colon a protocol (``json``, ``nbd``, ``file``, ``http``, ... or an
+    unknown one QEMU refuses); None for a plain path."""
+    for byte in name:
+        if byte == 0x2F:  # '/'
+            return None
+        if byte == 0x3A:  # ':'
+            return name[: name.index(b":")]
+    return None
+
+
+def name_hazards(name: bytes) -> list[str]:
+    """What makes a backing or data file name from an untrusted image reach
+    outside the image's directory, judged on the string alone (nothing is
+    opened, stat'ed or resolved)."""
+    protocol = protocol_prefix(name)
+    if protocol is not None:
+        if protocol == b"json":
+            return ["uses the json: pseudo-protocol (QEMU reads the rest as block driver options)"]
+        return [f"uses the protocol prefix {shown(protocol + b':')} (QEMU opens it with that protocol driver)"]
+    hazards = []
+    parts = [part for part in name.split(b"/") if part not in (b"", b".")]
+    if name.startswith(b"/"):
+        normal: list[bytes] = []
+        for part in parts:
+            if part == b"..":
+                if normal:
+                    normal.pop()
+            else:
+                normal.append(part)
+        if len(normal) > 1 and normal[0] == b"dev":
+            hazards.append("names a device under /dev")
+        else:
+            hazards.append("is an absolute path")
+    if b".." in parts:
+        hazards.append("has a '..' component (it can climb out of the image's directory)")
+    return hazards

@@ -38,6 +38,8 @@ class Job:
     want_stats: bool = False
     deep: bool = False
     dump: bool = False
+    #: The ``--preset`` argument: the base configuration, no discovery.
+    preset: str | None = None
 
 
 @attrs.frozen
@@ -62,7 +64,7 @@ def init_worker(job: Job, registry: Any = None, config: Any = None) -> None:
     if config is None:
         from qcow2lint.config import load_config
 
-        config = load_config(registry, job.config)
+        config = load_config(registry, job.config, preset=job.preset)
     _STATE = (registry, config, job)
 
 
@@ -95,7 +97,11 @@ def check_one(path: str) -> Outcome:
         report = lint_image(path, config, registry, job.want_stats, job.deep)
         return Outcome(report, dump_text, dump_error)
     except Exception as exc:  # noqa: BLE001 -- one image's crash must not stop the run
-        return Outcome(ImageReport(path, error=f"{path}: internal error while checking: {type(exc).__name__}: {exc}"))
+        from qcow2lint.text import exception_text
+
+        if isinstance(exc, MemoryError):  # a limit, not a bug
+            return Outcome(ImageReport(path, error=f"{path}: {exception_text(exc)} while checking this image"))
+        return Outcome(ImageReport(path, error=f"{path}: internal error while checking: {exception_text(exc)}"))
 
 
 def _crashed(path: str, exitcode: int | None) -> Outcome:
@@ -196,7 +202,9 @@ def _run_parallel(paths: Sequence[str], job: Job, jobs: int, waiting: Waiting) -
                         if not future.done() or future.cancelled() or future.exception() is not None:
                             futures[later] = pool.submit(check_one, paths[later])
                 except Exception as exc:  # noqa: BLE001 -- e.g. an unpicklable result
-                    outcome = Outcome(ImageReport(path, error=f"{path}: internal error: {type(exc).__name__}: {exc}"))
+                    from qcow2lint.text import exception_text
+
+                    outcome = Outcome(ImageReport(path, error=f"{path}: internal error: {exception_text(exc)}"))
             yield outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

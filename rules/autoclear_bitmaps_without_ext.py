@@ -1,9 +1,8 @@
 """Autoclear bit 0 (bitmaps) is set but there is no bitmaps extension.
 
-Autoclear feature bit 0 says the bitmaps extension is consistent; setting
-it without a bitmaps extension (0x23852875) "is an error" (spec,
-"autoclear_features"; catalogue §2.2, §2.14, §4 item 4).  v3 only: a v2
-header has no autoclear field.
+Autoclear feature bit 0 says the bitmaps extension is consistent; setting it
+without a bitmaps extension (0x23852875) "is an error" (spec, "Header",
+autoclear_features).  v3 only: a v2 header has no autoclear field.
 
 QEMU: `qemu-img check` is silent, but QEMU 7.2 then treats the bitmap
 directory as the empty range at offset 0, which its overlap check sees as

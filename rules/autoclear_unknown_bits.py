@@ -1,8 +1,8 @@
 """The header sets autoclear feature bits QEMU does not know.
 
-A writer must clear the autoclear bits it does not know (spec,
-"autoclear_features"; catalogue §2.2).  QEMU knows bit 0 (bitmaps extension
-consistent) and bit 1 (raw external data).
+A writer must clear the autoclear bits it does not know (spec, "Header",
+autoclear_features).  QEMU knows bit 0 (bitmaps extension consistent) and
+bit 1 (raw external data).
 
 QEMU: clears unknown bits on the next read-write open; a read-only check is
 silent.  Repair: any read-write open by QEMU, e.g. `qemu-img amend`.

@@ -1,9 +1,9 @@
 """The backing file format name is 16 bytes or longer.
 
 The backing file format extension holds a format name such as "qcow2" or
-"raw" (spec, "Backing file format name"; catalogue §2.3).  QEMU keeps it
-in a 16-byte buffer with a terminating NUL, so it accepts at most 15
-bytes; no QEMU format name is longer.
+"raw" (spec, "Header extensions", Backing file format name string).  QEMU
+keeps it in a 16-byte buffer with a terminating NUL, so it accepts at most
+15 bytes; no QEMU format name is longer.
 
 QEMU: refuses to open the image ("ERROR: ext_backing_format: len=N too
 large (>=16)").  Repair: qemu-img cannot open the image, so fix the
@@ -13,6 +13,7 @@ extension by hand: the real format name (e.g. "qcow2") and its length.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import HeaderExtension
+from qcow2lint.rulekit import shown
 
 NAME = "backing-format-too-long"
 CODE = "Q0306"
@@ -25,8 +26,7 @@ QEMU_BUFFER = 16
 def check(ext, ctx):
     """Flag a backing format extension of 16 bytes or more."""
     if ext.magic == spec.EXT_BACKING_FORMAT and ext.length >= QEMU_BUFFER:
-        name = ext.payload.name[:64].decode("ascii", "backslashreplace")
         yield Problem(
             ext.file_offset + 4, f"{ext.path}.length",
-            f"backing format name '{name}' is {ext.length} bytes long; QEMU accepts at most {QEMU_BUFFER - 1}",
+            f"backing format name {shown(ext.payload.name)} is {ext.length} bytes long; QEMU accepts at most {QEMU_BUFFER - 1}",
         )  # fmt: skip

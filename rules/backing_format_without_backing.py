@@ -1,7 +1,7 @@
 """A backing file format is given, but the image has no backing file.
 
 The backing file format extension names the format of the backing file
-(spec, "Backing file format name"; catalogue §2.3); with
+(spec, "Header extensions", Backing file format name string); with
 backing_file_offset 0 there is no backing file for it to describe.  The
 backing file was most likely dropped by editing only the header.
 
@@ -14,6 +14,7 @@ without it.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import HeaderExtension
+from qcow2lint.rulekit import shown
 
 NAME = "backing-format-without-backing"
 CODE = "Q0307"
@@ -24,8 +25,7 @@ SCOPE = HeaderExtension
 def check(ext, ctx):
     """Flag a backing format extension when backing_file_offset is 0."""
     if ext.magic == spec.EXT_BACKING_FORMAT and ctx.header.backing_file_offset == 0:
-        name = ext.payload.name[:64].decode("ascii", "backslashreplace")
         yield Problem(
             ext.file_offset, ext.path,
-            f"backing format '{name}' is given, but backing_file_offset is 0 (no backing file)",
+            f"backing format {shown(ext.payload.name)} is given, but backing_file_offset is 0 (no backing file)",
         )  # fmt: skip

@@ -1,8 +1,8 @@
 """The image has a backing file offset but an empty backing file name.
 
-backing_file_offset not 0 says the image has a backing file, whose name
-is backing_file_size bytes long (spec, "backing_file_offset"; catalogue
-§2.3).  A size of 0 names no file.
+backing_file_offset not 0 says the image has a backing file, whose name is
+backing_file_size bytes long (spec, "Header", backing_file_offset).  A size
+of 0 names no file.
 
 QEMU: treats the image as having no backing file (tested: `qemu-img info`
 shows none) and still ends the extension walk at backing_file_offset.

@@ -1,14 +1,14 @@
 """The backing file name overlaps the header or the header extensions.
 
-The backing file name must be stored after the end of the header
-extension area, end marker included (spec, "Header extensions": the space
-between the end of the extensions and the end of cluster 0; catalogue
-§2.3).  It overlaps when backing_file_offset is below the start of the
-extension area (header_length, 72 for version 2) or below the end of the
-extensions as they lie in the file: after the end marker, or after the
-last extension's padded data when there is no marker.  A name that starts
-right after the last extension without an end marker does not overlap
-anything; ext-no-end-marker reports the missing marker.
+The backing file name must be stored after the end of the header extension
+area, end marker included (spec, "Header extensions": the space between the
+end of the extensions and the end of cluster 0).  It overlaps when
+backing_file_offset is below the start of the extension area (header_length,
+72 for version 2) or below the end of the extensions as they lie in the
+file: after the end marker, or after the last extension's padded data when
+there is no marker.  A name that starts right after the last extension
+without an end marker does not overlap anything; ext-no-end-marker reports
+the missing marker.
 
 QEMU: only checks that the offset is inside cluster 0.  It ends the
 extension walk at backing_file_offset, so an extension or end marker that

@@ -1,10 +1,10 @@
 """The backing file name is longer than 1023 bytes or leaves cluster 0.
 
-backing_file_size must not exceed 1023, and the name must end inside
-cluster 0 (spec, "backing_file_size"; catalogue §1.1, §2.3).  Only judged
-when the image has a backing file (backing_file_offset not 0) whose offset
-is inside cluster 0 (backing-offset-out-of-cluster reports the others) and
-cluster_bits is in QEMU's range.
+backing_file_size must not exceed 1023, and the name must end inside cluster
+0 (spec, "Header", backing_file_size).  Only judged when the image has a
+backing file (backing_file_offset not 0) whose offset is inside cluster 0
+(backing-offset-out-of-cluster reports the others) and cluster_bits is in
+QEMU's range.
 
 QEMU: refuses to open the image ("Backing file name too long").  Repair:
 restore the real name length by hand; if the name is lost,

@@ -1,9 +1,9 @@
 """The backing file name offset lies past the end of cluster 0.
 
 The backing file name is stored in cluster 0, after the header extensions
-(spec, "backing_file_offset"; catalogue §1.1, §2.3), so
-backing_file_offset cannot exceed the cluster size.  Not judged when
-cluster_bits itself is outside QEMU's range.
+(spec, "Header", backing_file_offset), so backing_file_offset cannot exceed
+the cluster size.  Not judged when cluster_bits itself is outside QEMU's
+range.
 
 QEMU: refuses to open the image ("Invalid backing file offset").  Repair:
 point backing_file_offset back at the name by hand, or, if the name is

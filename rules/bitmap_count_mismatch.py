@@ -1,12 +1,12 @@
 """The bitmap directory holds a different number of entries than nb_bitmaps.
 
 The bitmap directory must hold exactly nb_bitmaps entries (spec, "Bitmaps
-extension"; catalogue §1.9, §2.14).  Counted are the entries that lie
-wholly inside bitmap_directory_size, as QEMU counts them.  Not judged when
-nb_bitmaps is 0 or above 65535, or the directory size is 0 or too large
+extension").  Counted are the entries that lie wholly inside
+bitmap_directory_size, as QEMU counts them.  Not judged when nb_bitmaps is 0
+or above 65535, or the directory size is 0 or too large
 (bitmaps-ext-zero-bitmaps, bitmaps-ext-too-many, bitmap-dir-size-zero,
-bitmap-dir-too-large), or the directory lies past the end of the file.
-An entry that crosses the end of the directory is also reported by
+bitmap-dir-too-large), or the directory lies past the end of the file.  An
+entry that crosses the end of the directory is also reported by
 bitmap-dir-size-mismatch.
 
 QEMU: refuses to open the image ("More bitmaps found than specified in

@@ -1,10 +1,10 @@
 """A bitmap table entry points at a data cluster past the end of the file.
 
 The data cluster a serialized bitmap table entry points to must be inside
-the image file (catalogue §2.14, §2.15).  As in QEMU's check, a cluster
-that starts inside the file and is cut short by its end is tolerated.  A
-table larger than QEMU's limits is not judged: its entries are mostly
-whatever follows the table in the file (bitmap-table-size-too-large).
+the image file (spec, "Bitmap table").  As in QEMU's check, a cluster that
+starts inside the file and is cut short by its end is tolerated.  A table
+larger than QEMU's limits is not judged: its entries are mostly whatever
+follows the table in the file (bitmap-table-size-too-large).
 
 QEMU: reads zeros for the missing cluster, so it opens the image, but
 `qemu-img check` counts a corruption ("ERROR: counting reference for

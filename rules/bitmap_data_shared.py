@@ -1,8 +1,8 @@
 """A bitmap data cluster is also used by another structure.
 
-Each serialized bitmap table entry names a data cluster that belongs to
-that bitmap alone (spec, "Bitmaps"; catalogue §2.14).  Found in the typed
-extent map, so it is caught even when the refcount was raised to match.
+Each serialized bitmap table entry names a data cluster that belongs to that
+bitmap alone (spec, "Bitmaps").  Found in the typed extent map, so it is
+caught even when the refcount was raised to match.
 
 QEMU: `qemu-img check` sees it only as a refcount mismatch ("ERROR cluster N
 refcount=1 reference=2"); QEMU's write-time overlap guard has no kind for

@@ -1,9 +1,9 @@
 """The bitmap directory lies past the end of the file.
 
-The bitmap directory must be inside the image file (catalogue §2.14,
-§2.15).  As in QEMU's check, a directory that ends less than one cluster
-past the end of the file is tolerated (QEMU reads zeros there).  Not judged
-when the directory size is 0 or too large (bitmap-dir-size-zero,
+The bitmap directory must be inside the image file (spec, "Bitmaps
+extension").  As in QEMU's check, a directory that ends less than one
+cluster past the end of the file is tolerated (QEMU reads zeros there).  Not
+judged when the directory size is 0 or too large (bitmap-dir-size-zero,
 bitmap-dir-too-large).
 
 QEMU: reads zeros past the end of the file, so it finds an all-zero

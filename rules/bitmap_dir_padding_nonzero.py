@@ -1,7 +1,7 @@
 """The padding after a bitmap directory entry's name is not zero.
 
 Each bitmap directory entry is padded to a multiple of 8 bytes, and the
-padding must be zero (spec, "Bitmap directory"; catalogue §2.14).
+padding must be zero (spec, "Bitmap directory").
 
 QEMU: silent.  Repair: recreate the bitmap, or convert the image with
 `qemu-img convert --bitmaps`.

@@ -1,14 +1,14 @@
 """The bitmap directory entries do not exactly fill bitmap_directory_size.
 
-The bitmap directory is a run of variable-size entries (24 bytes, extra
-data and name, padded to 8) that must exactly fill bitmap_directory_size
-(spec, "Bitmap directory"; catalogue §1.9, §2.14).  The directory is walked
-as QEMU walks it: entry after entry while the next one starts inside the
-directory.  The rule flags a walk that runs past the end (an entry crosses
-it) or stops short of it (the rest of the directory lies past the end of
-the file).  A directory past the end of the file, or whose size is 0 or
-too large, is left to bitmap-dir-out-of-file, bitmap-dir-size-zero and
-bitmap-dir-too-large; a wrong entry count to bitmap-count-mismatch.
+The bitmap directory is a run of variable-size entries (24 bytes, extra data
+and name, padded to 8) that must exactly fill bitmap_directory_size (spec,
+"Bitmap directory").  The directory is walked as QEMU walks it: entry after
+entry while the next one starts inside the directory.  The rule flags a walk
+that runs past the end (an entry crosses it) or stops short of it (the rest
+of the directory lies past the end of the file).  A directory past the end
+of the file, or whose size is 0 or too large, is left to
+bitmap-dir-out-of-file, bitmap-dir-size-zero and bitmap-dir-too-large; a
+wrong entry count to bitmap-count-mismatch.
 
 QEMU: refuses to open the image ("Broken bitmap directory"), or with "More
 bitmaps found than specified in header extension" when the entry that

@@ -1,7 +1,7 @@
 """The bitmap directory size is zero.
 
 A bitmaps extension describes at least one bitmap, so its directory cannot
-be empty (spec, "Bitmaps extension"; catalogue §2.14).
+be empty (spec, "Bitmaps extension").
 
 QEMU: refuses to open the image ("Requested bitmap directory size is
 zero") when autoclear bit 0 is set.  Repair: clear autoclear bit 0 in the

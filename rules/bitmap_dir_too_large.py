@@ -1,8 +1,7 @@
 """The bitmap directory is larger than QEMU supports.
 
 QEMU limits bitmap_directory_size to 1024 * 65535 = 67107840 bytes
-(QCOW2_MAX_BITMAP_DIRECTORY_SIZE; catalogue §1.2, §2.14): 65535 entries of
-at most 1024 bytes each.
+(QCOW2_MAX_BITMAP_DIRECTORY_SIZE): 65535 entries of at most 1024 bytes each.
 
 QEMU: refuses to open the image ("bitmaps_ext: bitmap directory size (N)
 exceeds the maximum supported size (67107840)") when autoclear bit 0 is

@@ -3,7 +3,7 @@
 extra_data_size in a bitmap directory entry should be 0.  The spec allows
 extra data, but a bitmap whose extra data the reader does not know may be
 used only when flag bit 2 (extra_data_compatible) is set; QEMU knows no
-extra data and refuses any (catalogue §1.9, §2.14).
+extra data and refuses any (spec, "Bitmap directory").
 
 Option `reading`: "qemu" (default) flags any non-zero extra_data_size;
 "spec" flags extra data only without the extra_data_compatible flag (the

@@ -1,9 +1,9 @@
 """A bitmap sets flag bit 2 (extra_data_compatible), which QEMU refuses.
 
-The spec defines flag bit 2, extra_data_compatible: with unknown extra
-data, the bitmap may still be used.  QEMU treats the bit as reserved
-(BME_RESERVED_FLAGS = 0xfffffffc; catalogue §1.9, §2.14).  Bits 3-31 are
-judged by bitmap-flags-reserved.
+The spec defines flag bit 2, extra_data_compatible: with unknown extra data,
+the bitmap may still be used.  QEMU treats the bit as reserved
+(BME_RESERVED_FLAGS = 0xfffffffc).  Bits 3-31 are judged by
+bitmap-flags-reserved.
 
 Option `reading`: "qemu" (default) flags the bit, as QEMU refuses such an
 image; "spec" accepts it, and the rule then reports nothing.

@@ -1,9 +1,8 @@
 """A bitmap directory entry sets reserved flag bits.
 
 Bits 3-31 of a bitmap's flags are reserved and must be zero (spec, "Bitmap
-directory": bit 0 in_use, bit 1 auto, bit 2 extra_data_compatible;
-catalogue §2.14).  QEMU also refuses bit 2; that is judged by
-bitmap-flag-extra-data-compatible.
+directory": bit 0 in_use, bit 1 auto, bit 2 extra_data_compatible).  QEMU
+also refuses bit 2; that is judged by bitmap-flag-extra-data-compatible.
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").

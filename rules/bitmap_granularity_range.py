@@ -1,8 +1,8 @@
 """A bitmap's granularity is outside the range QEMU (or the spec) allows.
 
-granularity_bits gives the bytes per bit as a power of two.  The spec
-allows 0-63; QEMU accepts only 9-31 (BME_MIN_GRANULARITY_BITS ..
-BME_MAX_GRANULARITY_BITS, 512 bytes to 2 GiB; catalogue §1.9, §2.14).
+granularity_bits gives the bytes per bit as a power of two.  The spec allows
+0-63; QEMU accepts only 9-31 (BME_MIN_GRANULARITY_BITS ..
+BME_MAX_GRANULARITY_BITS, 512 bytes to 2 GiB).
 
 Option `reading`: "qemu" (default) flags values outside 9..31, the images
 QEMU refuses; "spec" flags only values outside 0..63.

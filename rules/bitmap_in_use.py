@@ -2,9 +2,9 @@
 
 Flag bit 0 (in_use) means a program has the bitmap loaded and may have
 changed the disk without updating it; the bitmap data cannot be trusted
-(spec, "Bitmap directory"; catalogue §2.14).  An image that is open in a
-running QEMU has its bitmaps in use; seen on an image at rest, the bit
-means QEMU crashed or was killed before it stored the bitmaps.
+(spec, "Bitmap directory").  An image that is open in a running QEMU has its
+bitmaps in use; seen on an image at rest, the bit means QEMU crashed or was
+killed before it stored the bitmaps.
 
 QEMU: loads the bitmap as inconsistent and does not read its data; it
 cannot be used for incremental backups.  Repair: `qemu-img bitmap --remove
@@ -13,7 +13,7 @@ IMG NAME` and `--add` a new one (then take a full backup).
 
 from qcow2lint import spec
 from qcow2lint.records import BitmapDirectoryEntry
-from qcow2lint.rulekit import bitmap_entry_problem
+from qcow2lint.rulekit import bitmap_entry_problem, shown
 
 NAME = "bitmap-in-use"
 CODE = "Q1434"
@@ -26,5 +26,5 @@ def check(entry, ctx):
     if entry.inside_directory and entry.flags & spec.BME_FLAG_IN_USE:
         yield bitmap_entry_problem(
             entry, "flags",
-            f"flags {entry.flags:#x} set bit 0 (in_use): bitmap {entry.name!r} is inconsistent",
+            f"flags {entry.flags:#x} set bit 0 (in_use): bitmap {shown(entry.name_bytes)} is inconsistent",
         )  # fmt: skip

@@ -1,8 +1,8 @@
 """Two bitmaps have the same name.
 
-Bitmap names must be unique within the image (spec, "Bitmap directory";
-catalogue §2.14).  Every entry whose name an earlier entry already has is
-reported, at its name.
+Bitmap names must be unique within the image (spec, "Bitmap directory").
+Every entry whose name an earlier entry already has is reported, at its
+name.
 
 QEMU: refuses to open the image ("Bitmap already exists: <name>"), unless
 every later duplicate is in_use: those it skips silently, and keeps them
@@ -16,6 +16,7 @@ every bitmap and the check frees their clusters (tested with QEMU 7.2).
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Image
+from qcow2lint.rulekit import shown
 
 NAME = "bitmap-name-duplicate"
 CODE = "Q1416"
@@ -34,5 +35,5 @@ def check(image, ctx):
             skipped = " (it is in use, so QEMU skips it)" if entry.flags & spec.BME_FLAG_IN_USE else ""
             yield Problem(
                 entry.file_offset + 24 + entry.extra_data_size, f"{entry.path}.name",
-                f"bitmap name {entry.name!r} is already the name of {earlier.path}{skipped}",
+                f"bitmap name {shown(entry.name_bytes)} is already the name of {earlier.path}{skipped}",
             )  # fmt: skip

@@ -1,8 +1,7 @@
 """A bitmap has an empty name.
 
 name_size in a bitmap directory entry must not be 0: every bitmap has a
-name, unique in the image (spec, "Bitmap directory"; catalogue §1.9,
-§2.14).
+name, unique in the image (spec, "Bitmap directory").
 
 QEMU: accepts it and lists a bitmap with an empty name (tested).  Repair:
 `qemu-img bitmap --remove IMG ''` removes it (tested with QEMU 7.2); add

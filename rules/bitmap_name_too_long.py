@@ -1,7 +1,7 @@
 """A bitmap's name is longer than QEMU supports.
 
-QEMU limits bitmap names to 1023 bytes (BME_MAX_NAME_SIZE; catalogue §1.9,
-§2.14).  The spec sets no limit beyond the 16-bit name_size.
+QEMU limits bitmap names to 1023 bytes (BME_MAX_NAME_SIZE).  The spec sets
+no limit beyond the 16-bit name_size.
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap

@@ -2,8 +2,7 @@
 
 Bit 0 of a bitmap table entry chooses "all zeroes" or "all ones" only when
 the offset field (bits 9-55) is zero; with a non-zero offset it must be 0
-(spec, "Bitmap table"; catalogue §1.9).  qcow2.py dumps such an entry as
-`invalid`.
+(spec, "Bitmap table").  qcow2.py dumps such an entry as `invalid`.
 
 QEMU: refuses to open the image ("Could not read bitmap_table table from
 image for bitmap '<name>': Invalid argument").

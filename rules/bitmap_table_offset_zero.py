@@ -1,7 +1,7 @@
 """A bitmap has no bitmap table (bitmap_table_offset is 0).
 
 Every bitmap has a bitmap table, and offset 0 is the image header (spec,
-"Bitmap directory"; catalogue §1.9, §2.14).
+"Bitmap directory").
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap

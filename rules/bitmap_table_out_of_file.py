@@ -1,8 +1,8 @@
 """A bitmap table lies past the end of the file.
 
-Every bitmap table must be inside the image file (catalogue §2.14, §2.15).
-As in QEMU's check, a table that ends less than one cluster past the end
-of the file is tolerated (QEMU reads zeros there).
+Every bitmap table must be inside the image file (spec, "Bitmap directory").
+As in QEMU's check, a table that ends less than one cluster past the end of
+the file is tolerated (QEMU reads zeros there).
 
 QEMU: reads zeros for the missing part, so it opens the image, but
 `qemu-img check` counts a corruption ("ERROR: counting reference for

@@ -1,7 +1,7 @@
 """A bitmap table entry has reserved bits set.
 
 Bits 1-8 and 56-63 of a bitmap table entry are reserved and must be zero
-(spec, "Bitmap table"; catalogue §1.9, mask 0xff000000000001fe).
+(spec, "Bitmap table", mask 0xff000000000001fe).
 
 QEMU: refuses to open the image ("Could not read bitmap_table table from
 image for bitmap '<name>': Invalid argument"); for an in-use bitmap the open

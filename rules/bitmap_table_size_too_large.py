@@ -1,8 +1,8 @@
 """A bitmap's table is larger than QEMU supports.
 
-QEMU accepts at most 0x8000000 bitmap table entries (BME_MAX_TABLE_SIZE)
-and at most 512 MiB of bitmap data, bitmap_table_size * cluster_size
-(BME_MAX_PHYS_SIZE; catalogue §1.9, §2.14).
+QEMU accepts at most 0x8000000 bitmap table entries (BME_MAX_TABLE_SIZE) and
+at most 512 MiB of bitmap data, bitmap_table_size * cluster_size
+(BME_MAX_PHYS_SIZE).
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap

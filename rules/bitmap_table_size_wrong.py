@@ -1,19 +1,18 @@
 """A bitmap's table does not have the size the disk and granularity need.
 
 A bitmap has one bit per granularity bytes of the disk; its table has one
-entry per cluster of that bit array: bitmap_table_size must be
-ceil(len / (granularity * cluster_size * 8)), where len is the virtual
-size rounded down to 512-byte sectors as QEMU uses it (spec, "Bitmap
-table"; catalogue §1.9, §2.14).  Not judged when bitmap_table_size is 0
-(bitmap-table-size-zero).
+entry per cluster of that bit array: bitmap_table_size must be ceil(len /
+(granularity * cluster_size * 8)), where len is the virtual size rounded
+down to 512-byte sectors as QEMU uses it (spec, "Bitmap table").  Not judged
+when bitmap_table_size is 0 (bitmap-table-size-zero).
 
 QEMU checks the size only for bitmaps that are not in_use: an in_use
-bitmap's data is not read, so QEMU accepts any size there (tested).  The
-catalogue ranks a wrong size in an in_use bitmap as a warning; since a
-rule has one severity, option `in-use` decides: "skip" (default) judges
-only bitmaps that are not in_use (an in_use bitmap is still reported by
-the bitmap-in-use warning), "report" judges in_use bitmaps too, at this
-rule's severity.
+bitmap's data is not read, so QEMU accepts any size there (tested).  A wrong
+size in an in_use bitmap deserves only a warning (QEMU does not read that
+bitmap); since a rule has one severity, option `in-use` decides: "skip"
+(default) judges only bitmaps that are not in_use (an in_use bitmap is still
+reported by the bitmap-in-use warning), "report" judges in_use bitmaps too,
+at this rule's severity.
 
 QEMU: a table too small makes it refuse the image ("Bitmap '<name>'
 doesn't satisfy the constraints"), a table too big too ("Could not read

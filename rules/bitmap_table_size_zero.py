@@ -1,7 +1,7 @@
 """A bitmap's table has no entries (bitmap_table_size is 0).
 
 A bitmap covers the whole disk, so its table has at least one entry (spec,
-"Bitmap directory"; catalogue §1.9, §2.14).
+"Bitmap directory").
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap

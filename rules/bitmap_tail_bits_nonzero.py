@@ -1,11 +1,10 @@
 """Bits past the end of a bitmap are set in its last data cluster.
 
 A bitmap has ceil(len / granularity) bits (len: the virtual size rounded
-down to 512-byte sectors), stored LSB first: bit n is bit n % 8 of byte
-n / 8 of the serialized bitmap (verified with QEMU 7.2).  The rest of the
-data cluster that holds the last bit is unused and must be zero (spec,
-"Bitmap table"; catalogue §1.9, §2.14).  One finding per bitmap, at the
-first non-zero byte of the tail.
+down to 512-byte sectors), stored LSB first: bit n is bit n % 8 of byte n /
+8 of the serialized bitmap (verified with QEMU 7.2).  The rest of the data
+cluster that holds the last bit is unused and must be zero (spec, "Bitmap
+table").  One finding per bitmap, at the first non-zero byte of the tail.
 
 QEMU: silent; it never looks at the tail bits.  Repair: `qemu-img bitmap
 --clear IMG NAME` rewrites the bitmap (its dirty bits are lost; tested with

@@ -1,8 +1,7 @@
 """A bitmap has a type other than 1 (dirty tracking).
 
-The type byte of a bitmap directory entry must be 1, dirty tracking
-bitmap; 0 and 2-255 are reserved (spec, "Bitmap directory"; catalogue
-§1.9, §2.14).
+The type byte of a bitmap directory entry must be 1, dirty tracking bitmap;
+0 and 2-255 are reserved (spec, "Bitmap directory").
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").  Repair: QEMU cannot open the image, so `qemu-img bitmap

@@ -2,8 +2,8 @@
 
 The bitmaps extension (0x23852875) holds exactly 24 bytes: nb_bitmaps,
 reserved32, bitmap_directory_size and bitmap_directory_offset (spec,
-"Bitmaps extension"; catalogue §1.2, §2.14).  Fields that a shorter
-extension does not hold are not judged by the other bitmaps rules.
+"Bitmaps extension").  Fields that a shorter extension does not hold are not
+judged by the other bitmaps rules.
 
 QEMU: refuses to open the image ("bitmaps_ext: Invalid extension length"),
 even when autoclear bit 0 is clear and the bitmaps would be ignored.

@@ -1,7 +1,7 @@
 """The reserved field of the bitmaps extension is not zero.
 
 The 32-bit field after nb_bitmaps in the bitmaps extension is reserved and
-must be zero (spec, "Bitmaps extension"; catalogue §2.14).
+must be zero (spec, "Bitmaps extension").
 
 QEMU: refuses to open the image ("bitmaps_ext: Reserved field is not zero").
 """

@@ -1,8 +1,7 @@
 """The bitmaps extension claims more bitmaps than QEMU supports.
 
-QEMU supports at most 65535 bitmaps per image (QCOW2_MAX_BITMAPS;
-catalogue §1.2, §2.14).  The spec sets no limit, but no QEMU-written image
-exceeds it.
+QEMU supports at most 65535 bitmaps per image (QCOW2_MAX_BITMAPS).  The spec
+sets no limit, but no QEMU-written image exceeds it.
 
 QEMU: refuses to open the image ("bitmaps_ext: Image has N bitmaps,
 exceeding the QEMU supported maximum of 65535") when autoclear bit 0 is

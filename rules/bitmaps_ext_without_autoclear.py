@@ -2,8 +2,8 @@
 
 Autoclear bit 0 says the bitmaps extension is consistent.  A program that
 does not know about bitmaps clears the bit when it writes the image, so a
-clear bit means every bitmap may be stale (spec, "autoclear_features" and
-"Bitmaps extension"; catalogue §2.14).  v2 images are judged by
+clear bit means every bitmap may be stale (spec, "Header",
+autoclear_features and "Bitmaps extension").  v2 images are judged by
 bitmaps-in-v2.
 
 QEMU: ignores the bitmaps and warns ("a program lacking bitmap support

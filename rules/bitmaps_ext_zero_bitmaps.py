@@ -1,8 +1,7 @@
 """The bitmaps extension says the image has no bitmaps.
 
 nb_bitmaps in the bitmaps extension must be at least 1; an image without
-bitmaps has no bitmaps extension at all (spec, "Bitmaps extension";
-catalogue §2.14).
+bitmaps has no bitmaps extension at all (spec, "Bitmaps extension").
 
 QEMU: refuses to open the image ("found bitmaps extension with zero
 bitmaps") when autoclear bit 0 is set; without it QEMU ignores the

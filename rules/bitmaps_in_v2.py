@@ -2,7 +2,7 @@
 
 Persistent bitmaps need autoclear bit 0, which only exists in version 3
 headers; in a v2 image a bitmaps extension can never be marked consistent
-(spec, "Bitmaps extension"; catalogue §2.14).
+(spec, "Bitmaps extension").
 
 QEMU: ignores the bitmaps and warns ("This qcow2 v2 image contains
 bitmaps, but they may have been modified by a program without persistent

@@ -1,8 +1,8 @@
 """The header sets compatible feature bits QEMU does not know.
 
-Unknown compatible feature bits may be ignored by a reader (spec,
-"compatible_features"; catalogue §2.2).  QEMU knows bit 0 (lazy refcounts).
-Reported for information: some other program wrote the image.
+Unknown compatible feature bits may be ignored by a reader (spec, "Header",
+compatible_features).  QEMU knows bit 0 (lazy refcounts).  Reported for
+information: some other program wrote the image.
 
 QEMU: silent.
 """

@@ -1,8 +1,8 @@
 """A compressed L2 entry has the COPIED flag set.
 
-Compressed clusters are never written in place, so COPIED (bit 63) must be
-0 in a compressed descriptor (spec, "Compressed Clusters Descriptor";
-catalogue §2.9).
+Compressed clusters are never written in place, so COPIED (bit 63) must be 0
+in a compressed descriptor (spec, "Cluster mapping", Compressed Clusters
+Descriptor).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: coffset=0x...: copied
 flag must never be set for compressed clusters").  Repair:

@@ -1,8 +1,8 @@
 """A compressed descriptor sets host offset bits at or above bit 56.
 
 With clusters of 16 KiB or less the offset field of a compressed descriptor
-is wider than 56 bits, and the bits from 56 up must be 0 (spec, host
-offsets are at most 2^56; catalogue §1.6 and §2.9).
+is wider than 56 bits, and the bits from 56 up must be 0 (spec, "Cluster
+mapping": host offsets are at most 2^56).
 
 QEMU: not checked directly; the offset lands far past the end of the file,
 so `qemu-img check` reports the cluster as out of file and reads fail.

@@ -1,8 +1,8 @@
 """A compressed cluster's data runs past the end of the file.
 
 The sectors a compressed descriptor names must lie inside the image file
-(catalogue §2.9).  As QEMU's check does, the data is out of the file when
-it ends one cluster or more past the end.
+(spec, "Cluster mapping").  As QEMU's check does, the data is out of the
+file when it ends one cluster or more past the end.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: counting reference for
 region exceeding the end of the file by one cluster or more"); guest reads

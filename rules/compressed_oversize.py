@@ -1,8 +1,8 @@
 """A compressed descriptor names more sectors than a cluster can need.
 
 Compressed data never needs more than cluster_size + 511 bytes (the data of
-one cluster, starting anywhere in a sector); a descriptor whose sector
-count covers more than that is suspicious (catalogue §1.6, §2.9).
+one cluster, starting anywhere in a sector); a descriptor whose sector count
+covers more than that is suspicious (spec, "Cluster mapping").
 
 QEMU: not checked unless the range runs past the end of the file.
 """

@@ -2,9 +2,9 @@
 
 The payload of a compressed cluster is a raw deflate stream (compression
 type 0, zlib) or zstd frames (type 1) that decompress to cluster_size bytes
-(spec, "Compressed Clusters Descriptor"; catalogue §2.9).  This rule reads
-and decompresses every payload, so it runs only with `qcow2lint check
---deep`.
+(spec, "Cluster mapping", Compressed Clusters Descriptor, and "Additional
+fields (version 3 and higher)", compression_type).  This rule reads and
+decompresses every payload, so it runs only with `qcow2lint check --deep`.
 
 QEMU: `qemu-img check` never decompresses; the guest read of the cluster
 fails with EIO.  Repair: none for the lost cluster; `qemu-img convert`

@@ -1,8 +1,9 @@
 """A compressed cluster in an image with an external data file.
 
 Guest data in an external data file is stored raw at its guest offset, so
-compressed clusters are impossible there (spec, "External data file";
-catalogue §2.9, also the catalogue's data-file-compressed row).
+compressed clusters are impossible there (spec, "Header", incompatible bit
+2, External data file).  This is also the condition of data-file-compressed,
+which docs/rules.md lists among the names that are not separate rules.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR compressed cluster N
 with data file"); guest reads fail ("Compressed cluster entry found in

@@ -1,8 +1,9 @@
 """Incompatible bit 3 is set but the compression type is zlib.
 
 Incompatible feature bit 3 means "the compression type field is not zlib";
-it must be set if and only if byte 104 (present when header_length > 104)
-is non-zero (spec, "compression_type"; catalogue §2.2).
+it must be set if and only if byte 104 (present when header_length > 104) is
+non-zero (spec, "Additional fields (version 3 and higher)",
+compression_type).
 
 QEMU: refuses to open the image ("qcow2: Compression type incompatible
 feature bit must not be set").  Repair: clear bit 3 by hand (or restore

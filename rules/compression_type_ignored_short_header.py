@@ -1,10 +1,10 @@
 """A compression type byte lies past header_length, where QEMU ignores it.
 
-Byte 104 is the compression type only when header_length is above 104
-(spec, "compression_type"; catalogue §2.2).  With header_length 104 the
-extension area starts at byte 104, so a compression type written there
-without raising header_length is ignored and compressed clusters are read
-as zlib.
+Byte 104 is the compression type only when header_length is above 104 (spec,
+"Additional fields (version 3 and higher)", compression_type).  With
+header_length 104 the extension area starts at byte 104, so a compression
+type written there without raising header_length is ignored and compressed
+clusters are read as zlib.
 
 Byte 104 of such a header is the first byte of the first extension's type.
 Images from QEMU before 5.1 have header_length 104 and a known extension

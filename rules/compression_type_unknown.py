@@ -1,8 +1,8 @@
 """The compression type byte names an algorithm QEMU does not know.
 
 Byte 104 of a v3 header longer than 104 bytes is the compression type of
-compressed clusters: 0 deflate (zlib) or 1 zstd (spec, "compression_type";
-catalogue §2.2).
+compressed clusters: 0 deflate (zlib) or 1 zstd (spec, "Additional fields
+(version 3 and higher)", compression_type).
 
 QEMU: refuses to open the image ("qcow2: unknown compression type: N").
 Repair: restore the type the image was written with by hand (0 or 1;

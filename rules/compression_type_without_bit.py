@@ -1,9 +1,9 @@
 """A non-zlib compression type is set without incompatible bit 3.
 
 A compression type other than 0 (zlib) must be announced by incompatible
-feature bit 3, so that readers that only know zlib refuse the image
-instead of misreading compressed clusters (spec, "compression_type" and
-incompatible bit 3; catalogue §2.2).
+feature bit 3, so that readers that only know zlib refuse the image instead
+of misreading compressed clusters (spec, "Additional fields (version 3 and
+higher)", compression_type and incompatible bit 3).
 
 QEMU: refuses to open the image ("qcow2: Compression type incompatible
 feature bit must be set").  Repair: set incompatible bit 3 by hand (or

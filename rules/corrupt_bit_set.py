@@ -1,9 +1,9 @@
 """The corrupt bit is set: QEMU found corrupted metadata in this image.
 
-Incompatible feature bit 1 (corrupt) means the metadata is corrupted and
-the image must not be written until it is repaired (spec, "incompatible
-features" bit 1; catalogue §2.2).  QEMU sets it when it detects a
-corruption at run time (`qcow2_signal_corruption`).
+Incompatible feature bit 1 (corrupt) means the metadata is corrupted and the
+image must not be written until it is repaired (spec, "Header",
+incompatible_features bit 1).  QEMU sets it when it detects a corruption at
+run time (`qcow2_signal_corruption`).
 
 QEMU: refuses read-write opens ("qcow2: Image is corrupt; cannot be opened
 read/write"); read-only opens work; `qemu-img check` does not report the

@@ -1,8 +1,8 @@
 """The image uses an external data file but does not name it.
 
 Incompatible bit 2 says guest data lives in an external data file; the
-external data file name extension (0x44415441) tells readers where
-(spec, "External data file name"; catalogue §2.2).  Without the extension
+external data file name extension (0x44415441) tells readers where (spec,
+"Header extensions", External data file name string).  Without the extension
 the image opens only when the data file is given at run time.
 
 QEMU: refuses to open the image for I/O ("'data-file' is required for this

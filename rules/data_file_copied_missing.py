@@ -1,8 +1,8 @@
 """An allocated cluster in an image with a data file lacks the COPIED flag.
 
-Clusters in an external data file always have refcount 1, so every
-allocated L2 entry must set COPIED (bit 63) (spec, "External data file";
-catalogue §2.10).
+Clusters in an external data file always have refcount 1, so every allocated
+L2 entry must set COPIED (bit 63) (spec, "Header", incompatible bit 2,
+External data file).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR OFLAG_COPIED data
 cluster: l2_entry=... refcount=1").  Repair: `qemu-img check -r all`.

@@ -2,9 +2,9 @@
 
 With an external data file, guest cluster N lives at host offset N *
 cluster_size of the data file: the L2 entry's host offset must equal the
-guest offset (spec, "External data file"; catalogue §2.10).  Tables that
-only snapshots reference are not judged (their guest offsets are not the
-active disk's).
+guest offset (spec, "Header", incompatible bit 2, External data file).
+Tables that only snapshots reference are not judged (their guest offsets are
+not the active disk's).
 
 QEMU: `qemu-img check` is silent, but guest I/O fails ("External data file
 host cluster offset 0x... does not match guest cluster offset: 0x...").

@@ -2,9 +2,9 @@
 
 With autoclear bit 1 (raw external data) the data file must read as the
 guest disk on its own, so the image cannot have a backing file (spec,
-"backing_file_offset" note and autoclear bit 1; catalogue §2.2): reads of
-unallocated clusters would come from the backing file through qcow2 but
-from the raw file's zeros elsewhere.
+"Header", backing_file_offset note and autoclear bit 1): reads of
+unallocated clusters would come from the backing file through qcow2 but from
+the raw file's zeros elsewhere.
 
 QEMU: open does not check it; `qemu-img create` and `qemu-img rebase`
 refuse the combination ("Backing file and data-file-raw cannot be used at

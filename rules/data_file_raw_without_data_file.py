@@ -1,9 +1,9 @@
 """The raw external data bit is set in an image without an external data file.
 
-Autoclear bit 1 (raw external data) says the external data file is a
-valid raw image; it is only allowed together with incompatible bit 2
-(external data file) (spec, "autoclear features" bit 1 -- the spec text
-says "incompatible feature bit 1", an erratum for bit 2; catalogue §2.2).
+Autoclear bit 1 (raw external data) says the external data file is a valid
+raw image; it is only allowed together with incompatible bit 2 (external
+data file) (spec, "Header", autoclear_features bit 1 -- the spec text says
+"incompatible feature bit 1", an erratum for bit 2).
 
 QEMU: refuses to open the image for I/O ("data-file-raw requires a data
 file"), e.g. `qemu-img check` and qemu-io; `qemu-img info` still opens

@@ -1,7 +1,8 @@
 """An image with an external data file has internal snapshots.
 
-Internal snapshots cannot work with an external data file: the guest data
-is not copied on write (spec, "External data file"; catalogue §2.10).
+Internal snapshots cannot work with an external data file: the guest data is
+not copied on write (spec, "Header", incompatible bit 2, External data
+file).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR N snapshots in image with
 data file").  Repair: delete the snapshots (`qemu-img snapshot -d`).

@@ -1,14 +1,14 @@
 """The dirty bit is set: the refcounts may not match the metadata.
 
 Incompatible feature bit 0 (dirty) says the refcounts may be inconsistent
-and must be rebuilt before the image is written (spec, "incompatible
-features" bit 0; catalogue §2.2).  QEMU sets it while an image with lazy
+and must be rebuilt before the image is written (spec, "Header",
+incompatible_features bit 0).  QEMU sets it while an image with lazy
 refcounts is open for writing, so after a crash it remains set.
 
-The catalogue makes this an error when the refcounts really mismatch.  The
-refcount comparison belongs to the refcount rules (catalogue §2.11), which
-report each mismatch themselves, so this rule only reports the bit, as a
-warning.
+A dirty bit over refcounts that really mismatch is an error, but the
+refcount comparison belongs to the refcount rules (spec, "Host cluster
+management"), which report each mismatch themselves, so this rule only
+reports the bit, as a warning.
 
 QEMU: a read-write open repairs the refcounts and clears the bit (if that
 fails: "Could not repair dirty image"); a read-only `qemu-img check`

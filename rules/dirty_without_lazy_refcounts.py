@@ -1,10 +1,10 @@
 """The dirty bit is set in an image that does not use lazy refcounts.
 
 QEMU sets the dirty bit (incompatible bit 0) only while an image with lazy
-refcounts (compatible bit 0) is open for writing (spec, "incompatible
-features"; catalogue §2.2).  A dirty image without lazy refcounts was left
-so by something else (another writer, or lazy refcounts switched off
-without a clean close), so its refcounts deserve a check.
+refcounts (compatible bit 0) is open for writing (spec, "Header",
+incompatible_features).  A dirty image without lazy refcounts was left so by
+something else (another writer, or lazy refcounts switched off without a
+clean close), so its refcounts deserve a check.
 
 QEMU: silent about the combination; a read-write open rebuilds the
 refcounts and clears the bit as for any dirty image.  Repair: `qemu-img

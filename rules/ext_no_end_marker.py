@@ -1,13 +1,12 @@
 """The header extensions are not closed by an end-of-extensions marker.
 
 The extension list ends with an extension of type 0 and length 0 (spec,
-"Header extensions"; catalogue §1.2, §2.3).  QEMU always writes one.
-Without it the walk runs on to the end of the extension area
-(backing_file_offset or the end of cluster 0), or to the end of the file.
-When the walk stopped at an overrunning extension, ext-overruns-area
-reports that instead; when the area is empty or inverted
-(backing_file_offset at or before its start, so there is nothing to walk
-and no room for a marker), backing-name-overlaps-header or
+"Header extensions").  QEMU always writes one.  Without it the walk runs on
+to the end of the extension area (backing_file_offset or the end of cluster
+0), or to the end of the file.  When the walk stopped at an overrunning
+extension, ext-overruns-area reports that instead; when the area is empty or
+inverted (backing_file_offset at or before its start, so there is nothing to
+walk and no room for a marker), backing-name-overlaps-header or
 header-length-too-large reports the layout.
 
 QEMU: silent; it stops at the end of the area (or reads zeros past the end

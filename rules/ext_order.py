@@ -3,8 +3,9 @@
 QEMU writes the extensions in a fixed order (`qcow2_update_header`): backing
 file format, external data file name, full disk encryption header pointer,
 feature name table, bitmaps, then unknown extensions it keeps, then the end
-marker (catalogue §2.3).  The spec sets no order, so another order is
-legal, but it shows that another program wrote or edited the header.
+marker (spec, "Header extensions").  The spec sets no order, so another
+order is legal, but it shows that another program wrote or edited the
+header.
 
 QEMU: silent; the next header update rewrites the extensions in its order.
 Repair: none needed (`qemu-img amend -o compat=1.1` normalises the order).
@@ -29,13 +30,34 @@ def _rank(magic: int) -> int:
     return QEMU_ORDER.index(magic) if magic in QEMU_ORDER else len(QEMU_ORDER)
 
 
+#: The extensions last judged and, for each index, the first earlier
+#: extension QEMU writes after it (a hostile header holds 262,143
+#: extensions: one walk per image, not one per extension).
+_memo: list = [None, {}]
+
+
+def _first_later_ranked(extensions) -> dict:
+    """index -> the first earlier extension of a higher rank, in one walk."""
+    if _memo[0] is not extensions:
+        first_of_rank: dict[int, object] = {}  # rank -> first extension of that rank so far
+        found = {}
+        for ext in extensions:
+            rank = _rank(ext.magic)
+            earlier = [first_of_rank[r] for r in first_of_rank if r > rank]
+            if earlier:
+                found[ext.index] = min(earlier, key=lambda other: other.index)
+            first_of_rank.setdefault(rank, ext)
+        _memo[:] = [extensions, found]
+    return _memo[1]
+
+
 def check(ext, ctx):
     """Flag an extension that QEMU would write before an earlier one."""
-    after = [other for other in ctx.image.extensions[: ext.index] if _rank(other.magic) > _rank(ext.magic)]
-    if after:
+    first = _first_later_ranked(ctx.image.extensions).get(ext.index)
+    if first is not None:
         yield Problem(
             ext.file_offset, ext.path,
-            f"{extension_label(ext.magic)} at {ext.file_offset:#x} comes after the {extension_label(after[0].magic)} "
-            f"({after[0].path}); QEMU writes backing format, data file, crypto header, feature table, bitmaps, "
+            f"{extension_label(ext.magic)} at {ext.file_offset:#x} comes after the {extension_label(first.magic)} "
+            f"({first.path}); QEMU writes backing format, data file, crypto header, feature table, bitmaps, "
             "then unknown extensions",
         )  # fmt: skip

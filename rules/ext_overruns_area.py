@@ -1,12 +1,12 @@
 """A header extension runs past the end of the extension area.
 
-Header extensions live between the header and the end of the extension
-area: backing_file_offset when the image has a backing file, else the end
-of cluster 0 (spec, "Header extensions"; catalogue §1.2, §2.3).  An
-extension whose 8-byte type/length framing or whose data (length bytes,
-without the padding) crosses that end overruns it; so does an
-end-of-extensions marker whose 8 bytes cross it.  The reader stops the walk
-at the first overrun, as QEMU does.
+Header extensions live between the header and the end of the extension area:
+backing_file_offset when the image has a backing file, else the end of
+cluster 0 (spec, "Header extensions").  An extension whose 8-byte
+type/length framing or whose data (length bytes, without the padding)
+crosses that end overruns it; so does an end-of-extensions marker whose 8
+bytes cross it.  The reader stops the walk at the first overrun, as QEMU
+does.
 
 QEMU: refuses to open the image ("Header extension too large"), also when
 the extension runs into the backing file name (backing-name-overlaps-header

@@ -3,9 +3,8 @@
 Known types are backing file format (0xe2792aca), feature name table
 (0x6803f857), bitmaps (0x23852875), full disk encryption header pointer
 (0x0537be77) and external data file name (0x44415441) (spec, "Header
-extensions"; catalogue §1.2, §2.3).  Unknown extensions are legal: a
-reader must ignore them (incompatible features use the feature bits, not
-extensions).
+extensions").  Unknown extensions are legal: a reader must ignore them
+(incompatible features use the feature bits, not extensions).
 
 QEMU: keeps them and writes them back unchanged on a header update.
 Repair: none needed; `qemu-img convert` drops them.

@@ -2,7 +2,7 @@
 
 For a normal cluster with extended L2 entries, subcluster x cannot be both
 allocated (bitmap bit x) and zero (bit x + 32) (spec, "Extended L2
-Entries"; catalogue §2.8).
+Entries").
 
 QEMU: `qemu-img check` counts a corruption ("ERROR offset=...: Allocated
 cluster has corrupted subcluster allocation bitmap"); guest I/O fails

@@ -2,7 +2,8 @@
 
 A host offset with an all-zero subcluster bitmap is legal (QEMU's
 UNALLOCATED_ALLOC, e.g. after preallocation): the cluster is reserved but
-reads from the backing file (catalogue §2.8).  Reported for information.
+reads from the backing file (spec, "Extended L2 Entries").  Reported for
+information.
 
 QEMU: legal; silent.
 """

@@ -1,8 +1,8 @@
 """Extended L2 entries are enabled with clusters smaller than 16 KiB.
 
 With extended L2 (incompatible bit 4) each cluster has 32 subclusters, and
-QEMU needs a subcluster to be at least 512 bytes, so cluster_bits must be
-at least 14 (spec, "Extended L2 Entries"; catalogue §1.5, §2.2).
+QEMU needs a subcluster to be at least 512 bytes, so cluster_bits must be at
+least 14 (spec, "Extended L2 Entries").
 
 QEMU: refuses to open the image ("Unsupported subcluster size: N", N =
 cluster size / 32).  Repair: none in place (the cluster size cannot

@@ -1,7 +1,7 @@
 """A compressed extended L2 entry has a non-zero subcluster bitmap.
 
 Compressed clusters have no subclusters: the bitmap word of a compressed
-extended L2 entry must be 0 (spec, "Extended L2 Entries"; catalogue §2.8).
+extended L2 entry must be 0 (spec, "Extended L2 Entries").
 
 QEMU: `qemu-img check` counts a corruption ("ERROR compressed cluster N with
 non-zero subcluster allocation bitmap").

@@ -2,7 +2,7 @@
 
 A cluster without a host offset can have no allocated subclusters: bitmap
 bits 0-31 must be 0 (zero bits 32-63 are fine) (spec, "Extended L2
-Entries"; catalogue §2.8).
+Entries").
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: Unallocated cluster has
 non-zero subcluster allocation map"); guest I/O fails ("Invalid cluster

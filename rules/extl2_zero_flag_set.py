@@ -1,8 +1,8 @@
 """An extended L2 entry sets bit 0 of its descriptor.
 
 With extended L2 entries, zero clusters are expressed in the subcluster
-bitmap and bit 0 of the first word is reserved (spec, "Extended L2
-Entries": "always 0"; catalogue §2.8).
+bitmap and bit 0 of the first word is reserved (spec, "Extended L2 Entries":
+"always 0").
 
 QEMU: ignores the bit; silent.  Repair: `qemu-img convert`.
 """

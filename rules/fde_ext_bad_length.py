@@ -2,7 +2,7 @@
 
 The extension 0x0537be77 holds exactly two u64 fields, the offset and the
 length of the encryption area, so its length must be 16 (spec, "Full disk
-encryption header pointer"; catalogue §2.4).
+encryption header pointer").
 
 QEMU: refuses to open the image ("CRYPTO header extension size N, but
 expected size 16").  Repair: none with qemu-img; the offset and length must

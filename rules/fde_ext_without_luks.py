@@ -2,7 +2,7 @@
 
 The extension 0x0537be77 may only be present when crypt_method is 2 (LUKS)
 (spec, "Full disk encryption header pointer": "must be present if and only
-if" the method needs metadata; catalogue §2.4).
+if" the method needs metadata).
 
 QEMU: refuses to open the image ("CRYPTO header extension only expected with
 LUKS encryption method").  Repair: if the image is not encrypted, remove the

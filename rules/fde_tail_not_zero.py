@@ -3,7 +3,7 @@
 The length in the full disk encryption header pointer is the number of bytes
 actually used; the area is allocated in whole clusters and the bytes from
 offset + length up to the next cluster boundary must be zero (spec, "Full
-disk encryption header pointer"; catalogue §2.4).
+disk encryption header pointer").
 
 QEMU: does not check it.  Non-zero bytes there are leftovers of other data
 or a sign that the length field is wrong.  Repair: convert the image

@@ -2,8 +2,7 @@
 
 Each 48-byte entry names one feature bit: type 0 (incompatible), 1
 (compatible) or 2 (autoclear), and a bit number 0..63 (spec, "Feature name
-table"; catalogue §1.2, §2.3).  An entry outside those ranges names no
-feature.
+table").  An entry outside those ranges names no feature.
 
 QEMU: does not validate the table; such an entry is never used.  Repair:
 a read-write header update (e.g. `qemu-img amend -o compat=1.1`) writes

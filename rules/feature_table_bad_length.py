@@ -1,9 +1,8 @@
 """The feature name table's length is not a multiple of 48.
 
 The feature name table is a list of 48-byte entries (type, bit number,
-46-byte name) (spec, "Feature name table"; catalogue §1.2, §2.3), so its
-length must be a multiple of 48.  The bytes of a last, partial entry are
-ignored here.
+46-byte name) (spec, "Feature name table"), so its length must be a multiple
+of 48.  The bytes of a last, partial entry are ignored here.
 
 QEMU: does not validate the table; it only uses it to name unknown
 incompatible bits in its refusal message.  Repair: a read-write header

@@ -1,10 +1,10 @@
 """The file size is not a multiple of the cluster size.
 
 Every structure in a qcow2 file is cluster-aligned, so the file normally
-ends on a cluster boundary (catalogue §2.15).  A partial last cluster is
-legal and common: `qemu-img create` ends the file right after the L1
-table (a fresh 16 MiB image is 3 clusters and 8 bytes), and compressed
-clusters are written with sector granularity.
+ends on a cluster boundary.  A partial last cluster is legal and common:
+`qemu-img create` ends the file right after the L1 table (a fresh 16 MiB
+image is 3 clusters and 8 bytes), and compressed clusters are written with
+sector granularity.
 
 QEMU: silent; reads past the end of the file return zeros and the next
 cluster allocation starts at the next cluster boundary.  Repair: none

@@ -1,14 +1,14 @@
 """The file ends before the structures it holds: it was cut short.
 
-Every table, refcount block and directory the header or another table
-points to must be inside the file (catalogue §2.15).  This rule judges the
-file as a whole: one finding that says how many structures the reader
-could not read because they lie past the end of the file, and how far the
-farthest reaches.  The rules for each structure (l1-out-of-file,
-l2-out-of-file, refblock-out-of-file, bitmap-table-out-of-file, ...) say
-which.  QEMU tolerates a structure that ends less than one cluster past the
-end of the file (it reads zeros), so by default only overruns of one
-cluster or more count; set `tolerate-partial: false` to count any overrun.
+Every table, refcount block and directory the header or another table points
+to must be inside the file.  This rule judges the file as a whole: one
+finding that says how many structures the reader could not read because they
+lie past the end of the file, and how far the farthest reaches.  The rules
+for each structure (l1-out-of-file, l2-out-of-file, refblock-out-of-file,
+bitmap-table-out-of-file, ...) say which.  QEMU tolerates a structure that
+ends less than one cluster past the end of the file (it reads zeros), so by
+default only overruns of one cluster or more count; set `tolerate-partial:
+false` to count any overrun.
 
 QEMU: `qemu-img check` counts a corruption per structure ("ERROR: counting
 reference for region exceeding the end of the file by one cluster or

@@ -1,8 +1,7 @@
 """The file does not start with the qcow2 magic.
 
-A qcow2 image starts with "QFI\xfb" (0x514649fb) (spec, "Header";
-catalogue §2.1).  Anything else is not a qcow2 image: nothing else in the
-file is judged.
+A qcow2 image starts with "QFI\xfb" (0x514649fb) (spec, "Header").  Anything
+else is not a qcow2 image: nothing else in the file is judged.
 
 QEMU: refuses to open it ("Image is not in qcow2 format").
 """

@@ -1,7 +1,7 @@
 """The qcow2 version is neither 2 nor 3.
 
-Only versions 2 and 3 exist (spec, "version"; catalogue §2.1).  Nothing past
-the header is judged for another version.
+Only versions 2 and 3 exist (spec, "Header", version).  Nothing past the
+header is judged for another version.
 
 QEMU: refuses to open the image ("Unsupported qcow2 version N").
 """

@@ -1,7 +1,7 @@
 """cluster_bits is outside the range QEMU supports.
 
 Clusters are at least 512 bytes (cluster_bits >= 9, spec) and QEMU supports
-at most 2 MiB (cluster_bits <= 21) (catalogue §2.1).  Tables are not
+at most 2 MiB (cluster_bits <= 21) (spec, "Header").  Tables are not
 followed for such an image.
 
 QEMU: refuses to open the image ("Unsupported cluster size: 2^N").

@@ -1,8 +1,8 @@
 """The image uses the legacy AES-CBC encryption (crypt_method 1).
 
 crypt_method 1 is qcow2's original AES-CBC scheme with the passphrase used
-directly as the key (spec, "crypt_method"; catalogue §2.1).  It is
-cryptographically weak and deprecated in favour of LUKS (crypt_method 2).
+directly as the key (spec, "Header", crypt_method).  It is cryptographically
+weak and deprecated in favour of LUKS (crypt_method 2).
 
 QEMU: needs the key to open the image ("Parameter 'encrypt.key-secret' is
 required for cipher"; `qemu-img info` still opens it) and refuses it in

@@ -1,8 +1,8 @@
 """The header names an encryption method QEMU does not know.
 
 crypt_method must be 0 (none), 1 (AES-CBC, legacy) or 2 (LUKS) (spec,
-"crypt_method"; catalogue §2.1).  Any other value leaves the data
-unreadable: no reader knows how it is encrypted.
+"Header", crypt_method).  Any other value leaves the data unreadable: no
+reader knows how it is encrypted.
 
 QEMU: refuses to open the image ("Unsupported encryption method N").
 Repair: none with qemu-img (it cannot open the image); if the value is a

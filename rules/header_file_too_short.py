@@ -1,7 +1,7 @@
 """The file is shorter than the qcow2 header.
 
 A v2 header has 72 bytes; a v3 header has header_length bytes (at least 104)
-(spec, "Header"; catalogue §2.1).  An empty file gets this finding.
+(spec, "Header").  An empty file gets this finding.
 
 QEMU: reads past the end of the file come back as zeros, so it usually
 reports "Image is not in qcow2 format".  Repair: the image was cut short

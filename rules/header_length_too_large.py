@@ -1,7 +1,7 @@
 """header_length is larger than the cluster size.
 
 The header and its extensions live in cluster 0, so header_length cannot
-exceed the cluster size (catalogue §2.1).  Only a v3 header has the field
+exceed the cluster size (spec, "Header").  Only a v3 header has the field
 (version 2 implies 72).  Not judged when cluster_bits itself is outside
 QEMU's range (header-cluster-bits-range reports that).
 

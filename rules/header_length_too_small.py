@@ -1,8 +1,8 @@
 """The v3 header_length is shorter than the 104-byte v3 header.
 
 A version 3 header has 104 bytes of fixed fields, so header_length must be
-at least 104 (spec, "header_length"; catalogue §2.1).  The extension area
-would otherwise start inside the v3 feature fields.
+at least 104 (spec, "Header", header_length).  The extension area would
+otherwise start inside the v3 feature fields.
 
 QEMU: refuses to open the image ("qcow2 header too short").  Repair: set
 header_length back to 104 (or 112, what QEMU writes) by hand; qemu-img

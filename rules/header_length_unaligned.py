@@ -1,7 +1,7 @@
 """The v3 header_length is not a multiple of 8.
 
 The spec requires header_length to be a multiple of 8 so that the header
-extensions that follow are aligned (spec, "header_length"; catalogue §2.1).
+extensions that follow are aligned (spec, "Header", header_length).
 
 QEMU: silent (it does not check the alignment).  Repair: rewrite the header.
 """

@@ -1,7 +1,7 @@
 """The header padding after the compression type byte is not zero.
 
 In a v3 header longer than 104 bytes, byte 104 is the compression type and
-bytes 105-111 are padding that must be zero (spec, "Header"; catalogue §1.1).
+bytes 105-111 are padding that must be zero (spec, "Header").
 
 QEMU: silent.  Repair: rewrite the header, e.g. `qemu-img amend` or convert.
 """

@@ -1,10 +1,10 @@
 """The virtual size needs more L1 entries than QEMU can index.
 
-QEMU keeps the number of L1 entries the virtual size needs,
-size_to_l1(size) = ceil(size / (cluster_size * l2_entries)), in an int, so
-it must not exceed INT_MAX = 2147483647 (catalogue §2.1).  With 64 KiB
-clusters that is about 1 EiB, with 512-byte clusters 64 TiB.  Not judged
-when cluster_bits itself is outside QEMU's range.
+QEMU keeps the number of L1 entries the virtual size needs, size_to_l1(size)
+= ceil(size / (cluster_size * l2_entries)), in an int, so it must not exceed
+INT_MAX = 2147483647.  With 64 KiB clusters that is about 1 EiB, with
+512-byte clusters 64 TiB.  Not judged when cluster_bits itself is outside
+QEMU's range.
 
 QEMU: refuses to open the image ("Image is too big"); for sizes within one
 L1 entry's span of 2^64 its computation wraps around and the open fails

@@ -1,8 +1,7 @@
 """The virtual size is not a multiple of 512 bytes.
 
-QEMU counts the virtual disk in 512-byte sectors (catalogue §1.1, §2.1);
-qemu-img create refuses such sizes.  The tail past the last whole sector
-is not addressable.
+QEMU counts the virtual disk in 512-byte sectors; qemu-img create refuses
+such sizes.  The tail past the last whole sector is not addressable.
 
 QEMU: silently rounds the size down (a 64 KiB - 1 image shows as 65024
 bytes; `qemu-img check` even prints "2/1 = 200.00% allocated").  Repair:

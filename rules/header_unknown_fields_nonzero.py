@@ -2,8 +2,8 @@
 
 A header_length above 112 declares header fields of a later format version
 at bytes 112..header_length-1.  A zero value means "feature absent", so
-non-zero bytes there mean the image uses a feature this reader does not
-know (spec, "Header", additional fields rule; catalogue §2.1).
+non-zero bytes there mean the image uses a feature this reader does not know
+(spec, "Header", additional fields rule).
 
 QEMU: keeps the bytes as "unknown header fields" and writes them back on a
 header update; it does not interpret them.  Repair: none needed if the

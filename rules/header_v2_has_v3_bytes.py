@@ -1,7 +1,7 @@
 """A version 2 header is followed by bytes that look like v3 feature fields.
 
-A v2 header ends at byte 72, where its extension area starts (catalogue
-§1.1, §2.1).  When bytes 72..103 instead look like the five v3 fields, the
+A v2 header ends at byte 72, where its extension area starts (spec,
+"Header").  When bytes 72..103 instead look like the five v3 fields, the
 image was most likely a v3 image whose version field was changed to 2 by
 hand or by a broken tool: its feature bits, refcount width and header
 extensions are then silently lost.

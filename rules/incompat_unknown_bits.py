@@ -1,9 +1,9 @@
 """The header sets incompatible feature bits QEMU does not know.
 
 An incompatible feature bit that a reader does not know means "do not open
-this image" (spec, "incompatible_features"; catalogue §2.2).  QEMU knows
-bits 0-4 (dirty, corrupt, external data file, compression type, extended
-L2: mask 0x1f).  Names come from the image's feature name table if any.
+this image" (spec, "Header", incompatible_features).  QEMU knows bits 0-4
+(dirty, corrupt, external data file, compression type, extended L2: mask
+0x1f).  Names come from the image's feature name table if any.
 
 QEMU: refuses to open the image ("Unsupported qcow2 feature(s): ...Unknown
 incompatible feature: <mask>").  Repair: open it with the program that set

@@ -1,9 +1,9 @@
 """The active L1 table maps clusters past the virtual disk.
 
 L1 entries at or past size_to_l1(size) map the VM state area that QEMU uses
-while saving a snapshot (catalogue §2.6).  In the active table they are
-legal but unusual: QEMU discards that area after the snapshot is taken.
-Reported for information.
+while saving a snapshot (spec, "Snapshots": the VM state is stored past the
+virtual disk).  In the active table they are legal but unusual: QEMU
+discards that area after the snapshot is taken.  Reported for information.
 
 QEMU: silent.
 """

@@ -2,7 +2,7 @@
 
 Bit 63 of an active L1 entry (COPIED) must be set exactly when the L2
 table's refcount is 1, i.e. when the table may be written in place (spec,
-"L1 table entry"; catalogue §2.6).  The stored refcount is used, as QEMU's
+"Cluster mapping", L1 table entry).  The stored refcount is used, as QEMU's
 check_oflag_copied does.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR OFLAG_COPIED L2 cluster:

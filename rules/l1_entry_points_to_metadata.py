@@ -1,8 +1,8 @@
 """An L2 table lands on another structure's cluster.
 
 The L2 table an L1 entry names must own its cluster: it must not be the
-header, a refcount structure, another L1 table, the snapshot table, a
-bitmap structure, the encryption area or a data cluster (catalogue §2.6).
+header, a refcount structure, another L1 table, the snapshot table, a bitmap
+structure, the encryption area or a data cluster (spec, "Cluster mapping").
 
 QEMU: only caught when a refcount disagrees ("ERROR cluster N refcount=R
 reference=M"); otherwise guest writes through the L2 table corrupt the

@@ -3,8 +3,7 @@
 l1_size may exceed size_to_l1(size) = ceil(size / (cluster_size *
 l2_entries)): the entries past the disk map the VM state area of internal
 snapshots, and an image shrunk with `qemu-img resize --shrink` keeps its
-larger L1 table (spec, "Header"; catalogue §2.5).  This is legal, and shown
-for information.
+larger L1 table (spec, "Header").  This is legal, and shown for information.
 
 QEMU: accepts it silently.  Repair: not needed; `qemu-img convert` writes a
 table of the exact size.

@@ -1,9 +1,8 @@
 """The active L1 table ends one cluster or more past the end of the file.
 
 The active L1 table (l1_size * 8 bytes at l1_table_offset) must lie inside
-the file (catalogue §2.5).  As in QEMU's check, a table that ends less than
-one cluster past the end of the file is tolerated: that part reads as
-zeros.
+the file.  As in QEMU's check, a table that ends less than one cluster past
+the end of the file is tolerated: that part reads as zeros.
 
 QEMU: opens the image and reads the missing entries as zeros, so the guest
 sees unallocated clusters where data was; `qemu-img check` counts a

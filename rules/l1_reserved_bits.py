@@ -1,7 +1,7 @@
 """An L1 table entry has reserved bits set.
 
-Bits 0-8 and 56-62 of an L1 entry are reserved and must be zero (spec, "L1
-table entry"; catalogue §1.3, mask 0x7f000000000001ff).  Applies to the
+Bits 0-8 and 56-62 of an L1 entry are reserved and must be zero (spec,
+"Cluster mapping", L1 table entry, mask 0x7f000000000001ff).  Applies to the
 active L1 table and to every snapshot's L1 table.
 
 QEMU: `qemu-img check` counts it as a corruption ("ERROR found L1 entry with

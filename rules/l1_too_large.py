@@ -1,7 +1,8 @@
 """The active L1 table is larger than QEMU allows.
 
-l1_size * 8 must not exceed QEMU's QCOW_MAX_L1_SIZE of 32 MiB, so l1_size
-is at most 4194304 entries (catalogue §1.1, §2.5; qcow2_validate_table).
+l1_size * 8 must not exceed QEMU's QCOW_MAX_L1_SIZE of 32 MiB, so l1_size is
+at most 4194304 entries (noted in spec, "Header", size;
+qcow2_validate_table).
 
 QEMU: refuses to open the image ("Active L1 table too large").  Repair: none
 with qemu-img; l1_size is damaged and must be restored from a copy.

@@ -2,7 +2,7 @@
 
 l1_size must be at least size_to_l1(size) = ceil(size / (cluster_size *
 l2_entries)), the number of L2 tables the virtual disk needs (spec, "Header"
-and "Cluster mapping"; catalogue §1.3, §2.5).
+and "Cluster mapping").
 
 QEMU: refuses to open the image ("L1 table is too small").  Repair: none
 with qemu-img (it cannot open the image); either size or l1_size is

@@ -1,8 +1,8 @@
 """An active L2 entry's COPIED flag disagrees with its data cluster's refcount.
 
 Bit 63 of an L2 entry for a normal or preallocated zero cluster must be set
-exactly when the data cluster's refcount is 1 (spec, "Standard Cluster
-Descriptor"; catalogue §2.7).  The stored refcount is used, as QEMU's
+exactly when the data cluster's refcount is 1 (spec, "Cluster mapping",
+Standard Cluster Descriptor).  The stored refcount is used, as QEMU's
 check_oflag_copied does; only tables of the active L1 are judged.  Images
 with an external data file are judged by data-file-copied-missing.
 

@@ -1,8 +1,8 @@
 """A plain zero cluster has the COPIED flag set.
 
 COPIED (bit 63) means "refcount is exactly 1" and must be 0 for clusters
-that own no host cluster (spec, "Standard Cluster Descriptor"; catalogue
-§2.7).  This rule judges zero clusters without a host offset (QEMU's
+that own no host cluster (spec, "Cluster mapping", Standard Cluster
+Descriptor).  This rule judges zero clusters without a host offset (QEMU's
 ZERO_PLAIN); unallocated entries with COPIED are reported by
 l2-offset0-copied-without-data-file.
 

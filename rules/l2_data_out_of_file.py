@@ -1,9 +1,9 @@
 """An L2 entry maps guest data to a cluster past the end of the file.
 
 The host cluster of a normal or preallocated zero cluster must lie inside
-the image file (catalogue §2.7).  As QEMU's check does, a cluster is out of
-the file when it ends one cluster or more past the end; a cluster cut by
-the end of the file is l2-data-partly-out-of-file.
+the image file (spec, "Cluster mapping").  As QEMU's check does, a cluster
+is out of the file when it ends one cluster or more past the end; a cluster
+cut by the end of the file is l2-data-partly-out-of-file.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: counting reference for
 region exceeding the end of the file by one cluster or more"); guest reads

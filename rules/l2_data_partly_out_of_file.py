@@ -1,7 +1,7 @@
 """An L2 entry maps guest data to a cluster cut by the end of the file.
 
-The host cluster starts inside the file but its data ends after it
-(catalogue §2.7), as after an interrupted copy.  With extended L2 entries
+The host cluster starts inside the file but its data ends after it (spec,
+"Cluster mapping"), as after an interrupted copy.  With extended L2 entries
 only the allocated subclusters hold data (QEMU extends the file by the
 subclusters it writes), so the cluster is cut only when an allocated
 subcluster ends past the end of the file.

@@ -2,7 +2,7 @@
 
 Host offset 0 with COPIED means "host cluster 0 of the external data file";
 without a data file (incompatible bit 2) the entry is just unallocated and
-COPIED must be 0 (spec, "Standard Cluster Descriptor"; catalogue §2.7).
+COPIED must be 0 (spec, "Cluster mapping", Standard Cluster Descriptor).
 
 QEMU: treats the entry as unallocated; silent.  Repair: `qemu-img convert`.
 """

@@ -1,10 +1,11 @@
 """An L1 entry points at an L2 table past the end of the file.
 
-Every L2 table an L1 entry names must lie inside the image file (catalogue
-§2.6).  As QEMU's check does, a table is out of the file when it ends one
-cluster or more past the end; shorter overruns read as zeros.  Applies to
-the active L1 and to every snapshot's L1 table.  (The catalogue's
-l2-table-out-of-file row is the same condition and is reported here.)
+Every L2 table an L1 entry names must lie inside the image file (spec,
+"Cluster mapping").  As QEMU's check does, a table is out of the file when
+it ends one cluster or more past the end; shorter overruns read as zeros.
+Applies to the active L1 and to every snapshot's L1 table.
+(l2-table-out-of-file, listed in docs/rules.md among the names that are not
+separate rules, is the same condition and is reported here.)
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: counting reference for
 region exceeding the end of the file by one cluster or more"); reads of the

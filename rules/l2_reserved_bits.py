@@ -1,9 +1,9 @@
 """An L2 table entry has reserved bits set.
 
 In a standard or extended L2 entry that is not compressed, bits 1-8 and
-56-61 are reserved and must be zero (spec, "Standard Cluster Descriptor";
-catalogue §1.4, mask 0x3f000000000001fe).  This applies to unallocated and
-zero entries too.  Compressed entries use those bits for the compressed
+56-61 are reserved and must be zero (spec, "Cluster mapping", Standard
+Cluster Descriptor, mask 0x3f000000000001fe).  This applies to unallocated
+and zero entries too.  Compressed entries use those bits for the compressed
 descriptor and are not judged here.
 
 QEMU: `qemu-img check` counts it as a corruption ("ERROR found l2 entry with

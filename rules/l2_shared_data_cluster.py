@@ -2,9 +2,9 @@
 
 Without internal snapshots every guest cluster should own its host cluster;
 two entries that map one cluster alias two guest ranges, so a write to one
-changes the other unless the refcount forces a copy (catalogue §2.7).
-Images with snapshots share clusters by design and are not judged.  A
-refcount too low for the sharing is reported by refcount-too-low.
+changes the other unless the refcount forces a copy (spec, "Cluster
+mapping").  Images with snapshots share clusters by design and are not
+judged.  A refcount too low for the sharing is reported by refcount-too-low.
 
 QEMU: silent when the refcount matches the sharing, else `qemu-img check`
 reports "ERROR cluster N refcount=1 reference=2".

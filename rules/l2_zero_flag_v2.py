@@ -1,7 +1,7 @@
 """A version 2 image has an L2 entry with the zero flag.
 
 The zero flag (bit 0 of an L2 entry) exists only in version 3 images (spec,
-"Standard Cluster Descriptor"; catalogue §2.7).
+"Cluster mapping", Standard Cluster Descriptor).
 
 QEMU: `qemu-img check` is silent, but the first guest read of the cluster
 fails ("Zero cluster entry found in pre-v3 image").  Repair: upgrade the

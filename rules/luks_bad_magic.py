@@ -2,8 +2,8 @@
 
 With crypt_method 2 the area named by the full disk encryption header
 pointer must hold a LUKS1 header: magic "LUKS\\xba\\xbe" and version 1
-(catalogue §1.10, §2.4).  A wrong offset in the pointer, or damage to the
-area, shows up here.
+(spec, "Full disk encryption header pointer").  A wrong offset in the
+pointer, or damage to the area, shows up here.
 
 QEMU: refuses to open the image ("Volume is not in LUKS format", or "LUKS
 version N is not supported").  Repair: none in place; the key slots are

@@ -5,7 +5,7 @@ Each of the eight LUKS1 key slots has a state word that is either enabled
 (key_bytes * stripes bytes, rounded up to 512-byte sectors, starting at
 key_material_offset sectors from the LUKS header) must lie inside the
 encryption area, whose size is the length in the full disk encryption header
-pointer (catalogue §1.10, §2.4).
+pointer (spec, "Full disk encryption header pointer").
 
 QEMU: a corrupted state word makes it refuse to open the image ("Keyslot N
 state (active/disable) is corrupted"), even for `qemu-img info`; key

@@ -1,8 +1,8 @@
 """A LUKS-encrypted image has no full disk encryption header pointer.
 
-With crypt_method 2 (LUKS) the header extension 0x0537be77 must name the area
-that holds the LUKS header (spec, "Full disk encryption header pointer";
-catalogue §2.4).  Without it the image cannot be decrypted.
+With crypt_method 2 (LUKS) the header extension 0x0537be77 must name the
+area that holds the LUKS header (spec, "Full disk encryption header
+pointer").  Without it the image cannot be decrypted.
 
 QEMU: refuses to open the image ("Missing CRYPTO header for crypt method 2");
 `qemu-img info`, which opens it without the key, crashes instead (a

@@ -2,13 +2,13 @@
 
 Every cluster belongs to one structure: the header, an L1 or L2 table, the
 refcount table or a block, the snapshot table, the bitmap directory, a
-bitmap table or its data, the encryption area, or guest data (catalogue
-§2.12).  This rule finds overlaps in a typed map of every extent, so it
-also catches overlaps whose refcount was raised to match.  An L2 table
-that overlaps other metadata is reported by l1-entry-points-to-metadata,
-bitmap data that overlaps anything by bitmap-data-shared.
-(The catalogue's overlap-<kindA>-<kindB> family is this rule: the message
-names both kinds.)
+bitmap table or its data, the encryption area, or guest data (spec, "Host
+cluster management").  This rule finds overlaps in a typed map of every
+extent, so it also catches overlaps whose refcount was raised to match.  An
+L2 table that overlaps other metadata is reported by
+l1-entry-points-to-metadata, bitmap data that overlaps anything by
+bitmap-data-shared.  (The overlap-<kindA>-<kindB> names listed in
+docs/rules.md are this rule: the message names both kinds.)
 
 QEMU: `qemu-img check` sees an overlap only when a refcount disagrees; when
 the refcount was raised to match it says "No errors", yet a guest write

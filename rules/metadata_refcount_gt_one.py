@@ -1,9 +1,10 @@
 """A metadata cluster that is never shared has a refcount other than 1.
 
 The header cluster, L1 tables, the refcount table and blocks, the snapshot
-table and the bitmap directory and tables are owned by exactly one
-structure each: their refcount must be 1 (catalogue §2.11).  (L2 tables
-and data may be shared by snapshots and are judged by the refcount rules.)
+table and the bitmap directory and tables are owned by exactly one structure
+each: their refcount must be 1 (spec, "Host cluster management").  (L2
+tables and data may be shared by snapshots and are judged by the refcount
+rules.)
 
 QEMU: `qemu-img check` reports the mismatch as a corruption or a leak; a
 wrong refcount on metadata lets QEMU free or reuse it.  Repair:

@@ -1,7 +1,7 @@
 """A bitmap table entry points at bitmap data that is not cluster-aligned.
 
 The data cluster offset (bits 9-55) of a bitmap table entry must be
-cluster-aligned (spec, "Bitmap table"; catalogue §2.14).
+cluster-aligned (spec, "Bitmap table").
 
 QEMU: refuses to open the image ("Could not read bitmap_table table from
 image for bitmap '<name>': Invalid argument").

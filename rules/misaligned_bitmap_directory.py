@@ -1,7 +1,7 @@
 """The bitmap directory offset is not cluster-aligned.
 
 bitmap_directory_offset in the bitmaps extension must be cluster-aligned
-(spec, "Bitmaps extension"; catalogue §2.14).
+(spec, "Bitmaps extension").
 
 QEMU: refuses to open the image ("bitmaps_ext: invalid bitmap directory
 offset").

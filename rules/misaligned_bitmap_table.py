@@ -1,7 +1,7 @@
 """A bitmap's table offset is not cluster-aligned.
 
 bitmap_table_offset in a bitmap directory entry must be cluster-aligned
-(spec, "Bitmap directory"; catalogue §2.14).
+(spec, "Bitmap directory").
 
 QEMU: refuses to open the image ("Bitmap '<name>' doesn't satisfy the
 constraints").

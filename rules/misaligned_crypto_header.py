@@ -1,8 +1,7 @@
 """The encryption header offset is not cluster-aligned.
 
 The offset in the full disk encryption header pointer extension must be
-cluster-aligned (spec, "Full disk encryption header pointer"; catalogue
-§2.4).
+cluster-aligned (spec, "Full disk encryption header pointer").
 
 QEMU: refuses to open the image ("Encryption header offset 'N' is not a
 multiple of cluster size 'M'").

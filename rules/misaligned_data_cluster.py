@@ -1,8 +1,8 @@
 """An L2 entry maps guest data to a host offset that is not cluster-aligned.
 
 For a normal (allocated, uncompressed) cluster the host offset (bits 9-55)
-must be cluster-aligned (spec, "Standard Cluster Descriptor"; catalogue
-§2.7).  Zero clusters with a preallocated offset are judged by
+must be cluster-aligned (spec, "Cluster mapping", Standard Cluster
+Descriptor).  Zero clusters with a preallocated offset are judged by
 misaligned-preallocated-cluster.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR offset=...: Data cluster

@@ -1,7 +1,6 @@
 """The active L1 table offset is not cluster-aligned.
 
-l1_table_offset must be a multiple of the cluster size (spec, "Header";
-catalogue §2.5).
+l1_table_offset must be a multiple of the cluster size (spec, "Header").
 
 QEMU: refuses to open the image ("Active L1 table offset invalid").
 """

@@ -1,7 +1,7 @@
 """An L1 entry points at an L2 table that is not cluster-aligned.
 
 The L2 table offset in an L1 entry (bits 9-55) must be cluster-aligned
-(spec, "L1 table entry"; catalogue §2.6).  Applies to the active L1 and to
+(spec, "Cluster mapping", L1 table entry).  Applies to the active L1 and to
 every snapshot's L1 table.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR l2_offset=...: Table is

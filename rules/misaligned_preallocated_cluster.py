@@ -2,7 +2,7 @@
 
 An L2 entry with the zero flag and a non-zero host offset (QEMU's
 ZERO_ALLOC) keeps that cluster allocated; the offset must be cluster-aligned
-(spec, "Standard Cluster Descriptor"; catalogue §2.7).  Only standard L2
+(spec, "Cluster mapping", Standard Cluster Descriptor).  Only standard L2
 entries have a zero flag.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR offset=...: Preallocated

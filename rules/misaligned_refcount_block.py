@@ -1,7 +1,7 @@
 """A refcount table entry points at a refcount block that is not cluster-aligned.
 
 The refcount block offset (bits 9-63 of a refcount table entry) must be
-cluster-aligned (spec, "Refcount table entry"; catalogue §2.11).
+cluster-aligned (spec, "Host cluster management", refcount table entry).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N is not
 cluster aligned; refcount table entry corrupted") and then fails to get the

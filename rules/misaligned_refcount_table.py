@@ -1,7 +1,7 @@
 """The refcount table offset is not cluster-aligned.
 
 refcount_table_offset must be a multiple of the cluster size (spec,
-"Header"; catalogue §2.5).
+"Header").
 
 QEMU: refuses to open the image ("Reference count table offset invalid").
 """

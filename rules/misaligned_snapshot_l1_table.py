@@ -1,7 +1,7 @@
 """A snapshot's L1 table offset is not cluster-aligned.
 
 Each snapshot table entry's L1 table offset must be cluster-aligned (spec,
-"Snapshot table"; catalogue §2.13).
+"Snapshots", snapshot table entry).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR snapshot <id> (<name>)
 l1_offset=...: L1 table is not cluster aligned; snapshot table entry

@@ -1,7 +1,7 @@
 """The snapshot table offset is not cluster-aligned.
 
 With nb_snapshots > 0, snapshot_offset must be a multiple of the cluster
-size (spec, "Header"; catalogue §2.5).
+size (spec, "Header").
 
 QEMU: refuses to open the image ("Snapshot table offset invalid");
 `qemu-img check` fails ("ERROR snapshot table offset invalid").

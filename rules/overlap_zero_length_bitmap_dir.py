@@ -1,10 +1,9 @@
 """autoclear bit 0 is set but there is no bitmaps extension.
 
 With autoclear bit 0 ("bitmaps extension consistent") set and no bitmaps
-extension, QEMU 7.2 takes the bitmap directory to be the range (0, 0),
-which its overlap check treats as covering everything (catalogue §2.12;
-the same condition as autoclear-bitmaps-without-ext, seen from what QEMU
-does at write time).
+extension, QEMU 7.2 takes the bitmap directory to be the range (0, 0), which
+its overlap check treats as covering everything (the same condition as
+autoclear-bitmaps-without-ext, seen from what QEMU does at write time).
 
 QEMU: `qemu-img check` says "No errors", but the first guest write is
 refused and the image marked corrupt ("Preventing invalid write on metadata

@@ -1,6 +1,7 @@
 """A refcount table entry points at a refcount block past the end of the file.
 
-Every refcount block must lie inside the image file (catalogue §2.11).
+Every refcount block must lie inside the image file (spec, "Host cluster
+management").
 
 QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N is
 outside image"); refcounts read from it are zeros.  Repair:

@@ -2,8 +2,8 @@
 
 A refcount block belongs to the refcount structure alone: the cluster
 holding it must have exactly one reference, from its refcount table entry
-(catalogue §2.11).  More references mean another structure claims the same
-cluster.
+(spec, "Host cluster management").  More references mean another structure
+claims the same cluster.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N
 refcount=M") and wants a refcount rebuild.  Repair: `qemu-img check -r all`.

@@ -1,7 +1,8 @@
 """A refcount block gives a non-zero refcount to a cluster past the end of the file.
 
-Clusters past the end of the file are not in use, so their refcounts must
-be 0 (catalogue §2.11), as after a truncation that left the refcounts.
+Clusters past the end of the file are not in use, so their refcounts must be
+0 (spec, "Host cluster management"), as after a truncation that left the
+refcounts.
 
 QEMU: silent: `qemu-img check` compares refcounts only up to the end of
 the file.  Repair: `qemu-img convert`, or grow the file back if it was cut.

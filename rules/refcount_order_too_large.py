@@ -1,8 +1,8 @@
 """refcount_order is above 6: refcounts wider than 64 bits.
 
 refcount_bits = 1 << refcount_order, and the spec limits it to 64
-(refcount_order <= 6) (spec, "refcount_order"; catalogue §2.2).  The
-refcount blocks cannot be read with a larger order.
+(refcount_order <= 6) (spec, "Header", refcount_order).  The refcount blocks
+cannot be read with a larger order.
 
 QEMU: refuses to open the image ("Reference count entry width too large;
 may not exceed 64 bits").  Repair: restore the order the image was

@@ -1,8 +1,8 @@
 """A cluster has more references than the refcount width can count.
 
 With refcount_bits = 1 << refcount_order, a refcount cannot exceed
-2^refcount_bits - 1 (spec, "Refcount table"; catalogue §2.11).  A cluster
-shared by more snapshots than that cannot be counted.
+2^refcount_bits - 1 (spec, "Host cluster management", refcount table).  A
+cluster shared by more snapshots than that cannot be counted.
 
 QEMU: `qemu-img check` counts a corruption per extra reference ("ERROR:
 overflow cluster offset=0x..." + "Use qemu-img amend to increase the

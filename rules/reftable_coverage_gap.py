@@ -1,8 +1,8 @@
 """Clusters in use are not covered by any refcount block.
 
 Every cluster in use needs a refcount: its refcount table index must be
-inside the table and name a refcount block (spec, "Refcount table";
-catalogue §2.11).  Without one its refcount reads as 0.
+inside the table and name a refcount block (spec, "Host cluster management",
+refcount table).  Without one its refcount reads as 0.
 
 QEMU: `qemu-img check` reports each such cluster ("ERROR cluster N
 refcount=0 reference=M"); QEMU may reuse the clusters and overwrite data.

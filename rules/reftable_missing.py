@@ -1,7 +1,7 @@
 """The image has no refcount table.
 
 refcount_table_clusters must be at least 1: every image needs refcounts for
-its own header cluster (spec, "Header"; catalogue §2.5).
+its own header cluster (spec, "Header").
 
 QEMU: refuses to open the image ("Image does not contain a reference count
 table").  `qemu-img check` may still open it and reports every used cluster

@@ -1,9 +1,9 @@
 """The refcount table ends one cluster or more past the end of the file.
 
 The refcount table (refcount_table_clusters clusters at
-refcount_table_offset) must lie inside the file (catalogue §2.5).  As in
-QEMU's check, a table that ends less than one cluster past the end of the
-file is tolerated: that part reads as zeros.
+refcount_table_offset) must lie inside the file.  As in QEMU's check, a
+table that ends less than one cluster past the end of the file is tolerated:
+that part reads as zeros.
 
 QEMU: the missing entries read as zeros, so the clusters they cover look
 free and may be handed out again; `qemu-img check` counts a corruption

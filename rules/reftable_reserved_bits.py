@@ -1,7 +1,7 @@
 """A refcount table entry has reserved bits set.
 
 Bits 0-8 of a refcount table entry are reserved and must be zero (spec,
-"Refcount table entry"; catalogue §1.7, mask 0x1ff).
+"Host cluster management", refcount table entry, mask 0x1ff).
 
 QEMU: `qemu-img check` counts it as a corruption ("ERROR refcount table entry
 N has reserved bits set") and needs a refcount rebuild.  Repair:

@@ -1,7 +1,7 @@
 """The refcount table is larger than QEMU allows.
 
 refcount_table_clusters * cluster_size must not exceed QEMU's
-QCOW_MAX_REFTABLE_SIZE of 8 MiB (catalogue §1.1, §2.5;
+QCOW_MAX_REFTABLE_SIZE of 8 MiB (noted in spec, "Host cluster management";
 qcow2_validate_table).
 
 QEMU: refuses to open the image ("Reference count table too large").

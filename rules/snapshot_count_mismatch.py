@@ -1,17 +1,17 @@
 """nb_snapshots counts blank entries after the real end of the snapshot table.
 
-nb_snapshots must equal the number of entries in the snapshot table
-(catalogue §2.13).  qcow2lint cannot know the real table size, so it uses
-this precise reading: an entry is *blank* when its L1 table offset is 0,
-its l1_size is 0 and its id is empty.  QEMU never writes such an entry (it
-gives every snapshot an L1 table offset and an id, even on a 0-byte disk),
-and it is what the zero fill after the last real entry of the table's
-cluster looks like when nb_snapshots is too high.  The rule fires when the
-entries the file holds end with one or more blank entries; it reports how
-many real entries precede them.  Entries past the end of the file are
-reported by snapshot-table-out-of-file instead.  Blank entries in the
-middle of the table are corrupted entries, not a count mismatch, and are
-left to the per-entry rules.
+nb_snapshots must equal the number of entries in the snapshot table (spec,
+"Snapshots").  qcow2lint cannot know the real table size, so it uses this
+precise reading: an entry is *blank* when its L1 table offset is 0, its
+l1_size is 0 and its id is empty.  QEMU never writes such an entry (it gives
+every snapshot an L1 table offset and an id, even on a 0-byte disk), and it
+is what the zero fill after the last real entry of the table's cluster looks
+like when nb_snapshots is too high.  The rule fires when the entries the
+file holds end with one or more blank entries; it reports how many real
+entries precede them.  Entries past the end of the file are reported by
+snapshot-table-out-of-file instead.  Blank entries in the middle of the
+table are corrupted entries, not a count mismatch, and are left to the
+per-entry rules.
 
 QEMU: reads the blank entries as snapshots with no L1 table and no id; in
 a v3 image `qemu-img check` reports each as incomplete ("ERROR snapshot

@@ -1,7 +1,7 @@
 """The header claims more snapshots than QEMU allows.
 
-nb_snapshots must not exceed QEMU's QCOW_MAX_SNAPSHOTS of 65536 (catalogue
-§1.1, §2.5).  qcow2lint reads at most the first 65536 entries.
+nb_snapshots must not exceed QEMU's QCOW_MAX_SNAPSHOTS of 65536.  qcow2lint
+reads at most the first 65536 entries.
 
 QEMU: refuses to open the image ("Snapshot table too large"); `qemu-img
 check` fails ("ERROR snapshot table too large" and "You can force-remove all

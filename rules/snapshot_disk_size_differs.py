@@ -1,9 +1,9 @@
 """A snapshot's disk size differs from the current virtual size.
 
 The extra data of a snapshot records the virtual disk size at snapshot time
-(catalogue §1.8, §2.13).  A different size is legal (the disk was resized
-after the snapshot) and shown for information.  QEMU compares whole
-sectors, so the current size is rounded down to a multiple of 512.
+(spec, "Snapshots").  A different size is legal (the disk was resized after
+the snapshot) and shown for information.  QEMU compares whole sectors, so
+the current size is rounded down to a multiple of 512.
 
 QEMU: applying the snapshot (`qemu-img snapshot -a`) resizes the disk back
 to the snapshot's size.  Repair: not needed.

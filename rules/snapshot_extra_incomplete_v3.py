@@ -2,7 +2,7 @@
 
 In a version 3 image every snapshot table entry must have at least 16 bytes
 of extra data: the 64-bit VM state size and the virtual disk size (spec,
-"Snapshot table"; catalogue §1.8, §2.13).
+"Snapshots", snapshot table entry).
 
 QEMU: opens the image (it assumes the current disk size), but `qemu-img
 check` counts a corruption ("ERROR snapshot table entry N is incomplete").

@@ -1,8 +1,7 @@
 """A snapshot table entry has more extra data than QEMU accepts.
 
 The spec sets no limit on a snapshot's extra_data_size, but QEMU refuses
-more than QCOW_MAX_SNAPSHOT_EXTRA_DATA = 1024 bytes (catalogue §1.8,
-§2.13).
+more than QCOW_MAX_SNAPSHOT_EXTRA_DATA = 1024 bytes.
 
 QEMU: refuses to open the image ("Too much extra metadata in snapshot table
 entry N", with the hint "You can force-remove this extra metadata with

@@ -1,9 +1,9 @@
 """Two snapshots have the same id.
 
-Snapshot ids must be unique (spec, "Snapshot table": "Unique ID of the
-snapshot"; catalogue §2.13).  Each entry whose id an earlier entry already
-has is flagged.  Empty ids are left to snapshot-id-empty, and the blank
-entries that snapshot-count-mismatch reports are ignored.
+Snapshot ids must be unique (spec, "Snapshots", snapshot table entry:
+"Unique ID string for the snapshot").  Each entry whose id an earlier
+entry already has is flagged.  Empty ids are left to snapshot-id-empty, and
+the blank entries that snapshot-count-mismatch reports are ignored.
 
 QEMU: accepts it silently and finds snapshots by the first match, so the
 later snapshot cannot be applied or deleted by id.  Repair: address it by

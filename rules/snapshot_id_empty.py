@@ -1,8 +1,8 @@
 """A snapshot has an empty id.
 
-Every snapshot needs an id string, unique in the table (spec, "Snapshot
-table": "Unique ID of the snapshot"; catalogue §2.13).  QEMU generates ids
-("1", "2", ...) itself and never writes an empty one.  The blank entries
+Every snapshot needs an id string, unique in the table (spec, "Snapshots",
+snapshot table entry: "Unique ID string for the snapshot").  QEMU generates
+ids ("1", "2", ...) itself and never writes an empty one.  The blank entries
 that snapshot-count-mismatch reports are not flagged here.
 
 QEMU: accepts it silently, but the snapshot can then only be addressed by

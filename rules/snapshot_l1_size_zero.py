@@ -1,10 +1,10 @@
 """A snapshot of a non-empty disk has an empty L1 table.
 
 A snapshot's l1_size 0 means it maps no cluster at all, although its disk
-(disk_size from the extra data, else the current virtual size) is not
-empty (catalogue §2.13).  A snapshot of a 0-byte disk legitimately has
-l1_size 0 and is not flagged; nor are the blank entries that
-snapshot-count-mismatch reports.
+(disk_size from the extra data, else the current virtual size) is not empty
+(spec, "Snapshots").  A snapshot of a 0-byte disk legitimately has l1_size 0
+and is not flagged; nor are the blank entries that snapshot-count-mismatch
+reports.
 
 QEMU: accepts it; the clusters only that snapshot referenced show as leaks
 in `qemu-img check`, and applying it gives an empty disk.  Repair: delete

@@ -1,7 +1,8 @@
 """A snapshot's L1 table is larger than QEMU allows.
 
 A snapshot's l1_size * 8 must not exceed QEMU's QCOW_MAX_L1_SIZE of 32 MiB,
-so l1_size is at most 4194304 entries (catalogue §1.8, §2.13).
+so l1_size is at most 4194304 entries (the limit is noted in spec, "Header",
+size).
 
 QEMU: `qemu-img check` counts a corruption ("ERROR snapshot <id> (<name>)
 l1_size=0x...: L1 table is too large; snapshot table entry corrupted"), and

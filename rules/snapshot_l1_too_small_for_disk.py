@@ -3,8 +3,8 @@
 A snapshot's l1_size should be at least size_to_l1(disk_size) =
 ceil(disk_size / (cluster_size * l2_entries)), where disk_size comes from
 the entry's extra data (else the current virtual size, as QEMU assumes)
-(catalogue §1.8, §2.13).  An l1_size of 0 is reported by
-snapshot-l1-size-zero instead.
+(spec, "Snapshots").  An l1_size of 0 is reported by snapshot-l1-size-zero
+instead.
 
 QEMU: does not check it (`qemu-img check` only shows the L2 tables that
 the missing entries referenced as leaks).  Applying the snapshot (`qemu-img snapshot -a`)

@@ -1,6 +1,6 @@
 """A snapshot has an empty name.
 
-A snapshot's name may be empty (catalogue §2.13); this is shown for
+A snapshot's name may be empty (spec, "Snapshots"); this is shown for
 information because such a snapshot can only be addressed by its id.  The
 blank entries that snapshot-count-mismatch reports are not flagged here.
 

@@ -1,10 +1,10 @@
 """The snapshot table runs past the end of the file.
 
 The nb_snapshots entries from snapshot_offset, with their extra data, ids
-and names, must lie inside the file (catalogue §2.13).  The table's end is
-computed as QEMU reads it: after the last entry's name (without the
-padding after it), and entries past the end of the file count as 40 zero
-bytes each, which is what QEMU reads there.
+and names, must lie inside the file (spec, "Snapshots").  The table's end is
+computed as QEMU reads it: after the last entry's name (without the padding
+after it), and entries past the end of the file count as 40 zero bytes each,
+which is what QEMU reads there.
 
 QEMU: reads the missing bytes as zeros, so names and ids come out garbled
 and, in a v3 image, the missing entries look incomplete (`qemu-img check`:

@@ -1,10 +1,10 @@
 """The snapshot table is larger than QEMU allows.
 
-QEMU limits the snapshot table to QCOW_MAX_SNAPSHOTS_SIZE = 64 MiB
-(catalogue §1.8, §2.13).  The size is counted as QEMU counts it, over the
-entries the file holds: each entry is 40 bytes plus its extra data, id and
-name, and every entry but the first starts at a multiple of 8.  The finding
-points at the first entry that crosses the limit.
+QEMU limits the snapshot table to QCOW_MAX_SNAPSHOTS_SIZE = 64 MiB.  The
+size is counted as QEMU counts it, over the entries the file holds: each
+entry is 40 bytes plus its extra data, id and name, and every entry but the
+first starts at a multiple of 8.  The finding points at the first entry that
+crosses the limit.
 
 QEMU: refuses to open the image ("Snapshot table is too big", with "You can
 force-remove all N overhanging snapshots with qemu-img check -r all").

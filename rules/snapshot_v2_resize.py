@@ -1,8 +1,8 @@
 """A version 2 image has internal snapshots, so it cannot be resized.
 
-Version 2 snapshot entries need not record the disk size, so QEMU refuses
-to resize a v2 image that has snapshots (catalogue §2.13).  This is legal
-and shown for information.
+Version 2 snapshot entries need not record the disk size, so QEMU refuses to
+resize a v2 image that has snapshots (spec, "Snapshots").  This is legal and
+shown for information.
 
 QEMU: `qemu-img resize` fails ("Can't resize a v2 image which has
 snapshots").  Repair: if the image must grow, upgrade it first

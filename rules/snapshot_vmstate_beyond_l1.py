@@ -3,8 +3,8 @@
 The VM state of a snapshot is stored in the guest address range just past
 the disk: from L1 index size_to_l1(disk_size) on, it needs
 ceil(vm_state_size / (cluster_size * l2_entries)) more L1 entries, so
-l1_size must be at least the sum (catalogue §1.8, §2.13).  vm_state_size is
-the 64-bit extra data field when present, else the 32-bit one.
+l1_size must be at least the sum (spec, "Snapshots").  vm_state_size is the
+64-bit extra data field when present, else the 32-bit one.
 
 QEMU: does not check it (a 1 TiB VM state with l1_size 1 passes `qemu-img
 check`); loading the VM state (`loadvm`) reads zeros past the table and the

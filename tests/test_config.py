@@ -20,7 +20,7 @@ def registry():
 
 def test_config_yaml_lists_every_rule_and_matches_the_registry(registry) -> None:
     """config.yaml is the reference: regenerate it with
-    `qcow2lint rules --reference-config > config.yaml`."""
+    `python -m qcow2lint.gen`."""
     assert (REPO_ROOT / "config.yaml").read_text() == reference_config(registry)
 
 

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
+
+import pytest
 
 from harness import REPO_ROOT, TESTS_DIR, run_cli
+from qcow2lint import gen
 from qcow2lint.registry import load_registry
 from qcow2lint.report.rulesdoc import ANSWERED, rules_markdown, rules_table
 
 
 def test_docs_rules_md_is_generated_from_the_registry() -> None:
-    """Regenerate with `qcow2lint rules --markdown > docs/rules.md`."""
+    """Regenerate with `python -m qcow2lint.gen`."""
     assert (REPO_ROOT / "docs" / "rules.md").read_text() == rules_markdown(load_registry())
     assert run_cli("rules", "--markdown").stdout == (REPO_ROOT / "docs" / "rules.md").read_text()
+
+
+@pytest.mark.parametrize("name", gen.GENERATED)
+def test_the_generated_file_is_current(name: str) -> None:
+    text = gen.expected(REPO_ROOT, load_registry())[name]
+    assert (REPO_ROOT / name).read_text() == text, f"{name} is stale: run `python -m qcow2lint.gen` in the repository"
+
+
+def test_the_generator_names_the_stale_file_and_rewrites_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "docs").mkdir()
+    for name in gen.GENERATED:
+        shutil.copyfile(REPO_ROOT / name, tmp_path / name)
+    assert gen.main(["--check", str(tmp_path)]) == 0
+    (tmp_path / "config.yaml").write_text("rules: {}\n")
+    assert gen.main(["--check", str(tmp_path)]) == 1
+    assert capsys.readouterr().out == "config.yaml is stale: run `python -m qcow2lint.gen` in the repository\n"
+    assert gen.main([str(tmp_path)]) == 0
+    assert (tmp_path / "config.yaml").read_text() == (REPO_ROOT / "config.yaml").read_text()
+    assert gen.stale(tmp_path, load_registry()) == []
 
 
 def test_readme_lists_every_rule() -> None:

@@ -1,24 +1,44 @@
-"""The repository's contract: built-in rules are registered through the
-entry-point group and install under their own import name."""
+"""The repository's contract: a built-in rule is one file in rules/, found
+through the one rule-package entry point, and the rules install under their
+own import name."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import tomllib
 
 from harness import REPO_ROOT
-from qcow2lint.registry import load_registry
+from qcow2lint.registry import load_registry, read_rule_file
 
 
-def test_every_rule_module_is_registered_and_every_entry_point_has_a_module() -> None:
+def test_every_rule_module_is_a_rule_with_no_entry_point_of_its_own() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    entry_points = project["project"]["entry-points"]["qcow2lint.rules"]
-    modules = {p.stem for p in (REPO_ROOT / "rules").glob("*.py") if p.name != "__init__.py"}
-    assert {v.removeprefix("qcow2lint_rules.") for v in entry_points.values()} == modules
-    for name, target in entry_points.items():
-        text = (REPO_ROOT / "rules" / f"{target.removeprefix('qcow2lint_rules.')}.py").read_text()
-        assert re.search(rf'^NAME = "{re.escape(name)}"$', text, re.M), name
+    groups = project["project"]["entry-points"]
+    assert groups == {"qcow2lint.rule_packages": {"builtin": "qcow2lint_rules"}}
+    modules = {p.stem for p in (REPO_ROOT / "rules").glob("*.py") if not p.name.startswith("_")}
+    registry = load_registry()
+    assert {rule.origin.split()[0].removeprefix("qcow2lint_rules.") for rule in registry} == modules
+    for rule in registry:
+        text = (REPO_ROOT / "rules" / f"{rule.name.replace('-', '_')}.py").read_text()
+        assert re.search(rf'^NAME = "{re.escape(rule.name)}"$', text, re.M), rule.name
+
+
+def test_what_is_read_without_importing_equals_what_importing_gives() -> None:
+    """The registry reads each built-in rule's identity with ast; the module,
+    imported, must say the same."""
+    paths = sorted(p for p in (REPO_ROOT / "rules").glob("*.py") if not p.name.startswith("_"))
+    assert len(paths) >= 150
+    for path in paths:
+        read = read_rule_file(str(path))
+        module = importlib.import_module(f"qcow2lint_rules.{path.stem}")
+        assert read["doc"] == module.__doc__, path.name
+        assert (read["NAME"], read["CODE"], read["SEVERITY"], read["SCOPE"]) == (
+            module.NAME, module.CODE, module.SEVERITY, module.SCOPE.__name__
+        ), path.name
+        assert read.get("OPTIONS", {}) == getattr(module, "OPTIONS", {}), path.name
+        assert read["check"] and callable(module.check), path.name
 
 
 def test_rules_install_as_qcow2lint_rules_not_rules() -> None:

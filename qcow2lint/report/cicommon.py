@@ -47,8 +47,8 @@ def artifact_uri(path: str) -> str:
     URI."""
     win = PureWindowsPath(path)
     if win.drive:  # C:\\images\\a.qcow2
-        return win.as_uri() if win.is_absolute() else quote(win.as_posix(), safe="/")
+        return win.as_uri() if win.is_absolute() else quote(win.as_posix(), safe="/", errors="surrogateescape")
     posix = PurePosixPath(path)
     if posix.is_absolute():
         return posix.as_uri()
-    return quote(str(posix), safe="/")
+    return quote(str(posix), safe="/", errors="surrogateescape")

@@ -7,7 +7,10 @@
 (``warning`` findings are ``::warning``, ``info`` ones ``::notice``; an image
 that could not be read is an ``::error`` titled ``qcow2lint``).  Messages
 escape ``%``, CR and LF, properties also ``:`` and ``,``, as GitHub's
-toolkit does (``escapeData`` / ``escapeProperty``).  An image has no lines,
+toolkit does (``escapeData`` / ``escapeProperty``); before that every other
+control character (an ESC would colour the job log, a NUL or a Unicode line
+separator would cut it) is escaped by :func:`qcow2lint.text.escape`, so each
+annotation is exactly one line starting with ``::``.  An image has no lines,
 so the annotation has no ``line``: GitHub attaches it to the file.
 
 :func:`github_step_summary` is a Markdown table of the same findings; the
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Severity
+from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 #: GitHub caps a job summary at 1 MiB; the table stops well before that.
@@ -27,8 +31,10 @@ MAX_SUMMARY_ROWS = 1000
 
 
 def escape_data(text: str) -> str:
-    """A workflow command's message, escaped."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message, escaped as GitHub's toolkit does (CR
+    and LF become ``%0D`` / ``%0A``, shown as line breaks inside the one
+    annotation), then every other control character escaped."""
+    return escape(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:
@@ -54,8 +60,9 @@ def render_github(reports: Sequence[ImageReport]) -> str:
 
 
 def _cell(text: str) -> str:
-    """A Markdown table cell: no pipes, no line breaks, no HTML."""
-    text = " ".join(str(text).split())
+    """A Markdown table cell: no pipes, no line breaks, no HTML, no
+    control characters."""
+    text = escape(" ".join(str(text).split()))
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 

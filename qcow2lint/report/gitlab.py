@@ -19,6 +19,7 @@ from typing import Any
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Severity
 from qcow2lint.report.cicommon import unique_fingerprint
+from qcow2lint.text import json_safe
 
 SEVERITIES = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
 UNREADABLE_CHECK = "unreadable-image"
@@ -63,4 +64,4 @@ def gitlab_issues(reports: Sequence[ImageReport]) -> list[dict[str, Any]]:
 
 def render_gitlab(reports: Sequence[ImageReport]) -> str:
     """The Code Quality report as indented JSON."""
-    return json.dumps(gitlab_issues(reports), indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(gitlab_issues(reports), indent=2, ensure_ascii=False)) + "\n"

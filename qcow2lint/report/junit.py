@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.registry import Registry
+from qcow2lint.text import escape
 
 READ_CASE = "read-image"
 #: Characters XML 1.0 cannot carry at all, even escaped.
@@ -31,30 +32,36 @@ def _xml(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def _one(text: str) -> str:
+    """One line of image-derived text: control characters escaped, then
+    what XML cannot carry (see :func:`qcow2lint.text.escape`)."""
+    return _xml(escape(text))
+
+
 def _line(path: str, f: Finding) -> str:
-    return f"{path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}"
+    return escape(f"{path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}")
 
 
 def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.Element:
-    suite = ET.Element("testsuite", name=_xml(report.path))
+    suite = ET.Element("testsuite", name=_one(report.path))
     failures = errors = 0
     if report.error is not None:
-        case = ET.SubElement(suite, "testcase", classname=_xml(report.path), name=READ_CASE)
-        error = ET.SubElement(case, "error", message=_xml(f"not checked: {report.error}"), type="unreadable")
-        error.text = _xml(report.error)
+        case = ET.SubElement(suite, "testcase", classname=_one(report.path), name=READ_CASE)
+        error = ET.SubElement(case, "error", message=_one(f"not checked: {report.error}"), type="unreadable")
+        error.text = _one(report.error)
         errors = 1
     else:
         by_rule: dict[str, list[Finding]] = {name: [] for name in names}
         for finding in report.findings:
             by_rule.setdefault(finding.rule, []).append(finding)
         for name, found in by_rule.items():
-            case = ET.SubElement(suite, "testcase", classname=_xml(report.path), name=_xml(name))
+            case = ET.SubElement(suite, "testcase", classname=_one(report.path), name=_one(name))
             failing = [f for f in found if f.severity >= fail_level]
             if failing:
                 failures += 1
                 worst = max(f.severity for f in failing)
                 count = f"{len(failing)} finding{'s' if len(failing) != 1 else ''}"
-                failure = ET.SubElement(case, "failure", message=_xml(f"{found[0].code} {name}: {count}"), type=str(worst))
+                failure = ET.SubElement(case, "failure", message=_one(f"{found[0].code} {name}: {count}"), type=str(worst))
                 failure.text = _xml("\n".join(_line(report.path, f) for f in failing))
             quiet = [f for f in found if f.severity < fail_level]
             if quiet:

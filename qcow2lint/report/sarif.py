@@ -33,6 +33,7 @@ from qcow2lint import __version__
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry
+from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
     artifact_uri,
@@ -137,4 +138,4 @@ def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: b
 def render_sarif(reports: Sequence[ImageReport], registry: Registry, github: bool = False) -> str:
     """The SARIF 2.1.0 log of a run as indented JSON; ``github=True`` for
     GitHub code scanning (``--format sarif-github``)."""
-    return json.dumps(sarif_document(reports, registry, github), indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(sarif_document(reports, registry, github), indent=2, ensure_ascii=False)) + "\n"

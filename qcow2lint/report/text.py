@@ -1,9 +1,16 @@
-"""The text report: one line per finding, then a summary line per image."""
+"""The text report: one line per finding, then a summary line per image.
+
+Every path, structure path and message goes through
+:func:`qcow2lint.text.escape`, so no character of an image name (or of a
+plugin's message) can start a line, move the cursor or colour the terminal:
+the report has exactly one line per finding.
+"""
 
 from __future__ import annotations
 
 from qcow2lint.engine import ImageReport
 from qcow2lint.findings import Severity
+from qcow2lint.text import escape
 
 #: ANSI colours of the severities, used only when the caller asks (a TTY
 #: without NO_COLOR).
@@ -19,24 +26,26 @@ def render_text(report: ImageReport, statistics: bool = False, colour: bool = Fa
     def severity(value: Severity) -> str:
         return f"{COLOURS[value]}{value}{RESET}" if colour else str(value)
 
+    path = escape(report.path)
     lines = [
-        f"{report.path}:{f.offset:#x}: {f.code} {f.rule} {severity(f.severity)} [{f.location}] {f.message}"
+        f"{path}:{f.offset:#x}: {escape(f.code)} {escape(f.rule)} {severity(f.severity)} "
+        f"[{escape(f.location)}] {escape(f.message)}"
         for f in report.findings
     ]
     counts = report.counts()
     if report.error is not None:
-        summary = f"{report.path}: not checked: {report.error}"
+        summary = f"{path}: not checked: {escape(report.error)}"
     elif not report.findings:
-        summary = f"{report.path}: no findings"
+        summary = f"{path}: no findings"
     else:
         parts = [f"{n} {name}{'s' if n != 1 and name != 'info' else ''}" for name, n in counts.items()]
-        summary = f"{report.path}: {', '.join(parts)}"
+        summary = f"{path}: {', '.join(parts)}"
     if statistics:
         per_rule: dict[str, int] = {}
         for finding in report.findings:
-            key = f"{finding.code} {finding.rule}"
+            key = escape(f"{finding.code} {finding.rule}")
             per_rule[key] = per_rule.get(key, 0) + 1
         lines += [summary, *(f"  {count:>7}  {rule}" for rule, count in sorted(per_rule.items()))]
         figures = [f"  {key}: {value}" for key, value in (report.stats or {}).items()]
-        summary = "\n".join([f"{report.path}: qemu-img check figures:", *figures] if figures else [])
+        summary = "\n".join([f"{path}: qemu-img check figures:", *figures] if figures else [])
     return "\n".join(line for line in [*lines, summary] if line) + "\n"

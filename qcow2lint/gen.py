@@ -1,0 +1,83 @@
+"""Regenerates the repository's files that are generated from the rule
+registry: ``docs/rules.md``, the rule table in ``README.md`` (between its
+``rules:start`` and ``rules:end`` markers) and ``config.yaml``.
+
+    python -m qcow2lint.gen [--check] [ROOT]
+
+ROOT is the repository (default: the working directory).  With ``--check``
+nothing is written: the stale files are named and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from qcow2lint.registry import Registry, RegistryError, load_registry
+
+COMMAND = "python -m qcow2lint.gen"
+#: The generated files, relative to the repository root.
+GENERATED = ("docs/rules.md", "README.md", "config.yaml")
+_README_TABLE = re.compile(r"(<!-- rules:start[^>]*-->\n)(.*?)(<!-- rules:end -->)", re.S)
+
+
+def expected(root: Path, registry: Registry) -> dict[str, str]:
+    """What each generated file should hold, by its path relative to ``root``."""
+    from qcow2lint.config import reference_config
+    from qcow2lint.report.rulesdoc import rules_markdown, rules_table
+
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    if not _README_TABLE.search(readme):
+        raise ValueError("README.md has no <!-- rules:start --> ... <!-- rules:end --> section")
+    table = rules_table(registry)
+    return {
+        "docs/rules.md": rules_markdown(registry),
+        "README.md": _README_TABLE.sub(lambda m: m.group(1) + table + m.group(3), readme, count=1),
+        "config.yaml": reference_config(registry),
+    }
+
+
+def stale(root: Path, registry: Registry) -> list[str]:
+    """The generated files whose content is not what the registry gives."""
+    files = expected(root, registry)
+    return [name for name in GENERATED if _read(root / name) != files[name]]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite (or with ``--check`` name) the stale generated files."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    rest = [a for a in args if a != "--check"]
+    if len(rest) > 1 or any(a.startswith("-") for a in rest):
+        print(f"usage: {COMMAND} [--check] [ROOT]", file=sys.stderr)
+        return 2
+    root = Path(rest[0] if rest else ".")
+    if not (root / "rules").is_dir() or not (root / "README.md").is_file():
+        print(f"{COMMAND}: {root} is not the qcow2lint repository (no rules/ or README.md)", file=sys.stderr)
+        return 2
+    try:
+        registry = load_registry()
+        files = expected(root, registry)
+    except (RegistryError, ValueError, OSError) as exc:
+        print(f"{COMMAND}: error: {exc}", file=sys.stderr)
+        return 2
+    outdated = [name for name in GENERATED if _read(root / name) != files[name]]
+    for name in outdated:
+        if check:
+            print(f"{name} is stale: run `{COMMAND}` in the repository")
+        else:
+            (root / name).write_text(files[name], encoding="utf-8")
+            print(f"rewrote {name}")
+    return 1 if check and outdated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

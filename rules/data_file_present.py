@@ -1,0 +1,52 @@
+"""The image uses an external data file.
+
+Incompatible bit 2 says guest data lives in a separate file, named by the
+external data file name extension (0x44415441; spec, "External data
+file name"; catalogue §1.2, §2.10) or given by whoever opens the image.
+The name is chosen by whoever made the image: OpenStack's CVE-2024-32498
+was an uploaded image whose data file was a host path (`/etc/passwd`),
+whose contents then came back as the guest disk.
+
+QEMU: opens the data file when it opens the image for I/O (`qemu-img
+convert`, `qemu-img check`, a VM) and reads every allocated cluster from
+it.  `qemu-img info` of Debian's 7.2 build (7.2+dfsg-7+deb12u18) shows
+the name without opening it (tested with strace); QEMU releases without
+the CVE-2024-4467 fix open it for `info` too.  An image whose name
+extension is present without the bit is also flagged: QEMU 7.2 ignores
+the name, but the image is a data file image with its bit lost, and other
+tools may honour it.  Info in the default preset; an
+error under `untrusted`, as in OpenStack's
+`format_inspector.safety_check()` ("Image has data_file set").
+Repair: `qemu-img convert -O qcow2 IMAGE STANDALONE` (with a trusted data
+file) copies the data into a self-contained image.
+"""
+
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+from qcow2lint.rulekit import qemu_name, shown
+
+NAME = "data-file-present"
+CODE = "Q1090"
+SEVERITY = "info"
+SCOPE = Header
+
+
+def check(header, ctx):
+    """Flag incompatible bit 2 or a data file name extension."""
+    ext = ctx.image.extension(spec.EXT_DATA_FILE)
+    if not header.has_data_file and ext is None:
+        return
+    name = qemu_name(ext.payload.name) if ext is not None and ext.payload is not None else None
+    named = f"names the external data file {shown(name, 256)}" if name else "names no data file"
+    if header.has_data_file:
+        yield Problem(
+            header.field_offset("incompatible_features"), "header.incompatible_features",
+            f"the image uses an external data file (incompatible bit 2) and {named}; "
+            "QEMU opens it and reads guest data from it",
+        )  # fmt: skip
+    else:
+        yield Problem(
+            ext.file_offset, ext.path,
+            f"the image {named} (without incompatible bit 2, so QEMU 7.2 ignores it)",
+        )  # fmt: skip

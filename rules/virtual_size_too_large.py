@@ -1,0 +1,36 @@
+"""The virtual disk size is above the configured maximum.
+
+The header's size field is the guest disk size in bytes (spec, "size";
+catalogue §1.1).  A small file can claim a huge disk: QEMU accepts up to
+ceil(size / (cluster_size * l2_entries)) <= INT_MAX L1 entries, i.e.
+exabytes.  What consumes the image (`qemu-img convert` to raw, a
+preallocating import, a VM boot with a quota) then writes, allocates or
+scans that many bytes (CVE-2013-2096: Nova copied uploaded qcow2 images
+to raw without checking the virtual size, filling the host's disk).
+
+Option `max-virtual-size` (bytes): 0, the default, means no limit; the
+`untrusted` preset sets 2 TiB (2199023255552), above the disks an upload
+service usually accepts and far below what a hostile header can claim.
+QEMU: opens the image; nothing in the format bounds the size.
+Repair: `qemu-img resize --shrink IMAGE SIZE` when the guest data fits.
+"""
+
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+
+NAME = "virtual-size-too-large"
+CODE = "Q0190"
+SEVERITY = "warning"
+SCOPE = Header
+OPTIONS = {"max-virtual-size": 0}
+
+
+def check(header, ctx):
+    """Flag a size above max-virtual-size (when that is not 0)."""
+    limit = ctx.options["max-virtual-size"]
+    if limit > 0 and header.size > limit:
+        yield Problem(
+            header.field_offset("size"), "header.size",
+            f"virtual size {header.size} bytes ({header.size / 2**40:.2f} TiB) is above max-virtual-size "
+            f"{limit} bytes ({limit / 2**40:.2f} TiB)",
+        )  # fmt: skip

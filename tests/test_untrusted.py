@@ -1,0 +1,551 @@
+"""The untrusted-image profile: rules for external references and resource
+amplification, the ``untrusted`` preset, ``--preset``, the verdict API, and
+the comparison with oslo.utils' ``format_inspector.safety_check()``.
+
+Every image is made by qemu-img (7.2) and, for the hostile ones, a few
+bytes patched in: a backing file name set with ``qemu-img rebase -u``, a
+data file name or a LUKS field written in place.  Nothing here runs
+qemu-img with a key on a hostile image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import qcow2lint
+from qcow2lint import rulekit
+from qcow2lint.findings import Severity
+
+EXT_BACKING_FORMAT = 0xE2792ACA
+EXT_DATA_FILE = 0x44415441
+INCOMPAT_DATA_FILE = 1 << 2
+SECRET = ["--object", "secret,id=sec0,data=abc"]
+JSON_SHADOW = 'json:{"driver":"raw","file":{"driver":"file","filename":"/etc/shadow"}}'
+TIB = 1 << 40
+
+
+# --- building images -----------------------------------------------------------
+
+
+def qemu_img(*args: str, cwd: Path | None = None) -> None:
+    subprocess.run(["qemu-img", *args], check=True, capture_output=True, timeout=300, cwd=cwd)
+
+
+def create(path: Path, size: str = "64M", options: str = "", *extra: str) -> Path:
+    qemu_img("create", "-q", "-f", "qcow2", *(["-o", options] if options else []), *extra, str(path), size)
+    return path
+
+
+def poke(path: Path, offset: int, fmt: str, value: int | tuple[int, ...]) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(struct.pack(fmt, *(value if isinstance(value, tuple) else (value,))))
+
+
+def header_u32(path: Path, offset: int) -> int:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return struct.unpack(">I", handle.read(4))[0]
+
+
+def rewrite_extensions(path: Path, change: Callable[[list[tuple[int, bytes]]], list[tuple[int, bytes]]]) -> None:
+    """Re-lay the header extensions of cluster 0 after ``change`` edits the list."""
+    with open(path, "r+b") as handle:
+        head = handle.read(1 << 16)
+        version = struct.unpack_from(">I", head, 4)[0]
+        backing_offset = struct.unpack_from(">Q", head, 8)[0]
+        start = 72 if version == 2 else struct.unpack_from(">I", head, 100)[0]
+        position, extensions = start, []
+        while True:
+            magic, length = struct.unpack_from(">II", head, position)
+            if magic == 0:
+                break
+            extensions.append((magic, head[position + 8 : position + 8 + length]))
+            position += 8 + -(-length // 8) * 8
+        area = b"".join(
+            struct.pack(">II", magic, len(data)) + data + b"\0" * (-len(data) % 8) for magic, data in change(extensions)
+        ) + b"\0" * 8
+        end = backing_offset or (1 << struct.unpack_from(">I", head, 20)[0])
+        assert start + len(area) <= end, "the extensions do not fit"
+        handle.seek(start)
+        handle.write(area + b"\0" * (end - start - len(area)) if not backing_offset else area)
+
+
+def set_data_file_name(path: Path, name: bytes) -> None:
+    rewrite_extensions(path, lambda exts: [(m, d) for m, d in exts if m != EXT_DATA_FILE] + [(EXT_DATA_FILE, name)])
+
+
+def drop_backing_format(path: Path) -> None:
+    rewrite_extensions(path, lambda exts: [(m, d) for m, d in exts if m != EXT_BACKING_FORMAT])
+
+
+def luks_offsets(path: Path) -> SimpleNamespace:
+    with qcow2lint.read(path) as image:
+        luks = image.encryption.luks
+        return SimpleNamespace(
+            header=luks.file_offset, slot0=luks.key_slots[0].file_offset, slot1=luks.key_slots[1].file_offset
+        )
+
+
+class Builder:
+    """Builds each named image once, in one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cache: dict[str, Path] = {}
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self.cache:
+            path = self.root / f"{name}.qcow2"
+            RECIPES[name](self, path)
+            self.cache[name] = path
+        return self.cache[name]
+
+    # recipes -------------------------------------------------------------------
+
+    def plain(self, path: Path) -> None:
+        create(path)
+
+    def overlay(self, path: Path, name: str, fmt: str = "qcow2") -> None:
+        create(path, "64M", "", "-u", "-b", "base.qcow2", "-F", "qcow2")
+        if name != "base.qcow2" or fmt != "qcow2":
+            qemu_img("rebase", "-u", "-b", name, "-F", fmt, str(path))
+
+    def data_file(self, path: Path, name: bytes) -> None:
+        create(path, "64M", f"data_file={self.root / (path.stem + '.raw')}")
+        set_data_file_name(path, name)
+
+    def luks(self, path: Path, iter_time: int = 0) -> None:
+        """A LUKS image; iter_time 0 means qemu-img's default (2000 ms)."""
+        options = "encrypt.format=luks,encrypt.key-secret=sec0"
+        if iter_time:
+            options += f",encrypt.iter-time={iter_time}"
+        # qemu-img measures PBKDF2 speed by CPU time first; on a loaded machine
+        # a short iter-time can fail with "Unable to get accurate CPU usage".
+        for attempt in range(5):
+            try:
+                create(path, "64M", options, *SECRET)
+                return
+            except subprocess.CalledProcessError:
+                path.unlink(missing_ok=True)
+                if attempt == 4:
+                    raise
+
+    def luks_patched(self, path: Path, field: str, value: int) -> None:
+        """A copy of the fast LUKS image with one field of its header changed."""
+        shutil.copyfile(self["luks-fast"], path)
+        where = luks_offsets(path)
+        offset = {"slot0.iterations": where.slot0 + 4, "mk.iterations": where.header + 164,
+                  "slot0.stripes": where.slot0 + 44, "slot1.active": where.slot1,
+                  "slot1.iterations": where.slot1 + 4}[field]  # fmt: skip
+        poke(path, offset, ">I", value)
+
+
+def _luks_three_slots(b: Builder, path: Path) -> None:
+    """Three active slots at 70M iterations each: each within max-iterations,
+    together above max-unlock-iterations.  Slots 1 and 2 keep the key
+    material offsets qemu-img laid out for them."""
+    shutil.copyfile(b["luks-fast"], path)
+    with qcow2lint.read(path) as image:
+        slots = [slot.file_offset for slot in image.encryption.luks.key_slots[:3]]
+    for offset in slots:
+        poke(path, offset, ">II", (0x00AC71F3, 70_000_000))
+
+
+def _written(b: Builder, path: Path, *options: str) -> None:
+    raw = path.with_suffix(".raw")
+    with open(raw, "wb") as handle:
+        handle.write(os.urandom(1 << 20) + b"\x5a" * (1 << 20))
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", *options, str(raw), str(path))
+
+
+def _with_snapshots(b: Builder, path: Path) -> None:
+    create(path)
+    qemu_img("snapshot", "-c", "one", str(path))
+    qemu_img("snapshot", "-c", "two", str(path))
+
+
+def _with_bitmaps(b: Builder, path: Path) -> None:
+    create(path)
+    qemu_img("bitmap", "--add", str(path), "b0")
+    qemu_img("bitmap", "--add", "-g", "512", str(path), "fine")
+
+
+def _incompat_unknown(b: Builder, path: Path) -> None:
+    create(path)
+    poke(path, 72, ">Q", 1 << 5)
+
+
+def _empty_backing_name(b: Builder, path: Path) -> None:
+    create(path)
+    poke(path, 8, ">Q", 0x800)  # backing_file_offset set, backing_file_size left 0
+
+
+RECIPES: dict[str, Callable[[Builder, Path], None]] = {
+    # clean images: exit 0 under untrusted
+    "v3": Builder.plain,
+    "v2": lambda b, p: create(p, "64M", "compat=0.10"),
+    "cluster-512": lambda b, p: create(p, "64M", "cluster_size=512"),
+    "cluster-2m": lambda b, p: create(p, "64M", "cluster_size=2M"),
+    "refcount-64": lambda b, p: create(p, "64M", "refcount_bits=64"),
+    "luks-default": Builder.luks,
+    "luks-fast": lambda b, p: b.luks(p, iter_time=100),
+    "luks-at-bound": lambda b, p: b.luks_patched(p, "slot0.iterations", 100_000_000),
+    "snapshots": _with_snapshots,
+    "bitmaps": _with_bitmaps,
+    "compressed": lambda b, p: _written(b, p, "-c"),
+    "compressed-zstd": lambda b, p: _written(b, p, "-c", "-o", "compression_type=zstd"),
+    "extl2": lambda b, p: create(p, "64M", "extended_l2=on"),
+    "vsize-2t": lambda b, p: create(p, "2T"),
+    # hostile images: exit 1 under untrusted
+    "data-passwd": lambda b, p: b.data_file(p, b"/etc/passwd"),
+    "data-dev": lambda b, p: b.data_file(p, b"/dev/sda"),
+    "data-dotdot": lambda b, p: b.data_file(p, b"../x.raw"),
+    "data-json": lambda b, p: b.data_file(p, JSON_SHADOW.encode()),
+    "data-relative": lambda b, p: b.data_file(p, b"data-relative.raw"),
+    "backing-relative": lambda b, p: b.overlay(p, "base.qcow2"),
+    "backing-json-shadow": lambda b, p: b.overlay(p, JSON_SHADOW, "raw"),
+    "backing-dotdot": lambda b, p: b.overlay(p, "../x"),
+    "backing-dev": lambda b, p: b.overlay(p, "/dev/sda", "raw"),
+    "backing-absolute": lambda b, p: b.overlay(p, "/srv/images/base.qcow2"),
+    "backing-nbd": lambda b, p: b.overlay(p, "nbd://attacker.example:10809/export", "raw"),
+    "backing-no-format": lambda b, p: (b.overlay(p, "base.qcow2"), drop_backing_format(p)),
+    "backing-empty-name": _empty_backing_name,
+    "luks-bomb": lambda b, p: b.luks_patched(p, "slot0.iterations", 4_000_000_000),
+    "luks-digest-bomb": lambda b, p: b.luks_patched(p, "mk.iterations", 4_000_000_000),
+    "luks-three-slots": _luks_three_slots,
+    "luks-stripes": lambda b, p: b.luks_patched(p, "slot0.stripes", 8000),
+    "vsize-4t": lambda b, p: create(p, "4T"),
+    "big-l1": lambda b, p: create(p, "80G", "cluster_size=512"),
+    "aes": lambda b, p: create(p, "64M", "encrypt.format=aes,encrypt.key-secret=sec0", *SECRET),
+    "incompat-unknown": _incompat_unknown,
+}
+
+CLEAN = ["v3", "v2", "cluster-512", "cluster-2m", "refcount-64", "luks-default", "luks-fast", "luks-at-bound", "snapshots",
+         "bitmaps", "compressed", "compressed-zstd", "extl2", "vsize-2t"]  # fmt: skip
+#: Hostile image -> the rules that must refuse it under untrusted.
+HOSTILE = {
+    "data-passwd": {"data-file-present", "data-file-unsafe-name"},
+    "data-dev": {"data-file-present", "data-file-unsafe-name"},
+    "data-dotdot": {"data-file-present", "data-file-unsafe-name"},
+    "data-json": {"data-file-present", "data-file-unsafe-name"},
+    "data-relative": {"data-file-present"},
+    "backing-relative": {"backing-file-present"},
+    "backing-json-shadow": {"backing-file-present", "backing-file-unsafe-name"},
+    "backing-dotdot": {"backing-file-present", "backing-file-unsafe-name"},
+    "backing-dev": {"backing-file-present", "backing-file-unsafe-name"},
+    "backing-absolute": {"backing-file-present", "backing-file-unsafe-name"},
+    "backing-nbd": {"backing-file-present", "backing-file-unsafe-name"},
+    "backing-no-format": {"backing-file-present", "backing-format-missing"},
+    "backing-empty-name": {"backing-file-present"},
+    "luks-bomb": {"luks-iterations-too-high"},
+    "luks-digest-bomb": {"luks-iterations-too-high"},
+    "luks-three-slots": {"luks-iterations-too-high"},
+    "luks-stripes": {"luks-params-unusual"},
+    "vsize-4t": {"virtual-size-too-large"},
+    "big-l1": {"open-metadata-too-large"},
+    "aes": {"header-crypt-aes-deprecated"},
+    "incompat-unknown": {"incompat-unknown-bits"},
+}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    root = tmp_path_factory.mktemp("untrusted")
+    create(root / "base.qcow2")
+    return Builder(root)
+
+
+def rules_of(report: qcow2lint.Report, level: Severity | None = None) -> set[str]:
+    return {f.rule for f in report.findings if level is None or f.severity >= level}
+
+
+def cli(*args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qcow2lint", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "qcow2lint.yaml"
+    path.write_text(text)
+    return path
+
+
+# --- name analysis (pure strings) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (b"json:{}", "json: pseudo-protocol"),
+        (b"nbd://host:10809/x", "protocol prefix 'nbd:'"),
+        (b"nbd:unix:/tmp/s", "protocol prefix 'nbd:'"),
+        (b"file:base.qcow2", "protocol prefix 'file:'"),
+        (b"http://h/x", "protocol prefix 'http:'"),
+        (b"null-co://", "protocol prefix 'null-co:'"),
+        (b":x", "protocol prefix ':'"),
+        (b"/dev/sda", "device under /dev"),
+        (b"//dev/./sda", "device under /dev"),
+        (b"/var/../dev/sdb", "device under /dev"),
+        (b"/etc/passwd", "absolute path"),
+        (b"/dev", "absolute path"),
+        (b"../x", "'..' component"),
+        (b"a/../b", "'..' component"),
+        (b"a/..", "'..' component"),
+    ],
+)
+def test_name_hazards_flag(name: bytes, expected: str) -> None:
+    assert any(expected in hazard for hazard in rulekit.name_hazards(name)), rulekit.name_hazards(name)
+
+
+@pytest.mark.parametrize(
+    "name", [b"base.qcow2", b"./base.qcow2", b"sub/base.qcow2", b"dev/sda", b"my..file.qcow2", b"sub/a:b", b"..x"]
+)
+def test_name_hazards_pass_plain_relative_names(name: bytes) -> None:
+    assert rulekit.name_hazards(name) == []
+
+
+def test_qemu_name_ends_at_the_first_nul() -> None:
+    assert rulekit.qemu_name(b"base.qcow2\0/etc/passwd") == b"base.qcow2"
+    assert rulekit.protocol_prefix(b"nbd\0:x") == b"nbd\0"  # the raw bytes would say protocol ...
+    assert rulekit.name_hazards(rulekit.qemu_name(b"nbd\0:x")) == []  # ... QEMU's C string does not
+
+
+@pytest.mark.parametrize("rule", ["backing_file_unsafe_name", "data_file_unsafe_name", "backing_file_present"])
+def test_name_rules_never_touch_the_filesystem(rule: str, images: Builder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules judge the string: opening, stat'ing or resolving the name fails the test."""
+    import builtins
+    import importlib
+
+    module = importlib.import_module(f"qcow2lint_rules.{rule}")
+    path = images["data-passwd" if rule.startswith("data") else "backing-dotdot"]
+    with qcow2lint.read(path) as image:
+        ctx = SimpleNamespace(image=image, header=image.header, options={})
+        records = image.extensions if module.SCOPE.__name__ == "HeaderExtension" else [image.header]
+
+        def forbidden(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"{rule} touched the filesystem: {args!r}")
+
+        for name in ("stat", "lstat", "open", "access", "readlink", "scandir", "listdir"):
+            monkeypatch.setattr(os, name, forbidden)
+        for name in ("exists", "realpath", "isfile", "isdir", "islink"):
+            monkeypatch.setattr(os.path, name, forbidden)
+        monkeypatch.setattr(builtins, "open", forbidden)
+        problems = [p for record in records for p in module.check(record, ctx)]
+        monkeypatch.undo()
+    assert problems
+
+
+def test_messages_escape_names_from_the_image(images: Builder, tmp_path: Path) -> None:
+    path = tmp_path / "escape.qcow2"
+    Builder.overlay(images, path, "/x\x1b[2J\x07\x9bname")
+    report = qcow2lint.lint(path, preset="untrusted")
+    messages = " ".join(f.message for f in report.findings)
+    assert "backing-file-unsafe-name" in rules_of(report)
+    assert "\x1b" not in messages and "\x07" not in messages and "\x9b" not in messages
+    assert "\\x1b[2J" in messages
+
+
+# --- each rule: failing, passing, disabled --------------------------------------
+
+#: rule -> (failing image, passing image, preset for both)
+CASES = {
+    "backing-file-present": ("backing-dotdot", "v3", None),
+    "backing-file-unsafe-name": ("backing-json-shadow", "backing-relative", None),
+    "backing-format-missing": ("backing-no-format", "backing-relative", None),
+    "data-file-present": ("data-passwd", "v3", None),
+    "data-file-unsafe-name": ("data-passwd", "data-relative", None),
+    "virtual-size-too-large": ("vsize-4t", "vsize-2t", "untrusted"),
+    "open-metadata-too-large": ("big-l1", "cluster-512", "untrusted"),
+    "luks-iterations-too-high": ("luks-bomb", "luks-at-bound", None),
+    "luks-params-unusual": ("luks-stripes", "luks-default", None),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_rule_fails_passes_and_can_be_disabled(rule: str, images: Builder, tmp_path: Path) -> None:
+    failing, passing, preset = CASES[rule]
+    assert rule in rules_of(qcow2lint.lint(images[failing], preset=preset or "default"))
+    assert rule not in rules_of(qcow2lint.lint(images[passing], preset=preset or "default"))
+    config = config_file(tmp_path, f"extends: {preset or 'default'}\nrules:\n  {rule}: disable\n")
+    assert rule not in rules_of(qcow2lint.lint(images[failing], config=config))
+
+
+@pytest.mark.parametrize(
+    ("image", "fragment"),
+    [
+        ("backing-json-shadow", "uses the json: pseudo-protocol"),
+        ("backing-nbd", "uses the protocol prefix 'nbd:'"),
+        ("backing-dev", "names a device under /dev"),
+        ("backing-absolute", "is an absolute path"),
+        ("backing-dotdot", "has a '..' component"),
+        ("data-passwd", "'/etc/passwd' is an absolute path"),
+        ("data-dev", "names a device under /dev"),
+        ("data-dotdot", "has a '..' component"),
+        ("data-json", "uses the json: pseudo-protocol"),
+    ],
+)
+def test_unsafe_name_messages_say_why(image: str, fragment: str, images: Builder) -> None:
+    report = qcow2lint.lint(images[image], preset="untrusted")
+    assert any(fragment in f.message for f in report.findings if f.rule.endswith("unsafe-name")), report.findings
+
+
+def test_size_bounds_are_off_in_default(images: Builder) -> None:
+    for name, rule in (("vsize-4t", "virtual-size-too-large"), ("big-l1", "open-metadata-too-large")):
+        assert rule not in rules_of(qcow2lint.lint(images[name], preset="default"))
+
+
+def test_size_bound_options_apply(images: Builder, tmp_path: Path) -> None:
+    """v3 is 64 MiB with a 65536-byte refcount table and an 8-byte L1 table."""
+    tight = config_file(
+        tmp_path,
+        "rules:\n  virtual-size-too-large: {max-virtual-size: 67108863}\n"
+        "  open-metadata-too-large: {max-open-metadata: 65543}\n",
+    )
+    bounds = {"virtual-size-too-large", "open-metadata-too-large"}
+    assert rules_of(qcow2lint.lint(images["v3"], config=tight)) & bounds == bounds
+    exact = config_file(
+        tmp_path,
+        "rules:\n  virtual-size-too-large: {max-virtual-size: 67108864}\n"
+        "  open-metadata-too-large: {max-open-metadata: 65544}\n",
+    )
+    assert rules_of(qcow2lint.lint(images["v3"], config=exact)) & bounds == set()
+
+
+def test_luks_unlock_sum_over_active_slots(images: Builder, tmp_path: Path) -> None:
+    report = qcow2lint.lint(images["luks-three-slots"], preset="untrusted")
+    messages = [f.message for f in report.findings if f.rule == "luks-iterations-too-high"]
+    assert len(messages) == 1 and "the 3 active LUKS key slots" in messages[0], messages
+    config = config_file(
+        tmp_path, "extends: untrusted\nrules:\n  luks-iterations-too-high: {max-unlock-iterations: 400000000}\n"
+    )
+    assert "luks-iterations-too-high" not in rules_of(qcow2lint.lint(images["luks-three-slots"], config=config))
+
+
+def test_luks_digest_iterations_are_bounded(images: Builder) -> None:
+    report = qcow2lint.lint(images["luks-digest-bomb"], preset="default")
+    assert [f.location for f in report.findings if f.rule == "luks-iterations-too-high"] == [
+        "encryption.luks.mk_digest_iterations"
+    ]
+
+
+def test_default_severities_suit_trusted_pipelines(images: Builder) -> None:
+    """Under default an overlay with a plain relative backing file and a
+    data file image pass; the LUKS bomb is a warning."""
+    for name in ("backing-relative", "data-relative", "backing-absolute", "luks-bomb", "vsize-4t"):
+        assert qcow2lint.lint(images[name]).passed, name
+
+
+# --- the preset ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_untrusted_refuses_hostile_images(name: str, images: Builder) -> None:
+    result = cli("check", "--preset", "untrusted", images[name])
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = qcow2lint.lint(images[name], preset="untrusted")
+    assert HOSTILE[name] <= rules_of(report, Severity.ERROR), report.findings
+    assert not report.passed and not report.ok("error")
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_untrusted_accepts_clean_images(name: str, images: Builder) -> None:
+    result = cli("check", "--preset", "untrusted", images[name])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert qcow2lint.lint(images[name], preset="untrusted").passed
+
+
+def test_extends_untrusted_in_a_config_file(images: Builder, tmp_path: Path) -> None:
+    config = config_file(tmp_path, "extends: untrusted\n")
+    assert cli("check", "-c", config, images["data-passwd"]).returncode == 1
+    assert cli("check", "-c", config, images["v3"]).returncode == 0
+    assert not qcow2lint.lint(images["backing-nbd"], config=config).passed
+
+
+def test_preset_ignores_discovered_config_and_takes_config_on_top(images: Builder, tmp_path: Path) -> None:
+    (tmp_path / ".qcow2lint.yaml").write_text("rules:\n  backing-file-present: disable\n")
+    image = images["backing-relative"]
+    assert cli("check", image, cwd=tmp_path).returncode == 0  # discovered, default base
+    assert cli("check", "--preset", "untrusted", image, cwd=tmp_path).returncode == 1  # nothing discovered
+    lenient = config_file(tmp_path, "rules:\n  backing-file-present: {level: info}\n")
+    assert cli("check", "--preset", "untrusted", "-c", lenient, image).returncode == 0  # --config on top
+    shown = cli("config", "--preset", "untrusted", "-c", lenient)
+    assert shown.returncode == 0
+    assert "# applied in order: preset default -> preset untrusted -> " in shown.stdout
+    assert "backing-file-present: {enabled: true, level: info}" in shown.stdout
+
+
+def test_preset_on_parallel_runs(images: Builder) -> None:
+    result = cli("check", "--preset", "untrusted", "-j", "2", images["v3"], images["luks-bomb"])
+    assert result.returncode == 1
+    assert "luks-iterations-too-high" in result.stdout
+
+
+def test_unknown_preset_is_a_one_line_error(images: Builder) -> None:
+    for command in (["check", "--preset", "nope", str(images["v3"])], ["config", "--preset", "nope"]):
+        result = cli(*command)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "unknown preset 'nope'" in lines[0] and "untrusted" in lines[0] and "strict" in lines[0]
+    with pytest.raises(qcow2lint.ConfigError, match="unknown preset"):
+        qcow2lint.lint(images["v3"], preset="../presets/default")
+
+
+def test_preset_and_config_object_are_exclusive(images: Builder) -> None:
+    from qcow2lint.config import load_config
+    from qcow2lint.registry import load_registry
+
+    with pytest.raises(ValueError, match="not both"):
+        qcow2lint.lint(images["v3"], config=load_config(load_registry()), preset="untrusted")
+
+
+def test_verdict_api(images: Builder) -> None:
+    report = qcow2lint.lint(images["luks-bomb"])
+    assert report.passed and report.ok(Severity.ERROR) and not report.ok("warning")
+    strict = qcow2lint.lint(images["luks-bomb"], preset="untrusted")
+    assert not strict.passed
+    assert [f.rule for f in strict.findings if f.severity is Severity.ERROR] == ["luks-iterations-too-high"]
+
+
+# --- side by side with oslo.utils ---------------------------------------------
+
+#: Images oslo.utils refuses that are fine to hand to QEMU, and why.
+PEER_FALSE_REFUSALS = {
+    "extl2": "format_inspector allows incompatible bits 0-3 only (I_FEATURES_MAX_BIT = 4), so extended L2 "
+    "(bit 4, QEMU 5.2+) is an 'unknown feature' to it",
+}
+
+
+def oslo_refuses(path: Path) -> bool:
+    inspector_module = pytest.importorskip(
+        "oslo_utils.imageutils.format_inspector", reason="oslo.utils (with cryptography) is not installed"
+    )
+    try:
+        inspector_module.QcowInspector.from_file(str(path)).safety_check()
+    except (inspector_module.SafetyCheckFailed, inspector_module.ImageFormatError):
+        return True
+    return False
+
+
+@pytest.mark.network
+def test_untrusted_refuses_everything_oslo_refuses(images: Builder) -> None:
+    pytest.importorskip("oslo_utils.imageutils.format_inspector", reason="oslo.utils is not installed")
+    missed = []
+    for name in sorted(RECIPES):
+        path = images[name]
+        refused = not qcow2lint.lint(path, preset="untrusted").passed
+        if oslo_refuses(path) and not refused and name not in PEER_FALSE_REFUSALS:
+            missed.append(name)
+    assert not missed, f"oslo.utils refuses these, untrusted passes them: {missed}"
+    for name in PEER_FALSE_REFUSALS:
+        assert oslo_refuses(images[name]) and qcow2lint.lint(images[name], preset="untrusted").passed, name
