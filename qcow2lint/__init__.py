@@ -8,9 +8,10 @@ and refcount blocks can be streamed)::
 
     import qcow2lint
 
-    with qcow2lint.read("disk.qcow2") as image:
-        print(image.header.version, image.header.cluster_size, image.header.size)
-        for batch in image.l2_batches():       # numpy uint64 arrays, streamed
+    with qcow2lint.read("disk.qcow2") as image_file:
+        header = image_file.image.header       # the parsed structures
+        print(header.version, header.cluster_size, header.size)
+        for batch in image_file.l2_batches():  # numpy uint64 arrays, streamed
             print(batch.entries.shape)
 
 Lint an image with the discovered configuration (``.qcow2lint.yaml``,
@@ -39,10 +40,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from qcow2lint.config import Config
-    from qcow2lint.engine import ImageReport as Report
+    from qcow2lint.findings import ImageReport as Report
+    from qcow2lint.reader import ImageFile
     from qcow2lint.records import Image
 
-__all__ = ["Config", "Image", "ImageError", "Report", "__version__", "lint", "read"]
+__all__ = ["Config", "Image", "ImageError", "ImageFile", "Report", "__version__", "lint", "read"]
 
 #: Names imported on first use (``qcow2lint.Report`` etc.), keeping ``import qcow2lint`` cheap.
 _LAZY = {
@@ -50,8 +52,9 @@ _LAZY = {
     "ConfigError": ("qcow2lint.config", "ConfigError"),
     "Finding": ("qcow2lint.findings", "Finding"),
     "Image": ("qcow2lint.records", "Image"),
-    "ImageError": ("qcow2lint.reader", "ImageError"),
-    "Report": ("qcow2lint.engine", "ImageReport"),
+    "ImageError": ("qcow2lint.filekind", "ImageError"),
+    "ImageFile": ("qcow2lint.reader", "ImageFile"),
+    "Report": ("qcow2lint.findings", "ImageReport"),
     "Severity": ("qcow2lint.findings", "Severity"),
 }
 
@@ -65,22 +68,22 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'qcow2lint' has no attribute {name!r}")
 
 
-def read(path: str | os.PathLike[str]) -> Image:
+def read(path: str | os.PathLike[str]) -> ImageFile:
     """Read the qcow2 image at ``path`` without judging it.
 
-    Returns a :class:`qcow2lint.records.Image`: the header, header
-    extensions, L1 and refcount tables, snapshots, bitmaps, and the
-    structures that could not be read (``image.problems``).  The file stays
-    open so that ``image.l2_batches()`` and ``image.refcount_blocks()`` can
-    stream the big tables; use the image as a context manager (or call
-    ``image.close()``) to close it.  Broken images are read as far as
-    possible, never refused.
+    Returns a :class:`qcow2lint.reader.ImageFile` whose ``image`` is a
+    :class:`qcow2lint.records.Image`: the header, header extensions, L1 and
+    refcount tables, snapshots, bitmaps, and the structures that could not
+    be read (``image.problems``).  The file stays open so that
+    ``l2_batches()`` and ``refcount_blocks()`` of the ImageFile can stream
+    the big tables; use it as a context manager (or call ``close()``) to
+    close it.  Broken images are read as far as possible, never refused.
 
-    Raises :class:`qcow2lint.reader.ImageError` when the file cannot be read
+    Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all (missing, a directory, no permission, a Git LFS pointer file).
 
-    >>> with qcow2lint.read("examples/demo.qcow2") as image:  # doctest: +SKIP
-    ...     image.header.version, image.header.cluster_size
+    >>> with qcow2lint.read("examples/demo.qcow2") as image_file:  # doctest: +SKIP
+    ...     image_file.image.header.version, image_file.image.header.cluster_size
     (3, 65536)
     """
     from qcow2lint.reader import read_image
@@ -119,13 +122,13 @@ def lint(
     compressed cluster; ``statistics`` fills ``report.stats`` with qemu-img
     check's figures.  ``per-file-ignores`` of the configuration apply.
 
-    The report (:class:`qcow2lint.engine.ImageReport`) has ``findings``
+    The report (:class:`qcow2lint.findings.ImageReport`) has ``findings``
     (sorted by offset, each with ``rule``, ``code``, ``severity``,
     ``offset``, ``location`` and ``message``), ``counts()`` per severity,
     ``stats``, and the verdict: ``passed`` (no error-level finding) or
     ``ok(fail_level)``.
 
-    Raises :class:`qcow2lint.reader.ImageError` when the file cannot be read
+    Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
 
     >>> report = qcow2lint.lint("examples/demo.qcow2")  # doctest: +SKIP
@@ -135,7 +138,7 @@ def lint(
     {'error': 1, 'warning': 2, 'info': 0}
     """
     from qcow2lint.config import Config, load_config
-    from qcow2lint.reader import ImageError
+    from qcow2lint.filekind import ImageError
     from qcow2lint.runner import lint_image
 
     registry = _registry()

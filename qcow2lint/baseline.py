@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from qcow2lint.engine import ImageReport
-    from qcow2lint.findings import Finding
+    from qcow2lint.findings import Finding, ImageReport
 
 BASELINE_VERSION = 1
 TOOL = "qcow2lint"
@@ -167,17 +166,3 @@ class BaselineFilter:
             else:
                 kept.append(finding)
         return report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept))
-
-
-def apply_baseline(
-    reports: Iterable[ImageReport], text: str, root: str | os.PathLike[str] | None = None,
-    source: str = "baseline",
-) -> list[ImageReport]:
-    """``reports`` without the findings the baseline ``text`` accepts.
-
-    Each baseline entry lets ``count`` findings with its fingerprint pass,
-    in report order; the rest are new and kept.  ``source`` names the file in
-    error messages.  Unreadable images keep their error.
-    """
-    accept = BaselineFilter(text, root, source)
-    return [accept(report) for report in reports]

@@ -18,6 +18,7 @@ import typer
 
 from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
+from qcow2lint.filekind import ImageError
 from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry, RegistryError, load_registry
 from qcow2lint.text import exception_text
@@ -139,12 +140,12 @@ def check(
     ] = None,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
-    from qcow2lint.engine import ImageReport
+    from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
+    from qcow2lint.baseline import generate_baseline as baseline_text
+    from qcow2lint.findings import ImageReport
     from qcow2lint.inputs import Unmatched, expand
     from qcow2lint.report.text import render_text
     from qcow2lint.runner import Job, run
-
-    from qcow2lint.baseline import BaselineError, BaselineFilter, generate_baseline as baseline_text, read_baseline
 
     registry = _registry()
     try:

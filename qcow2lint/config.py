@@ -46,7 +46,7 @@ from typing import Any
 
 import attrs
 
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.registry import Registry
 from qcow2lint.text import one_line
 
@@ -129,13 +129,8 @@ class Config:
         return names
 
 
-def ignored(config: Config, path: str | os.PathLike[str], finding: Any) -> bool:
-    """Whether ``per-file-ignores`` silences ``finding`` (by rule name) in ``path``."""
-    return finding.rule in config.ignored_rules(path)
-
-
-def apply_ignores(config: Config, report: Any) -> Any:
-    """``report`` (an engine ImageReport) without the findings that
+def apply_ignores(config: Config, report: ImageReport) -> ImageReport:
+    """``report`` (a :class:`~qcow2lint.findings.ImageReport`) without the findings that
     ``per-file-ignores`` silences for its path."""
     if not config.per_file_ignores or not report.findings:
         return report

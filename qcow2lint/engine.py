@@ -1,8 +1,12 @@
-"""Walks an Image, runs each enabled rule on the records of its scope.
+"""Walks an image file, runs each enabled rule on the records of its scope.
 
-The engine stamps every problem with its rule's name, code and configured
-severity, caps findings per rule per image, and turns a rule that raises
-into an ``internal-error`` finding without stopping the other rules.
+Records come from the :class:`~qcow2lint.reader.ImageFile` (the Image's
+structures, then the streamed tables) and from the whole-image passes of
+:data:`qcow2lint.passes.PASSES`, which are fed the same L2 batches.  Rules
+are dispatched by the name of their scope's record type.  The engine stamps
+every problem with its rule's name, code and configured severity, caps
+findings per rule per image, and turns a rule or pass that raises into an
+``internal-error`` finding without stopping the other rules.
 """
 
 from __future__ import annotations
@@ -16,44 +20,31 @@ from typing import Any
 import attrs
 
 from qcow2lint import records, spec
-from qcow2lint.analysis import RefcountBuilder, RefcountCheck, StoredRefcounts, read_stored_refcounts
 from qcow2lint.config import Config
-from qcow2lint.findings import Finding, Omitted, Severity
-from qcow2lint.reader import ImageError, open_image
+from qcow2lint.findings import Finding, ImageReport, Omitted, Severity
+from qcow2lint.passes import PASSES, Pass
+from qcow2lint.passes.stored import stored_refcounts
+from qcow2lint.reader import ImageError, ImageFile, open_image
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 from qcow2lint.text import exception_text
 
-
-class ImageFacts:
-    """Facts about one image that several rules share, computed once on
-    first use (the stored refcounts need every refcount block)."""
-
-    def __init__(self, image: records.Image) -> None:
-        self.image = image
-        self._stored: StoredRefcounts | None = None
-        self._stored_read = False
-
-    def stored_refcounts(self) -> StoredRefcounts | None:
-        """The stored refcounts (None when the image is too large)."""
-        if not self._stored_read:
-            self._stored = read_stored_refcounts(self.image)
-            self._stored_read = True
-        return self._stored
+__all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]
 
 
-class RuleContext:
-    """What a rule may see besides its record: read-only facts and options."""
+class ImageContext:
+    """The engine's rule context (it follows :class:`qcow2lint.context.RuleContext`):
+    read-only facts about the image, and the rule's options."""
 
-    def __init__(self, facts: ImageFacts, options: Mapping[str, Any], budget: list[int]) -> None:
-        self._image = facts.image
-        self._facts = facts
+    def __init__(self, image_file: ImageFile, options: Mapping[str, Any], budget: list[int]) -> None:
+        self._file = image_file
+        self._image = image_file.image
         self._options = MappingProxyType(dict(options))
         self._budget = budget
 
     @property
-    def stored_refcounts(self) -> StoredRefcounts | None:
+    def stored_refcounts(self) -> records.StoredRefcounts | None:
         """The refcounts stored on disk, decoded (read once per image)."""
-        return self._facts.stored_refcounts()
+        return stored_refcounts(self._file)
 
     @property
     def image(self) -> records.Image:
@@ -87,37 +78,19 @@ class RuleContext:
 
 
 @attrs.frozen
-class ImageReport:
-    """The outcome for one image: findings, or the reason it was not read."""
+class PassFailed:
+    """A whole-image pass crashed; reported as an internal error."""
 
-    path: str
-    findings: tuple[Finding, ...] = ()
-    error: str | None = None
-    #: ``qemu-img check --output=json`` figures, when the analysis ran.
-    stats: dict[str, int] | None = None
-
-    def ok(self, fail_level: Severity | str = Severity.ERROR) -> bool:
-        """The verdict: True when the image was read and no finding has
-        ``fail_level`` (a Severity or ``error``/``warning``/``info``) or worse,
-        as the command line's exit code 0."""
-        threshold = fail_level if isinstance(fail_level, Severity) else Severity.parse(fail_level)
-        return self.error is None and not any(f.severity >= threshold for f in self.findings)
-
-    @property
-    def passed(self) -> bool:
-        """The verdict at the default fail level: no error-level finding."""
-        return self.ok()
-
-    def counts(self) -> dict[str, int]:
-        """Findings per severity."""
-        counts = {str(s): 0 for s in sorted(Severity, reverse=True)}
-        for finding in self.findings:
-            counts[str(finding.severity)] += 1
-        return counts
+    failed: Pass
+    message: str
 
 
-def _records(image: records.Image, scopes: set[str], builder: RefcountBuilder | None) -> Iterator[object]:
-    """Every record of the image whose type some enabled rule inspects."""
+def _records(
+    image_file: ImageFile, scopes: set[str], passes: list[Pass], stats: dict[str, int] | None
+) -> Iterator[object]:
+    """Every record of the image whose type some enabled rule inspects, then
+    the record of every pass (its figures merged into ``stats``)."""
+    image = image_file.image
     yield image
     # Header rules judge a qcow2 header; a file that is not one (bad magic,
     # unknown version) is judged only by the Image-level rules.
@@ -142,35 +115,31 @@ def _records(image: records.Image, scopes: set[str], builder: RefcountBuilder | 
         yield image.snapshots
         yield from image.snapshots.entries
     # The big tables are streamed, and only read when someone wants them;
-    # the whole-image analysis is fed by the same pass over the L2 tables.
+    # the whole-image passes are fed by the same pass over the L2 tables.
     if "RefcountBlock" in scopes:
-        yield from image.refcount_blocks()
+        yield from image_file.refcount_blocks()
     deep = "CompressedCluster" in scopes
-    if builder is not None or deep or "L2Tables" in scopes:
-        for batch in image.l2_batches():
+    live = list(passes)
+    if live or deep or "L2Tables" in scopes:
+        for batch in image_file.l2_batches():
             yield batch
             if deep:
-                yield from image.compressed_clusters(batch)
-            if builder is not None:
+                yield from image_file.compressed_clusters(batch)
+            for running in list(live):
                 try:
-                    builder.add_batch(batch)
-                except Exception as exc:  # never lose the rule findings to the analysis
-                    builder = None
-                    yield AnalysisFailed(exception_text(exc))
-    if builder is not None:
+                    running.add(batch)
+                except Exception as exc:  # never lose the rule findings to a pass
+                    live.remove(running)
+                    yield PassFailed(running, exception_text(exc))
+    for running in live:
         try:
-            check = builder.finish()
+            record = running.finish()
         except Exception as exc:
-            yield AnalysisFailed(exception_text(exc))
-        else:
-            yield check
-
-
-@attrs.frozen
-class AnalysisFailed:
-    """The whole-image analysis crashed; reported as an internal error."""
-
-    message: str
+            yield PassFailed(running, exception_text(exc))
+            continue
+        if stats is not None and running.statistics:
+            stats.update(getattr(record, "stats", {}))
+        yield record
 
 
 def _where(record: object) -> tuple[int, str]:
@@ -181,15 +150,17 @@ def _where(record: object) -> tuple[int, str]:
 
 
 def run_rules(
-    image: records.Image, config: Config, registry: Registry, stats: dict[str, int] | None = None,
+    image_file: ImageFile, config: Config, registry: Registry, stats: dict[str, int] | None = None,
     deep: bool = False,
 ) -> list[Finding]:
-    """Run every enabled rule over ``image``; findings sorted by offset, code.
+    """Run every enabled rule over the image; findings sorted by offset, code.
 
-    The whole-image refcount analysis runs when a rule needs it or when
-    ``stats`` is given (it receives qemu-img check's figures).  Rules on
+    A whole-image pass (:data:`qcow2lint.passes.PASSES`) runs when a rule
+    inspects its record, or when ``stats`` is given and the pass computes
+    qemu-img check's figures (they are merged into ``stats``).  Rules on
     compressed payloads run only with ``deep`` (every payload is read).
     """
+    image = image_file.image
     rules = [
         rule for rule in registry
         if config.rules[rule.name].enabled and (deep or rule.scope != "CompressedCluster")
@@ -203,27 +174,27 @@ def run_rules(
     last_offset: dict[str, int] = {}
     crashed: set[str] = set()
     findings: list[Finding] = []
-    facts = ImageFacts(image)
-    builder = None
-    try:
-        if image.readable and ("RefcountCheck" in by_scope or stats is not None):
-            stored = facts.stored_refcounts()
-            builder = RefcountBuilder(image, stored) if stored is not None else None
-    except Exception as exc:
-        findings.append(_analysis_failed(exception_text(exc)))
+    passes: list[Pass] = []
+    if image.readable:
+        for kind in PASSES:
+            if kind.record.__name__ in by_scope or (stats is not None and kind.statistics):
+                started = kind()
+                try:
+                    if started.start(image_file):
+                        passes.append(started)
+                except Exception as exc:
+                    findings.append(_pass_failed(started, exception_text(exc)))
 
-    for record in _records(image, set(by_scope), builder):
-        if isinstance(record, AnalysisFailed):
-            findings.append(_analysis_failed(record.message))
+    for record in _records(image_file, set(by_scope), passes, stats):
+        if isinstance(record, PassFailed):
+            findings.append(_pass_failed(record.failed, record.message))
             continue
-        if isinstance(record, RefcountCheck) and stats is not None:
-            stats.update(record.stats)
         for rule in by_scope.get(type(record).__name__, ()):
             if rule.name in crashed:
                 continue
             settings = config.rules[rule.name]
             budget = budgets[rule.name]
-            ctx = RuleContext(facts, settings.options, budget)
+            ctx = ImageContext(image_file, settings.options, budget)
             try:
                 for item in rule.check(record, ctx) or ():
                     if isinstance(item, Omitted):
@@ -257,9 +228,11 @@ def run_rules(
     return findings
 
 
-def _analysis_failed(message: str) -> Finding:
-    return Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, 0, "refcounts",
-                   f"the whole-image refcount analysis crashed ({message}); refcount and overlap rules were skipped")  # fmt: skip
+def _pass_failed(failed: Pass, message: str) -> Finding:
+    """The internal-error finding for a whole-image pass that crashed."""
+    offset, where = _where(failed.record)
+    return Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, offset, where,
+                   f"{failed.title} crashed ({message}); {failed.skips} were skipped")  # fmt: skip
 
 
 def lint_path(
@@ -268,9 +241,9 @@ def lint_path(
 ) -> ImageReport:
     """Read and lint one image file (and compute qemu-img check's figures)."""
     try:
-        with open_image(path) as image:
+        with open_image(path) as image_file:
             stats: dict[str, int] | None = {} if want_stats else None
-            findings = tuple(run_rules(image, config, registry, stats, deep))
+            findings = tuple(run_rules(image_file, config, registry, stats, deep))
             return ImageReport(os.fspath(path), findings, stats=stats or None)
     except ImageError as exc:
         return ImageReport(os.fspath(path), error=str(exc))

@@ -1,10 +1,19 @@
-"""Findings and severities."""
+"""The findings and report model: severities, findings, one image's report.
+
+Plain data with no numpy and no reader: every renderer in
+:mod:`qcow2lint.report` imports only this module.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import Protocol
 
 import attrs
+
+#: The engine's own pseudo-rule for a rule (or a whole-image pass) that crashed.
+INTERNAL_ERROR = "internal-error"
+INTERNAL_ERROR_CODE = "Q0000"
 
 
 class Severity(enum.IntEnum):
@@ -24,6 +33,23 @@ class Severity(enum.IntEnum):
             return cls[name.upper()]
         except KeyError:
             raise ValueError(f"unknown level {name!r} (use error, warning or info)") from None
+
+
+class RuleMeta(Protocol):
+    """What a report needs to know about a rule (SARIF descriptors, JUnit
+    test cases); a loaded registry rule has these attributes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+    @property
+    def doc(self) -> str: ...
 
 
 @attrs.frozen
@@ -70,3 +96,33 @@ class Finding:
             "location": self.location,
             "message": self.message,
         }
+
+
+@attrs.frozen
+class ImageReport:
+    """The outcome for one image: findings, or the reason it was not read."""
+
+    path: str
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None
+    #: ``qemu-img check --output=json`` figures, when the analysis ran.
+    stats: dict[str, int] | None = None
+
+    def ok(self, fail_level: Severity | str = Severity.ERROR) -> bool:
+        """The verdict: True when the image was read and no finding has
+        ``fail_level`` (a Severity or ``error``/``warning``/``info``) or worse,
+        as the command line's exit code 0."""
+        threshold = fail_level if isinstance(fail_level, Severity) else Severity.parse(fail_level)
+        return self.error is None and not any(f.severity >= threshold for f in self.findings)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict at the default fail level: no error-level finding."""
+        return self.ok()
+
+    def counts(self) -> dict[str, int]:
+        """Findings per severity."""
+        counts = {str(s): 0 for s in sorted(Severity, reverse=True)}
+        for finding in self.findings:
+            counts[str(finding.severity)] += 1
+        return counts

@@ -20,10 +20,11 @@ first place.  A missing path or an argument that
 matches nothing is kept as an :class:`Unmatched` entry so the caller can
 report it in place (the command line exits 2 with one line for it).
 
-:func:`lfs_pointer_error` recognises a Git LFS pointer file (a checkout made
-without ``git lfs``): a small text file standing in for the real image.  The
-reader refuses such a file with an :class:`~qcow2lint.reader.ImageError`
-that tells the user to run ``git lfs pull``.
+:func:`~qcow2lint.filekind.lfs_pointer_error` recognises a Git LFS pointer
+file (a checkout made without ``git lfs``): a small text file standing in for
+the real image.  The reader refuses such a file with an
+:class:`~qcow2lint.filekind.ImageError` that tells the user to run
+``git lfs pull``.
 """
 
 from __future__ import annotations
@@ -36,18 +37,14 @@ from pathlib import Path
 
 import attrs
 
-#: The qcow2 magic, the first four bytes of every qcow2 image.
-QCOW2_MAGIC = b"QFI\xfb"
+from qcow2lint.filekind import has_qcow2_magic
+
 #: File names that are checked without sniffing their content.
 IMAGE_SUFFIXES = (".qcow2",)
 #: Directories never searched when walking a directory given on the command line.
 SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn"})
-#: The first line of every Git LFS pointer file.
-LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 #: Why a command-line path names nothing (``check`` and ``dump`` alike).
 MISSING = "no such file or directory"
-#: Git LFS pointer files are small; anything larger is not one.
-LFS_POINTER_MAX_SIZE = 1024
 
 
 @attrs.frozen
@@ -59,31 +56,6 @@ class Unmatched:
 
     def __str__(self) -> str:
         return f"{self.argument}: {self.reason}"
-
-
-def is_lfs_pointer(head: bytes, size: int) -> bool:
-    """True when a file of ``size`` bytes starting with ``head`` is a Git LFS pointer."""
-    return size <= LFS_POINTER_MAX_SIZE and head.startswith(LFS_POINTER_PREFIX)
-
-
-def lfs_pointer_error(path: str, head: bytes, size: int) -> str | None:
-    """The one-line message for a Git LFS pointer file, or None for any other file.
-
-    >>> lfs_pointer_error("a.qcow2", b"version https://git-lfs.github.com/spec/v1\\noid sha256:ab\\n", 60)
-    'a.qcow2: is a Git LFS pointer file, not the image: fetch the LFS object first (run `git lfs pull`)'
-    """
-    if not is_lfs_pointer(head, size):
-        return None
-    return f"{path}: is a Git LFS pointer file, not the image: fetch the LFS object first (run `git lfs pull`)"
-
-
-def has_qcow2_magic(path: str | os.PathLike[str]) -> bool:
-    """True when the file at ``path`` starts with the qcow2 magic (False if unreadable)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(QCOW2_MAGIC)) == QCOW2_MAGIC
-    except OSError:
-        return False
 
 
 def _is_image_candidate(path: str, name: str) -> bool:

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.records import L1Table, L2Tables
+from qcow2lint.records import L1Table, L2Tables, StoredRefcounts
+from qcow2lint.spec import compressed_ranges
+
+__all__ = [
+    "allocated", "allocated_entries", "compressed", "compressed_ranges", "copied_mismatch_active",
+    "copied_mismatch_l1", "copied_mismatch_l2", "l1_misaligned", "l1_reserved", "l2_misaligned", "l2_reserved",
+    "misaligned_offsets",
+]  # fmt: skip
 
 
 def _u64(value: int) -> np.uint64:
@@ -91,15 +98,6 @@ def compressed(batch: L2Tables) -> np.ndarray:
     return _cached(batch, "compressed", lambda: (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0)
 
 
-def compressed_ranges(entries: np.ndarray, cluster_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Host byte offset and byte length of compressed descriptors (§1.6):
-    ``nb = field + 1`` sectors, ``csize = nb * 512 - (offset & 511)``."""
-    shift = 62 - (cluster_bits - 8)
-    offset = entries & _u64((1 << shift) - 1)
-    sectors = ((entries >> _u64(shift)) & _u64((1 << (cluster_bits - 8)) - 1)) + _u64(1)
-    return offset, sectors * _u64(512) - (offset & _u64(511))
-
-
 def copied_mismatch_l1(table: L1Table, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:
     """Active L1 entries whose COPIED flag disagrees with "the L2 table's
     stored refcount is 1" (``check_oflag_copied``).  ``stored``/``readable``
@@ -109,11 +107,10 @@ def copied_mismatch_l1(table: L1Table, stored: np.ndarray, readable: np.ndarray)
     return np.flatnonzero((offsets != 0) & readable & ((stored == 1) != copied))
 
 
-def copied_mismatch_active(batch: L2Tables, stored_refcounts: Any, cluster_bits: int) -> np.ndarray:
+def copied_mismatch_active(batch: L2Tables, stored_refcounts: StoredRefcounts, cluster_bits: int) -> np.ndarray:
     """check_oflag_copied over a batch: the allocated entries of tables the
     active L1 references whose COPIED flag disagrees with the stored
-    refcount of their data cluster (``stored_refcounts`` is the analysis'
-    StoredRefcounts).  Computed once per batch for the rule and the analysis."""
+    refcount of their data cluster.  Computed once per batch for the rule and the analysis."""
 
     def compute() -> np.ndarray:
         flat, offsets = allocated_entries(batch)

@@ -13,25 +13,24 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from attrs import evolve
 
 from qcow2lint import spec
-from qcow2lint.inputs import LFS_POINTER_PREFIX, lfs_pointer_error
-from qcow2lint.predicates import compressed, compressed_ranges
+from qcow2lint.filekind import LFS_POINTER_PREFIX, ImageError, lfs_pointer_error
 from qcow2lint.records import (
     BackingFormat,
     BitmapDirectoryEntry,
     BitmapsExtension,
     BitmapTable,
     CompressedCluster,
-    EncryptionArea,
-    ExtensionArea,
-    LuksHeader,
     CryptoHeaderPointer,
     DataFileName,
+    EncryptionArea,
+    ExtensionArea,
     FeatureNameEntry,
     FeatureTable,
     Header,
@@ -39,6 +38,7 @@ from qcow2lint.records import (
     Image,
     L1Table,
     L2Tables,
+    LuksHeader,
     Payload,
     ReadProblem,
     RefcountBlock,
@@ -57,8 +57,9 @@ MAX_PROBLEMS_PER_KIND = 1000
 MAX_EXTRA_DATA_KEPT = 4096
 
 
-class ImageError(Exception):
-    """The file cannot be read at all (missing, a directory, no permission)."""
+__all__ = ["ImageError", "ImageFile", "Reader", "open_image", "read_image"]
+
+T = TypeVar("T")
 
 
 def _u64(raw: bytes) -> np.ndarray:
@@ -177,8 +178,8 @@ class Reader:
         found: list[HeaderExtension] = []
         offset, stop, marker = start, "area-end", None
         while offset < end:
-            framing = self.read(offset, 8)
-            if len(framing) < 8:
+            framing = self.read(offset, spec.EXT_FRAMING_SIZE)
+            if len(framing) < spec.EXT_FRAMING_SIZE:
                 stop = "eof"
                 break
             magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
@@ -186,17 +187,18 @@ class Reader:
                 stop, marker = "end-marker", offset
                 break
             padded = spec.round_up(length, 8)
-            body = self.read(offset + 8, min(padded, max(end - offset - 8, 0), cluster_size))
+            data_offset = offset + spec.EXT_FRAMING_SIZE
+            body = self.read(data_offset, min(padded, max(end - data_offset, 0), cluster_size))
             ext = HeaderExtension(
                 index=len(found), file_offset=offset, magic=magic, length=length,
                 data=body[:length], padding=body[length:padded],
-                payload=decode_payload(magic, body[:length], offset + 8), area_end=end,
+                payload=decode_payload(magic, body[:length], data_offset), area_end=end,
             )  # fmt: skip
             found.append(ext)
             if ext.overruns_area:
                 stop = "overrun"
                 break
-            offset += 8 + padded
+            offset += spec.EXT_FRAMING_SIZE + padded
         return tuple(found), ExtensionArea(start, end, marker, stop)
 
     def entry_parts(self, offset: int, fixed_size: int, extra_size: int, tail_size: int) -> tuple[bytes, bytes, bytes]:
@@ -214,14 +216,15 @@ class Reader:
         wants.
         """
         position, index = offset, 0
+        fixed_size, fields = spec.BITMAP_DIR_ENTRY_SIZE, spec.BITMAP_ENTRY_FIELDS
         while True:
-            fixed = self.read(position, 24)
-            if len(fixed) < 24:
+            fixed = self.read(position, fixed_size)
+            if len(fixed) < fixed_size:
                 return
-            extra_size = int.from_bytes(fixed[20:24], "big")
-            name_size = int.from_bytes(fixed[18:20], "big")
-            tail_size = spec.round_up(24 + extra_size + name_size, 8) - 24 - extra_size
-            fixed, extra, tail = self.entry_parts(position, 24, extra_size, tail_size)
+            extra_size = spec.field(fixed, fields, "extra_data_size", 4)
+            name_size = spec.field(fixed, fields, "name_size", 2)
+            tail_size = spec.bitmap_entry_size(extra_size, name_size) - fixed_size - extra_size
+            fixed, extra, tail = self.entry_parts(position, fixed_size, extra_size, tail_size)
             entry = BitmapDirectoryEntry.decode(index, position, fixed, extra, tail)
             complete = position + entry.size <= self.size
             yield entry, complete
@@ -240,7 +243,7 @@ def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
     if magic == spec.EXT_BITMAPS:
         return BitmapsExtension.from_bytes(data, data_offset)
     if magic == spec.EXT_CRYPTO_HEADER:
-        raw = data[:16].ljust(16, b"\0")
+        raw = data[: spec.CRYPTO_EXT_SIZE].ljust(spec.CRYPTO_EXT_SIZE, b"\0")
         return CryptoHeaderPointer(int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
     if magic == spec.EXT_FEATURE_TABLE:
         size = spec.FEATURE_TABLE_ENTRY_SIZE
@@ -261,7 +264,7 @@ def header_is_readable(header: Header) -> bool:
     the magic, the version and the cluster size.
     """
     return (
-        header.bytes_available >= 24
+        header.bytes_available >= spec.HEADER_MIN_READABLE
         and header.magic == spec.QCOW_MAGIC
         and header.version in spec.SUPPORTED_VERSIONS
         and spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
@@ -269,14 +272,15 @@ def header_is_readable(header: Header) -> bool:
 
 
 class _ImageReader(Reader):
-    """Builds the Image record, then streams its big tables on demand."""
+    """Builds the Image record, then streams its big tables on demand (for
+    :class:`ImageFile`)."""
 
     def build(self) -> Image:
         head = self.read(0, 1 << spec.MAX_CLUSTER_BITS)
         header = Header.from_bytes(head)
         problems: list[ReadProblem] = []
         if not header_is_readable(header):
-            return Image(self.path, self.size, header, readable=False, reader=self)
+            return Image(self.path, self.size, header, readable=False)
 
         cluster_size = header.cluster_size
         minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
@@ -296,7 +300,7 @@ class _ImageReader(Reader):
             header.l1_table_offset, header.l1_size,
             self.u64_table(header.l1_table_offset, header.l1_size, "l1", "the active L1 table", problems),
         )  # fmt: skip
-        reftable_entries = header.refcount_table_clusters * cluster_size // 8
+        reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
         reftable = RefcountTable(
             header.refcount_table_offset, reftable_entries,
             self.u64_table(header.refcount_table_offset, reftable_entries, "reftable", "the refcount table", problems),
@@ -307,7 +311,7 @@ class _ImageReader(Reader):
             self.path, self.size, header, readable=True, extensions=extensions,
             backing_file_name=backing, bitmaps=bitmaps, bitmap_directory=directory,
             bitmap_tables=tables, l1=l1, refcount_table=reftable, snapshots=snapshots,
-            snapshot_l1_tables=snapshot_l1, extension_area=area, encryption=encryption, reader=self,
+            snapshot_l1_tables=snapshot_l1, extension_area=area, encryption=encryption,
         )  # fmt: skip
         problems += self._table_problems(image)
         return evolve(image, problems=tuple(problems))
@@ -346,8 +350,8 @@ class _ImageReader(Reader):
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // 8)
-            budget -= count * 8
+            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
+            budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
             words = self.u64_table(entry.bitmap_table_offset, count,
                                    f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
             tables.append(
@@ -377,7 +381,7 @@ class _ImageReader(Reader):
         """The data cluster holding a bitmap's last bit, when it is serialized."""
         if entry.granularity_bits >= 64:
             return {}
-        disk_length = header.size // 512 * 512  # QEMU's disk length (§1.9)
+        disk_length = spec.disk_length(header.size)  # QEMU's disk length (§1.9)
         bits = -(-disk_length // (1 << entry.granularity_bits))
         last_byte = (bits - 1) // 8
         index = last_byte // header.cluster_size
@@ -397,19 +401,22 @@ class _ImageReader(Reader):
             return None, ()
         entries: list[SnapshotEntry] = []
         position = header.snapshot_offset
+        fixed_size, fields = spec.SNAPSHOT_HEADER_SIZE, spec.SNAPSHOT_FIELD_OFFSETS
         for index in range(min(header.nb_snapshots, spec.MAX_SNAPSHOTS)):
-            fixed = self.read(position, 40)
-            if len(fixed) < 40:
-                problems.append(self.problem("snapshots", position, 40, len(fixed), f"snapshot table entry {index}"))
+            fixed = self.read(position, fixed_size)
+            if len(fixed) < fixed_size:
+                problems.append(
+                    self.problem("snapshots", position, fixed_size, len(fixed), f"snapshot table entry {index}")
+                )
                 break
-            extra_size = int.from_bytes(fixed[36:40], "big")
-            size = SnapshotEntry.size_of(
-                int.from_bytes(fixed[12:14], "big"), int.from_bytes(fixed[14:16], "big"), extra_size
-            )
-            entries.append(SnapshotEntry.decode(index, position, *self.entry_parts(position, 40, extra_size, size - 40 - extra_size)))
+            extra_size = spec.field(fixed, fields, "extra_data_size", 4)
+            id_size, name_size = spec.field(fixed, fields, "id_str_size", 2), spec.field(fixed, fields, "name_size", 2)
+            size = spec.snapshot_entry_size(id_size, name_size, extra_size)
+            parts = self.entry_parts(position, fixed_size, extra_size, size - fixed_size - extra_size)
+            entries.append(SnapshotEntry.decode(index, position, *parts))
             # The padding after the last entry is not part of the table: QEMU
             # does not write it, so a file may end right after the last name.
-            used = 40 + extra_size + int.from_bytes(fixed[12:14], "big") + int.from_bytes(fixed[14:16], "big")
+            used = spec.snapshot_entry_used(id_size, name_size, extra_size)
             if position + used > self.size:
                 problems.append(
                     self.problem("snapshots", position, used, self.size - position, f"snapshot table entry {index}")
@@ -419,8 +426,8 @@ class _ImageReader(Reader):
         l1_tables = []
         budget = max(self.size, 64 << 20)
         for entry in entries:
-            count = min(entry.l1_size, spec.MAX_L1_SIZE // 8, budget // 8)
-            budget -= count * 8
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE, budget // spec.L1_ENTRY_SIZE)
+            budget -= count * spec.L1_ENTRY_SIZE
             path = f"{entry.path}.l1"
             words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
             l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
@@ -440,7 +447,7 @@ class _ImageReader(Reader):
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
             used = np.flatnonzero(offsets)
             counted = table.active or (
-                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // 8
+                table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
             )
             parts.append(offsets[used])
             weights.append(np.full(len(used), int(counted), np.int64))
@@ -523,15 +530,15 @@ class _ImageReader(Reader):
     def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payload of every compressed entry of a batch (for --deep)."""
         header = image.header
-        flat = np.flatnonzero(compressed(batch))
-        offsets, lengths = compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
+        flat = np.flatnonzero(batch.entries & np.uint64(spec.OFLAG_COMPRESSED))
+        offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
         kind = header.compression_type or 0
         columns = batch.entries.shape[1]
         for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
             row, column = divmod(index, columns)
             yield CompressedCluster(
                 batch.entry_offset(row, column), batch.entry_path(row, column), offset, length,
-                self.read(offset, min(length, 2 * header.cluster_size + 512)), kind, header.cluster_size,
+                self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)), kind, header.cluster_size,
             )  # fmt: skip
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
@@ -548,16 +555,71 @@ class _ImageReader(Reader):
             yield RefcountBlock(index, offset, image.header.refcount_order, data)
 
 
-def read_image(path: str | os.PathLike[str]) -> Image:
-    """Read an image and keep its file open: the returned Image streams its L2
-    tables and refcount blocks until ``image.close()`` (or the end of a
-    ``with image:`` block).
+class ImageFile:
+    """An open image file: its :class:`~qcow2lint.records.Image` record, and
+    the big tables (L2 tables, refcount blocks, compressed payloads) streamed
+    on demand while the file is open.
+
+    Use it as a context manager, or call :meth:`close`.  ``image`` stays
+    usable after the file is closed; the streams do not.
+    """
+
+    def __init__(self, reader: _ImageReader, image: Image) -> None:
+        #: Bounded random access to the file.
+        self.reader: Reader = reader
+        #: Everything read from the file but the big tables.
+        self.image = image
+        self._streams = reader
+        self._facts: dict[str, Any] = {}
+
+    @property
+    def path(self) -> str:
+        """The image file's path."""
+        return self.image.path
+
+    def l2_batches(self) -> Iterator[L2Tables]:
+        """Stream every distinct L2 table referenced by any L1 table."""
+        if self.image.readable:
+            yield from self._streams.l2_batches(self.image)
+
+    def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
+        """The payloads of the compressed entries of an L2 batch."""
+        yield from self._streams.compressed_clusters(self.image, batch)
+
+    def refcount_blocks(self) -> Iterator[RefcountBlock]:
+        """Stream every refcount block the refcount table points to."""
+        if self.image.readable:
+            yield from self._streams.refcount_blocks(self.image)
+
+    def fact(self, key: str, compute: Callable[[], T]) -> T:
+        """A fact derived from the streamed tables, computed once per open file
+        (e.g. the decoded stored refcounts, which rules and the refcount pass
+        share).  A computation that raises is not remembered."""
+        if key not in self._facts:
+            self._facts[key] = compute()
+        return self._facts[key]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the image file; the streams cannot be read afterwards (again is a no-op)."""
+        self.reader.close()
+
+    def __enter__(self) -> ImageFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_image(path: str | os.PathLike[str]) -> ImageFile:
+    """Read an image and keep its file open: the returned :class:`ImageFile`
+    holds the ``image`` record and streams the L2 tables and refcount blocks
+    until ``close()`` (or the end of a ``with`` block).
 
     Raises ImageError when the file cannot be read at all.
     """
     reader = _ImageReader(os.fspath(path))
     try:
-        return reader.build()
+        return ImageFile(reader, reader.build())
     except OSError as exc:
         reader.close()
         if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
@@ -569,17 +631,17 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 
 
 @contextlib.contextmanager
-def open_image(path: str | os.PathLike[str]) -> Iterator[Image]:
+def open_image(path: str | os.PathLike[str]) -> Iterator[ImageFile]:
     """Read an image; the L2 tables and refblocks stream while it is open.
 
     Raises ImageError when the file cannot be read at all.
     """
-    image = read_image(path)
+    image_file = read_image(path)
     try:
-        yield image
+        yield image_file
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
             raise ImageError(f"{path}: {exc.strerror}") from None
         raise
     finally:
-        image.close()
+        image_file.close()

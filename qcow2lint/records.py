@@ -4,21 +4,19 @@ Records keep the raw on-disk values in spec order, the byte offset they were
 read from, and the bytes the spec says must be zero, so that rules can judge
 them.  Nothing here validates spec rules: a linter must be able to hold a
 broken value in order to flag it.  Big tables are read-only numpy arrays.
+Records are plain data: no I/O, no open file (the reader's ImageFile holds
+that), no import of the reader.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
 from qcow2lint import spec
-
-if TYPE_CHECKING:
-    from qcow2lint.reader import Reader
 
 
 def _array(value: np.ndarray) -> np.ndarray:
@@ -69,18 +67,7 @@ class ReadProblem:
 
 # --- Header (catalogue §1.1) -------------------------------------------------
 
-_HEADER = struct.Struct(">IIQIIQIIQQIIQQQQII")
-HEADER_FIELDS = (
-    "magic", "version", "backing_file_offset", "backing_file_size",
-    "cluster_bits", "size", "crypt_method", "l1_size", "l1_table_offset",
-    "refcount_table_offset", "refcount_table_clusters", "nb_snapshots",
-    "snapshot_offset", "incompatible_features", "compatible_features",
-    "autoclear_features", "refcount_order", "header_length",
-)  # fmt: skip
-#: Byte offset of every header field, for findings.
-HEADER_FIELD_OFFSETS = dict(
-    zip(HEADER_FIELDS, (0, 4, 8, 16, 20, 24, 32, 36, 40, 48, 56, 60, 64, 72, 80, 88, 96, 100))
-)
+_HEADER = struct.Struct(spec.HEADER_FORMAT)
 
 
 @attrs.frozen
@@ -126,8 +113,8 @@ class Header:
     @classmethod
     def from_bytes(cls, head: bytes) -> Header:
         """Decode a header from the first bytes of the file (may be short)."""
-        fields = dict(zip(HEADER_FIELDS, _HEADER.unpack(head[: _HEADER.size].ljust(_HEADER.size, b"\0"))))
-        on_disk = tuple(fields[name] for name in HEADER_FIELDS[-5:])
+        fields = dict(zip(spec.HEADER_FIELDS, _HEADER.unpack(head[: _HEADER.size].ljust(_HEADER.size, b"\0"))))
+        on_disk = tuple(fields[name] for name in spec.HEADER_FIELDS[-5:])
         if fields["version"] == 2:
             fields.update(
                 incompatible_features=0, compatible_features=0, autoclear_features=0,
@@ -180,7 +167,7 @@ class Header:
     @staticmethod
     def field_offset(name: str) -> int:
         """Byte offset of a header field."""
-        return HEADER_FIELD_OFFSETS[name]
+        return spec.HEADER_FIELD_OFFSETS[name]
 
 
 # --- Header extensions (§1.2) ------------------------------------------------
@@ -232,12 +219,13 @@ class BitmapsExtension:
     bitmap_directory_size: int
     bitmap_directory_offset: int
 
-    _LAYOUT: ClassVar[struct.Struct] = struct.Struct(">IIQQ")
+    _LAYOUT: ClassVar[struct.Struct] = struct.Struct(spec.BITMAPS_EXT_FORMAT)
 
     @classmethod
     def from_bytes(cls, data: bytes, file_offset: int) -> BitmapsExtension:
         """Decode the 24-byte body (zero-filled when shorter)."""
-        return cls(file_offset, *cls._LAYOUT.unpack(data[:24].ljust(24, b"\0")))
+        size = spec.BITMAPS_EXT_SIZE
+        return cls(file_offset, *cls._LAYOUT.unpack(data[:size].ljust(size, b"\0")))
 
 
 @attrs.frozen
@@ -284,10 +272,14 @@ class HeaderExtension:
         """Structure path, e.g. ``extensions[1](bitmaps)``."""
         return f"extensions[{self.index}]({spec.EXT_SLUGS.get(self.magic, f'{self.magic:#x}')})"
 
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a framing field (``magic``, ``length``)."""
+        return self.file_offset + spec.EXT_FRAMING_FIELDS[name]
+
     @property
     def data_offset(self) -> int:
         """Byte offset of the extension's data."""
-        return self.file_offset + 8
+        return self.file_offset + spec.EXT_FRAMING_SIZE
 
     @property
     def overruns_area(self) -> bool:
@@ -313,16 +305,11 @@ class ExtensionArea:
         """Where the area starts."""
         return self.start
 
-    @property
-    def used_end(self) -> int:
-        """First byte after the last extension, end marker included."""
-        return self.end_marker + 8 if self.end_marker is not None else self.end
-
 
 # --- Encryption (§1.10) -------------------------------------------------------
 
-_LUKS = struct.Struct(">6sH32s32s32sII20s32sI40s")
-_LUKS_SLOT = struct.Struct(">II32sII")
+_LUKS = struct.Struct(spec.LUKS_HEADER_FORMAT)
+_LUKS_SLOT = struct.Struct(spec.LUKS_KEY_SLOT_FORMAT)
 
 
 @attrs.frozen
@@ -336,6 +323,10 @@ class LuksKeySlot:
     salt: bytes
     key_material_offset: int
     stripes: int
+
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a key slot field."""
+        return self.file_offset + spec.LUKS_KEY_SLOT_FIELDS[name]
 
 
 @attrs.frozen
@@ -356,14 +347,18 @@ class LuksHeader:
     uuid: bytes
     key_slots: tuple[LuksKeySlot, ...]
 
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a LUKS header field."""
+        return self.file_offset + spec.LUKS_HEADER_FIELDS[name]
+
     @classmethod
     def from_bytes(cls, raw: bytes, file_offset: int) -> LuksHeader:
         """Decode 592 bytes (zero-filled when shorter)."""
         raw = raw[: spec.LUKS_HEADER_SIZE].ljust(spec.LUKS_HEADER_SIZE, b"\0")
         fields = _LUKS.unpack(raw[: _LUKS.size])
+        starts = [_LUKS.size + i * spec.LUKS_KEY_SLOT_SIZE for i in range(spec.LUKS_KEY_SLOTS)]
         slots = tuple(
-            LuksKeySlot(i, file_offset + _LUKS.size + i * 48, *_LUKS_SLOT.unpack_from(raw, _LUKS.size + i * 48))
-            for i in range(8)
+            LuksKeySlot(i, file_offset + start, *_LUKS_SLOT.unpack_from(raw, start)) for i, start in enumerate(starts)
         )
         return cls(file_offset, *fields, key_slots=slots)
 
@@ -384,7 +379,7 @@ class EncryptionArea:
 
 # --- Bitmaps (§1.9) ----------------------------------------------------------
 
-_BITMAP_ENTRY = struct.Struct(">QIIBBHI")
+_BITMAP_ENTRY = struct.Struct(spec.BITMAP_DIR_ENTRY_FORMAT)
 
 
 @attrs.frozen
@@ -412,7 +407,7 @@ class BitmapDirectoryEntry:
     ) -> BitmapDirectoryEntry:
         """Decode an entry from its 24 fixed bytes, extra data and the
         name-plus-padding bytes that follow the extra data."""
-        fields = _BITMAP_ENTRY.unpack(fixed[:24].ljust(24, b"\0"))
+        fields = _BITMAP_ENTRY.unpack(fixed[: _BITMAP_ENTRY.size].ljust(_BITMAP_ENTRY.size, b"\0"))
         name_size = fields[5]
         return cls(
             index, file_offset, *fields, extra_data=extra, name_bytes=tail[:name_size],
@@ -422,7 +417,7 @@ class BitmapDirectoryEntry:
     @property
     def size(self) -> int:
         """Bytes the entry occupies in the directory (padded to 8)."""
-        return spec.round_up(24 + self.extra_data_size + self.name_size, 8)
+        return spec.bitmap_entry_size(self.extra_data_size, self.name_size)
 
     @property
     def name(self) -> str:
@@ -434,10 +429,19 @@ class BitmapDirectoryEntry:
         """Structure path, e.g. ``bitmaps[0](daily)``."""
         return f"bitmaps[{self.index}]({self.name})"
 
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a fixed field of the entry."""
+        return self.file_offset + spec.BITMAP_ENTRY_FIELDS[name]
+
+    @property
+    def name_offset(self) -> int:
+        """Byte offset of the entry's name (after the extra data)."""
+        return self.file_offset + spec.BITMAP_DIR_ENTRY_SIZE + self.extra_data_size
+
     @property
     def padding_offset(self) -> int:
         """Byte offset of the entry's padding."""
-        return self.file_offset + 24 + self.extra_data_size + self.name_size
+        return self.name_offset + self.name_size
 
 
 BITMAP_ENTRY_KINDS = ("all-zeroes", "all-ones", "serialized", "invalid")
@@ -450,15 +454,6 @@ def bitmap_entry_kinds(entries: np.ndarray) -> np.ndarray:
     has_offset = (entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)) != 0
     all_ones = (entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0
     return has_offset.astype(np.uint8) * 2 + all_ones
-
-
-@attrs.frozen
-class BitmapTableEntry:
-    """One bitmap table entry, interpreted (catalogue §1.9)."""
-
-    kind: str
-    host_offset: int
-    reserved: int
 
 
 @attrs.frozen
@@ -481,19 +476,6 @@ class BitmapTable:
     def path(self) -> str:
         """Structure path, e.g. ``bitmaps[0](daily).table``."""
         return f"bitmaps[{self.bitmap_index}]({self.bitmap_name}).table"
-
-    def kinds(self) -> np.ndarray:
-        """Index into BITMAP_ENTRY_KINDS for every entry, vectorised."""
-        return bitmap_entry_kinds(self.entries)
-
-    def entry(self, index: int) -> BitmapTableEntry:
-        """The interpreted view of entry ``index``."""
-        value = int(self.entries[index])
-        return BitmapTableEntry(
-            kind=BITMAP_ENTRY_KINDS[int(bitmap_entry_kinds(self.entries[index : index + 1])[0])],
-            host_offset=value & spec.BME_TABLE_ENTRY_OFFSET_MASK,
-            reserved=value & spec.BME_TABLE_ENTRY_RESERVED_MASK,
-        )
 
 
 # --- L1 / L2 tables (§1.3 - §1.5) --------------------------------------------
@@ -638,7 +620,7 @@ class RefcountBlock:
 
 # --- Snapshots (§1.8) --------------------------------------------------------
 
-_SNAPSHOT = struct.Struct(">QIHHIIQII")
+_SNAPSHOT = struct.Struct(spec.SNAPSHOT_FORMAT)
 
 
 @attrs.frozen
@@ -665,22 +647,33 @@ class SnapshotEntry:
     def decode(cls, index: int, file_offset: int, fixed: bytes, extra: bytes, tail: bytes) -> SnapshotEntry:
         """Decode an entry from its 40 fixed bytes, extra data and the
         id-name-padding bytes that follow the extra data."""
-        fields = _SNAPSHOT.unpack(fixed[:40].ljust(40, b"\0"))
+        fields = _SNAPSHOT.unpack(fixed[: _SNAPSHOT.size].ljust(_SNAPSHOT.size, b"\0"))
         id_size, name_size = fields[2], fields[3]
         return cls(
             index, file_offset, *fields, extra_data=extra, id_str=tail[:id_size],
             name=tail[id_size : id_size + name_size], padding=tail[id_size + name_size :],
         )  # fmt: skip
 
-    @staticmethod
-    def size_of(id_str_size: int, name_size: int, extra_data_size: int) -> int:
-        """Bytes an entry occupies in the table (padded to 8)."""
-        return spec.round_up(40 + extra_data_size + id_str_size + name_size, 8)
-
     @property
     def size(self) -> int:
-        """Bytes this entry occupies in the table."""
-        return self.size_of(self.id_str_size, self.name_size, self.extra_data_size)
+        """Bytes this entry occupies in the table (padded to 8)."""
+        return spec.snapshot_entry_size(self.id_str_size, self.name_size, self.extra_data_size)
+
+    @property
+    def used_size(self) -> int:
+        """Bytes this entry uses without its padding (up to the end of its name)."""
+        return spec.snapshot_entry_used(self.id_str_size, self.name_size, self.extra_data_size)
+
+    def field_offset(self, name: str) -> int:
+        """Byte offset of a fixed field, or of an extra data field
+        (``vm_state_size_large``, ``disk_size``)."""
+        offsets = spec.SNAPSHOT_FIELD_OFFSETS if name in spec.SNAPSHOT_FIELD_OFFSETS else spec.SNAPSHOT_EXTRA_FIELD_OFFSETS
+        return self.file_offset + offsets[name]
+
+    @property
+    def id_str_offset(self) -> int:
+        """Byte offset of the id string (after the extra data)."""
+        return self.file_offset + spec.SNAPSHOT_HEADER_SIZE + self.extra_data_size
 
     def _extra_u64(self, start: int) -> int | None:
         chunk = self.extra_data[start : start + 8]
@@ -718,11 +711,11 @@ class SnapshotTable:
 
 @attrs.frozen
 class Image:
-    """Everything the reader found in one image file.
+    """Everything the reader found in one image file, but the big tables.
 
     The L2 tables and refcount blocks can be far larger than the rest of the
-    metadata, so they are streamed on demand (``l2_batches``,
-    ``refcount_blocks``) while the image is open.
+    metadata: :class:`qcow2lint.reader.ImageFile` streams them on demand
+    while the file is open.  This record is plain data and holds no file.
     """
 
     path: str
@@ -743,18 +736,6 @@ class Image:
     extension_area: ExtensionArea | None = None
     encryption: EncryptionArea | None = None
     problems: tuple[ReadProblem, ...] = ()
-    reader: Reader | None = attrs.field(default=None, eq=False, repr=False)
-
-    def close(self) -> None:
-        """Close the image file; the streamed tables cannot be read afterwards."""
-        if self.reader is not None:
-            self.reader.close()
-
-    def __enter__(self) -> Image:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def extension(self, magic: int) -> HeaderExtension | None:
         """The extension QEMU uses for ``magic`` (the last one wins)."""
@@ -765,17 +746,129 @@ class Image:
         """The active L1 table, then every snapshot's."""
         return ((self.l1,) if self.l1 is not None else ()) + self.snapshot_l1_tables
 
-    def l2_batches(self) -> Iterator[L2Tables]:
-        """Stream every distinct L2 table referenced by any L1 table."""
-        if self.reader is not None and self.readable:
-            yield from self.reader.l2_batches(self)
 
-    def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
-        """The payloads of the compressed entries of an L2 batch."""
-        if self.reader is not None:
-            yield from self.reader.compressed_clusters(self, batch)
+# --- Whole-image analysis ("Host cluster management", overlaps) ------------------------------
+#
+# What the refcount pass (qcow2lint.passes) produces: plain data, here so
+# that rules and the registry can name them without loading the analysis.
 
-    def refcount_blocks(self) -> Iterator[RefcountBlock]:
-        """Stream every refcount block the refcount table points to."""
-        if self.reader is not None and self.readable:
-            yield from self.reader.refcount_blocks(self)
+
+@attrs.frozen
+class StoredRefcounts:
+    """The refcounts stored on disk, for clusters below ``len(counts)``.
+
+    ``readable`` is false for clusters whose refcount block QEMU cannot use
+    (a misaligned refcount block offset: "Can't get refcount").
+    """
+
+    counts: np.ndarray = attrs.field(eq=False)
+    #: None when every refcount is readable (the usual case).
+    readable: np.ndarray | None = attrs.field(eq=False)
+    #: Non-zero refcounts of clusters past the compared range (past the end
+    #: of the file), as (cluster index, refcount), and how many in all.
+    beyond: tuple[tuple[int, int], ...] = ()
+    beyond_count: int = 0
+
+    def of(self, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored refcount and readability of each cluster index (0 and
+        readable past the array, as QEMU reads a missing block)."""
+        clusters = np.asarray(clusters, np.uint64)
+        if self.readable is None and (not len(clusters) or int(clusters.max()) < len(self.counts)):
+            return self.counts[clusters.view(np.int64)], np.ones(len(clusters), bool)
+        inside = clusters < np.uint64(len(self.counts))
+        index = np.where(inside, clusters, 0).astype(np.intp)
+        counts = np.where(inside, self.counts[index], 0)
+        if self.readable is None:
+            return counts, np.ones(len(clusters), bool)
+        return counts, np.where(inside, self.readable[index], True)
+
+    def readable_mask(self, length: int) -> np.ndarray:
+        """Readability of the first ``length`` clusters."""
+        if self.readable is None:
+            return np.ones(length, bool)
+        mask = np.ones(length, bool)
+        shown = min(length, len(self.readable))
+        mask[:shown] = self.readable[:shown]
+        return mask
+
+
+@attrs.frozen
+class Extent:
+    """One structure in the typed extent map."""
+
+    kind: str
+    label: str
+    offset: int
+    length: int
+
+
+@attrs.frozen
+class Overlap:
+    """Two structures that claim the same cluster."""
+
+    cluster: int
+    first: Extent
+    second: Extent
+
+    @property
+    def category(self) -> str:
+        """Which rule reports it: "bitmap-data" (bitmap-data-shared), "l2-table"
+        (an L2 table placed on another structure: l1-entry-points-to-metadata),
+        or "metadata" (metadata-overlap, data landing on metadata included)."""
+        kinds = {self.first.kind, self.second.kind}
+        if "bitmap-data" in kinds:
+            return "bitmap-data"
+        if self.second.kind != "data" and kinds & {"active-l2", "inactive-l2"}:
+            return "l2-table"
+        return "metadata"
+
+
+@attrs.frozen
+class RefcountIssue:
+    """A refcount table entry QEMU's check_refblocks objects to."""
+
+    index: int
+    offset: int
+    kind: str  # "reserved", "misaligned", "outside", "refcount"
+    value: int = 0
+
+
+@attrs.frozen
+class RefcountCheck:
+    """The outcome of the whole-image analysis, for rules and statistics."""
+
+    cluster_size: int
+    refcount_max: int
+    #: References counted per cluster (saturated at refcount_max).
+    computed: np.ndarray = attrs.field(eq=False)
+    stored: StoredRefcounts = attrs.field(eq=False)
+    #: Clusters compared (QEMU's nb_clusters).
+    compared: int = 0
+    #: References that run a cluster or more past the end of the file.
+    exceeding: tuple[Extent, ...] = ()
+    exceeding_count: int = 0
+    #: Clusters whose count would pass refcount_max, and how often.
+    overflows: tuple[int, ...] = ()
+    overflow_count: int = 0
+    refblock_issues: tuple[RefcountIssue, ...] = ()
+    overlaps: tuple[Overlap, ...] = ()
+    overlap_count: int = 0
+    #: Data clusters mapped by two L2 entries (images without snapshots).
+    shared_data: tuple[int, ...] = ()
+    metadata: tuple[Extent, ...] = ()
+    stats: dict[str, int] = attrs.field(factory=dict, eq=False)
+    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    path: ClassVar[str] = "refcounts"
+    file_offset: ClassVar[int] = 0
+
+    def mismatches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compared cluster indices where stored and computed differ, with
+        both values (unreadable refcounts excluded); computed once."""
+        if "mismatches" not in self._cache:
+            stored = self.stored.counts[: self.compared]
+            computed = self.computed[: self.compared]
+            clusters = np.flatnonzero(stored != computed)
+            if self.stored.readable is not None:
+                clusters = clusters[self.stored.readable_mask(self.compared)[clusters]]
+            self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
+        return self._cache["mismatches"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from qcow2lint.engine import ImageReport
+from qcow2lint.findings import ImageReport
 
 
 @attrs.frozen

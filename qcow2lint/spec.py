@@ -7,10 +7,41 @@ project's defect catalogue, ``qcow2-rules.md``.
 
 from __future__ import annotations
 
+import re
+import struct
+from typing import Any
+
+
+def field_offsets(layout: str, names: tuple[str, ...]) -> dict[str, int]:
+    """Byte offset of each field of a big-endian struct ``layout`` (one name per
+    format item, ``6s`` counting as one item)."""
+    items = re.findall(r"\d*[a-zA-Z?]", layout.lstrip("<>!=@"))
+    assert len(items) == len(names), (layout, names)
+    return {name: struct.calcsize(">" + "".join(items[:index])) for index, name in enumerate(names)}
+
+
 # --- Header (catalogue §1.1) -------------------------------------------------
 
 QCOW_MAGIC = 0x514649FB  # "QFI\xfb"
 SUPPORTED_VERSIONS = (2, 3)
+
+#: Sectors: QEMU counts disk lengths and compressed sizes in 512-byte units.
+SECTOR_SIZE = 512
+
+#: The header fields in spec order, their struct format and byte offsets.
+HEADER_FIELDS = (
+    "magic", "version", "backing_file_offset", "backing_file_size",
+    "cluster_bits", "size", "crypt_method", "l1_size", "l1_table_offset",
+    "refcount_table_offset", "refcount_table_clusters", "nb_snapshots",
+    "snapshot_offset", "incompatible_features", "compatible_features",
+    "autoclear_features", "refcount_order", "header_length",
+)  # fmt: skip
+HEADER_FORMAT = ">IIQIIQIIQQIIQQQQII"
+#: Byte offset of every header field, for findings.
+HEADER_FIELD_OFFSETS = field_offsets(HEADER_FORMAT, HEADER_FIELDS)
+#: A header cut shorter than this (magic, version, backing file, cluster_bits)
+#: cannot be followed at all.
+HEADER_MIN_READABLE = HEADER_FIELD_OFFSETS["size"]
 
 #: The v2 header ends here; v3 fields follow up to byte 104.
 V2_HEADER_LENGTH = 72
@@ -79,8 +110,19 @@ EXT_SLUGS = {
     EXT_DATA_FILE: "data-file",
 }
 
+#: Every extension starts with its magic and data length (two u32).
+EXT_FRAMING_SIZE = 8
+EXT_FRAMING_FIELDS = {"magic": 0, "length": 4}
+
 FEATURE_TABLE_ENTRY_SIZE = 48
 BITMAPS_EXT_SIZE = 24
+BITMAPS_EXT_FORMAT = ">IIQQ"
+#: Byte offset and width of each bitmaps extension field inside its data.
+BITMAPS_EXT_FIELDS = {
+    "nb_bitmaps": (0, 4), "reserved32": (4, 4),
+    "bitmap_directory_size": (8, 8), "bitmap_directory_offset": (16, 8),
+}  # fmt: skip
+#: The full disk encryption header pointer: offset and length (two u64).
 CRYPTO_EXT_SIZE = 16
 
 MAX_BACKING_FILE_NAME = 1023
@@ -106,6 +148,10 @@ CLUSTER_ZERO_ALLOC = 2
 CLUSTER_NORMAL = 3
 CLUSTER_COMPRESSED = 4
 
+#: L1, refcount table and bitmap table entries are one u64 each.
+L1_ENTRY_SIZE = 8
+REFTABLE_ENTRY_SIZE = 8
+BITMAP_TABLE_ENTRY_SIZE = 8
 L2_ENTRY_SIZE = 8
 EXTL2_ENTRY_SIZE = 16
 SUBCLUSTERS_PER_CLUSTER = 32
@@ -121,7 +167,15 @@ MAX_REFTABLE_SIZE = 0x800000
 
 # --- Snapshots (§1.8) --------------------------------------------------------
 
+#: The fixed part of a snapshot table entry, its layout and field offsets.
 SNAPSHOT_HEADER_SIZE = 40
+SNAPSHOT_FORMAT = ">QIHHIIQII"
+SNAPSHOT_FIELD_OFFSETS = field_offsets(SNAPSHOT_FORMAT, (
+    "l1_table_offset", "l1_size", "id_str_size", "name_size", "date_sec", "date_nsec",
+    "vm_clock_nsec", "vm_state_size32", "extra_data_size",
+))  # fmt: skip
+#: Fields of a snapshot's extra data, as byte offsets in the entry.
+SNAPSHOT_EXTRA_FIELD_OFFSETS = {"vm_state_size_large": SNAPSHOT_HEADER_SIZE, "disk_size": SNAPSHOT_HEADER_SIZE + 8}
 MAX_SNAPSHOTS = 65536
 MAX_SNAPSHOTS_SIZE = 1024 * 65536
 MAX_SNAPSHOT_EXTRA_DATA = 1024
@@ -130,7 +184,12 @@ MIN_V3_SNAPSHOT_EXTRA_DATA = 16
 
 # --- Bitmaps (§1.9) ----------------------------------------------------------
 
+#: The fixed part of a bitmap directory entry, its layout and field offsets.
 BITMAP_DIR_ENTRY_SIZE = 24
+BITMAP_DIR_ENTRY_FORMAT = ">QIIBBHI"
+BITMAP_ENTRY_FIELDS = field_offsets(BITMAP_DIR_ENTRY_FORMAT, (
+    "bitmap_table_offset", "bitmap_table_size", "flags", "type", "granularity_bits", "name_size", "extra_data_size",
+))  # fmt: skip
 BME_FLAG_IN_USE = 1 << 0
 BME_FLAG_AUTO = 1 << 1
 BME_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2
@@ -156,6 +215,17 @@ BME_MAX_PHYS_SIZE = 0x20000000
 
 LUKS_MAGIC = b"LUKS\xba\xbe"
 LUKS_HEADER_SIZE = 592
+LUKS_HEADER_FORMAT = ">6sH32s32s32sII20s32sI40s"
+LUKS_KEY_SLOT_FORMAT = ">II32sII"
+LUKS_HEADER_FIELDS = field_offsets(LUKS_HEADER_FORMAT, (
+    "magic", "version", "cipher_name", "cipher_mode", "hash_spec", "payload_offset", "key_bytes",
+    "mk_digest", "mk_digest_salt", "mk_digest_iterations", "uuid",
+))  # fmt: skip
+LUKS_KEY_SLOT_FIELDS = field_offsets(LUKS_KEY_SLOT_FORMAT, (
+    "active", "iterations", "salt", "key_material_offset", "stripes",
+))  # fmt: skip
+LUKS_KEY_SLOT_SIZE = 48
+LUKS_KEY_SLOTS = 8
 
 
 def round_up(value: int, alignment: int) -> int:
@@ -166,3 +236,44 @@ def round_up(value: int, alignment: int) -> int:
 def set_bits(value: int) -> list[int]:
     """The numbers of the bits set in ``value``, lowest first."""
     return [bit for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def field(raw: bytes, offsets: dict[str, int], name: str, width: int) -> int:
+    """The big-endian ``width``-byte field ``name`` of a fixed structure."""
+    start = offsets[name]
+    return int.from_bytes(raw[start : start + width], "big")
+
+
+def disk_length(size: int) -> int:
+    """QEMU's view of a virtual size: whole 512-byte sectors (``size`` rounded down)."""
+    return size // SECTOR_SIZE * SECTOR_SIZE
+
+
+def snapshot_entry_used(id_str_size: int, name_size: int, extra_data_size: int) -> int:
+    """Bytes a snapshot table entry uses: fixed part, extra data, id and name."""
+    return SNAPSHOT_HEADER_SIZE + extra_data_size + id_str_size + name_size
+
+
+def snapshot_entry_size(id_str_size: int, name_size: int, extra_data_size: int) -> int:
+    """Bytes a snapshot table entry occupies (padded to 8)."""
+    return round_up(snapshot_entry_used(id_str_size, name_size, extra_data_size), 8)
+
+
+def bitmap_entry_size(extra_data_size: int, name_size: int) -> int:
+    """Bytes a bitmap directory entry occupies (padded to 8)."""
+    return round_up(BITMAP_DIR_ENTRY_SIZE + extra_data_size + name_size, 8)
+
+
+def compressed_ranges(entries: Any, cluster_bits: int) -> tuple[Any, Any]:
+    """Host byte offset and byte length of compressed L2 descriptors (§1.6):
+    bits 0..61-(cluster_bits-8) are the offset, the bits above it up to 61
+    hold ``nb - 1`` sectors, ``csize = nb * 512 - (offset & 511)``.
+
+    ``entries`` is a numpy uint64 array; the masks take its own dtype so this
+    module needs no numpy.
+    """
+    u64 = entries.dtype.type
+    shift = 62 - (cluster_bits - 8)
+    offset = entries & u64((1 << shift) - 1)
+    sectors = ((entries >> u64(shift)) & u64((1 << (cluster_bits - 8)) - 1)) + u64(1)
+    return offset, sectors * u64(SECTOR_SIZE) - (offset & u64(SECTOR_SIZE - 1))

@@ -11,8 +11,8 @@ when saved, overwrites data).  Repair: remove the bitmap
 (`qemu-img bitmap --remove IMG NAME`), then `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "bitmap-data-shared"
 CODE = "Q1435"

@@ -27,6 +27,6 @@ def check(entry, ctx):
     """Flag reserved bits in a bitmap's flags."""
     if entry.flags & MASK:
         yield Problem(
-            entry.file_offset + 12, f"{entry.path}.flags",
+            entry.field_offset("flags"), f"{entry.path}.flags",
             f"flags {entry.flags:#x} have reserved bits {entry.flags & MASK:#x} set (mask {MASK:#x})",
         )  # fmt: skip

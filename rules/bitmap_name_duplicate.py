@@ -34,6 +34,6 @@ def check(image, ctx):
         if earlier is not entry:
             skipped = " (it is in use, so QEMU skips it)" if entry.flags & spec.BME_FLAG_IN_USE else ""
             yield Problem(
-                entry.file_offset + 24 + entry.extra_data_size, f"{entry.path}.name",
+                entry.name_offset, f"{entry.path}.name",
                 f"bitmap name {shown(entry.name_bytes)} is already the name of {earlier.path}{skipped}",
             )  # fmt: skip

@@ -12,6 +12,7 @@ the file was cut short: fetch or copy it again; or remove the bitmap with
 leaked with `qemu-img check -r leaks IMG` (tested with QEMU 7.2).
 """
 
+from qcow2lint import spec
 from qcow2lint.records import BitmapDirectoryEntry
 from qcow2lint.rulekit import bitmap_entry_problem, ends_out_of_file
 
@@ -23,7 +24,7 @@ SCOPE = BitmapDirectoryEntry
 
 def check(entry, ctx):
     """Flag a bitmap table ending one cluster or more past the end of the file."""
-    offset, length = entry.bitmap_table_offset, entry.bitmap_table_size * 8
+    offset, length = entry.bitmap_table_offset, entry.bitmap_table_size * spec.BITMAP_TABLE_ENTRY_SIZE
     if entry.inside_directory and offset != 0 and ends_out_of_file(offset, length, ctx):
         yield bitmap_entry_problem(
             entry, "bitmap_table_offset",

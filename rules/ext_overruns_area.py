@@ -14,6 +14,7 @@ reports that side).  Repair: restore the extension's real length by hand
 (qemu-img cannot open the image).
 """
 
+from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import ExtensionArea
 from qcow2lint.rulekit import extension_area_limit, extension_label
@@ -35,12 +36,12 @@ def check(area, ctx):
             )
         elif ext.overruns_area:
             yield Problem(
-                ext.file_offset + 4, f"{ext.path}.length",
+                ext.field_offset("length"), f"{ext.path}.length",
                 f"the {label} at {ext.file_offset:#x} has length {ext.length}: its data runs to "
                 f"{ext.data_offset + ext.length:#x}, past {limit}",
             )  # fmt: skip
-    if area.end_marker is not None and area.end_marker + 8 > area.end:
+    if area.end_marker is not None and area.end_marker + spec.EXT_FRAMING_SIZE > area.end:
         yield Problem(
             area.end_marker, "extensions.end_marker",
-            f"the end-of-extensions marker at {area.end_marker:#x} runs to {area.end_marker + 8:#x}, past {limit}",
+            f"the end-of-extensions marker at {area.end_marker:#x} runs to {area.end_marker + spec.EXT_FRAMING_SIZE:#x}, past {limit}",
         )  # fmt: skip

@@ -10,8 +10,8 @@ other structure.  Repair: none in place; recover the data with
 `qemu-img convert`.
 """
 
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "l1-entry-points-to-metadata"
 CODE = "Q0605"

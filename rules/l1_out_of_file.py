@@ -25,7 +25,7 @@ SCOPE = L1Table
 def check(table, ctx):
     """Flag an active L1 table that ends a cluster or more past EOF."""
     header = ctx.header
-    size = header.l1_size * 8
+    size = header.l1_size * spec.L1_ENTRY_SIZE
     # A table QEMU refuses as too large is reported by l1-too-large alone.
     if table.active and size <= spec.MAX_L1_SIZE and ends_out_of_file(header.l1_table_offset, size, ctx):
         end = header.l1_table_offset + size

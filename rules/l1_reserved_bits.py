@@ -9,9 +9,9 @@ reserved bits set").  Repair: `qemu-img check -r all` cannot clear the bits;
 convert the image (`qemu-img convert -O qcow2`) from a trusted copy.
 """
 
-from qcow2lint import spec
+from qcow2lint import predicates, spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits, u64
+from qcow2lint.rulekit import entry_hits_at
 
 NAME = "l1-reserved-bits"
 CODE = "Q0601"
@@ -22,7 +22,7 @@ MASK = spec.L1E_RESERVED_MASK
 
 def check(table, ctx):
     """Flag every L1 entry with a reserved bit set."""
-    yield from entry_hits(
-        ctx, table, (table.entries & u64(MASK)) != 0,
+    yield from entry_hits_at(
+        ctx, table, predicates.l1_reserved(table),
         lambda e: f"L1 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
     )  # fmt: skip

@@ -24,6 +24,6 @@ def check(header, ctx):
     if header.l1_size > MAX_ENTRIES:
         yield Problem(
             header.field_offset("l1_size"), "header.l1_size",
-            f"l1_size {header.l1_size} makes a {header.l1_size * 8}-byte L1 table; QEMU allows at most "
+            f"l1_size {header.l1_size} makes a {header.l1_size * spec.L1_ENTRY_SIZE}-byte L1 table; QEMU allows at most "
             f"{MAX_ENTRIES} entries ({spec.MAX_L1_SIZE} bytes)",
         )  # fmt: skip

@@ -34,6 +34,6 @@ def check(area, ctx):
         )  # fmt: skip
     elif luks.version != LUKS_VERSION:
         yield Problem(
-            luks.file_offset + 6, "encryption.luks.version",
+            luks.field_offset("version"), "encryption.luks.version",
             f"LUKS header version is {luks.version}; QEMU's qcow2 encryption supports only {LUKS_VERSION}",
         )  # fmt: skip

@@ -50,7 +50,7 @@ def check(area, ctx):
         end = slot.key_material_offset * SECTOR + material
         if slot.active == SLOT_ENABLED and length_known and end > area.length:
             yield Problem(
-                slot.file_offset + 40, f"{where}.key_material_offset",
+                slot.field_offset("key_material_offset"), f"{where}.key_material_offset",
                 f"LUKS key slot {slot.index} key material (sector {slot.key_material_offset}, {material} bytes) "
                 f"ends at byte {end} of the encryption area, past its length {area.length}",
             )  # fmt: skip

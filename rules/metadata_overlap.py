@@ -18,8 +18,8 @@ Repair: none in place; recover the data with `qemu-img convert` and check
 the result.
 """
 
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "metadata-overlap"
 CODE = "Q1201"

@@ -11,8 +11,8 @@ wrong refcount on metadata lets QEMU free or reuse it.  Repair:
 `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "metadata-refcount-gt-one"
 CODE = "Q1111"

@@ -10,9 +10,9 @@ from that offset, so expect follow-on findings; guest I/O fails ("L2 table
 offset 0x... unaligned").
 """
 
-from qcow2lint import spec
+from qcow2lint import predicates, spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits, u64
+from qcow2lint.rulekit import entry_hits_at
 
 NAME = "misaligned-l2-table"
 CODE = "Q0602"
@@ -22,9 +22,8 @@ SCOPE = L1Table
 
 def check(table, ctx):
     """Flag L1 entries whose L2 offset is not a multiple of the cluster size."""
-    offsets = table.entries & u64(spec.L1E_OFFSET_MASK)
-    yield from entry_hits(
-        ctx, table, (offsets & u64(ctx.cluster_size - 1)) != 0,
+    yield from entry_hits_at(
+        ctx, table, predicates.l1_misaligned(table, ctx.cluster_size),
         lambda e: f"L2 table offset {e & spec.L1E_OFFSET_MASK:#x} (L1 entry {e:#x}) is not a multiple "
         f"of the cluster size {ctx.cluster_size:#x}",
     )  # fmt: skip

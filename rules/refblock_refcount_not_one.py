@@ -9,8 +9,9 @@ QEMU: `qemu-img check` counts a corruption ("ERROR refcount block N
 refcount=M") and wants a refcount rebuild.  Repair: `qemu-img check -r all`.
 """
 
-from qcow2lint.analysis import RefcountCheck
+from qcow2lint import spec
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "refblock-refcount-not-one"
 CODE = "Q1104"
@@ -24,6 +25,6 @@ def check(refcounts, ctx):
     for issue in refcounts.refblock_issues:
         if issue.kind == "refcount":
             yield Problem(
-                reftable.file_offset + 8 * issue.index, f"reftable[{issue.index}]",
+                reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * issue.index, f"reftable[{issue.index}]",
                 f"refcount block at {issue.offset:#x} has {issue.value} references, must be 1",
             )  # fmt: skip

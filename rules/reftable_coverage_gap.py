@@ -12,8 +12,8 @@ Repair: `qemu-img check -r all` rebuilds the refcount structures.
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.analysis import RefcountCheck
 from qcow2lint.findings import Problem
+from qcow2lint.records import RefcountCheck
 
 NAME = "reftable-coverage-gap"
 CODE = "Q1110"
@@ -38,7 +38,7 @@ def check(refcounts, ctx):
         count = int(np.count_nonzero(used[index * per_block : (index + 1) * per_block]))
         where = "past the end of the refcount table" if index >= reftable.expected_entries else "empty"
         yield Problem(
-            reftable.file_offset + 8 * index, f"reftable[{index}]",
+            reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * index, f"reftable[{index}]",
             f"{count} clusters in use from cluster {index * per_block} have no refcount block: "
             f"refcount table entry {index} is {where}",
         )  # fmt: skip

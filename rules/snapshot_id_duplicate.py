@@ -28,7 +28,7 @@ def check(table, ctx):
             continue
         if entry.id_str in first:
             yield Problem(
-                entry.file_offset + 40 + entry.extra_data_size, f"{entry.path}.id_str",
+                entry.id_str_offset, f"{entry.path}.id_str",
                 f"snapshot {entry.index} has the id {shown(entry.id_str)} "
                 f"of snapshot {first[entry.id_str]}",
             )  # fmt: skip

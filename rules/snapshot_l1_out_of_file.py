@@ -25,7 +25,7 @@ SCOPE = SnapshotEntry
 
 def check(entry, ctx):
     """Flag a snapshot L1 table that ends a cluster or more past EOF."""
-    size = entry.l1_size * 8
+    size = entry.l1_size * spec.L1_ENTRY_SIZE
     # A table QEMU refuses as too large is reported by snapshot-l1-too-large alone.
     if size <= spec.MAX_L1_SIZE and ends_out_of_file(entry.l1_table_offset, size, ctx):
         end = entry.l1_table_offset + size

@@ -27,7 +27,7 @@ def check(entry, ctx):
     """Flag a snapshot l1_size above 4194304."""
     if entry.l1_size > MAX_ENTRIES:
         yield Problem(
-            entry.file_offset + 8, f"{entry.path}.l1_size",
-            f"snapshot l1_size {entry.l1_size} makes a {entry.l1_size * 8}-byte L1 table; QEMU allows at "
+            entry.field_offset("l1_size"), f"{entry.path}.l1_size",
+            f"snapshot l1_size {entry.l1_size} makes a {entry.l1_size * spec.L1_ENTRY_SIZE}-byte L1 table; QEMU allows at "
             f"most {MAX_ENTRIES} entries ({spec.MAX_L1_SIZE} bytes)",
         )  # fmt: skip

@@ -29,7 +29,7 @@ CODE = "Q1313"
 SEVERITY = "error"
 SCOPE = SnapshotTable
 OPTIONS = {"tolerate-partial": False}
-ZERO_ENTRY = 40  # an entry past the end of the file reads as a zero header
+ZERO_ENTRY = spec.SNAPSHOT_HEADER_SIZE  # an entry past the end of the file reads as a zero header
 
 
 def check(table, ctx):
@@ -37,7 +37,7 @@ def check(table, ctx):
     end = table.file_offset
     if table.entries:
         last = table.entries[-1]
-        end = last.file_offset + 40 + last.extra_data_size + last.id_str_size + last.name_size
+        end = last.file_offset + last.used_size
     unread = min(table.nb_snapshots, spec.MAX_SNAPSHOTS) - len(table.entries)
     if unread > 0:
         end = spec.round_up(end, 8) + ZERO_ENTRY * unread

@@ -29,32 +29,33 @@ def test_import_is_cheap() -> None:
 def test_read_is_a_context_manager_that_streams_l2_tables(tmp_path: Path) -> None:
     path = ib.create(tmp_path / "a.qcow2", 64 << 20)
     ib.write(path, 0, 65536, 0xAB)
-    with qcow2lint.read(path) as image:
+    with qcow2lint.read(path) as image_file:
+        image = image_file.image
         assert isinstance(image, qcow2lint.Image)
         assert image.header.version == 3 and image.header.size == 64 << 20
         assert image.readable and image.problems == ()
-        batches = list(image.l2_batches())  # needs the file open
+        batches = list(image_file.l2_batches())  # needs the file open
         assert sum(len(b.offsets) for b in batches) == 1
         assert np.count_nonzero(batches[0].entries) == 1
     with pytest.raises(OSError):
-        os.fstat(image.reader.fd if image.reader.fd >= 0 else -1)  # closed
-    image.close()  # closing twice is harmless
+        os.fstat(image_file.reader.fd if image_file.reader.fd >= 0 else -1)  # closed
+    image_file.close()  # closing twice is harmless
 
 
 def test_read_without_with_and_close(tmp_path: Path) -> None:
     path = ib.create(tmp_path / "a.qcow2", 64 << 20)
-    image = qcow2lint.read(str(path))
+    image_file = qcow2lint.read(str(path))
     try:
-        assert image.l1 is not None and len(image.l1.entries) >= 1
+        assert image_file.image.l1 is not None and len(image_file.image.l1.entries) >= 1
     finally:
-        image.close()
+        image_file.close()
 
 
 def test_read_a_broken_image_does_not_raise(tmp_path: Path) -> None:
     path = tmp_path / "junk.qcow2"
     path.write_bytes(b"not a qcow2 image at all" * 10)
-    with qcow2lint.read(path) as image:
-        assert not image.readable
+    with qcow2lint.read(path) as image_file:
+        assert not image_file.image.readable
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "lfs"])

@@ -15,7 +15,7 @@ import pytest
 import imagebuilder as ib
 from qcow2lint.baseline import (
     BaselineError,
-    apply_baseline,
+    BaselineFilter,
     fingerprint,
     generate_baseline,
     image_key,
@@ -25,6 +25,12 @@ from qcow2lint.baseline import (
 from qcow2lint.config import load_config
 from qcow2lint.engine import ImageReport, lint_path
 from qcow2lint.registry import load_registry
+
+
+def apply_baseline(reports, text, root=None, source="baseline"):
+    """What the command line does with --baseline: one filter over every report."""
+    accept = BaselineFilter(text, root, source)
+    return [accept(report) for report in reports]
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,8 @@ def test_every_builtin_rule_has_identity_and_documentation() -> None:
 def test_the_reader_never_follows_pointers_of_a_file_that_is_not_qcow2(tmp_path: Path) -> None:
     path = tmp_path / "text.img"
     path.write_bytes(b"QFI\xfb" + b"\xff" * 200)  # right magic, absurd version
-    with open_image(path) as img:
+    with open_image(path) as image_file:
+        img = image_file.image
         assert not img.readable and img.l1 is None and img.extensions == ()
 
 
@@ -143,7 +144,8 @@ def test_hostile_counts_allocate_no_more_than_the_file_holds(image: Path, tmp_pa
     struct.pack_into(">I", data, 36, 0xFFFFFFFF)  # l1_size = 2^32 - 1 (32 GiB of entries)
     struct.pack_into(">I", data, 56, 0xFFFFFFFF)  # refcount_table_clusters
     path.write_bytes(data)
-    with open_image(path) as img:
+    with open_image(path) as image_file:
+        img = image_file.image
         assert img.l1.entries.nbytes <= len(data)
         assert img.refcount_table.entries.nbytes <= len(data)
         assert {p.structure for p in img.problems} >= {"l1", "reftable"}

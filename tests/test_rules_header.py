@@ -152,11 +152,12 @@ def test_v2_refcount_order_is_answered_by_the_reader(base_images: Bases) -> None
     header has no refcount_order field and the reader never reads bytes 96..99
     as one. In a v2 image with a backing file those bytes are the name."""
     path = base_images.path("backing-v2")
-    with open_image(path) as image:
-        assert image.header.version == 2
-        assert image.header.refcount_order == 4 and image.header.header_length == 72
-        assert image.header.v3_fields_on_disk[3] != 4  # bytes 96..99 of the extension area / name
-        blocks = list(image.refcount_blocks())
+    with open_image(path) as image_file:
+        header = image_file.image.header
+        assert header.version == 2
+        assert header.refcount_order == 4 and header.header_length == 72
+        assert header.v3_fields_on_disk[3] != 4  # bytes 96..99 of the extension area / name
+        blocks = list(image_file.refcount_blocks())
         assert blocks and blocks[0].refcounts()[0] == 1  # 16-bit refcounts decode as QEMU wrote them
     info = json.loads(ib.run_tool([ib.QEMU_IMG, "info", "-U", "--output=json", path]).stdout)
     assert info["format-specific"]["data"]["refcount-bits"] == 16

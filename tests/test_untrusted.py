@@ -89,8 +89,8 @@ def drop_backing_format(path: Path) -> None:
 
 
 def luks_offsets(path: Path) -> SimpleNamespace:
-    with qcow2lint.read(path) as image:
-        luks = image.encryption.luks
+    with qcow2lint.read(path) as image_file:
+        luks = image_file.image.encryption.luks
         return SimpleNamespace(
             header=luks.file_offset, slot0=luks.key_slots[0].file_offset, slot1=luks.key_slots[1].file_offset
         )
@@ -155,8 +155,8 @@ def _luks_three_slots(b: Builder, path: Path) -> None:
     together above max-unlock-iterations.  Slots 1 and 2 keep the key
     material offsets qemu-img laid out for them."""
     shutil.copyfile(b["luks-fast"], path)
-    with qcow2lint.read(path) as image:
-        slots = [slot.file_offset for slot in image.encryption.luks.key_slots[:3]]
+    with qcow2lint.read(path) as image_file:
+        slots = [slot.file_offset for slot in image_file.image.encryption.luks.key_slots[:3]]
     for offset in slots:
         poke(path, offset, ">II", (0x00AC71F3, 70_000_000))
 
@@ -329,7 +329,8 @@ def test_name_rules_never_touch_the_filesystem(rule: str, images: Builder, monke
 
     module = importlib.import_module(f"qcow2lint_rules.{rule}")
     path = images["data-passwd" if rule.startswith("data") else "backing-dotdot"]
-    with qcow2lint.read(path) as image:
+    with qcow2lint.read(path) as image_file:
+        image = image_file.image
         ctx = SimpleNamespace(image=image, header=image.header, options={})
         records = image.extensions if module.SCOPE.__name__ == "HeaderExtension" else [image.header]
 

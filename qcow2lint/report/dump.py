@@ -38,11 +38,10 @@ from qcow2lint.reader import Reader
 from qcow2lint.text import escape, exception_text, label
 from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
-    HEADER_FIELDS,
     BitmapDirectoryEntry,
     BitmapsExtension,
-    bitmap_entry_kinds,
     Header,
+    bitmap_entry_kinds,
 )
 
 _PRINTABLE_BYTES = string.printable.encode("ascii")
@@ -181,7 +180,7 @@ class _Walker:
         self.pos = header.header_length
         while self.pos < end:
             self.where = f"header extension {len(into) + self.extensions_omitted}"
-            framing = self.read_exact(8, "a header extension")
+            framing = self.read_exact(spec.EXT_FRAMING_SIZE, "a header extension")
             magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
             if magic == spec.EXT_END:
                 return
@@ -199,7 +198,7 @@ class _Walker:
             into.append(ext)
             if magic == spec.EXT_BITMAPS:
                 body_offset = self.pos
-                ext.bitmaps = BitmapsExtension.from_bytes(self.read_exact(24, "the bitmaps extension"), body_offset)
+                ext.bitmaps = BitmapsExtension.from_bytes(self.read_exact(spec.BITMAPS_EXT_SIZE, "the bitmaps extension"), body_offset)
                 resume = self.pos
                 self.bitmap_directory(ext, header)
                 self.pos = resume
@@ -221,27 +220,26 @@ class _Walker:
                 return
             self.where = f"bitmap directory entry {index}"
             start = self.pos
-            fixed = self.read_exact(24, f"bitmap directory entry {index}")
-            name_size = int.from_bytes(fixed[18:20], "big")
-            extra_size = int.from_bytes(fixed[20:24], "big")
+            fixed = self.read_exact(spec.BITMAP_DIR_ENTRY_SIZE, f"bitmap directory entry {index}")
+            name_size = spec.field(fixed, spec.BITMAP_ENTRY_FIELDS, "name_size", 2)
+            extra_size = spec.field(fixed, spec.BITMAP_ENTRY_FIELDS, "extra_data_size", 4)
             self.pos += extra_size
             name = self.read(name_size)
             entry = BitmapDirectoryEntry.decode(index, start, fixed, b"", name)
-            raw_size = 24 + name_size + extra_size
-            self.pos += spec.round_up(raw_size, 8) - raw_size
+            self.pos += spec.bitmap_entry_size(extra_size, name_size) - (spec.BITMAP_DIR_ENTRY_SIZE + name_size + extra_size)
             count = entry.bitmap_table_size
             # Only the entries the dump shows are read: 512 bitmaps naming
             # one 1 MiB table must not read it 512 times.
             shown = min(count, MAX_DUMPED_TABLE_ENTRIES - self.table_entries)
             self.table_entries += shown
             self.where = f"the bitmap table of bitmap {index} ({count} entries)"
-            table = self.reader.read(entry.bitmap_table_offset, shown * 8)
+            table = self.reader.read(entry.bitmap_table_offset, shown * spec.BITMAP_TABLE_ENTRY_SIZE)
             words = np.frombuffer(table[: len(table) // 8 * 8], ">u8").astype(np.uint64)
             bitmap = _Bitmap(entry, words, count - shown)
             ext.bitmap_list.append(bitmap)
             if not name.isascii():
                 self.errors.append(f"bitmap {index} has a name that is not ASCII ({label(name)}); printed with escapes")
-            if entry.bitmap_table_offset + count * 8 > self.reader.size:
+            if entry.bitmap_table_offset + count * spec.BITMAP_TABLE_ENTRY_SIZE > self.reader.size:
                 raise _Stop(
                     f"the bitmap table of bitmap {index} ({count} entries at {entry.bitmap_table_offset:#x}) "
                     f"is cut off by the end of the file ({self.reader.size} bytes)"
@@ -290,7 +288,7 @@ def _build(reader: Reader, as_json: bool) -> Dump:
 
 
 def _header_values(header: Header) -> dict[str, int]:
-    return {name: getattr(header, name) for name in HEADER_FIELDS}
+    return {name: getattr(header, name) for name in spec.HEADER_FIELDS}
 
 
 def _flags(value: int) -> str:

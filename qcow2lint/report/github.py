@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}

@@ -16,8 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.report.cicommon import unique_fingerprint
 from qcow2lint.text import json_safe
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qcow2lint import __version__
-from qcow2lint.engine import ImageReport
+from qcow2lint.findings import ImageReport
 
 
 def image_json(report: ImageReport) -> dict[str, Any]:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Finding, Severity
-from qcow2lint.registry import Registry
+from qcow2lint.findings import Finding, ImageReport, RuleMeta, Severity
 from qcow2lint.text import escape
 
 READ_CASE = "read-image"
@@ -75,7 +73,7 @@ def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.El
 
 def render_junit(
     reports: Sequence[ImageReport],
-    registry: Registry,
+    registry: Iterable[RuleMeta],
     enabled: Collection[str] | None = None,
     fail_level: Severity = Severity.INFO,
 ) -> str:

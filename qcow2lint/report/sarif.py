@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from qcow2lint import __version__
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Finding, Severity
-from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry
+from qcow2lint.findings import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Finding, ImageReport, RuleMeta, Severity
 from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
@@ -99,10 +97,11 @@ def _result(finding: Finding, path: str, rule_index: dict[str, int], github: boo
     return result
 
 
-def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: bool = False) -> dict[str, Any]:
+def sarif_document(reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False) -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict (see the module docstring)."""
-    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github) for r in registry]
-    rule_index = {r.code: i for i, r in enumerate(registry)}
+    known = list(registry)
+    rules = [_descriptor(r.code, r.name, r.severity, r.doc, github) for r in known]
+    rule_index = {r.code: i for i, r in enumerate(known)}
     rule_index[INTERNAL_ERROR_CODE] = len(rules)
     rules.append(_descriptor(INTERNAL_ERROR_CODE, INTERNAL_ERROR, Severity.ERROR, _INTERNAL_DOC, github))
     results: list[dict[str, Any]] = []
@@ -135,7 +134,7 @@ def sarif_document(reports: Sequence[ImageReport], registry: Registry, github: b
     }
 
 
-def render_sarif(reports: Sequence[ImageReport], registry: Registry, github: bool = False) -> str:
+def render_sarif(reports: Sequence[ImageReport], registry: Iterable[RuleMeta], github: bool = False) -> str:
     """The SARIF 2.1.0 log of a run as indented JSON; ``github=True`` for
     GitHub code scanning (``--format sarif-github``)."""
     return json_safe(json.dumps(sarif_document(reports, registry, github), indent=2, ensure_ascii=False)) + "\n"

@@ -8,8 +8,7 @@ the report has exactly one line per finding.
 
 from __future__ import annotations
 
-from qcow2lint.engine import ImageReport
-from qcow2lint.findings import Severity
+from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.text import escape
 
 #: ANSI colours of the severities, used only when the caller asks (a TTY

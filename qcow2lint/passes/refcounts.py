@@ -1,4 +1,5 @@
-"""Whole-image consistency, as ``qemu-img check`` does it, and what it misses.
+"""Job 2 of the refcount analysis: the refcounts rebuilt from every reference,
+and the registered pass that runs the whole analysis.
 
 The analysis rebuilds the reference count of every cluster from every
 structure that points into the file (catalogue §2.11: header, active and
@@ -21,187 +22,47 @@ cluster.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import numpy as np
 
 from qcow2lint import predicates, spec
-from qcow2lint.records import Image, L1Table, L2Tables
-
-#: Beyond this many clusters (a sparse file of petabytes) the refcount
-#: arrays would not fit in memory: the analysis is skipped and says so.
-MAX_CLUSTERS = 1 << 28
-#: Events kept in full for findings (the counts are always exact).
-MAX_EVENTS = 1000
-
-#: Kinds of the typed extent map (catalogue §2.12), in QEMU's words.
-KINDS = (
-    "header", "active-l1", "active-l2", "reftable", "refblock", "snapshot-table",
-    "inactive-l1", "inactive-l2", "bitmap-directory", "bitmap-table", "bitmap-data",
-    "fde-area", "data", "compressed-data",
-)  # fmt: skip
+from qcow2lint.passes.base import MAX_EVENTS
+from qcow2lint.passes.extents import ExtentMap
+from qcow2lint.passes.stored import stored_refcounts
+from qcow2lint.reader import ImageFile
+from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
 
 
-def refcount_dtype(refcount_order: int) -> np.dtype:
-    """The narrowest unsigned dtype that holds a refcount of this width."""
-    return np.dtype(f"u{max(1, (1 << refcount_order) // 8)}")
+class RefcountPass:
+    """The whole-image refcount and overlap analysis, as a registered pass:
+    produces the :class:`~qcow2lint.records.RefcountCheck` record."""
 
+    record: ClassVar[type] = RefcountCheck
+    statistics: ClassVar[bool] = True
+    title: ClassVar[str] = "the whole-image refcount analysis"
+    skips: ClassVar[str] = "refcount and overlap rules"
 
-@attrs.frozen
-class StoredRefcounts:
-    """The refcounts stored on disk, for clusters below ``len(counts)``.
+    def __init__(self) -> None:
+        self.builder: RefcountBuilder | None = None
 
-    ``readable`` is false for clusters whose refcount block QEMU cannot use
-    (a misaligned refcount block offset: "Can't get refcount").
-    """
+    def start(self, image_file: ImageFile) -> bool:
+        """Decode the stored refcounts and count every metadata structure;
+        False when the image is too large to analyse."""
+        stored = stored_refcounts(image_file)
+        self.builder = RefcountBuilder(image_file.image, stored) if stored is not None else None
+        return self.builder is not None
 
-    counts: np.ndarray = attrs.field(eq=False)
-    #: None when every refcount is readable (the usual case).
-    readable: np.ndarray | None = attrs.field(eq=False)
-    #: Non-zero refcounts of clusters past the compared range (past the end
-    #: of the file), as (cluster index, refcount), and how many in all.
-    beyond: tuple[tuple[int, int], ...] = ()
-    beyond_count: int = 0
+    def add(self, batch: L2Tables) -> None:
+        """Count the references of one L2 batch."""
+        assert self.builder is not None
+        self.builder.add_batch(batch)
 
-    def of(self, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stored refcount and readability of each cluster index (0 and
-        readable past the array, as QEMU reads a missing block)."""
-        clusters = np.asarray(clusters, np.uint64)
-        if self.readable is None and (not len(clusters) or int(clusters.max()) < len(self.counts)):
-            return self.counts[clusters.view(np.int64)], np.ones(len(clusters), bool)
-        inside = clusters < np.uint64(len(self.counts))
-        index = np.where(inside, clusters, 0).astype(np.intp)
-        counts = np.where(inside, self.counts[index], 0)
-        if self.readable is None:
-            return counts, np.ones(len(clusters), bool)
-        return counts, np.where(inside, self.readable[index], True)
-
-    def readable_mask(self, length: int) -> np.ndarray:
-        """Readability of the first ``length`` clusters."""
-        if self.readable is None:
-            return np.ones(length, bool)
-        mask = np.ones(length, bool)
-        shown = min(length, len(self.readable))
-        mask[:shown] = self.readable[:shown]
-        return mask
-
-
-def read_stored_refcounts(image: Image) -> StoredRefcounts | None:
-    """Decode every refcount block into one array (None when the image is
-    too large to analyse)."""
-    header = image.header
-    length = _cluster_count(image)
-    if length > MAX_CLUSTERS or image.refcount_table is None or header.refcount_order > spec.MAX_REFCOUNT_ORDER:
-        return None
-    counts = np.zeros(length, refcount_dtype(header.refcount_order))
-    per_block = header.cluster_size * 8 >> header.refcount_order
-    offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
-    misaligned = np.flatnonzero(offsets & np.uint64(header.cluster_size - 1)).tolist()
-    readable = np.ones(length, bool) if misaligned else None
-    for index in misaligned:
-        readable[index * per_block : (index + 1) * per_block] = False
-    beyond: list[tuple[int, int]] = []
-    beyond_count = 0
-    for block in image.refcount_blocks():
-        if block.file_offset % header.cluster_size:
-            continue
-        first = block.index * per_block
-        values = block.refcounts()
-        inside = max(0, min(per_block, length - first))
-        counts[first : first + inside] = values[:inside]
-        outside = np.flatnonzero(values[inside:])
-        beyond_count += len(outside)
-        beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
-    return StoredRefcounts(counts, readable, tuple(beyond), beyond_count)
-
-
-def _cluster_count(image: Image) -> int:
-    """Clusters QEMU compares: the file's, plus one for a reference that
-    overruns the end of the file by less than a cluster."""
-    return -(-image.file_size // image.header.cluster_size) + 1
-
-
-@attrs.frozen
-class Extent:
-    """One structure in the typed extent map."""
-
-    kind: str
-    label: str
-    offset: int
-    length: int
-
-
-@attrs.frozen
-class Overlap:
-    """Two structures that claim the same cluster."""
-
-    cluster: int
-    first: Extent
-    second: Extent
-
-    @property
-    def category(self) -> str:
-        """Which rule reports it: "bitmap-data" (bitmap-data-shared), "l2-table"
-        (an L2 table placed on another structure: l1-entry-points-to-metadata),
-        or "metadata" (metadata-overlap, data landing on metadata included)."""
-        kinds = {self.first.kind, self.second.kind}
-        if "bitmap-data" in kinds:
-            return "bitmap-data"
-        if self.second.kind != "data" and kinds & {"active-l2", "inactive-l2"}:
-            return "l2-table"
-        return "metadata"
-
-
-@attrs.frozen
-class RefcountIssue:
-    """A refcount table entry QEMU's check_refblocks objects to."""
-
-    index: int
-    offset: int
-    kind: str  # "reserved", "misaligned", "outside", "refcount"
-    value: int = 0
-
-
-@attrs.frozen
-class RefcountCheck:
-    """The outcome of the whole-image analysis, for rules and statistics."""
-
-    cluster_size: int
-    refcount_max: int
-    #: References counted per cluster (saturated at refcount_max).
-    computed: np.ndarray = attrs.field(eq=False)
-    stored: StoredRefcounts = attrs.field(eq=False)
-    #: Clusters compared (QEMU's nb_clusters).
-    compared: int = 0
-    #: References that run a cluster or more past the end of the file.
-    exceeding: tuple[Extent, ...] = ()
-    exceeding_count: int = 0
-    #: Clusters whose count would pass refcount_max, and how often.
-    overflows: tuple[int, ...] = ()
-    overflow_count: int = 0
-    refblock_issues: tuple[RefcountIssue, ...] = ()
-    overlaps: tuple[Overlap, ...] = ()
-    overlap_count: int = 0
-    #: Data clusters mapped by two L2 entries (images without snapshots).
-    shared_data: tuple[int, ...] = ()
-    metadata: tuple[Extent, ...] = ()
-    stats: dict[str, int] = attrs.field(factory=dict, eq=False)
-    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
-    path: ClassVar[str] = "refcounts"
-    file_offset: ClassVar[int] = 0
-
-    def mismatches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Compared cluster indices where stored and computed differ, with
-        both values (unreadable refcounts excluded); computed once."""
-        if "mismatches" not in self._cache:
-            stored = self.stored.counts[: self.compared]
-            computed = self.computed[: self.compared]
-            clusters = np.flatnonzero(stored != computed)
-            if self.stored.readable is not None:
-                clusters = clusters[self.stored.readable_mask(self.compared)[clusters]]
-            self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
-        return self._cache["mismatches"]
+    def finish(self) -> RefcountCheck:
+        """Compare, and return the check."""
+        assert self.builder is not None
+        return self.builder.finish()
 
 
 class RefcountBuilder:
@@ -227,10 +88,9 @@ class RefcountBuilder:
         self.corruptions = 0
         self.check_errors = 0
         self.stats = {"allocated-clusters": 0, "fragmented-clusters": 0, "compressed-clusters": 0}
-        self.metadata: list[Extent] = []
         self.refblock_issues: list[RefcountIssue] = []
-        self.data_overlaps: list[Overlap] = []
-        self.overlap_count = 0
+        #: The typed extent map, built alongside the counts.
+        self.extents = ExtentMap(self.cluster_bits, self.cluster_size)
         #: Host clusters holding compressed data (several compressed
         #: clusters may share one, legitimately).
         self.compressed_hosts: list[np.ndarray] = []
@@ -329,7 +189,7 @@ class RefcountBuilder:
         if image.header.has_data_file and image.header.nb_snapshots:
             self.corruptions += 1  # "ERROR %d snapshots in image with data file"
         for table in image.snapshot_l1_tables:
-            if table.file_offset % self.cluster_size or table.expected_entries > spec.MAX_L1_SIZE // 8:
+            if table.file_offset % self.cluster_size or table.expected_entries > spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE:
                 self.corruptions += 1
                 continue
             yield table, "inactive-l1"
@@ -337,11 +197,12 @@ class RefcountBuilder:
     def _metadata_pass(self) -> None:
         image, header = self.image, self.image.header
         self.region("header", "header", 0, self.cluster_size)
-        self._meta("header", "header", 0, self.cluster_size)
+        self.extents.add("header", "header", 0, self.cluster_size)
         l2_tables: dict[str, list[np.ndarray]] = {"active-l2": [], "inactive-l2": []}
         for table, kind in self._l1_walk():
-            self.region(kind, table.path, table.file_offset, table.expected_entries * 8)
-            self._meta(kind, table.path, table.file_offset, table.expected_entries * 8)
+            size = table.expected_entries * spec.L1_ENTRY_SIZE
+            self.region(kind, table.path, table.file_offset, size)
+            self.extents.add(kind, table.path, table.file_offset, size)
             offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
             self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
             l2_kind = "active-l2" if table.active else "inactive-l2"
@@ -353,9 +214,7 @@ class RefcountBuilder:
                     attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable))
         active = np.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
         inactive = np.setdiff1d(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
-        # L2 tables can number in the thousands: kept as arrays, not extents.
-        self.l2_offsets = np.concatenate([active, inactive])
-        self.l2_active = len(active)
+        self.extents.set_l2_tables(active, inactive)
         if image.snapshots is not None:
             entries = image.snapshots.entries
             # QEMU reads nb_snapshots entries and gets zeros past the end of
@@ -363,23 +222,24 @@ class RefcountBuilder:
             missing = max(min(header.nb_snapshots, spec.MAX_SNAPSHOTS) - len(entries), 0)
             size = sum(entry.size for entry in entries) + missing * spec.SNAPSHOT_HEADER_SIZE
             self.region("snapshot-table", "snapshots", image.snapshots.file_offset, size)
-            self._meta("snapshot-table", "snapshots", image.snapshots.file_offset, size)
+            self.extents.add("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             if header.version >= 3:  # "ERROR snapshot table entry N is incomplete"
                 incomplete = sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
                 self.corruptions += incomplete + missing
         reftable = image.refcount_table
-        self.region("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
-        self._meta("reftable", "reftable", reftable.file_offset, reftable.expected_entries * 8)
+        size = reftable.expected_entries * spec.REFTABLE_ENTRY_SIZE
+        self.region("reftable", "reftable", reftable.file_offset, size)
+        self.extents.add("reftable", "reftable", reftable.file_offset, size)
         if image.encryption is not None and image.encryption.length:
             area = image.encryption
             self.region("fde-area", "encryption", area.file_offset, area.length)
-            self._meta("fde-area", "encryption", area.file_offset, area.length)
+            self.extents.add("fde-area", "encryption", area.file_offset, area.length)
         self._bitmaps()
         for entry in reftable.entries[reftable.entries != 0].tolist():
             offset = entry & spec.REFT_OFFSET_MASK
             if not entry & spec.REFT_RESERVED_MASK and not offset % self.cluster_size:
-                self._meta("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
-        self._meta_index()
+                self.extents.add("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
+        self.extents.index(len(self.computed))
 
     def _bitmaps(self) -> None:
         """qcow2_check_bitmaps_refcounts: only for a bitmaps extension QEMU
@@ -389,21 +249,22 @@ class RefcountBuilder:
         if ext is None or not image.header.autoclear_features & spec.AUTOCLEAR_BITMAPS or ext.nb_bitmaps == 0:
             return
         self.region("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
-        self._meta("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
+        self.extents.add("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
         for table in image.bitmap_tables:
-            self.region("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
-            self._meta("bitmap-table", table.path, table.file_offset, table.expected_entries * 8)
+            size = table.expected_entries * spec.BITMAP_TABLE_ENTRY_SIZE
+            self.region("bitmap-table", table.path, table.file_offset, size)
+            self.extents.add("bitmap-table", table.path, table.file_offset, size)
             entries = table.entries
             offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
             bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
                 (offsets != 0)
-                & (((entries & np.uint64(1)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
+                & (((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
             )
             self.corruptions += int(bad.sum())
             data = offsets[~bad & (offsets != 0)]
             self.clusters_of("bitmap-data", f"{table.path}.data", data, self.cluster_size, np.ones(len(data), np.int64))
             for offset in data.tolist():
-                self._meta("bitmap-data", f"{table.path}.data@{offset:#x}", offset, self.cluster_size)
+                self.extents.add("bitmap-data", f"{table.path}.data@{offset:#x}", offset, self.cluster_size)
 
     def _refblocks(self) -> None:
         """check_refblocks: count each refcount block last, as QEMU does, and
@@ -428,47 +289,6 @@ class RefcountBuilder:
                 continue
             self.refblock_issues.append(RefcountIssue(index, offset, kind))
             self.corruptions += 1
-
-    def owner(self, number: int) -> Extent:
-        """The extent ``meta_owners`` names: a metadata extent, or an L2 table."""
-        if number < len(self.metadata):
-            return self.metadata[number]
-        index = number - len(self.metadata)
-        offset = int(self.l2_offsets[index])
-        kind = "active-l2" if index < self.l2_active else "inactive-l2"
-        return Extent(kind, f"l2@{offset:#x}", offset, self.cluster_size)
-
-    def _meta(self, kind: str, label: str, offset: int, length: int) -> None:
-        if length > 0:
-            self.metadata.append(Extent(kind, label, offset, length))
-
-    def _meta_index(self) -> None:
-        """Sorted cluster indices of every metadata extent, with the extent each
-        belongs to (the map that data clusters are checked against)."""
-        limit = len(self.computed)
-        inside = (self.l2_offsets >> np.uint64(self.cluster_bits)) <= np.uint64(limit)
-        tables = self.l2_offsets[inside]
-        owner = len(self.metadata) + np.flatnonzero(inside)
-        first = (tables >> np.uint64(self.cluster_bits)).astype(np.int64)
-        last = ((tables + np.uint64(self.cluster_size - 1)) >> np.uint64(self.cluster_bits)).astype(np.int64)
-        spill = last > first  # a misaligned table also covers the next cluster
-        clusters = [first, last[spill]]
-        owners = [owner, owner[spill]]
-        for number, extent in enumerate(self.metadata):
-            first = extent.offset >> self.cluster_bits
-            last = min((extent.offset + extent.length - 1) >> self.cluster_bits, limit)
-            if first > last:
-                continue
-            clusters.append(np.arange(first, last + 1, dtype=np.int64))
-            owners.append(np.full(last - first + 1, number, np.int64))
-        all_clusters = np.concatenate(clusters) if clusters else np.empty(0, np.int64)
-        all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
-        order = np.argsort(all_clusters, kind="stable")
-        self.meta_clusters, self.meta_owners = all_clusters[order], all_owners[order]
-        # One byte per cluster answers "is this data cluster metadata?" in a
-        # single gather per batch.
-        self.meta_mask = np.zeros(len(self.computed), bool)
-        self.meta_mask[self.meta_clusters[self.meta_clusters < len(self.meta_mask)]] = True
 
     # --- the L2 pass --------------------------------------------------------------
 
@@ -542,15 +362,7 @@ class RefcountBuilder:
         if not aligned:  # a misaligned cluster also touches the next one
             spill = (offsets & np.uint64(self.cluster_size - 1)) != 0
             self._add(clusters[spill] + np.uint64(1), weights[spill] if weights is not None else None)
-        hits = np.flatnonzero(self.meta_mask[clusters.view(np.int64)])
-        self.overlap_count += len(hits)
-        columns = batch.entries.shape[1]
-        for hit in hits[: MAX_EVENTS - len(self.data_overlaps)].tolist():
-            row, column = divmod(int(flat[hit]), columns)
-            data = Extent("data", batch.entry_path(row, column), int(offsets[hit]), self.cluster_size)
-            position = np.searchsorted(self.meta_clusters, int(clusters[hit]))
-            owner = self.owner(int(self.meta_owners[position]))
-            self.data_overlaps.append(Overlap(int(clusters[hit]), owner, data))
+        self.extents.data_hits(batch, flat, offsets, clusters)
 
     @staticmethod
     def _per_row(flat: np.ndarray, shift: int, refs: np.ndarray) -> int:
@@ -603,18 +415,6 @@ class RefcountBuilder:
             int(np.count_nonzero(jump)) if weights is None else int(weights[1:][jump].sum())
         )
 
-    def overlaps(self) -> list[Overlap]:
-        """Metadata extents that share a cluster (the same L2 table seen from
-        two L1 tables is one extent, not an overlap)."""
-        found = []
-        clusters, owners = self.meta_clusters, self.meta_owners
-        same = np.flatnonzero(clusters[1:] == clusters[:-1])
-        for index in same[:MAX_EVENTS].tolist():
-            first, second = self.owner(int(owners[index])), self.owner(int(owners[index + 1]))
-            found.append(Overlap(int(clusters[index]), first, second))
-        self.overlap_count += len(same)
-        return found
-
     # --- result -------------------------------------------------------------------
 
     def finish(self) -> RefcountCheck:
@@ -638,11 +438,12 @@ class RefcountBuilder:
         leaks = len(differ) - int(np.count_nonzero(low))
         last_used = max(_last_nonzero(stored, self.stored.readable), _last_nonzero(computed, self.stored.readable))
         header = self.image.header
-        overlaps = self.overlaps() + self.data_overlaps
+        extents = self.extents
+        overlaps = extents.overlaps() + extents.data_overlaps
         stats = {
             "image-end-offset": (last_used + 1) * self.cluster_size,
             # QEMU counts whole 512-byte sectors of the virtual size.
-            "total-clusters": -(-(header.size // 512 * 512) // self.cluster_size),
+            "total-clusters": -(-spec.disk_length(header.size) // self.cluster_size),
             **self.stats,
             "leaks": leaks,
             "corruptions": self.corruptions,
@@ -650,15 +451,15 @@ class RefcountBuilder:
         }
         shared: tuple[int, ...] = ()
         if not header.nb_snapshots:  # with snapshots, sharing data is what they do
-            candidates = np.setdiff1d(np.flatnonzero(computed >= 2), self.meta_clusters)
+            candidates = np.setdiff1d(np.flatnonzero(computed >= 2), extents.meta_clusters)
             if self.compressed_hosts:
                 candidates = np.setdiff1d(candidates, np.concatenate(self.compressed_hosts))
             shared = tuple(candidates[:MAX_EVENTS].tolist())
         return RefcountCheck(
             self.cluster_size, self.refcount_max, self.computed, self.stored, compared,
             tuple(self.exceeding), self.exceeding_count, tuple(self.overflows), self.overflow_count,
-            tuple(self.refblock_issues), tuple(overlaps), self.overlap_count, shared,
-            tuple(self.metadata), stats,
+            tuple(self.refblock_issues), tuple(overlaps), extents.overlap_count, shared,
+            tuple(extents.metadata), stats,
         )  # fmt: skip
 
 

@@ -1,0 +1,100 @@
+"""Job 3 of the refcount analysis: the typed extent map (catalogue §2.12).
+
+Every metadata structure the refcount pass counts is also recorded here as
+a typed extent; L2 tables are kept as arrays (they can number in the
+thousands).  The map finds metadata extents that share a cluster, and data
+clusters that land on metadata, with the two structures involved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcow2lint.passes.base import MAX_EVENTS
+from qcow2lint.records import Extent, L2Tables, Overlap
+
+
+class ExtentMap:
+    """The metadata extents of one image, and the overlaps found so far."""
+
+    def __init__(self, cluster_bits: int, cluster_size: int) -> None:
+        self.cluster_bits = cluster_bits
+        self.cluster_size = cluster_size
+        self.metadata: list[Extent] = []
+        #: Every L2 table offset, the active ones first.
+        self.l2_offsets = np.empty(0, np.uint64)
+        self.l2_active = 0
+        self.data_overlaps: list[Overlap] = []
+        self.overlap_count = 0
+
+    def add(self, kind: str, label: str, offset: int, length: int) -> None:
+        """Record one metadata extent (empty ones are not structures)."""
+        if length > 0:
+            self.metadata.append(Extent(kind, label, offset, length))
+
+    def set_l2_tables(self, active: np.ndarray, inactive: np.ndarray) -> None:
+        """The L2 tables of the active L1 and those only snapshots reference."""
+        # L2 tables can number in the thousands: kept as arrays, not extents.
+        self.l2_offsets = np.concatenate([active, inactive])
+        self.l2_active = len(active)
+
+    def owner(self, number: int) -> Extent:
+        """The extent ``meta_owners`` names: a metadata extent, or an L2 table."""
+        if number < len(self.metadata):
+            return self.metadata[number]
+        index = number - len(self.metadata)
+        offset = int(self.l2_offsets[index])
+        kind = "active-l2" if index < self.l2_active else "inactive-l2"
+        return Extent(kind, f"l2@{offset:#x}", offset, self.cluster_size)
+
+    def index(self, limit: int) -> None:
+        """Sorted cluster indices of every metadata extent, with the extent each
+        belongs to (the map that data clusters are checked against), up to
+        cluster ``limit`` (the length of the rebuilt refcounts)."""
+        inside = (self.l2_offsets >> np.uint64(self.cluster_bits)) <= np.uint64(limit)
+        tables = self.l2_offsets[inside]
+        owner = len(self.metadata) + np.flatnonzero(inside)
+        first = (tables >> np.uint64(self.cluster_bits)).astype(np.int64)
+        last = ((tables + np.uint64(self.cluster_size - 1)) >> np.uint64(self.cluster_bits)).astype(np.int64)
+        spill = last > first  # a misaligned table also covers the next cluster
+        clusters = [first, last[spill]]
+        owners = [owner, owner[spill]]
+        for number, extent in enumerate(self.metadata):
+            first = extent.offset >> self.cluster_bits
+            last = min((extent.offset + extent.length - 1) >> self.cluster_bits, limit)
+            if first > last:
+                continue
+            clusters.append(np.arange(first, last + 1, dtype=np.int64))
+            owners.append(np.full(last - first + 1, number, np.int64))
+        all_clusters = np.concatenate(clusters) if clusters else np.empty(0, np.int64)
+        all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
+        order = np.argsort(all_clusters, kind="stable")
+        self.meta_clusters, self.meta_owners = all_clusters[order], all_owners[order]
+        # One byte per cluster answers "is this data cluster metadata?" in a
+        # single gather per batch.
+        self.meta_mask = np.zeros(limit, bool)
+        self.meta_mask[self.meta_clusters[self.meta_clusters < len(self.meta_mask)]] = True
+
+    def data_hits(self, batch: L2Tables, flat: np.ndarray, offsets: np.ndarray, clusters: np.ndarray) -> None:
+        """Data clusters of a batch (at flat indices ``flat``) that land on metadata."""
+        hits = np.flatnonzero(self.meta_mask[clusters.view(np.int64)])
+        self.overlap_count += len(hits)
+        columns = batch.entries.shape[1]
+        for hit in hits[: MAX_EVENTS - len(self.data_overlaps)].tolist():
+            row, column = divmod(int(flat[hit]), columns)
+            data = Extent("data", batch.entry_path(row, column), int(offsets[hit]), self.cluster_size)
+            position = np.searchsorted(self.meta_clusters, int(clusters[hit]))
+            owner = self.owner(int(self.meta_owners[position]))
+            self.data_overlaps.append(Overlap(int(clusters[hit]), owner, data))
+
+    def overlaps(self) -> list[Overlap]:
+        """Metadata extents that share a cluster (the same L2 table seen from
+        two L1 tables is one extent, not an overlap)."""
+        found = []
+        clusters, owners = self.meta_clusters, self.meta_owners
+        same = np.flatnonzero(clusters[1:] == clusters[:-1])
+        for index in same[:MAX_EVENTS].tolist():
+            first, second = self.owner(int(owners[index])), self.owner(int(owners[index + 1]))
+            found.append(Overlap(int(clusters[index]), first, second))
+        self.overlap_count += len(same)
+        return found

@@ -1,0 +1,62 @@
+"""Job 1 of the refcount analysis: the refcounts stored on disk.
+
+Every refcount block is decoded into one array of the narrowest dtype that
+holds the refcount width.  Rules (the COPIED checks) and the refcount pass
+share the result: it is computed once per open image file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcow2lint import spec
+from qcow2lint.passes.base import MAX_CLUSTERS, MAX_EVENTS
+from qcow2lint.reader import ImageFile
+from qcow2lint.records import Image, StoredRefcounts
+
+
+def stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
+    """The decoded stored refcounts of an open image (None when the image is
+    too large to analyse), read once per file."""
+    return image_file.fact("stored-refcounts", lambda: read_stored_refcounts(image_file))
+
+
+def refcount_dtype(refcount_order: int) -> np.dtype:
+    """The narrowest unsigned dtype that holds a refcount of this width."""
+    return np.dtype(f"u{max(1, (1 << refcount_order) // 8)}")
+
+
+def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
+    """Decode every refcount block into one array (None when the image is
+    too large to analyse)."""
+    image = image_file.image
+    header = image.header
+    length = cluster_count(image)
+    if length > MAX_CLUSTERS or image.refcount_table is None or header.refcount_order > spec.MAX_REFCOUNT_ORDER:
+        return None
+    counts = np.zeros(length, refcount_dtype(header.refcount_order))
+    per_block = header.cluster_size * 8 >> header.refcount_order
+    offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
+    misaligned = np.flatnonzero(offsets & np.uint64(header.cluster_size - 1)).tolist()
+    readable = np.ones(length, bool) if misaligned else None
+    for index in misaligned:
+        readable[index * per_block : (index + 1) * per_block] = False
+    beyond: list[tuple[int, int]] = []
+    beyond_count = 0
+    for block in image_file.refcount_blocks():
+        if block.file_offset % header.cluster_size:
+            continue
+        first = block.index * per_block
+        values = block.refcounts()
+        inside = max(0, min(per_block, length - first))
+        counts[first : first + inside] = values[:inside]
+        outside = np.flatnonzero(values[inside:])
+        beyond_count += len(outside)
+        beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
+    return StoredRefcounts(counts, readable, tuple(beyond), beyond_count)
+
+
+def cluster_count(image: Image) -> int:
+    """Clusters QEMU compares: the file's, plus one for a reference that
+    overruns the end of the file by less than a cluster."""
+    return -(-image.file_size // image.header.cluster_size) + 1
