@@ -186,13 +186,13 @@ def test_run_rules_skips_disabled_rules(image: Path, tmp_path: Path) -> None:
     broken.write_bytes(data)
     registry = load_registry()
     enabled = load_config(registry, start=tmp_path)
-    with open_image(broken) as img:
-        fired = {f.rule for f in run_rules(img, enabled, registry)}
+    with open_image(broken) as image_file:
+        fired = {f.rule for f in run_rules(image_file, enabled, registry)}
     assert {"incompat-unknown-bits", "autoclear-unknown-bits"} <= fired, fired
     (tmp_path / "off.yaml").write_text("rules: {incompat-unknown-bits: disable}\n")
     disabled = load_config(registry, tmp_path / "off.yaml")
-    with open_image(broken) as img:
-        fired = {f.rule for f in run_rules(img, disabled, registry)}
+    with open_image(broken) as image_file:
+        fired = {f.rule for f in run_rules(image_file, disabled, registry)}
     assert "incompat-unknown-bits" not in fired and "autoclear-unknown-bits" in fired, fired
     assert spec.QCOW_MAGIC == 0x514649FB
 
