@@ -82,9 +82,11 @@ def read(path: str | os.PathLike[str]) -> ImageFile:
     Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all (missing, a directory, no permission, a Git LFS pointer file).
 
-    >>> with qcow2lint.read("examples/demo.qcow2") as image_file:  # doctest: +SKIP
+    Run from the repository's root (the test suite runs these examples):
+
+    >>> with qcow2lint.read("examples/demo.qcow2") as image_file:
     ...     image_file.image.header.version, image_file.image.header.cluster_size
-    (3, 65536)
+    (3, 4096)
     """
     from qcow2lint.reader import read_image
 
@@ -124,18 +126,27 @@ def lint(
 
     The report (:class:`qcow2lint.findings.ImageReport`) has ``findings``
     (sorted by offset, each with ``rule``, ``code``, ``severity``,
-    ``offset``, ``location`` and ``message``), ``counts()`` per severity,
+    ``offset``, ``location`` and ``message``, and ``id`` / ``caused_by``:
+    a finding that follows from a root cause names its ``id``, see
+    ``report.roots()`` and docs/root-causes.md), ``counts()`` per severity
+    (every finding, including those past max-findings-per-rule),
     ``stats``, and the verdict: ``passed`` (no error-level finding) or
     ``ok(fail_level)``.
 
     Raises :class:`qcow2lint.ImageError` when the file cannot be read
     at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
 
-    >>> report = qcow2lint.lint("examples/demo.qcow2")  # doctest: +SKIP
+    Run from the repository's root (the test suite runs these examples):
+
+    >>> report = qcow2lint.lint("examples/demo.qcow2")
     >>> [f.rule for f in report.findings]
     ['autoclear-unknown-bits', 'header-padding-nonzero', 'l2-reserved-bits']
     >>> report.counts()
     {'error': 1, 'warning': 2, 'info': 0}
+    >>> report.passed, report.ok("warning")
+    (False, False)
+    >>> [f.rule for f in qcow2lint.lint("examples/demo.qcow2", preset="default").findings if f.severity >= qcow2lint.Severity.ERROR]
+    ['l2-reserved-bits']
     """
     from qcow2lint.config import Config, load_config
     from qcow2lint.filekind import ImageError

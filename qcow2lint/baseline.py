@@ -5,9 +5,11 @@ the fingerprints of the findings a run produced.  A fingerprint is the rule
 name, the image path and the structure path (``l2@0x4000[17]``,
 ``header.padding``) -- not the byte offset or the message, so a baseline
 survives changes that do not touch the finding (a value named in the
-message, a re-ordering of the output).  The image path is the path as given,
-in posix form, made relative to the working directory when it lies inside
-it, so a baseline written at a repository's root works on every checkout.
+message, a re-ordering of the output).  The image path is posix and relative
+to a root: the command line uses the **baseline file's directory** (images
+outside it get ``../`` paths), so the same baseline works from any working
+directory and on every checkout; the library functions default to the
+working directory (an image outside it keeps its absolute path).
 
 The file is JSON, versioned and sorted so that it diffs well::
 
@@ -32,8 +34,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 if TYPE_CHECKING:
     from qcow2lint.findings import Finding, ImageReport
 
@@ -49,9 +49,21 @@ class BaselineError(Exception):
 
 def image_key(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
     """The image path of a fingerprint: posix, ``./`` and ``..`` folded,
-    relative to ``root`` (default: the working directory) when inside it."""
+    relative to ``root`` (default: the working directory) when inside it.
+
+    With an explicit ``root`` (the baseline file's directory) every image
+    path is relative to it, ``../`` included, so the key does not depend on
+    the working directory; without one an image outside the working
+    directory keeps its absolute path.
+    """
     given = os.fspath(path)
-    base = os.path.abspath(os.fspath(root) if root is not None else os.getcwd())
+    if root is not None:
+        try:
+            relative = os.path.relpath(os.path.abspath(given), os.path.abspath(os.fspath(root)))
+        except ValueError:  # another drive
+            relative = os.path.normpath(os.path.abspath(given))
+        return relative.replace(os.sep, "/")
+    base = os.getcwd()
     if os.path.isabs(given):
         absolute = os.path.normpath(given)
         try:
@@ -155,14 +167,34 @@ class BaselineFilter:
     def __init__(self, text: str, root: str | os.PathLike[str] | None = None, source: str = "baseline") -> None:
         self.remaining = parse_baseline(text, source)
         self.root = root
+        #: Findings dropped so far.
+        self.suppressed = 0
+        #: Image keys of the reports seen (checked images, read or not).
+        self.seen: set[str] = set()
+        #: Image keys of the reports that could not be read.
+        self.unreadable: set[str] = set()
 
     def __call__(self, report: ImageReport) -> ImageReport:
         """``report`` without the findings the baseline still accepts."""
+        image = image_key(report.path, self.root)
+        self.seen.add(image)
+        if report.error is not None:
+            self.unreadable.add(image)
         kept = []
         for finding in report.findings:
             key = fingerprint(report.path, finding, self.root)
             if self.remaining[key] > 0:
                 self.remaining[key] -= 1
+                self.suppressed += 1
             else:
                 kept.append(finding)
-        return report if len(kept) == len(report.findings) else attrs.evolve(report, findings=tuple(kept))
+        return report.keeping(kept)
+
+    def stale(self) -> int:
+        """Findings the baseline accepts in the images checked (and read) so
+        far that no finding used: fixed, or moved to another structure."""
+        return sum(
+            count for (image, _, _), count in self.remaining.items()
+            if count > 0 and image in self.seen and image not in self.unreadable
+        )  # fmt: skip
+

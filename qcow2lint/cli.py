@@ -2,7 +2,7 @@
 and maps outcomes to exit codes.
 
 Exit codes: 0 no finding at or above the fail level, 1 findings at or above
-it, 2 usage error, bad configuration, broken plugin, or an input that cannot
+it (root causes and their follow-on findings alike), 2 usage error, bad configuration, broken plugin, or an input that cannot
 be read at all.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
@@ -25,12 +26,47 @@ from qcow2lint.text import exception_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+
+def _keep_argument_help() -> None:
+    """Show the help text of arguments in ``--help``.
+
+    typer < 0.25 (pinned, see pyproject.toml) stores an argument's ``help``
+    before calling click's ``Parameter.__init__``, which since click 8.2
+    resets it to None: ``check --help`` then printed ``IMAGE...  [required]``
+    without the text.  Store it again afterwards.
+    """
+    import typer.core
+
+    original = typer.core.TyperArgument.__init__
+    if getattr(original, "_keeps_help", False):
+        return
+
+    def __init__(self: Any, *args: Any, help: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+        original(self, *args, help=help, **kwargs)
+        self.help = help
+
+    __init__._keeps_help = True  # type: ignore[attr-defined]
+    typer.core.TyperArgument.__init__ = __init__  # type: ignore[method-assign]
+
+
+_keep_argument_help()
+
+
+class _Command(typer.core.TyperCommand):
+    """Every command: typer's own "Arguments" section only (click 8.5+
+    would print the arguments a second time, as "Positional arguments")."""
+
+    def format_arguments(self, ctx: Any, formatter: Any) -> None:
+        """Nothing: typer's format_options lists the arguments."""
+
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Lint QEMU qcow2 disk images: spec violations, QEMU refusals, and the standard header dump.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Lint QEMU qcow2 disk images: spec violations, QEMU refusals, and the standard header dump. "
+    "Shell completion: qcow2lint --install-completion (or --show-completion SHELL to print the script).",
 )
 
 
@@ -54,8 +90,37 @@ class Level(str, enum.Enum):
     info = "info"
 
 
+class Colour(str, enum.Enum):
+    """When the text report is coloured."""
+
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def use_colour(choice: Colour, stream: Any = None) -> bool:
+    """Whether to colour: ``always``/``never`` as said; ``auto`` colours a
+    terminal, unless ``NO_COLOR`` is set (not empty), and colours anything
+    when ``FORCE_COLOR`` is set (not empty, not ``0``/``false``) and
+    ``NO_COLOR`` is not."""
+    if choice is not Colour.auto:
+        return choice is Colour.always
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR", "")
+    if force and force.lower() not in ("0", "false"):
+        return True
+    stream = stream or sys.stdout
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"qcow2lint: error: {message}", err=True)
+    # one line per problem: a ConfigError carries every problem of the configuration
+    for line in message.splitlines() or [""]:
+        typer.echo(f"qcow2lint: error: {line}", err=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -81,7 +146,139 @@ def _main(
     """Lint QEMU qcow2 disk images."""
 
 
-@app.command()
+# Options shared by ``check`` and ``config``.
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
+]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+        "discovered, a --config file applies on top.", show_default=False,
+    ),
+]  # fmt: skip
+SelectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select", metavar="RULES", show_default=False,
+        help="Enable only these rules (names, codes, code prefixes like Q07, or ALL; comma-separated or "
+        "repeated), on top of the configuration.",
+    ),
+]  # fmt: skip
+ExtendSelectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--extend-select", metavar="RULES", show_default=False,
+        help="Enable these rules too (names, codes, code prefixes), on top of the configuration and --select.",
+    ),
+]  # fmt: skip
+IgnoreOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore", metavar="RULES", show_default=False,
+        help="Disable these rules (names, codes, code prefixes), after --select and --extend-select.",
+    ),
+]  # fmt: skip
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude", metavar="GLOB", show_default=False,
+        help="Skip paths matching GLOB when a directory or glob is searched (repeatable; added to the "
+        "configuration's exclude).",
+    ),
+]  # fmt: skip
+DocsUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docs-url", metavar="URL", show_default=False,
+        help="Base URL of the rule pages (NAME.md) for SARIF's helpUri (default: the configuration's docs-url, "
+        "else $QCOW2LINT_DOCS_URL, else the file:// URI of docs/rules/ in a source checkout).",
+    ),
+]  # fmt: skip
+
+
+def _items(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
+
+
+def _command_line(
+    select: list[str] | None, extend_select: list[str] | None, ignore: list[str] | None,
+    exclude: list[str] | None, docs_url: str | None,
+) -> Any:  # fmt: skip
+    from qcow2lint.config import CommandLine
+
+    return CommandLine(
+        None if select is None else _items(select), _items(extend_select), _items(ignore),
+        tuple(exclude or ()), docs_url,
+    )  # fmt: skip
+
+
+def _settings(registry: Registry, config: Path | None, preset: str | None, line: Any) -> Any:
+    from qcow2lint.config import apply_command_line
+
+    try:
+        return apply_command_line(load_config(registry, config, preset=preset), registry, line)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _check_target(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        _fail(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        _fail(f"{option} {path}: no such directory: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _fail(f"{option} {path}: permission denied")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 or word == 'info' else 's'}"
+
+
+def run_summary(reports: list[Any], suppressed: int | None = None) -> str:
+    """The one line that ends a text report: images, findings per severity."""
+    counts = {"error": 0, "warning": 0, "info": 0}
+    with_findings = unreadable = 0
+    for report in reports:
+        if report.error is not None:
+            unreadable += 1
+            continue
+        with_findings += bool(report.findings)
+        for key, value in report.counts().items():
+            counts[key] += value
+    parts = ", ".join(_plural(n, name) for name, n in counts.items())
+    tail = [f"{_plural(with_findings, 'image')} with findings"]
+    if unreadable:
+        tail.append(f"{unreadable} not checked")
+    if suppressed:
+        tail.append(f"{suppressed} suppressed by the baseline")
+    return f"checked {_plural(len(reports), 'image')}: {parts} ({', '.join(tail)})\n"
+
+
+def run_statistics(reports: list[Any]) -> str:
+    """Findings per rule over every image of the run."""
+    from qcow2lint.text import escape
+
+    per_rule: dict[str, int] = {}
+    for report in reports:
+        for finding in report.findings:
+            key = escape(f"{finding.code} {finding.rule}")
+            per_rule[key] = per_rule.get(key, 0) + 1
+    lines = [f"findings per rule over {_plural(len(reports), 'image')}:"]
+    lines += [f"  {count:>7}  {rule}" for rule, count in sorted(per_rule.items())] or ["        0"]
+    return "\n".join(lines) + "\n"
+
+
+@app.command(
+    cls=_Command,
+    epilog="\b\nExit codes:\n  0  no finding at or above --fail-level (or --exit-zero, or --generate-baseline)\n"
+    "  1  findings at or above --fail-level\n"
+    "  2  usage error, bad configuration or baseline, broken rule plugin, an output file that cannot be\n"
+    "     written, or an input that cannot be read at all (one line on stderr each)"
+)
 def check(
     images: Annotated[
         list[str],
@@ -92,24 +289,41 @@ def check(
             metavar="IMAGE...",
         ),
     ],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
-    ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
-            "discovered, a --config file applies on top.", show_default=False,
-        ),
-    ] = None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
     output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     fail_level: Annotated[
         Level, typer.Option("--fail-level", help="Exit 1 when a finding has this severity or worse.")
     ] = Level.error,
+    select: SelectOption = None,
+    extend_select: ExtendSelectOption = None,
+    ignore: IgnoreOption = None,
+    exclude: ExcludeOption = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Text: print only the findings and the final summary line."),
+    ] = False,
+    silent: Annotated[
+        bool,
+        typer.Option(
+            "--silent", "-s", help="Print nothing on stdout (files named by -o and --generate-baseline are "
+            "still written; errors still get their line on stderr): the exit code says it all.",
+        ),
+    ] = False,
+    colour: Annotated[
+        Colour,
+        typer.Option(
+            "--color", help="Colour the text report: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
+            "forces it), always or never.",
+        ),
+    ] = Colour.auto,
     dump: Annotated[bool, typer.Option("--dump", help="Print the standard header dump before the findings.")] = False,
     statistics: Annotated[
-        bool, typer.Option("--statistics", help="Print findings per rule and qemu-img check's figures.")
+        bool,
+        typer.Option(
+            "--statistics", help="Print findings per rule and qemu-img check's figures per image, and "
+            "findings per rule over the run.",
+        ),
     ] = False,
     deep: Annotated[
         bool, typer.Option("--deep", help="Also decompress every compressed cluster (slow on large images).")
@@ -132,12 +346,26 @@ def check(
     ] = None,
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="Report only findings the baseline FILE does not hold.", readable=False),
+        typer.Option(
+            "--baseline", help="Report only findings the baseline FILE does not hold; say how many it "
+            "suppressed and warn about entries that match nothing any more.", readable=False,
+        ),
     ] = None,
     generate_baseline: Annotated[
         Path | None,
-        typer.Option("--generate-baseline", help="Write every current finding's fingerprint to FILE (a baseline)."),
+        typer.Option(
+            "--generate-baseline", help="Write every current finding's fingerprint to FILE (image paths "
+            "relative to FILE's directory), print how many entries, exit 0; no report.",
+        ),
     ] = None,
+    docs_url: DocsUrlOption = None,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--show-all", help="List the follow-on findings of each root cause too (the text report lists root "
+            "causes with a count of their follow-on findings).",
+        ),
+    ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
     from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
@@ -148,23 +376,35 @@ def check(
     from qcow2lint.runner import Job, run
 
     registry = _registry()
+    line = _command_line(select, extend_select, ignore, exclude, docs_url)
+    settings = _settings(registry, config, preset, line)
+    for target, option in ((output_file, "--output-file"), (generate_baseline, "--generate-baseline")):
+        if target is not None:
+            _check_target(target, option)
     try:
-        settings = load_config(registry, config, preset=preset)
-        accept = BaselineFilter(read_baseline(baseline), source=str(baseline)) if baseline else None
-    except (ConfigError, BaselineError) as exc:
+        accept = (
+            BaselineFilter(read_baseline(baseline), root=baseline.absolute().parent, source=str(baseline))
+            if baseline else None
+        )  # fmt: skip
+    except BaselineError as exc:
         _fail(str(exc))
     threshold = Severity.parse(fail_level.value)
+    generating = generate_baseline is not None
     # With --output-file the chosen format goes to the file and the terminal
     # gets the text report.
     terminal = Format.text if output_file is not None else output_format
     machine = terminal is not Format.text
-    colour = not machine and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    entries = expand(images)
+    show_text = terminal is Format.text and not silent and not generating
+    coloured = show_text and use_colour(colour)
+    entries = expand(images, settings.excluded if settings.exclude else None)
     paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
     from qcow2lint import progress
 
-    waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) else None
-    job = Job(None if config is None else str(config), statistics or output_format is not Format.text, deep, dump, preset)
+    waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) and not silent else None
+    job = Job(
+        None if config is None else str(config), statistics or output_format is not Format.text, deep, dump, preset,
+        line or None,
+    )  # fmt: skip
     outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
@@ -177,7 +417,7 @@ def check(
         found.append(report)
         report = accept(report) if accept is not None else report
         path = report.path
-        if dump_text is not None:
+        if dump_text is not None and not silent:
             if terminal is Format.text:
                 typer.echo(dump_text, nl=False)
             else:
@@ -190,16 +430,43 @@ def check(
             exit_code = EXIT_ERROR
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
-        if terminal is Format.text and report.error is None:
-            typer.echo(render_text(report, statistics, colour), nl=False)
-    if output_format is not Format.text or output_file is not None:
-        rendered = _render(output_format, reports, extra, registry, settings, threshold)
+        if show_text and report.error is None:
+            # --quiet: the finding lines only; the run's summary line ends the output
+            text = render_text(report, statistics, coloured, show_all, summary=not quiet)
+            typer.echo(text, nl=False, color=coloured)  # click strips colour off a terminal unless told
+    suppressed = accept.suppressed if accept is not None else None
+    if show_text and (quiet or len(reports) > 1):
+        typer.echo(run_summary(reports, suppressed), nl=False)
+    if show_text and statistics and len(reports) > 1:
+        typer.echo(run_statistics(reports), nl=False)
+    if accept is not None and not silent:
+        if not quiet:
+            typer.echo(f"qcow2lint: baseline {baseline}: suppressed {_plural(accept.suppressed, 'finding')}", err=True)
+        stale = accept.stale()
+        if stale:
+            typer.echo(
+                f"qcow2lint: warning: baseline {baseline}: {stale} of its findings in the checked images no longer "
+                "occur (fixed, or moved); regenerate it with --generate-baseline",
+                err=True,
+            )
+    if not generating and (output_format is not Format.text or output_file is not None):
+        rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
-            typer.echo(rendered, nl=False)
+            if not silent:
+                typer.echo(rendered, nl=False)
         else:
             _write(output_file, rendered)
+    elif generating and output_file is not None:
+        _write(output_file, _render(output_format, reports, extra, registry, settings, threshold))
     if generate_baseline is not None:
-        _write(generate_baseline, baseline_text(found))
+        text = baseline_text(found, root=generate_baseline.absolute().parent)
+        _write(generate_baseline, text)
+        if not silent:
+            import json
+
+            count = len(json.loads(text)["findings"])
+            typer.echo(f"wrote {_plural(count, 'entry').replace('entrys', 'entries')} to {generate_baseline}")
+        raise typer.Exit(EXIT_ERROR if exit_code == EXIT_ERROR else EXIT_OK)
     if exit_zero and exit_code == EXIT_FINDINGS:
         exit_code = EXIT_OK
     raise typer.Exit(exit_code)
@@ -207,7 +474,7 @@ def check(
 
 def _render(
     output_format: Format, reports: list[Any], extra: dict[str, Any], registry: Registry, settings: Any,
-    threshold: Severity,
+    threshold: Severity, show_all: bool = False,
 ) -> str:  # fmt: skip
     """The whole report in ``output_format`` (every format from one engine run)."""
     from qcow2lint.report import github, gitlab, junit, sarif
@@ -220,11 +487,14 @@ def _render(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(github.github_step_summary(reports))
         return github.render_github(reports)
+    from qcow2lint.links import docs_url
+
+    docs = docs_url(settings.docs_url)
     renderers = {
-        Format.text: lambda: "".join(render_text(r) for r in reports if r.error is None),
+        Format.text: lambda: "".join(render_text(r, show_all=show_all) for r in reports if r.error is None),
         Format.json: lambda: render_json(reports, extra),
-        Format.sarif: lambda: sarif.render_sarif(reports, registry),
-        Format.sarif_github: lambda: sarif.render_sarif(reports, registry, github=True),
+        Format.sarif: lambda: sarif.render_sarif(reports, registry, docs_url=docs),
+        Format.sarif_github: lambda: sarif.render_sarif(reports, registry, github=True, docs_url=docs),
         Format.gitlab: lambda: gitlab.render_gitlab(reports),
         Format.junit: lambda: junit.render_junit(
             reports, registry, enabled=set(settings.enabled()), fail_level=threshold
@@ -240,10 +510,12 @@ def _write(path: Path, text: str) -> None:
         _fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
-@app.command("dump")
+@app.command("dump", cls=_Command)
 def dump_command(
     image: Annotated[Path, typer.Argument(help="Image file to dump.", show_default=False, readable=False)],
-    as_json: Annotated[bool, typer.Option("--json", "-j", help="JSON, like qcow2.py -j.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON, like qcow2.py -j (-j means --jobs everywhere in qcow2lint).")
+    ] = False,
 ) -> None:
     """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
     from qcow2lint.inputs import MISSING, Unmatched
@@ -262,32 +534,36 @@ def dump_command(
         _fail(f"{image}: {result.error}")
 
 
-@app.command("config")
+@app.command("config", cls=_Command)
 def config_command(
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
-    ] = None,
-    preset: Annotated[
-        str | None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
+    select: SelectOption = None,
+    extend_select: ExtendSelectOption = None,
+    ignore: IgnoreOption = None,
+    exclude: ExcludeOption = None,
+    docs_url: DocsUrlOption = None,
+    schema: Annotated[
+        bool,
         typer.Option(
-            "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
-            "discovered, a --config file applies on top.", show_default=False,
+            "--schema", help="Print the configuration file's JSON Schema (every rule and its options) instead.",
         ),
-    ] = None,
+    ] = False,
 ) -> None:
     """Print the effective configuration and where each value came from."""
     from qcow2lint.config import render_config
 
     registry = _registry()
-    try:
-        settings = load_config(registry, config, preset=preset)
-    except ConfigError as exc:
-        _fail(str(exc))
+    if schema:
+        from qcow2lint.configschema import render_schema
+
+        typer.echo(render_schema(registry), nl=False)
+        return
+    settings = _settings(registry, config, preset, _command_line(select, extend_select, ignore, exclude, docs_url))
     typer.echo(render_config(settings, registry), nl=False)
 
 
-@app.command("rules")
+@app.command("rules", cls=_Command)
 def rules_command(
     reference_config: Annotated[
         bool, typer.Option("--reference-config", help="Print the reference configuration (config.yaml) instead.")
@@ -310,10 +586,11 @@ def rules_command(
         return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:
-        typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}")
+        off = "" if rule.default_enabled else " (off by default)"
+        typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}{off}")
 
 
-@app.command("rule")
+@app.command("rule", cls=_Command)
 def rule_command(name: Annotated[str, typer.Argument(help="Rule name or code.", show_default=False)]) -> None:
     """Print a rule's documentation."""
     import difflib
@@ -323,12 +600,26 @@ def rule_command(name: Annotated[str, typer.Argument(help="Rule name or code.", 
     if rule is None:
         close = difflib.get_close_matches(name, [r.name for r in registry], n=1)
         _fail(f"unknown rule {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    typer.echo(f"{rule.name} ({rule.code}, default severity {rule.severity})\n")
+    off = "" if rule.default_enabled else "; off by default"
+    typer.echo(f"{rule.name} ({rule.code}, default severity {rule.severity}{off})\n")
     typer.echo(rule.doc.strip())
     if rule.options:
+        from qcow2lint.registry import option_schema
+
         typer.echo("\nOptions:")
-        for option, default in rule.options.items():
-            typer.echo(f"  {option}: {default!r}")
+        for option, schema in option_schema(rule).items():
+            allowed = ""
+            if "enum" in schema:
+                allowed = "; one of " + ", ".join(map(repr, schema["enum"]))
+            elif "minimum" in schema or "maximum" in schema:
+                low, high = schema.get("minimum", ""), schema.get("maximum", "")
+                allowed = f"; {low}..{high}"
+            typer.echo(f"  {option}: {schema['default']!r} ({schema['type']}{allowed})")
+    if rule.repro:
+        typer.echo("\nReproduction:")
+        for command in [*rule.repro.rstrip("\n").splitlines(), f"qcow2lint check --select {rule.name} repro.qcow2"]:
+            typer.echo(f"  {command}")
+    typer.echo(f"\nPage: docs/rules/{rule.name}.md (in the qcow2lint repository)")
 
 
 def main() -> None:

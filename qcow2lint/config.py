@@ -27,8 +27,18 @@ pattern, or -- for a pattern without a ``/`` -- the image's file name.
 Entries of an ``extends`` chain merge; a pattern repeated later replaces
 the earlier list.
 
-Every problem is a ConfigError whose message names the file, the rule and
-the problem in one line.
+A rule is configured as ``enable``, ``disable`` or a mapping of ``level``,
+``enabled`` and its options; a mapping enables the rule unless it says
+``enabled: false``.  Some rules are off until a configuration enables them
+(``DEFAULT_ENABLED = False``: legal layouts QEMU writes, policies for
+untrusted images); the ``pedantic`` preset enables them all.
+
+Every option value is checked when the configuration is read: its type (the
+type of the default), and the rule's ``OPTION_CONSTRAINTS`` (choices,
+minimum, maximum).  A key given twice in one mapping, and a rule named twice
+in one file (by name and by code), are errors.  Every problem is one line
+naming the file, the rule and the option; all the problems of a run are
+collected and raised together as one ConfigError.
 """
 
 from __future__ import annotations
@@ -47,14 +57,20 @@ from typing import Any
 import attrs
 
 from qcow2lint.findings import ImageReport, Severity
-from qcow2lint.registry import Registry
+from qcow2lint.registry import Registry, Rule, constraint_problem, option_type_ok
 from qcow2lint.text import one_line
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
 PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
-TOP_LEVEL_KEYS = ("extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores")
+TOP_LEVEL_KEYS = (
+    "extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores", "exclude", "docs-url",
+)  # fmt: skip
+#: The configuration's JSON Schema, shipped in the package (and its path in
+#: the repository, for editors: ``# yaml-language-server: $schema=...``).
+SCHEMA_FILE = Path(__file__).parent / "schema" / "qcow2lint.schema.json"
+SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
 #: A configuration file larger than this is refused (the reference
@@ -70,7 +86,12 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 
 
 
 class ConfigError(Exception):
-    """The configuration is wrong; the message is one line."""
+    """The configuration is wrong: one line per problem (``lines``); the
+    message is those lines joined by newlines."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines: tuple[str, ...] = lines
+        super().__init__("\n".join(lines))
 
 
 @attrs.frozen
@@ -115,6 +136,16 @@ class Config:
     #: How the configuration file was found: ``--config``, ``--preset``
     #: (a preset alone, nothing discovered), ``discovered`` or ``none``.
     found_by: str = "none"
+    #: ``exclude`` globs: paths skipped when a directory (or a glob) is
+    #: searched; each pattern is matched like a ``per-file-ignores`` one.
+    exclude: tuple[FileIgnore, ...] = ()
+    #: The base URL of the rule pages (``docs-url``): a rule's page is
+    #: ``docs_url + NAME + ".md"``; None: see :func:`qcow2lint.links.docs_url`.
+    docs_url: str | None = None
+
+    def excluded(self, path: str | os.PathLike[str]) -> bool:
+        """Whether an ``exclude`` pattern matches ``path`` (a file or a directory)."""
+        return any(entry.matches(path) for entry in self.exclude)
 
     def enabled(self) -> list[str]:
         """Names of the enabled rules."""
@@ -137,7 +168,7 @@ def apply_ignores(config: Config, report: ImageReport) -> ImageReport:
     silenced = config.ignored_rules(report.path)
     if not silenced:
         return report
-    return attrs.evolve(report, findings=tuple(f for f in report.findings if f.rule not in silenced))
+    return report.keeping(f for f in report.findings if f.rule not in silenced)
 
 
 _GLOB_CACHE: dict[str, re.Pattern[str]] = {}
@@ -299,17 +330,19 @@ def _pyproject_table(path: Path) -> dict[str, Any] | None:
     return table
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    """The configuration mapping of a YAML file or a pyproject's table."""
+def _read_config(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
+    """The configuration mapping of a YAML file or a pyproject's table.
+    Keys repeated in a YAML mapping are added to ``problems`` (a TOML
+    parser refuses them itself)."""
     if _is_pyproject(path):
         table = _pyproject_table(path)
         if table is None:
             raise ConfigError(f"{path}: no [tool.qcow2lint] table")
         return table
-    return _read_yaml(path)
+    return _read_yaml(path, problems)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
     import yaml  # only when there is a file to read: it costs start-up time
 
     text = _read_text(path)
@@ -319,6 +352,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             data = loader.get_single_data()
         finally:
             loader.dispose()
+        for line, key, first in loader.duplicates:
+            message = f"{path}: line {line}: duplicate key {_quote(key)} (first given at line {first})"
+            if problems is None:
+                raise ConfigError(message)
+            problems.append(message)
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
@@ -342,6 +380,26 @@ def _bounded_loader(yaml: Any) -> type:
         def __init__(self, stream: str) -> None:
             super().__init__(stream)
             self.weights: dict[int, int] = {}
+            #: ``(line, key, first line)`` of each key repeated in a mapping.
+            self.duplicates: list[tuple[int, Any, int]] = []
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # before flatten_mapping merges '<<' entries in: a merged key that
+            # the mapping overrides is YAML's design, a key written twice is not
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        self.duplicates.append((line, key, seen[key]))
+                    else:
+                        seen[key] = line
+                except TypeError:  # an unhashable key: the constructor reports it
+                    continue
+            return super().construct_mapping(node, deep)
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             node = super().compose_node(parent, index)
@@ -378,106 +436,173 @@ def _where(path: Path) -> str:
 
 
 class _Loader:
-    """Applies configuration layers (preset chains first) to rule settings."""
+    """Applies configuration layers (preset chains first) to rule settings,
+    collecting every problem in ``problems`` rather than stopping at the first."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.settings = {rule.name: RuleSettings(True, rule.severity, rule.options) for rule in registry}
+        self.settings = {
+            rule.name: RuleSettings(rule.default_enabled, rule.severity, rule.options) for rule in registry
+        }
         self.max_findings = DEFAULT_MAX_FINDINGS
         self.warnings_are_errors = False
         self.ignores: dict[str, FileIgnore] = {}
+        self.exclude: dict[str, FileIgnore] = {}
+        self.docs_url: str | None = None
         self.sources: dict[str, str] = {
             "max-findings-per-rule": BUILTIN,
             "warnings-are-errors": BUILTIN,
             "per-file-ignores": BUILTIN,
+            "exclude": BUILTIN,
+            "docs-url": BUILTIN,
             **{f"rules.{rule.name}": BUILTIN for rule in registry},
         }
         self.chain: list[str] = []
+        self.problems: list[str] = []
+
+    def fail(self) -> None:
+        """Raise the problems collected so far, if any, as one ConfigError."""
+        if self.problems:
+            raise ConfigError(*dict.fromkeys(self.problems))  # a preset read twice repeats nothing
 
     def apply_file(self, path: Path, seen: tuple[Path, ...] = ()) -> None:
-        resolved = path.resolve()
+        """Apply one file (its ``extends`` chain first), recording its problems."""
         where = _where(path)
-        if resolved in seen:
-            raise ConfigError(f"{where}: 'extends' loops back to this file")
-        data = _read_config(path)
+        try:
+            resolved = path.resolve()
+            if resolved in seen:
+                raise ConfigError(f"{where}: 'extends' loops back to this file")
+            data = _read_config(path, self.problems)
+        except ConfigError as exc:
+            self.problems.extend(exc.lines)
+            return
         label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                raise ConfigError(f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
+                self.problems.append(
+                    f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}"
+                )
         if "extends" in data:
             base = data["extends"]
             if not isinstance(base, str):
-                raise ConfigError(f"{where}: 'extends' must be a preset name or a file path")
-            base_path = preset_path(base) or (path.parent / base)
-            if not base_path.is_file():
-                raise ConfigError(
-                    f"{where}: 'extends: {one_line(base, 100)}' is neither a preset ({', '.join(presets())}) nor a file"
-                )
-            self.apply_file(base_path, (*seen, resolved))
+                self.problems.append(f"{where}: 'extends' must be a preset name or a file path, got {_quote(base)}")
+            else:
+                base_path = preset_path(base) or (path.parent / base)
+                if base_path.is_file():
+                    self.apply_file(base_path, (*seen, resolved))
+                else:
+                    self.problems.append(
+                        f"{where}: 'extends: {one_line(base, 100)}' is neither a preset ({', '.join(presets())}) "
+                        "nor a file"
+                    )
         self.chain.append(label)
         if "max-findings-per-rule" in data:
             value = data["max-findings-per-rule"]
             if type(value) is not int or value < 0:
-                raise ConfigError(f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {_quote(value)}")
-            self.max_findings = value
-            self.sources["max-findings-per-rule"] = label
+                self.problems.append(
+                    f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {_quote(value)}"
+                )
+            else:
+                self.max_findings = value
+                self.sources["max-findings-per-rule"] = label
         if "warnings-are-errors" in data:
             value = data["warnings-are-errors"]
             if not isinstance(value, bool):
-                raise ConfigError(f"{where}: 'warnings-are-errors' must be true or false, got {_quote(value)}")
-            self.warnings_are_errors = value
-            self.sources["warnings-are-errors"] = label
+                self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {_quote(value)}")
+            else:
+                self.warnings_are_errors = value
+                self.sources["warnings-are-errors"] = label
         rules = data.get("rules") or {}
         if not isinstance(rules, dict):
-            raise ConfigError(f"{where}: 'rules' must be a mapping of rule names to settings")
+            self.problems.append(f"{where}: 'rules' must be a mapping of rule names to settings, got {_quote(rules)}")
+            rules = {}
+        named: dict[str, str] = {}  # rule name -> the key that named it in this file
         for key, value in rules.items():
-            name = self.apply_rule(where, str(key), value)
-            self.sources[f"rules.{name}"] = label
+            rule = self.registry.get(str(key))
+            if rule is None:
+                names = [r.name for r in self.registry]
+                self.problems.append(f"{where}: unknown rule {_quote(key)}{_suggest(str(key), names)}")
+                continue
+            if rule.name in named:
+                self.problems.append(
+                    f"{where}: rule {rule.name!r} is given twice in 'rules' (as {_quote(named[rule.name])} and "
+                    f"{_quote(key)}); give it once"
+                )
+                continue
+            named[rule.name] = str(key)
+            if self.apply_rule(where, rule, value):
+                self.sources[f"rules.{rule.name}"] = label
         if "per-file-ignores" in data:
             self.apply_ignores(path, where, label, data["per-file-ignores"])
+        if "exclude" in data:
+            self.apply_exclude(path, where, label, data["exclude"])
+        if "docs-url" in data:
+            value = data["docs-url"]
+            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
+                raise ConfigError(f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}")
+            self.docs_url = value
+            self.sources["docs-url"] = label
+
+    def apply_exclude(self, path: Path | None, where: str, label: str, value: Any) -> None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {_quote(value)}")
+        base = None if path is None or label.startswith("preset ") else str(path.parent)
+        for pattern in value:
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {_quote(pattern)}")
+            self.exclude[pattern] = FileIgnore(pattern, (), base)
+        self.sources["exclude"] = label
 
     def apply_ignores(self, path: Path, where: str, label: str, value: Any) -> None:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules")
+            self.problems.append(
+                f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules, got {_quote(value)}"
+            )
+            return
         names = [r.name for r in self.registry]
         base = None if label.startswith("preset ") else str(path.parent)
         for pattern, rules in value.items():
             if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{where}: per-file-ignores: a pattern must be a non-empty string, got {_quote(pattern)}")
+                self.problems.append(
+                    f"{where}: per-file-ignores: a pattern must be a non-empty string, got {_quote(pattern)}"
+                )
+                continue
             if isinstance(rules, str):
                 rules = [rules]
             if not isinstance(rules, list):
-                raise ConfigError(
+                self.problems.append(
                     f"{where}: per-file-ignores {_quote(pattern)}: expected a list of rule names or codes, got {_quote(rules)}"
                 )
+                continue
             resolved: list[str] = []
             for item in rules:
                 rule = self.registry.get(str(item)) if isinstance(item, str) else None
                 if rule is None:
-                    raise ConfigError(
+                    self.problems.append(
                         f"{where}: per-file-ignores {_quote(pattern)}: unknown rule {_quote(item)}{_suggest(str(item), names)}"
                     )
-                if rule.name not in resolved:
+                elif rule.name not in resolved:
                     resolved.append(rule.name)
             self.ignores.pop(pattern, None)  # a repeated pattern moves to the end
             self.ignores[pattern] = FileIgnore(pattern, tuple(resolved), base)
             self.sources[f"per-file-ignores.{pattern}"] = label
         self.sources["per-file-ignores"] = label
 
-    def apply_rule(self, where_file: str, key: str, value: Any) -> str:
-        rule = self.registry.get(key)
-        if rule is None:
-            names = [r.name for r in self.registry]
-            raise ConfigError(f"{where_file}: unknown rule {_quote(key)}{_suggest(key, names)}")
+    def apply_rule(self, where_file: str, rule: Rule, value: Any) -> bool:
+        """Apply one rule's settings; False (and problems recorded) when they are wrong."""
         current = self.settings[rule.name]
         where = f"{where_file}: rule {rule.name!r}"
         if value in ("enable", "disable"):
             self.settings[rule.name] = attrs.evolve(current, enabled=value == "enable")
-            return rule.name
+            return True
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected enable, disable or a mapping, got {_quote(value)}")
+            self.problems.append(f"{where}: expected enable, disable or a mapping, got {_quote(value)}")
+            return False
+        before = len(self.problems)
         enabled, severity, options = True, current.severity, dict(current.options)
         for option, setting in value.items():
             if option == "level":
@@ -486,20 +611,28 @@ class _Loader:
                         raise ValueError
                     severity = Severity.parse(setting)
                 except ValueError:
-                    raise ConfigError(f"{where}: unknown level {_quote(setting)} (use error, warning or info)") from None
+                    self.problems.append(f"{where}: unknown level {_quote(setting)} (use error, warning or info)")
             elif option == "enabled":
                 if not isinstance(setting, bool):
-                    raise ConfigError(f"{where}: 'enabled' must be true or false, got {_quote(setting)}")
-                enabled = setting
+                    self.problems.append(f"{where}: 'enabled' must be true or false, got {_quote(setting)}")
+                else:
+                    enabled = setting
             elif option in rule.options:
-                options[option] = _check_type(where, option, setting, rule.options[option])
+                problem = option_problem(rule, str(option), setting)
+                if problem:
+                    self.problems.append(f"{where}: {problem}")
+                else:
+                    options[option] = setting
             else:
                 known = ["level", "enabled", *rule.options]
-                raise ConfigError(f"{where}: unknown option {_quote(option)}{_suggest(str(option), known)}")
+                self.problems.append(f"{where}: unknown option {_quote(option)}{_suggest(str(option), known)}")
+        if len(self.problems) > before:
+            return False
         self.settings[rule.name] = RuleSettings(enabled, severity, options)
-        return rule.name
+        return True
 
     def result(self, source: str, found_by: str) -> Config:
+        self.fail()
         settings = self.settings
         sources = dict(self.sources)
         if self.warnings_are_errors:
@@ -514,18 +647,120 @@ class _Loader:
         return Config(
             MappingProxyType(dict(settings)), self.max_findings, source, self.warnings_are_errors,
             tuple(self.ignores.values()), sources, tuple(self.chain), found_by,
+            tuple(self.exclude.values()), self.docs_url,
         )  # fmt: skip
 
 
-def _check_type(where: str, option: str, value: Any, default: Any) -> Any:
-    """An option value must have the type of its default (ints count as floats)."""
-    expected = type(default)
-    ok = type(value) is expected or (expected is float and type(value) is int)
-    if not ok:
-        raise ConfigError(
-            f"{where}: option {_quote(option)} must be {expected.__name__}, got {type(value).__name__} {_quote(value)}"
-        )
-    return value
+def option_problem(rule: Rule, option: str, value: Any) -> str | None:
+    """Why ``value`` is not a valid value of ``rule``'s ``option``, or None:
+    it must have the type of the default (an int does for a float) and meet
+    the rule's OPTION_CONSTRAINTS."""
+    default = rule.options[option]
+    if not option_type_ok(value, default):
+        return f"option {_quote(option)} must be {type(default).__name__}, got {type(value).__name__} {_quote(value)}"
+    problem = constraint_problem(value, rule.option_constraints.get(option, {}))
+    return f"option {_quote(option)} {problem}, got {_quote(value)}" if problem else None
+
+
+@attrs.frozen
+class CommandLine:
+    """What the command line adds on top of the configuration (picklable, so
+    that worker processes apply it too).
+
+    ``select`` (None: keep the configuration's choice) is the whole set of
+    enabled rules; ``extend_select`` enables more; ``ignore`` disables, last.
+    Each item is a rule name, a code, a code prefix (``Q07``: every L2 rule)
+    or ``ALL``.  ``exclude`` adds globs to the configuration's; ``docs_url``
+    replaces its ``docs-url``.
+    """
+
+    select: tuple[str, ...] | None = None
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    docs_url: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.select is not None or self.extend_select or self.ignore or self.exclude or self.docs_url)
+
+
+_PREFIX = re.compile(r"^[A-Za-z]+[0-9]*$")
+#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+
+
+def select_rules(registry: Registry, item: str, option: str = "--select") -> list[str]:
+    """The names of the rules ``item`` names: a rule name, a code, a code
+    prefix (``Q07``) or ``ALL``; ConfigError when it names none.
+
+    >>> from qcow2lint.registry import load_registry
+    >>> select_rules(load_registry(), "Q070")[:2]
+    ['l2-reserved-bits', 'misaligned-data-cluster']
+    >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
+    (['dirty-bit-set'], ['dirty-bit-set'])
+    """
+    rule = registry.get(item)
+    if rule is not None:
+        return [rule.name]
+    if item.upper() == "ALL":
+        return [r.name for r in registry]
+    if _PREFIX.match(item):
+        prefix = item.upper()
+        names = [r.name for r in registry if r.code.startswith(prefix)]
+        if names:
+            return names
+    known = [r.name for r in registry]
+    raise ConfigError(
+        f"{option}: {_quote(item)} is no rule name, code or code prefix (like Q07){_suggest(item, known)}"
+    )
+
+
+def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
+    """``config`` with the command line's selection, exclusions and docs URL
+    on top; the provenance of every changed value names the option."""
+    if not line:
+        return config
+    rules = dict(config.rules)
+    sources = dict(config.sources)
+
+    def expand(option: str, items: tuple[str, ...]) -> list[str]:
+        names: list[str] = []
+        for item in items:
+            names += [n for n in select_rules(registry, item, option) if n not in names]
+        return names
+
+    def note(name: str, text: str) -> None:
+        key = f"rules.{name}"
+        sources[key] = f"{sources.get(key, BUILTIN)}; {text}"
+
+    if line.select is not None:
+        chosen = set(expand("--select", line.select))
+        for name, settings in rules.items():
+            if (name in chosen) != settings.enabled:
+                note(name, "enabled by --select" if name in chosen else "disabled: not in --select")
+            rules[name] = attrs.evolve(settings, enabled=name in chosen)
+    for name in expand("--extend-select", line.extend_select):
+        if not rules[name].enabled:
+            note(name, "enabled by --extend-select")
+        rules[name] = attrs.evolve(rules[name], enabled=True)
+    for name in expand("--ignore", line.ignore):
+        if rules[name].enabled:
+            note(name, "disabled by --ignore")
+        rules[name] = attrs.evolve(rules[name], enabled=False)
+    exclude = config.exclude
+    if line.exclude:
+        exclude += tuple(FileIgnore(pattern, (), os.getcwd()) for pattern in line.exclude if pattern)
+        sources["exclude"] = f"{sources.get('exclude', BUILTIN)}; --exclude"
+    docs_url = config.docs_url
+    if line.docs_url is not None:
+        if not ABSOLUTE_URL.match(line.docs_url):
+            raise ConfigError(f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}")
+        docs_url = line.docs_url
+        sources["docs-url"] = "--docs-url"
+    return attrs.evolve(
+        config, rules=MappingProxyType(rules), sources=sources, exclude=exclude, docs_url=docs_url,
+        chain=(*config.chain, "command line"),
+    )  # fmt: skip
 
 
 def load_config(
@@ -593,6 +828,17 @@ def render_config(config: Config, registry: Registry) -> str:
             lines.append(f"  {dump(entry.pattern)}: {dump(list(entry.rules))}  # {where}{base}")
     else:
         lines.append(f"per-file-ignores: {{}}  # {source('per-file-ignores')}")
+    if config.exclude:
+        lines.append(f"exclude:  # {source('exclude')}")
+        for entry in config.exclude:
+            base = f"  # relative to {entry.base}" if entry.base else ""
+            lines.append(f"  - {dump(entry.pattern)}{base}")
+    else:
+        lines.append(f"exclude: []  # {source('exclude')}")
+    if config.docs_url is None:
+        lines.append(f"# docs-url: not set  # {source('docs-url')}: see docs/configuration.md")
+    else:
+        lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
     lines.append("rules:")
     for rule in registry:
         settings = config.rules.get(rule.name)
@@ -609,13 +855,16 @@ def reference_config(registry: Registry) -> str:
     lines = [
         "# qcow2lint reference configuration: every rule, its default level and options.",
         "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
+        f"# yaml-language-server: $schema={SCHEMA_REPO_PATH}",
         "extends: default",
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",
+        "exclude: []  # globs skipped when a directory is searched",
+        "# docs-url: https://.../docs/rules/  # base URL of the rule pages, for SARIF's helpUri",
         "rules:",
     ]
     for rule in registry:
-        settings = {"level": str(rule.severity), **rule.options}
+        settings = {"level": str(rule.severity), **({} if rule.default_enabled else {"enabled": False}), **rule.options}
         import yaml
 
         flow = yaml.safe_dump(settings, default_flow_style=True, sort_keys=False).strip()

@@ -5,8 +5,11 @@ structures, then the streamed tables) and from the whole-image passes of
 :data:`qcow2lint.passes.PASSES`, which are fed the same L2 batches.  Rules
 are dispatched by the name of their scope's record type.  The engine stamps
 every problem with its rule's name, code and configured severity, caps
-findings per rule per image, and turns a rule or pass that raises into an
-``internal-error`` finding without stopping the other rules.
+findings per rule per image (the final "and N more" finding carries N, so
+totals stay true), turns a rule or pass that raises into an
+``internal-error`` finding without stopping the other rules, and finally
+numbers the findings and links each consequence to its root cause
+(:func:`link_findings`, :mod:`qcow2lint.causes`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 import attrs
 
 from qcow2lint import records, spec
+from qcow2lint.causes import link_consequences, number
 from qcow2lint.config import Config
-from qcow2lint.findings import Finding, ImageReport, Omitted, Severity
+from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
 from qcow2lint.reader import ImageError, ImageFile, open_image
@@ -202,9 +206,7 @@ def run_rules(
                     elif budget[0] > 0:
                         budget[0] -= 1
                         last_offset[rule.name] = item.offset
-                        findings.append(
-                            Finding(rule.name, rule.code, settings.severity, item.offset, item.location, item.message)
-                        )
+                        findings.append(_stamp(rule, settings.severity, item))
                     else:
                         omitted[rule.name] += 1
             except Exception as exc:  # a crashing plugin is a finding, not a crash
@@ -221,11 +223,30 @@ def run_rules(
             findings.append(
                 Finding(rule.name, rule.code, config.rules[rule.name].severity, last_offset.get(rule.name, 0),
                         "...", f"and {omitted[rule.name]} more {rule.name} findings not shown "
-                        f"(max-findings-per-rule is {config.max_findings_per_rule})")
+                        f"(max-findings-per-rule is {config.max_findings_per_rule})", omitted=omitted[rule.name])
             )  # fmt: skip
     # The "and N more" finding stays last among its rule's findings.
     findings.sort(key=lambda f: (f.location == "...", f.sort_key()))
-    return findings
+    return link_findings(findings, image_file)
+
+
+def _stamp(rule: Rule, severity: Severity, item: Problem) -> Finding:
+    """The finding for a rule's problem: the rule's identity, the problem's
+    place, fact and root-cause hints."""
+    return Finding(
+        rule.name, rule.code, severity, item.offset, item.location, item.message,
+        covers=item.covers, reads=item.reads, lost=item.lost, clusters=item.clusters, refs=item.refs,
+    )  # fmt: skip
+
+
+def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Finding]:
+    """Number the findings and link consequences to their root causes
+    (:func:`qcow2lint.causes.link_consequences`); should the linking fail,
+    the findings are still all reported, numbered and unlinked."""
+    try:
+        return link_consequences(findings, image_file)
+    except Exception:  # noqa: BLE001 -- never lose findings to the linking
+        return number(findings)
 
 
 def _pass_failed(failed: Pass, message: str) -> Finding:

@@ -7,6 +7,7 @@ Plain data with no numpy and no reader: every renderer in
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Protocol
 
 import attrs
@@ -62,6 +63,21 @@ class Problem:
     offset: int
     location: str
     message: str
+    #: Root-cause hints (see docs/root-causes.md).  ``covers``: the byte
+    #: range [start, end) of a structure this problem judges unusable, as
+    #: QEMU reads it; findings located inside it follow from this one.
+    covers: tuple[int, int] | None = None
+    #: How QEMU reads the covered bytes ("l1" or "l2" entries), so the engine
+    #: can find the references that exist only because of the misreading.
+    reads: str | None = None
+    #: Entries QEMU should read but does not: (offset, count, "l1"/"l2");
+    #: leaks of the clusters they reference follow from this problem.
+    lost: tuple[int, int, str] | None = None
+    #: The clusters [first, last] a refcount or overlap problem is about, and
+    #: which way: "missing" (refcount above the references: a leak) or
+    #: "extra" (a reference the refcounts or layout do not allow).
+    clusters: tuple[int, int] | None = None
+    refs: str | None = None
 
 
 @attrs.frozen
@@ -81,6 +97,25 @@ class Finding:
     offset: int
     location: str
     message: str
+    #: The finding's number within its image report (1, 2, ... in report
+    #: order), the target of ``caused_by``; 0 before the engine numbers them.
+    id: int = 0
+    #: The ``id`` of the root-cause finding this one follows from, else None.
+    caused_by: int | None = None
+    #: For the final "and N more" finding of a capped rule: N (the findings
+    #: it stands for); 0 for an ordinary finding.
+    omitted: int = 0
+    #: The root-cause hints of the rule's :class:`Problem` (not rendered).
+    covers: tuple[int, int] | None = attrs.field(default=None, eq=False, repr=False)
+    reads: str | None = attrs.field(default=None, eq=False, repr=False)
+    lost: tuple[int, int, str] | None = attrs.field(default=None, eq=False, repr=False)
+    clusters: tuple[int, int] | None = attrs.field(default=None, eq=False, repr=False)
+    refs: str | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def weight(self) -> int:
+        """How many findings this one stands for (N for "and N more")."""
+        return self.omitted or 1
 
     def sort_key(self) -> tuple[int, str, str]:
         """Findings sort by offset, then code."""
@@ -95,6 +130,9 @@ class Finding:
             "offset": self.offset,
             "location": self.location,
             "message": self.message,
+            "id": self.id,
+            "caused_by": self.caused_by,
+            **({"omitted": self.omitted} if self.omitted else {}),
         }
 
 
@@ -121,8 +159,43 @@ class ImageReport:
         return self.ok()
 
     def counts(self) -> dict[str, int]:
-        """Findings per severity."""
+        """True findings per severity: every finding, listed or not (the
+        "and N more" finding of a capped rule counts for its N)."""
         counts = {str(s): 0 for s in sorted(Severity, reverse=True)}
         for finding in self.findings:
-            counts[str(finding.severity)] += 1
+            counts[str(finding.severity)] += finding.weight
         return counts
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """The true per-severity totals (:meth:`counts`)."""
+        return self.counts()
+
+    def shown(self) -> int:
+        """How many findings are listed one by one (not the "and N more")."""
+        return sum(1 for finding in self.findings if not finding.omitted)
+
+    def roots(self) -> tuple[Finding, ...]:
+        """The findings that follow from no other: the root causes."""
+        return tuple(f for f in self.findings if f.caused_by is None)
+
+    def follow_on(self) -> dict[int, int]:
+        """Per root-cause id, how many findings follow from it (weighted)."""
+        counts: dict[int, int] = {}
+        for finding in self.findings:
+            if finding.caused_by is not None:
+                counts[finding.caused_by] = counts.get(finding.caused_by, 0) + finding.weight
+        return counts
+
+    def keeping(self, kept: Iterable[Finding]) -> ImageReport:
+        """This report with only ``kept`` of its findings (per-file-ignores,
+        baselines): a finding whose root cause was dropped becomes a root."""
+        findings = tuple(kept)
+        if len(findings) == len(self.findings):
+            return self
+        ids = {f.id for f in findings}
+        findings = tuple(
+            attrs.evolve(f, caused_by=None) if f.caused_by is not None and f.caused_by not in ids else f
+            for f in findings
+        )
+        return attrs.evolve(self, findings=findings)

@@ -6,7 +6,8 @@ check.  Each argument is, in this order of precedence:
 * an existing **directory**: every regular file below it, recursively, whose
   name ends in ``.qcow2`` or whose first bytes are the qcow2 magic
   ``QFI\\xfb``; symbolic links are followed, but a directory already visited
-  (a symlink loop) is skipped, and so are ``.git``, ``.hg`` and ``.svn``;
+  (a symlink loop) is skipped, and so are ``.git``, ``.hg`` and ``.svn``
+  and whatever the ``exclude`` globs match;
 * an existing **file** (or anything else that exists), checked as given;
 * a **glob pattern** (``*``, ``?``, ``[...]``, and ``**`` for any depth,
   which does not descend through symbolic links), expanded here when the
@@ -32,7 +33,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -45,6 +46,8 @@ IMAGE_SUFFIXES = (".qcow2",)
 SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn"})
 #: Why a command-line path names nothing (``check`` and ``dump`` alike).
 MISSING = "no such file or directory"
+#: Whether a path found by a search is excluded (``Config.excluded``).
+Excluded = Callable[[str], bool]
 
 
 @attrs.frozen
@@ -62,11 +65,13 @@ def _is_image_candidate(path: str, name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) or has_qcow2_magic(path)
 
 
-def walk_directory(directory: str) -> Iterator[str]:
+def walk_directory(directory: str, excluded: Excluded | None = None) -> Iterator[str]:
     """Image files below ``directory``, sorted by path component, recursively.
 
     Follows symbolic links but never enters a directory twice, so a symlink
-    loop ends the descent instead of recursing forever.
+    loop ends the descent instead of recursing forever.  A file or directory
+    for which ``excluded(path)`` is true is skipped (a directory with all
+    that lies below it).
     """
     seen: set[tuple[int, int]] = set()
 
@@ -89,6 +94,8 @@ def walk_directory(directory: str) -> Iterator[str]:
             try:
                 mode = os.stat(path).st_mode  # follows symlinks; a broken one is skipped
             except OSError:
+                continue
+            if excluded is not None and excluded(path):
                 continue
             if stat.S_ISDIR(mode):
                 if name not in SKIPPED_DIRECTORIES:
@@ -123,25 +130,32 @@ def _glob(pattern: str) -> list[str]:
     return sorted(matches)
 
 
-def _expand_one(argument: str) -> list[str] | Unmatched:
+def _expand_one(argument: str, excluded: Excluded | None = None) -> list[str] | Unmatched:
     if os.path.isdir(argument):
-        found = list(walk_directory(argument))
-        return found or Unmatched(argument, "directory holds no qcow2 image (no *.qcow2 file, no file with the qcow2 magic)")
+        found = list(walk_directory(argument, excluded))
+        return found or Unmatched(argument, "directory holds no qcow2 image (no *.qcow2 file, no file with the qcow2 magic"
+                                  + (")" if excluded is None else ", or all are excluded)"))  # fmt: skip
     if os.path.lexists(argument):
         return [argument]
     if glob.has_magic(argument):
         files: list[str] = []
         for match in _glob(argument):
+            if excluded is not None and excluded(match):
+                continue
             if os.path.isdir(match):
-                files.extend(walk_directory(match))
+                files.extend(walk_directory(match, excluded))
             else:
                 files.append(match)
         return files or Unmatched(argument, "matches no file")
     return Unmatched(argument, MISSING)
 
 
-def expand(arguments: Iterable[str | os.PathLike[str]]) -> list[str | Unmatched]:
+def expand(arguments: Iterable[str | os.PathLike[str]], excluded: Excluded | None = None) -> list[str | Unmatched]:
     """The files named by ``arguments`` (files, directories, glob patterns), in order.
+
+    ``excluded(path)`` (the configuration's ``exclude`` globs) skips files
+    and directories found by searching a directory or expanding a glob; a
+    file named on the command line is always checked.
 
     >>> expand(["no/such/*.qcow2"])
     [Unmatched(argument='no/such/*.qcow2', reason='matches no file')]
@@ -149,7 +163,7 @@ def expand(arguments: Iterable[str | os.PathLike[str]]) -> list[str | Unmatched]
     result: list[str | Unmatched] = []
     seen: set[str] = set()
     for argument in arguments:
-        expanded = _expand_one(os.fspath(argument))
+        expanded = _expand_one(os.fspath(argument), excluded)
         if isinstance(expanded, Unmatched):
             result.append(expanded)
             continue

@@ -1,8 +1,9 @@
 """Finds rules: the built-in rule package and third-party plugins.
 
 A rule is a module that carries its identity constants (``NAME``, ``CODE``,
-``SEVERITY``, ``SCOPE``, optional ``OPTIONS``), its documentation (the
-module docstring) and a ``check(record, ctx)`` generator.  Two doors:
+``SEVERITY``, ``SCOPE``, optional ``OPTIONS``, ``OPTION_CONSTRAINTS``,
+``DEFAULT_ENABLED`` and ``REPRO``), its documentation (the module docstring)
+and a ``check(record, ctx)`` generator.  Two doors:
 
 - A rule *package* (entry-point group ``qcow2lint.rule_packages``; the
   built-in rules in ``rules/``, installed as ``qcow2lint_rules``, are one):
@@ -17,6 +18,22 @@ module docstring) and a ``check(record, ctx)`` generator.  Two doors:
 
 Discovery, reading and validation are separate steps so that each failure
 names its plugin or file.
+
+Option metadata.  ``OPTIONS`` maps each option to its default; the
+default's type is the option's type (bool, int, float -- an int is accepted
+too -- or str).  ``OPTION_CONSTRAINTS`` narrows an option further, as a
+literal dict of dicts with the keys ``choices`` (a tuple of the allowed
+values), ``minimum`` and ``maximum`` (inclusive bounds of a number)::
+
+    OPTIONS = {"reading": "qemu", "max-virtual-size": 0}
+    OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")},
+                          "max-virtual-size": {"minimum": 0}}
+
+The configuration is checked against both when it is read, and
+:func:`option_schema` gives them as JSON Schema keywords.  ``DEFAULT_ENABLED =
+False`` makes a rule off unless a configuration (the ``pedantic`` preset,
+say) enables it: for rules that describe legal layouts QEMU itself writes,
+or policies for untrusted images.
 """
 
 from __future__ import annotations
@@ -66,6 +83,17 @@ class Rule:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda o: MappingProxyType(dict(o)))
     doc: str = ""
     origin: str = ""
+    #: Per option: ``choices``, ``minimum``, ``maximum`` (see the module docstring).
+    option_constraints: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=lambda o: MappingProxyType({k: MappingProxyType(dict(v)) for k, v in o.items()})
+    )
+    #: False for a rule that runs only when a configuration enables it.
+    default_enabled: bool = True
+    #: Shell commands (qemu-img, qemu-io) that make an image ``repro.qcow2``
+    #: this rule flags: the optional ``REPRO`` constant, shown on the
+    #: rule's page.  Only verified reproductions (tests/test_rule_pages.py
+    #: runs every one).
+    repro: str = ""
 
     @property
     def summary(self) -> str:
@@ -102,8 +130,81 @@ def load(entry: EntryPoint) -> Rule:
     return validate(target, entry.name, origin)
 
 
+#: The option types, by the type of the default, as JSON Schema names them.
+OPTION_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
+CONSTRAINT_KEYS = ("choices", "minimum", "maximum")
+
+
+def option_type_ok(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of the option whose default is ``default``
+    (an int is accepted for a float option; a bool is never a number)."""
+    expected = type(default)
+    return type(value) is expected or (expected is float and type(value) is int)
+
+
+def constraint_problem(value: Any, constraint: Mapping[str, Any]) -> str | None:
+    """Why ``value`` breaks ``constraint`` (a ``choices``/``minimum``/``maximum``
+    dict), or None.  The type must have been checked first."""
+    choices = constraint.get("choices")
+    if choices is not None and value not in choices:
+        return "must be one of " + ", ".join(map(repr, choices))
+    low, high = constraint.get("minimum"), constraint.get("maximum")
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            return f"must be >= {low}"
+        return f"must be <= {high}" if low is None else f"must be in {low}..{high}"
+    return None
+
+
+def _check_constraints(fail: Callable[[str], RegistryError], options: Mapping[str, Any], constraints: Any) -> None:
+    """OPTION_CONSTRAINTS must fit OPTIONS: known options, known keys, choices
+    of the option's type, numeric bounds on numbers, the default allowed."""
+    for option, default in options.items():
+        if type(default) not in OPTION_TYPES:
+            raise fail(f"OPTIONS[{option!r}]: the default must be a bool, int, float or str, got {default!r}")
+    if not isinstance(constraints, Mapping):
+        raise fail("OPTION_CONSTRAINTS must map option names to {choices, minimum, maximum} dicts")
+    for option, constraint in constraints.items():
+        if option not in options:
+            raise fail(f"OPTION_CONSTRAINTS names {option!r}, which is not in OPTIONS")
+        if not isinstance(constraint, Mapping) or not constraint or not set(constraint) <= set(CONSTRAINT_KEYS):
+            raise fail(f"OPTION_CONSTRAINTS[{option!r}] must be a dict with keys among {', '.join(CONSTRAINT_KEYS)}")
+        default = options[option]
+        choices = constraint.get("choices")
+        if choices is not None and (
+            not isinstance(choices, tuple | list) or not choices
+            or not all(option_type_ok(c, default) for c in choices)
+        ):  # fmt: skip
+            raise fail(f"OPTION_CONSTRAINTS[{option!r}]: choices must be a non-empty tuple of {type(default).__name__}")
+        for bound in ("minimum", "maximum"):
+            if bound in constraint and (
+                type(default) not in (int, float) or type(constraint[bound]) not in (int, float)
+            ):
+                raise fail(f"OPTION_CONSTRAINTS[{option!r}]: {bound} needs a number option and a number")
+        problem = constraint_problem(default, constraint)
+        if problem:
+            raise fail(f"OPTION_CONSTRAINTS[{option!r}]: the default {default!r} {problem}")
+
+
+def option_schema(rule: Rule) -> dict[str, dict[str, Any]]:
+    """Each option of ``rule`` as a JSON Schema: ``type``, ``default`` and,
+    when declared, ``enum``, ``minimum``, ``maximum``."""
+    schema: dict[str, dict[str, Any]] = {}
+    for option, default in rule.options.items():
+        entry: dict[str, Any] = {"type": OPTION_TYPES.get(type(default), "string"), "default": default}
+        constraint = rule.option_constraints.get(option, {})
+        if "choices" in constraint:
+            entry["enum"] = list(constraint["choices"])
+        for bound in ("minimum", "maximum"):
+            if bound in constraint:
+                entry[bound] = constraint[bound]
+        schema[option] = entry
+    return schema
+
+
 def _check_identity(
-    fail: Callable[[str], RegistryError], name: Any, expected: str, code: Any, severity: Any, options: Any
+    fail: Callable[[str], RegistryError], name: Any, expected: str, code: Any, severity: Any, options: Any,
+    constraints: Any = None, default_enabled: Any = True,
 ) -> Severity:
     """The contract's checks shared by both doors; returns the parsed severity."""
     if name != expected or not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -115,7 +216,12 @@ def _check_identity(
     except (ValueError, AttributeError) as exc:
         raise fail(f"SEVERITY: {exc}") from None
     if not isinstance(options, Mapping) or not all(isinstance(k, str) and k != "level" for k in options):
-        raise fail("OPTIONS must map option names (not 'level') to defaults")
+        raise fail("OPTIONS must map option names (not 'level' or 'enabled') to defaults")
+    if "enabled" in options:
+        raise fail("OPTIONS must map option names (not 'level' or 'enabled') to defaults")
+    _check_constraints(fail, options, {} if constraints is None else constraints)
+    if not isinstance(default_enabled, bool):
+        raise fail(f"DEFAULT_ENABLED must be True or False, got {default_enabled!r}")
     return parsed
 
 
@@ -126,9 +232,11 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
         return RegistryError(f"rule plugin {entry_name!r} from {origin}: {problem}")
 
     options = getattr(target, "OPTIONS", {})
+    constraints = getattr(target, "OPTION_CONSTRAINTS", {})
+    default_enabled = getattr(target, "DEFAULT_ENABLED", True)
     severity = _check_identity(
         fail, getattr(target, "NAME", None), entry_name, getattr(target, "CODE", None),
-        getattr(target, "SEVERITY", ""), options,
+        getattr(target, "SEVERITY", ""), options, constraints, default_enabled,
     )  # fmt: skip
     scope = getattr(target, "SCOPE", None)
     if not isinstance(scope, type) or scope.__name__ not in SCOPES or not scope.__module__.startswith("qcow2lint."):
@@ -137,7 +245,13 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
     doc = getattr(target, "__doc__", "") or ""
-    return Rule(entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin)
+    repro = getattr(target, "REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
+    return Rule(
+        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, constraints, default_enabled,
+        repro,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -178,14 +292,14 @@ class LazyCheck:
         return f"LazyCheck({self.module!r})"
 
 
-_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS")
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED", "REPRO")
 
 
 def read_rule_file(path: str) -> dict[str, Any]:
     """A rule module's identity, read from its source without importing it.
 
     Returns ``doc`` (the docstring, or None), the literals NAME, CODE,
-    SEVERITY and OPTIONS (when assigned), ``SCOPE`` (the name of the class
+    SEVERITY, OPTIONS, OPTION_CONSTRAINTS and DEFAULT_ENABLED (when assigned), ``SCOPE`` (the name of the class
     it is bound to) and ``check`` (whether the module binds that name).
     Raises RegistryError naming the file when a constant is not a literal.
     """
@@ -234,7 +348,7 @@ def read_rule_file(path: str) -> dict[str, Any]:
     return meta
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 3  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED; 3: REPRO
 
 
 def _cache_file(directory: str) -> str | None:
@@ -317,16 +431,26 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
         return RegistryError(f"rule file {path}: {problem}")
 
     options = meta.get("OPTIONS", {})
+    constraints = meta.get("OPTION_CONSTRAINTS", {})
+    default_enabled = meta.get("DEFAULT_ENABLED", True)
     name = meta.get("NAME")
     if name != expected:
         raise fail(f"NAME must be the file's name in kebab-case ({expected!r}), got {name!r}")
-    severity = _check_identity(fail, name, expected, meta.get("CODE"), meta.get("SEVERITY", ""), options)
+    severity = _check_identity(
+        fail, name, expected, meta.get("CODE"), meta.get("SEVERITY", ""), options, constraints, default_enabled
+    )
     scope = meta.get("SCOPE")
     if scope not in SCOPES:
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not meta.get("check"):
         raise fail("it has no check(record, ctx) function")
-    return Rule(name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin)
+    repro = meta.get("REPRO", "")
+    if not isinstance(repro, str):
+        raise fail("REPRO must be a string of shell commands")
+    return Rule(
+        name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin,
+        constraints, default_enabled, repro,
+    )  # fmt: skip
 
 
 def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:

@@ -8,7 +8,7 @@ millions of hits, by spelling out only as many as the rule may still report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -54,16 +54,30 @@ def entry_hits(
 
 
 def entry_hits_at(
-    ctx: RuleContext, table: EntryTable, flat: np.ndarray, message: Callable[[int], str], entry_size: int = 8
+    ctx: RuleContext, table: EntryTable, flat: np.ndarray, message: Callable[[int], str], entry_size: int = 8,
+    hints: Callable[[int], dict[str, Any]] | None = None,
 ) -> Iterator[Problem | Omitted]:
     """Like ``entry_hits``, for the entry indices ``flat`` (as a predicate of
-    :mod:`qcow2lint.predicates` returns them)."""
+    :mod:`qcow2lint.predicates` returns them); ``hints`` gives the root-cause
+    fields of a problem (:class:`~qcow2lint.findings.Problem`) from the entry."""
     entries = table.entries
     base, path = table.file_offset, table.path
     yield from each_hit(
         ctx, flat,
-        lambda i: Problem(base + i * entry_size, f"{path}[{i}]", message(int(entries[i]))),
+        lambda i: Problem(base + i * entry_size, f"{path}[{i}]", message(int(entries[i])),
+                          **(hints(int(entries[i])) if hints else {})),
     )  # fmt: skip
+
+
+def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count: int) -> dict[str, Any]:
+    """Root-cause hints for a table QEMU reads at the unusable ``offset``
+    (``length`` bytes of ``reads`` entries): the bytes it reads are covered,
+    and the ``count`` entries of the table at the cluster-aligned offset
+    below it (where it most likely belongs) are lost."""
+    return {
+        "covers": (offset, offset + length), "reads": reads,
+        "lost": (offset - offset % ctx.cluster_size, count, reads),
+    }  # fmt: skip
 
 
 def l2_hits(
@@ -288,6 +302,48 @@ def extensions_end(image: Image) -> int:
     return area.start
 
 
+#: Metadata owned by exactly one structure: its refcount must be 1.  A
+#: wrong refcount on one of their clusters that has its one reference is
+#: reported by metadata-refcount-gt-one alone (one fact, one rule), not
+#: also as a refcount mismatch.
+OWNED_METADATA = frozenset(
+    {"header", "active-l1", "inactive-l1", "reftable", "refblock", "snapshot-table", "bitmap-directory", "bitmap-table"}
+)
+
+
+def owned_clusters(refcounts: RefcountCheck, cluster_bits: int) -> np.ndarray:
+    """Sorted indices of the clusters of owned metadata (computed once)."""
+    cache = refcounts._cache
+    if "owned" not in cache:
+        found: set[int] = set()
+        for extent in refcounts.metadata:
+            if extent.kind in OWNED_METADATA and extent.length > 0:
+                first, last = extent.offset >> cluster_bits, (extent.offset + extent.length - 1) >> cluster_bits
+                found.update(range(first, min(last, refcounts.compared - 1) + 1))
+        cache["owned"] = np.array(sorted(found), np.int64)
+    owned: np.ndarray = cache["owned"]
+    return owned
+
+
+def runs(clusters: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the runs of ``clusters`` (ascending) start, and their lengths: a
+    run is consecutive cluster indices with equal ``keys``."""
+    if not len(clusters):
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    cut = np.diff(np.asarray(clusters, np.int64)) != 1
+    for key in keys:
+        cut |= key[1:] != key[:-1]
+    starts = np.flatnonzero(np.concatenate([[True], cut]))
+    return starts, np.diff(np.append(starts, len(clusters)))
+
+
+def cluster_span(ctx: RuleContext, first: int, last: int) -> str:
+    """How a message names a run of clusters: ``clusters 5..9 (offsets
+    0x50000..0x90000, 5 clusters)``."""
+    size = ctx.cluster_size
+    return f"clusters {first}..{last} (offsets {first * size:#x}..{last * size:#x}, {last - first + 1} clusters)"
+
+
 def stored_refcount(ctx: RuleContext, offset: int) -> int:
     """The stored refcount of the cluster at byte ``offset`` (for messages)."""
     stored = cast(StoredRefcounts, ctx.stored_refcounts)  # callers check it is there
@@ -309,14 +365,32 @@ def refcount_entry(ctx: RuleContext, cluster: int) -> tuple[int, str]:
     return block + (within << header.refcount_order) // 8, f"refblock@{block:#x}[{within}]"
 
 
-def refcount_hits(ctx: RuleContext, clusters: np.ndarray, message: Callable[[int], str]) -> Iterator[Problem | Omitted]:
-    """Problems located at the stored refcount of each cluster index."""
+def refcount_hits(
+    ctx: RuleContext, clusters: np.ndarray, message: Callable[[int], str], *,
+    refs: str | None = None, keys: tuple[np.ndarray, ...] = (), run: Callable[[int, int], str] | None = None,
+) -> Iterator[Problem | Omitted]:
+    """Problems located at the stored refcount of each cluster index, in
+    ascending order.  With ``run``, each run of consecutive clusters with
+    equal ``keys`` is one problem at its first cluster (``run(first, last)``
+    gives the message; a run of one keeps ``message``).  ``refs`` says which
+    way the refcount is wrong ("missing" or "extra" references) for the
+    root-cause linking."""
+    raw = np.asarray(clusters, np.int64)
+    order = np.argsort(raw, kind="stable")
+    clusters = raw[order]
+    if run is None:
+        starts, lengths = np.arange(len(clusters)), np.ones(len(clusters), np.intp)
+    else:
+        starts, lengths = runs(clusters, *(np.asarray(key)[order] for key in keys))
 
-    def make(cluster: int) -> Problem:
-        offset, path = refcount_entry(ctx, cluster)
-        return Problem(offset, path, message(cluster))
+    def make(index: int) -> Problem:
+        first, count = int(clusters[starts[index]]), int(lengths[index])
+        last = int(clusters[starts[index] + count - 1])
+        offset, path = refcount_entry(ctx, first)
+        text = message(first) if count == 1 or run is None else run(first, last)
+        return Problem(offset, path, text, clusters=(first, last), refs=refs)
 
-    yield from each_hit(ctx, clusters, make)
+    yield from each_hit(ctx, np.arange(len(starts)), make)
 
 
 def mismatch_hits(
@@ -326,12 +400,21 @@ def mismatch_hits(
     in the way ``select(stored, computed)`` picks."""
     clusters, stored, computed = refcounts.mismatches()
     hits = select(stored, computed)
-    values = dict(zip(clusters[hits].tolist(), zip(stored[hits].tolist(), computed[hits].tolist())))
+    # A refcount other than 1 on owned metadata with its one reference is
+    # metadata-refcount-gt-one's finding.
+    owned = owned_clusters(refcounts, ctx.header.cluster_bits)
+    if len(owned):
+        hits &= ~(np.isin(clusters, owned) & (computed == 1))
+    clusters, stored, computed = clusters[hits], stored[hits], computed[hits]
+    values = dict(zip(clusters.tolist(), zip(stored.tolist(), computed.tolist())))
     yield from refcount_hits(
-        ctx, clusters[hits],
+        ctx, clusters,
         lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values[c][0]} "
         f"but {values[c][1]} references",
-    )
+        refs="missing" if len(stored) and bool((stored > computed).all()) else "extra",
+        keys=(stored, computed),
+        run=lambda a, b: f"{cluster_span(ctx, a, b)} each have refcount {values[a][0]} but {values[a][1]} references",
+    )  # fmt: skip
 
 
 # --- external references (the untrusted preset) --------------------------------

@@ -40,6 +40,9 @@ class Job:
     dump: bool = False
     #: The ``--preset`` argument: the base configuration, no discovery.
     preset: str | None = None
+    #: ``--select`` / ``--ignore`` / ... on top of the configuration
+    #: (a :class:`qcow2lint.config.CommandLine`).
+    command_line: Any = None
 
 
 @attrs.frozen
@@ -65,6 +68,10 @@ def init_worker(job: Job, registry: Any = None, config: Any = None) -> None:
         from qcow2lint.config import load_config
 
         config = load_config(registry, job.config, preset=job.preset)
+        if job.command_line is not None:
+            from qcow2lint.config import apply_command_line
+
+            config = apply_command_line(config, registry, job.command_line)
     _STATE = (registry, config, job)
 
 

@@ -11,9 +11,9 @@ qcow2 backing file).
 
 QEMU: opens the backing file it names when it reads the image (`qemu-img
 convert`, `qemu-img info --backing-chain`, a VM boot) and returns its
-contents for every unallocated cluster.  Info in the default preset
-(overlays are normal where images are trusted); an error under
-`untrusted`, as in OpenStack's `format_inspector.safety_check()` ("Image
+contents for every unallocated cluster.  Off by default
+(overlays are normal where images are trusted); info under `pedantic`; an
+error under `untrusted`, as in OpenStack's `format_inspector.safety_check()` ("Image
 has a backing file"), which also flags a backing_file_offset with an empty
 name.
 Repair: `qemu-img convert -O qcow2 OVERLAY FLAT` (with a trusted backing
@@ -29,6 +29,11 @@ NAME = "backing-file-present"
 CODE = "Q0390"
 SEVERITY = "info"
 SCOPE = Header
+DEFAULT_ENABLED = False
+REPRO = """\
+qemu-img create -f qcow2 base.qcow2 1M
+qemu-img create -f qcow2 -b base.qcow2 -F qcow2 repro.qcow2
+"""
 
 
 def check(header, ctx):

@@ -12,6 +12,9 @@ or resolves the name.  Any `..` is flagged, even `a/../b`, because
 without resolving symbolic links the string cannot show that it stays
 inside the directory.
 
+Off by default (`qemu-img create -b /abs/path` writes such names); the
+`pedantic` preset enables it at info, the `untrusted` preset at error.
+
 QEMU: resolves a relative name against the image's directory; uses an
 absolute name as it is; opens a protocol name with that protocol driver
 (a `json:{...}` name is a whole block-node definition, e.g.
@@ -28,6 +31,7 @@ NAME = "backing-file-unsafe-name"
 CODE = "Q0391"
 SEVERITY = "info"
 SCOPE = Header
+DEFAULT_ENABLED = False
 
 
 def check(header, ctx):

@@ -25,11 +25,12 @@ CODE = "Q1421"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
 OPTIONS = {"reading": "qemu"}
+OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 
 
 def check(entry, ctx):
     """Flag non-zero extra_data_size (under the spec: without flag bit 2)."""
-    reading = option_choice(ctx, "reading", ("qemu", "spec"))
+    reading = option_choice(ctx, "reading", OPTION_CONSTRAINTS["reading"]["choices"])
     if not entry.inside_directory or entry.extra_data_size == 0:
         return
     if reading == "qemu":

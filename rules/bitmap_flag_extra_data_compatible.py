@@ -24,11 +24,12 @@ CODE = "Q1420"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
 OPTIONS = {"reading": "qemu"}
+OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 
 
 def check(entry, ctx):
     """Flag flag bit 2 under QEMU's reading."""
-    reading = option_choice(ctx, "reading", ("qemu", "spec"))
+    reading = option_choice(ctx, "reading", OPTION_CONSTRAINTS["reading"]["choices"])
     if reading == "qemu" and entry.inside_directory and entry.flags & spec.BME_FLAG_EXTRA_DATA_COMPATIBLE:
         yield bitmap_entry_problem(
             entry, "flags",

@@ -23,12 +23,13 @@ CODE = "Q1418"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
 OPTIONS = {"reading": "qemu"}
+OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 RANGES = {"qemu": (spec.BME_MIN_GRANULARITY_BITS, spec.BME_MAX_GRANULARITY_BITS), "spec": (0, 63)}
 
 
 def check(entry, ctx):
     """Flag granularity_bits outside the range of the chosen reading."""
-    reading = option_choice(ctx, "reading", tuple(RANGES))
+    reading = option_choice(ctx, "reading", OPTION_CONSTRAINTS["reading"]["choices"])
     low, high = RANGES[reading]
     if entry.inside_directory and not low <= entry.granularity_bits <= high:
         who = "QEMU accepts" if reading == "qemu" else "the spec allows"

@@ -19,6 +19,12 @@ NAME = "bitmap-in-use"
 CODE = "Q1434"
 SEVERITY = "warning"
 SCOPE = BitmapDirectoryEntry
+REPRO = """\
+qemu-img create -f qcow2 repro.qcow2 1M
+qemu-img bitmap --add repro.qcow2 b0
+# qemu-io is killed (as by a crash) while the bitmap is loaded for writing
+qemu-io -c 'sigraise 9' repro.qcow2
+"""
 
 
 def check(entry, ctx):

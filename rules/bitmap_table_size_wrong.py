@@ -32,12 +32,13 @@ CODE = "Q1427"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
 OPTIONS = {"in-use": "skip"}
+OPTION_CONSTRAINTS = {"in-use": {"choices": ("skip", "report")}}
 
 
 def check(entry, ctx):
     """Flag a table size other than the disk length needs."""
     in_use = entry.flags & spec.BME_FLAG_IN_USE
-    if option_choice(ctx, "in-use", ("skip", "report")) == "skip" and in_use:
+    if option_choice(ctx, "in-use", OPTION_CONSTRAINTS["in-use"]["choices"]) == "skip" and in_use:
         return
     needed = bitmap_table_entries_needed(ctx.header, entry)
     size = entry.bitmap_table_size

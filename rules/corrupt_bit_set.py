@@ -20,6 +20,11 @@ NAME = "corrupt-bit-set"
 CODE = "Q0206"
 SEVERITY = "error"
 SCOPE = Header
+REPRO = """\
+qemu-img create -f qcow2 repro.qcow2 1M
+# incompatible_features is bytes 72..79 (big-endian): set bit 1
+qemu-io -f raw -c 'write -P 2 79 1' repro.qcow2
+"""
 
 
 def check(header, ctx):

@@ -14,7 +14,8 @@ the name without opening it (tested with strace); QEMU releases without
 the CVE-2024-4467 fix open it for `info` too.  An image whose name
 extension is present without the bit is also flagged: QEMU 7.2 ignores
 the name, but the image is a data file image with its bit lost, and other
-tools may honour it.  Info in the default preset; an
+tools may honour it.  Off by default (`qemu-img
+create -o data_file=...` writes such images); info under `pedantic`; an
 error under `untrusted`, as in OpenStack's
 `format_inspector.safety_check()` ("Image has data_file set").
 Repair: `qemu-img convert -O qcow2 IMAGE STANDALONE` (with a trusted data
@@ -30,6 +31,10 @@ NAME = "data-file-present"
 CODE = "Q1090"
 SEVERITY = "info"
 SCOPE = Header
+DEFAULT_ENABLED = False
+REPRO = """\
+qemu-img create -f qcow2 -o data_file=repro.raw repro.qcow2 1M
+"""
 
 
 def check(header, ctx):

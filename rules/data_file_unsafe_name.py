@@ -14,6 +14,10 @@ the string cannot show that it stays inside the directory.  A `json:`
 name is CVE-2024-4467 (QEMU 4.0 to 9.0: `qemu-img info` on such an image
 could read or write host files or exhaust memory).
 
+Off by default (`qemu-img create -o data_file=/abs/path` writes such
+names); the `pedantic` preset enables it at info, the `untrusted` preset
+at error.
+
 QEMU: opens the named file when it opens the image for I/O (`qemu-img
 convert`, a VM; `qemu-img info` only without the CVE-2024-4467 fix) whenever incompatible bit 2
 is set and no data file is given on the command line.  A relative name is
@@ -32,6 +36,7 @@ NAME = "data-file-unsafe-name"
 CODE = "Q1091"
 SEVERITY = "info"
 SCOPE = HeaderExtension
+DEFAULT_ENABLED = False
 
 
 def check(ext, ctx):

@@ -25,6 +25,11 @@ NAME = "dirty-bit-set"
 CODE = "Q0204"
 SEVERITY = "warning"
 SCOPE = Header
+REPRO = """\
+qemu-img create -f qcow2 -o lazy_refcounts=on repro.qcow2 1M
+# qemu-io is killed (as by a crash) while the image is open for writing
+qemu-io -c 'write 0 64k' -c 'sigraise 9' repro.qcow2
+"""
 
 
 def check(header, ctx):

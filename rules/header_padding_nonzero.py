@@ -14,6 +14,11 @@ NAME = "header-padding-nonzero"
 CODE = "Q0110"
 SEVERITY = "warning"
 SCOPE = Header
+REPRO = """\
+qemu-img create -f qcow2 repro.qcow2 1M
+# byte 106 lies in the padding after the compression type byte (104)
+qemu-io -f raw -c 'write -P 1 106 1' repro.qcow2
+"""
 
 
 def check(header, ctx):

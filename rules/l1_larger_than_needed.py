@@ -5,6 +5,9 @@ l2_entries)): the entries past the disk map the VM state area of internal
 snapshots, and an image shrunk with `qemu-img resize --shrink` keeps its
 larger L1 table (spec, "Header").  This is legal, and shown for information.
 
+Off by default (a legal layout `qemu-img resize --shrink` writes); the
+`pedantic` preset enables it.
+
 QEMU: accepts it silently.  Repair: not needed; `qemu-img convert` writes a
 table of the exact size.
 """
@@ -18,6 +21,7 @@ NAME = "l1-larger-than-needed"
 CODE = "Q0504"
 SEVERITY = "info"
 SCOPE = Header
+DEFAULT_ENABLED = False
 
 
 def check(header, ctx):

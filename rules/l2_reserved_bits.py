@@ -18,6 +18,12 @@ NAME = "l2-reserved-bits"
 CODE = "Q0701"
 SEVERITY = "error"
 SCOPE = L2Tables
+REPRO = """\
+qemu-img create -f qcow2 repro.qcow2 1M
+qemu-io -c 'write 0 64k' repro.qcow2
+# the first L2 table is at 0x40000 in this layout; set bit 1 of entry 0
+qemu-io -f raw -c 'write -P 2 0x40007 1' repro.qcow2
+"""
 MASK = spec.L2E_STD_RESERVED_MASK
 
 

@@ -27,4 +27,5 @@ def check(refcounts, ctx):
         ctx, np.array(refcounts.shared_data, np.int64),
         lambda c: f"data cluster {c} (offset {c * ctx.cluster_size:#x}) is mapped by "
         f"{int(refcounts.computed[c])} L2 entries",
+        refs="extra",
     )  # fmt: skip

@@ -21,6 +21,11 @@ PBKDF2 per slot on the measuring machine).  Option
 slot and digest iterations, what a wrong key costs (one generous slot and
 digest is 53,275,495; eight default slots are 84,764,312).
 
+Off by default, like the other cost bounds (`max-virtual-size`,
+`max-open-metadata`): `qemu-img create -o encrypt.iter-time=N` writes
+whatever counts N asks for.  The `untrusted` preset enables it at error,
+`pedantic` at warning.
+
 QEMU: accepts any count; `qemu-img info` (no key) does not derive keys,
 `qemu-img convert` or a VM boot with the key spins for the whole count.
 Repair: with the key, `qemu-img amend --object secret,id=s,data=PASS -o
@@ -36,7 +41,9 @@ NAME = "luks-iterations-too-high"
 CODE = "Q0490"
 SEVERITY = "warning"
 SCOPE = EncryptionArea
+DEFAULT_ENABLED = False
 OPTIONS = {"max-iterations": 100_000_000, "max-unlock-iterations": 200_000_000}
+OPTION_CONSTRAINTS = {"max-iterations": {"minimum": 1}, "max-unlock-iterations": {"minimum": 1}}
 SLOT_ENABLED = 0x00AC71F3
 #: Byte offsets inside the LUKS header and a key slot.
 MK_ITERATIONS_OFFSET = 164

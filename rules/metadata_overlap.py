@@ -37,4 +37,7 @@ def check(refcounts, ctx):
             message = f"L2 entry {second.label} maps guest data to {second.offset:#x}, inside the {first.kind} {first.label}"
         else:
             message = f"{second.kind} {second.label} at {second.offset:#x} overlaps {first.kind} {first.label} at {first.offset:#x}"
-        yield Problem(overlap.cluster * ctx.cluster_size, second.label, f"{message} (cluster {overlap.cluster})")
+        yield Problem(
+            overlap.cluster * ctx.cluster_size, second.label, f"{message} (cluster {overlap.cluster})",
+            clusters=(overlap.cluster, overlap.cluster), refs="extra",
+        )  # fmt: skip

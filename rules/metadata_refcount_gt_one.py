@@ -13,27 +13,39 @@ wrong refcount on metadata lets QEMU free or reuse it.  Repair:
 
 from qcow2lint.findings import Problem
 from qcow2lint.records import RefcountCheck
+from qcow2lint.rulekit import OWNED_METADATA
 
 NAME = "metadata-refcount-gt-one"
 CODE = "Q1111"
 SEVERITY = "error"
 SCOPE = RefcountCheck
-OWNED = {"header", "active-l1", "inactive-l1", "reftable", "refblock", "snapshot-table", "bitmap-directory", "bitmap-table"}
+OWNED = OWNED_METADATA
 
 
 def check(refcounts, ctx):
-    """Flag the first cluster of each owned structure whose stored refcount is not 1."""
+    """Flag each run of clusters of an owned structure whose stored refcount is not 1."""
     bits = ctx.header.cluster_bits
+    counts = refcounts.stored.counts
     for extent in refcounts.metadata:
         if extent.kind not in OWNED:
             continue
         first, last = extent.offset >> bits, (extent.offset + extent.length - 1) >> bits
-        for cluster in range(first, min(last, refcounts.compared - 1) + 1):
-            stored = int(refcounts.stored.counts[cluster]) if cluster < len(refcounts.stored.counts) else 0
-            if stored != 1:
-                yield Problem(
-                    cluster << bits, extent.label,
-                    f"{extent.kind} {extent.label} at {extent.offset:#x}: cluster {cluster} has refcount {stored}, "
-                    "must be 1",
-                )  # fmt: skip
-                break
+        bad = [
+            (cluster, int(counts[cluster]) if cluster < len(counts) else 0)
+            for cluster in range(first, min(last, refcounts.compared - 1) + 1)
+        ]
+        bad = [(cluster, stored) for cluster, stored in bad if stored != 1]
+        at = 0
+        while at < len(bad):
+            start, stored = bad[at]
+            length = 1
+            while at + length < len(bad) and bad[at + length] == (start + length, stored):
+                length += 1
+            at += length
+            where = f"cluster {start}" if length == 1 else f"clusters {start}..{start + length - 1} ({length} clusters)"
+            yield Problem(
+                start << bits, extent.label,
+                f"{extent.kind} {extent.label} at {extent.offset:#x}: {where} {'has' if length == 1 else 'each have'} "
+                f"refcount {stored}, must be 1",
+                clusters=(start, start + length - 1), refs="missing" if stored > 1 else "extra",
+            )  # fmt: skip

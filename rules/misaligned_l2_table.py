@@ -12,7 +12,7 @@ offset 0x... unaligned").
 
 from qcow2lint import predicates, spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits_at
+from qcow2lint.rulekit import entry_hits_at, unusable_table
 
 NAME = "misaligned-l2-table"
 CODE = "Q0602"
@@ -26,4 +26,5 @@ def check(table, ctx):
         ctx, table, predicates.l1_misaligned(table, ctx.cluster_size),
         lambda e: f"L2 table offset {e & spec.L1E_OFFSET_MASK:#x} (L1 entry {e:#x}) is not a multiple "
         f"of the cluster size {ctx.cluster_size:#x}",
+        hints=lambda e: unusable_table(e & spec.L1E_OFFSET_MASK, ctx.cluster_size, "l2", ctx, ctx.header.l2_entries),
     )  # fmt: skip

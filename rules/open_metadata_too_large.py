@@ -32,6 +32,7 @@ CODE = "Q0590"
 SEVERITY = "warning"
 SCOPE = Image
 OPTIONS = {"max-open-metadata": 0}
+OPTION_CONSTRAINTS = {"max-open-metadata": {"minimum": 0}}
 
 
 def _parts(image):

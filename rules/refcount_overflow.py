@@ -14,7 +14,7 @@ image cannot be opened for writing").  Repair:
 import numpy as np
 
 from qcow2lint.records import RefcountCheck
-from qcow2lint.rulekit import refcount_hits
+from qcow2lint.rulekit import cluster_span, refcount_hits
 
 NAME = "refcount-overflow"
 CODE = "Q1108"
@@ -28,5 +28,8 @@ def check(refcounts, ctx):
     yield from refcount_hits(
         ctx, clusters,
         lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has more references than "
+        f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})",
+        refs="extra",
+        run=lambda a, b: f"{cluster_span(ctx, a, b)} each have more references than "
         f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})",
     )  # fmt: skip

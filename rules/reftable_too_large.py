@@ -25,9 +25,17 @@ def check(header, ctx):
         return  # header-cluster-bits-range
     limit = spec.MAX_REFTABLE_SIZE // header.cluster_size
     if header.refcount_table_clusters > limit:
+        # QEMU refuses the table; read in full, whatever follows the entries
+        # the file needs (one per refcount block of its clusters) is not a
+        # refcount table: what is read from there follows from this finding.
+        block_entries = header.cluster_size * 8 >> header.refcount_order if header.refcount_order < 7 else 1
+        file_clusters = -(-ctx.file_size // header.cluster_size)
+        needed = min(-(-file_clusters // max(block_entries, 1)), limit * header.cluster_size // 8)
+        start = header.refcount_table_offset + needed * spec.REFTABLE_ENTRY_SIZE
         yield Problem(
             header.field_offset("refcount_table_clusters"), "header.refcount_table_clusters",
             f"refcount_table_clusters {header.refcount_table_clusters} makes a "
             f"{header.refcount_table_clusters * header.cluster_size}-byte refcount table; QEMU allows at most "
             f"{limit} clusters ({spec.MAX_REFTABLE_SIZE} bytes)",
+            covers=(start, header.refcount_table_offset + header.refcount_table_clusters * header.cluster_size),
         )  # fmt: skip

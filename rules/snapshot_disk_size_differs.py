@@ -5,6 +5,9 @@ The extra data of a snapshot records the virtual disk size at snapshot time
 the snapshot) and shown for information.  QEMU compares whole sectors, so
 the current size is rounded down to a multiple of 512.
 
+Off by default (a legal layout `qemu-img resize` writes after a snapshot);
+the `pedantic` preset enables it.
+
 QEMU: applying the snapshot (`qemu-img snapshot -a`) resizes the disk back
 to the snapshot's size.  Repair: not needed.
 """
@@ -16,6 +19,7 @@ NAME = "snapshot-disk-size-differs"
 CODE = "Q1316"
 SEVERITY = "info"
 SCOPE = SnapshotEntry
+DEFAULT_ENABLED = False
 
 
 def check(entry, ctx):

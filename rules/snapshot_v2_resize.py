@@ -4,6 +4,9 @@ Version 2 snapshot entries need not record the disk size, so QEMU refuses to
 resize a v2 image that has snapshots (spec, "Snapshots").  This is legal and
 shown for information.
 
+Off by default (a legal layout `qemu-img snapshot` writes on a v2 image);
+the `pedantic` preset enables it.
+
 QEMU: `qemu-img resize` fails ("Can't resize a v2 image which has
 snapshots").  Repair: if the image must grow, upgrade it first
 (`qemu-img amend -o compat=1.1 IMG`) or delete the snapshots.
@@ -16,6 +19,7 @@ NAME = "snapshot-v2-resize"
 CODE = "Q1315"
 SEVERITY = "info"
 SCOPE = SnapshotTable
+DEFAULT_ENABLED = False
 
 
 def check(table, ctx):

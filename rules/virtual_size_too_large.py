@@ -23,6 +23,7 @@ CODE = "Q0190"
 SEVERITY = "warning"
 SCOPE = Header
 OPTIONS = {"max-virtual-size": 0}
+OPTION_CONSTRAINTS = {"max-virtual-size": {"minimum": 0}}
 
 
 def check(header, ctx):

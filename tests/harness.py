@@ -257,6 +257,12 @@ def config(text: str = "") -> Any:
     return load_config(registry(), path)
 
 
+#: The configuration the rows run with: every rule on, also those off by
+#: default (a row tests its rule where it runs; the default preset's choice
+#: of rules is tested by test_clean_images.py and the preset tests).
+PEDANTIC = "extends: pedantic\n"
+
+
 def disable(*rules: str) -> str:
     """YAML that disables ``rules``."""
     return "rules:\n" + "".join(f"  {name}: disable\n" for name in rules)
@@ -268,6 +274,8 @@ class Linted:
 
     findings: list[Finding]
     stats: dict[str, int] | None
+    #: ``report.counts()``: findings per severity
+    counts: dict[str, int]
 
     @property
     def fired(self) -> dict[str, list[Finding]]:
@@ -297,7 +305,7 @@ def lint(path: Path, yaml: str = "", *, deep: bool = False, statistics: bool = F
     import qcow2lint
 
     report = qcow2lint.lint(path, config=config(yaml), deep=deep, statistics=statistics)
-    return Linted([finding_dict(f) for f in report.findings], report.stats)
+    return Linted([finding_dict(f) for f in report.findings], report.stats, dict(report.counts()))
 
 
 # --------------------------------------------------------------------------
@@ -475,9 +483,10 @@ class Bases:
         return self._clean[name]
 
     def lint(self, name: str) -> Linted:
-        """The in-process report (``deep``) of the unmodified base (once per session)."""
+        """The in-process report (``deep``, every rule on: :data:`PEDANTIC`)
+        of the unmodified base (once per session)."""
         if name not in self._reports:
-            self._reports[name] = lint(self.path(name), deep=True)
+            self._reports[name] = lint(self.path(name), PEDANTIC, deep=True)
         return self._reports[name]
 
 
@@ -540,9 +549,11 @@ class RowImages:
         return self._built[key]
 
     def lint(self, row: Row, yaml: str | None = None, *, deep: bool | None = None) -> Linted:
-        """The row's patched image linted in-process (the row's config and deep unless given)."""
+        """The row's patched image linted in-process with every rule on
+        (:data:`PEDANTIC`, then the row's config or ``yaml``; deep as the row says
+        unless given)."""
         path, _ = self.get(row)
-        return lint(path, row.config if yaml is None else yaml, deep=row.deep if deep is None else deep)
+        return lint(path, PEDANTIC + (row.config if yaml is None else yaml), deep=row.deep if deep is None else deep)
 
 
 # --------------------------------------------------------------------------

@@ -312,8 +312,12 @@ def patch_overflow_shared_entry(img: ib.Qcow2Image) -> Target:
 
 def patch_rc1_snapshot(img: ib.Qcow2Image) -> Target:
     """No patch: the refcount_bits=1 image with a snapshot already overflows
-    on the shared L2 table and data cluster; the target is the data cluster."""
-    return at_refcount(img, _first_data_cluster(img))
+    on the shared L2 table and data cluster.  They are adjacent, so the
+    overflow is one finding for the run (issue 8): the target is its first
+    cluster, the L2 table."""
+    l2_offset, _, _ = cb.l2_slot(img, 0)
+    assert cb.cluster_of(img, l2_offset) + 1 == _first_data_cluster(img)
+    return at_refcount(img, cb.cluster_of(img, l2_offset))
 
 
 def patch_unused_cluster(img: ib.Qcow2Image) -> Target:

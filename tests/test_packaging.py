@@ -80,3 +80,22 @@ def _pip_environment() -> dict[str, str]:
 
     keep = ("PIP_", "SSL_CERT", "REQUESTS_CA", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy")
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
+
+
+def test_the_installed_package_ships_the_config_schema_and_invents_no_links(installed: Path, tmp_path: Path) -> None:
+    """Issue 11: the schema is package data; a wheel has no rule pages, so
+    without a docs URL the SARIF log links none."""
+    import json
+
+    qcow2lint = str(installed / "bin" / "qcow2lint")
+    schema = subprocess.run([qcow2lint, "config", "--schema"], capture_output=True, text=True, cwd=tmp_path)
+    shipped = (REPO_ROOT / "qcow2lint" / "schema" / "qcow2lint.schema.json").read_text()
+    assert schema.returncode == 0 and schema.stdout == shipped
+    probe = "from importlib.resources import files; print((files('qcow2lint') / 'schema' / 'qcow2lint.schema.json').is_file())"
+    assert subprocess.run([str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                          cwd=tmp_path).stdout == "True\n"  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    sarif = subprocess.run([qcow2lint, "check", "-f", "sarif", str(REPO_ROOT / "examples" / "demo.qcow2")],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    driver = json.loads(sarif.stdout)["runs"][0]["tool"]["driver"]
+    assert "informationUri" not in driver and not any("helpUri" in rule for rule in driver["rules"])

@@ -38,6 +38,8 @@ def test_what_is_read_without_importing_equals_what_importing_gives() -> None:
             module.NAME, module.CODE, module.SEVERITY, module.SCOPE.__name__
         ), path.name
         assert read.get("OPTIONS", {}) == getattr(module, "OPTIONS", {}), path.name
+        assert read.get("OPTION_CONSTRAINTS", {}) == getattr(module, "OPTION_CONSTRAINTS", {}), path.name
+        assert read.get("DEFAULT_ENABLED", True) is getattr(module, "DEFAULT_ENABLED", True), path.name
         assert read["check"] and callable(module.check), path.name
 
 

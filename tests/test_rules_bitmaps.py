@@ -137,11 +137,15 @@ def test_table_size_wrong_skips_in_use_bitmaps_by_default(base_images: Bases, tm
 
 
 def test_unknown_reading_is_a_clear_error(base_images: Bases, tmp_path: Path) -> None:
-    """An option value outside the documented choices is reported, naming them."""
+    """An option value outside the documented choices is refused when the
+    configuration is loaded, naming them."""
+    from qcow2lint.config import ConfigError
+
     path = _patched_copy(base_images, tmp_path, "bitmaps", entry_field(1, "granularity_bits", lambda v: 32))
-    fired = _lint_with(path, tmp_path, "rules:\n  bitmap-granularity-range: {reading: posix}\n")
-    messages = [f["message"] for f in fired.get("internal-error", [])]
-    assert any("'reading'" in m and "'qemu'" in m and "'spec'" in m and "'posix'" in m for m in messages), fired
+    with pytest.raises(ConfigError) as refused:
+        lint(path, "rules:\n  bitmap-granularity-range: {reading: posix}\n")
+    message = str(refused.value)
+    assert "'reading'" in message and "'qemu'" in message and "'spec'" in message and "'posix'" in message, message
 
 
 # ---------------------------------------------------------------------------

@@ -359,16 +359,18 @@ def test_messages_escape_names_from_the_image(images: Builder, tmp_path: Path) -
 
 # --- each rule: failing, passing, disabled --------------------------------------
 
-#: rule -> (failing image, passing image, preset for both)
+#: rule -> (failing image, passing image, preset for both).  The rules that
+#: are off by default (issue 8: silent on what qemu-img writes) are shown
+#: under `pedantic`, which enables them at their own level.
 CASES = {
-    "backing-file-present": ("backing-dotdot", "v3", None),
-    "backing-file-unsafe-name": ("backing-json-shadow", "backing-relative", None),
+    "backing-file-present": ("backing-dotdot", "v3", "pedantic"),
+    "backing-file-unsafe-name": ("backing-json-shadow", "backing-relative", "pedantic"),
     "backing-format-missing": ("backing-no-format", "backing-relative", None),
-    "data-file-present": ("data-passwd", "v3", None),
-    "data-file-unsafe-name": ("data-passwd", "data-relative", None),
+    "data-file-present": ("data-passwd", "v3", "pedantic"),
+    "data-file-unsafe-name": ("data-passwd", "data-relative", "pedantic"),
     "virtual-size-too-large": ("vsize-4t", "vsize-2t", "untrusted"),
     "open-metadata-too-large": ("big-l1", "cluster-512", "untrusted"),
-    "luks-iterations-too-high": ("luks-bomb", "luks-at-bound", None),
+    "luks-iterations-too-high": ("luks-bomb", "luks-at-bound", "pedantic"),
     "luks-params-unusual": ("luks-stripes", "luks-default", None),
 }
 
@@ -399,6 +401,16 @@ def test_rule_fails_passes_and_can_be_disabled(rule: str, images: Builder, tmp_p
 def test_unsafe_name_messages_say_why(image: str, fragment: str, images: Builder) -> None:
     report = qcow2lint.lint(images[image], preset="untrusted")
     assert any(fragment in f.message for f in report.findings if f.rule.endswith("unsafe-name")), report.findings
+
+
+@pytest.mark.parametrize("rule", sorted(r for r, case in CASES.items() if case[2] == "pedantic"))
+def test_policy_rules_are_off_in_default_and_strict(rule: str, images: Builder) -> None:
+    """A backing file, a data file, an absolute name, a costly LUKS slot:
+    what qemu-img writes on request is not reported unless asked for."""
+    failing = CASES[rule][0]
+    for preset in ("default", "strict"):
+        assert rule not in rules_of(qcow2lint.lint(images[failing], preset=preset)), preset
+    assert rule in rules_of(qcow2lint.lint(images[failing], preset="untrusted"), Severity.ERROR)
 
 
 def test_size_bounds_are_off_in_default(images: Builder) -> None:
@@ -434,7 +446,7 @@ def test_luks_unlock_sum_over_active_slots(images: Builder, tmp_path: Path) -> N
 
 
 def test_luks_digest_iterations_are_bounded(images: Builder) -> None:
-    report = qcow2lint.lint(images["luks-digest-bomb"], preset="default")
+    report = qcow2lint.lint(images["luks-digest-bomb"], preset="pedantic")
     assert [f.location for f in report.findings if f.rule == "luks-iterations-too-high"] == [
         "encryption.luks.mk_digest_iterations"
     ]
@@ -442,7 +454,8 @@ def test_luks_digest_iterations_are_bounded(images: Builder) -> None:
 
 def test_default_severities_suit_trusted_pipelines(images: Builder) -> None:
     """Under default an overlay with a plain relative backing file and a
-    data file image pass; the LUKS bomb is a warning."""
+    data file image pass; the LUKS bomb is not reported (a warning under
+    pedantic)."""
     for name in ("backing-relative", "data-relative", "backing-absolute", "luks-bomb", "vsize-4t"):
         assert qcow2lint.lint(images[name]).passed, name
 
@@ -511,7 +524,8 @@ def test_preset_and_config_object_are_exclusive(images: Builder) -> None:
 
 
 def test_verdict_api(images: Builder) -> None:
-    report = qcow2lint.lint(images["luks-bomb"])
+    assert qcow2lint.lint(images["luks-bomb"]).ok("info")  # off by default
+    report = qcow2lint.lint(images["luks-bomb"], preset="pedantic")
     assert report.passed and report.ok(Severity.ERROR) and not report.ok("warning")
     strict = qcow2lint.lint(images["luks-bomb"], preset="untrusted")
     assert not strict.passed

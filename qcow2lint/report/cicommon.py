@@ -8,7 +8,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
 from qcow2lint import baseline
-from qcow2lint.findings import Finding
+from qcow2lint.findings import Finding, ImageReport
 
 #: A table entry: ``l1[3]``, ``l2@0x50000[17]``, ``reftable[2]``,
 #: ``bitmaps[0](daily).table[3]``, ``snapshots[0](1).l1[5]``: 8 bytes.
@@ -52,3 +52,11 @@ def artifact_uri(path: str) -> str:
     if posix.is_absolute():
         return posix.as_uri()
     return quote(str(posix), safe="/", errors="surrogateescape")
+
+
+def follow_on_note(report: ImageReport, finding: Finding) -> str:
+    """`` (+N follow-on findings)`` for a root cause with consequences, else
+    empty: the CI formats list root causes only and fold their consequences
+    into this count (the JSON and SARIF reports and ``--show-all`` list them)."""
+    count = report.follow_on().get(finding.id, 0)
+    return f" (+{count} follow-on finding{'s' if count != 1 else ''})" if count else ""

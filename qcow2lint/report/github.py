@@ -1,6 +1,8 @@
 """GitHub Actions workflow commands and the job summary table.
 
-:func:`render_github` prints one annotation per finding::
+:func:`render_github` prints one annotation per root-cause finding (its
+follow-on findings are folded into it: the message ends with ``(+N
+follow-on findings)``; the JSON and SARIF reports list them)::
 
     ::error file=IMAGE,title=Q0701 l2-reserved-bits::0x4000 [l2@0x4000[0]] L2 entry ...
 
@@ -13,6 +15,17 @@ separator would cut it) is escaped by :func:`qcow2lint.text.escape`, so each
 annotation is exactly one line starting with ``::``.  An image has no lines,
 so the annotation has no ``line``: GitHub attaches it to the file.
 
+GitHub shows at most 10 annotations of each type (error, warning, notice)
+per step, and 50 per job, and drops the rest without a word.  So
+:func:`render_github` emits the most severe ones within that limit (the
+unreadable images first, then errors, warnings, info, each in report order):
+at most ``max_per_type`` error and warning annotations (in report order)
+and, when anything is left out, ``max_per_type - 1`` notices plus one notice
+saying how many
+findings were not annotated and where they are: every one of them follows
+in the step log as a plain line (inside a collapsed group), and the job
+summary lists them all.
+
 :func:`github_step_summary` is a Markdown table of the same findings; the
 CLI appends it to the file named by ``$GITHUB_STEP_SUMMARY`` when that is set.
 """
@@ -22,9 +35,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcow2lint.findings import ImageReport, Severity
+from qcow2lint.report.cicommon import follow_on_note
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+#: GitHub's limit: annotations of one type shown per step.
+MAX_ANNOTATIONS_PER_TYPE = 10
 #: GitHub caps a job summary at 1 MiB; the table stops well before that.
 MAX_SUMMARY_ROWS = 1000
 
@@ -46,15 +62,48 @@ def _command(name: str, properties: dict[str, str], message: str) -> str:
     return f"::{name} {props}::{escape_data(message)}"
 
 
-def render_github(reports: Sequence[ImageReport]) -> str:
-    """One workflow command per finding (and per unreadable image)."""
-    lines = []
+def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTATIONS_PER_TYPE) -> str:
+    """Workflow commands for the most severe findings (and every unreadable
+    image) within GitHub's ``max_per_type`` annotations per type, then one
+    notice and a log group for the rest (see the module docstring)."""
+    # (severity rank, command, properties, message, plain log line), in report order
+    items: list[tuple[int, str, dict[str, str], str, str]] = []
     for report in reports:
         if report.error is not None:
-            lines.append(_command("error", {"file": report.path, "title": "qcow2lint"}, f"not checked: {report.error}"))
-        for f in report.findings:
-            props = {"file": report.path, "title": f"{f.code} {f.rule}"}
-            lines.append(_command(COMMANDS[f.severity], props, f"{f.offset:#x} [{f.location}] {f.message}"))
+            message = f"not checked: {report.error}"
+            items.append((4, "error", {"file": report.path, "title": "qcow2lint"}, message,
+                          f"error {report.path}: {message}"))  # fmt: skip
+        for f in report.roots():
+            message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
+            items.append((int(f.severity), COMMANDS[f.severity], {"file": report.path, "title": f"{f.code} {f.rule}"},
+                          message, f"{f.severity} {f.code} {f.rule} {report.path}:{message}"))  # fmt: skip
+    budget = {"error": max_per_type, "warning": max_per_type, "notice": max_per_type}
+    if any(sum(1 for item in items if item[1] == name) > max_per_type for name in budget):
+        budget["notice"] = max(0, max_per_type - 1)  # room for the notice about the rest
+    # Choose the most severe (stable: report order within a severity), then
+    # emit the chosen ones in report order.
+    chosen: set[int] = set()
+    for index in sorted(range(len(items)), key=lambda i: -items[i][0]):
+        name = items[index][1]
+        if budget[name] > 0:
+            budget[name] -= 1
+            chosen.add(index)
+    lines = [_command(name, props, message) for i, (_, name, props, message, _) in enumerate(items) if i in chosen]
+    rest = [(name, plain) for i, (_, name, _, _, plain) in enumerate(items) if i not in chosen]
+    if rest:
+        counts = {name: sum(1 for n, _ in rest if n == name) for name in ("error", "warning", "notice")}
+        parts = ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n)
+        lines.append(_command(
+            "notice", {"title": "qcow2lint: more findings"},
+            f"{len(rest)} more findings ({parts}) are not annotated: GitHub shows at most {max_per_type} "
+            "annotations of each type per step. The job summary lists every finding, and this step's log lists "
+            f"these in the group \"qcow2lint: {len(rest)} findings not annotated\".",
+        ))  # fmt: skip
+        # A plain line never starts with "::" (it starts with the severity),
+        # so GitHub cannot read it as a command.
+        lines.append(f"::group::qcow2lint: {len(rest)} findings not annotated")
+        lines += [escape(plain) for _, plain in rest]
+        lines.append("::endgroup::")
     return "".join(line + "\n" for line in lines)
 
 
@@ -76,16 +125,16 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
     lines = ["## qcow2lint", "", "| image | errors | warnings | info | status |", "|---|---:|---:|---:|---|"]
     for report in reports:
         counts = report.counts()
-        status = f"not checked: {report.error}" if report.error is not None else (
+        status = f"not checked: {report.error}" if report.error is not None else (  # counts: every finding
             "no findings" if not report.findings else "findings")
         lines.append(f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |")
-    rows = [(report.path, f) for report in reports for f in report.findings]
+    rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
         lines += ["", "| image | offset | code | rule | severity | structure | message |", "|---|---:|---|---|---|---|---|"]
-        for path, f in rows[:max_rows]:
+        for report, f in rows[:max_rows]:
             lines.append(
-                f"| {_code(path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
-                f"| {_code(f.location)} | {_cell(f.message)} |"
+                f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
+                f"| {_code(f.location)} | {_cell(f.message + follow_on_note(report, f))} |"
             )
         if len(rows) > max_rows:
             lines += ["", f"... and {len(rows) - max_rows} more findings (see the job log)."]

@@ -1,6 +1,7 @@
 """The GitLab Code Quality report: a JSON list of issues.
 
-Each finding is an issue with ``description`` (``CODE name [structure path]
+Each root-cause finding is an issue (its follow-on findings are folded into
+it: the description ends with ``(+N follow-on findings)``), with ``description`` (``CODE name [structure path]
 at 0xOFFSET: message``), ``check_name`` (the rule name), a ``fingerprint``
 unique per finding (sha256 of rule, image path, structure path and offset;
 identical findings get a counter), ``severity`` (error -> ``major``,
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qcow2lint.findings import ImageReport, Severity
-from qcow2lint.report.cicommon import unique_fingerprint
+from qcow2lint.report.cicommon import follow_on_note, unique_fingerprint
 from qcow2lint.text import json_safe
 
 SEVERITIES = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
@@ -54,8 +55,8 @@ def gitlab_issues(reports: Sequence[ImageReport]) -> list[dict[str, Any]]:
         if report.error is not None:
             fp = hashlib.sha256(f"{UNREADABLE_CHECK}\0{report.path}".encode("utf-8", "surrogateescape")).hexdigest()
             issues.append(_issue(f"not checked: {report.error}", UNREADABLE_CHECK, unique(fp), "critical", report.path))
-        for f in report.findings:
-            description = f"{f.code} {f.rule} [{f.location}] at {f.offset:#x}: {f.message}"
+        for f in report.roots():
+            description = f"{f.code} {f.rule} [{f.location}] at {f.offset:#x}: {f.message}{follow_on_note(report, f)}"
             fp = unique(unique_fingerprint(f, report.path))
             issues.append(_issue(description, f.rule, fp, SEVERITIES[f.severity], report.path))
     return issues

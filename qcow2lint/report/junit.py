@@ -4,7 +4,9 @@
 image with a ``<testcase classname=IMAGE name=RULE>`` per enabled rule.  A
 rule with findings at or above ``fail_level`` fails: its test case has one
 ``<failure message="N findings" type=SEVERITY>`` whose text lists the
-findings in the text report's format; findings below ``fail_level`` go to
+findings in the text report's format (every finding: a consequence of a
+root cause ends with ``[follows from 0xOFFSET CODE name]``, and fails the
+rule it belongs to); findings below ``fail_level`` go to
 the test case's ``<system-out>``.  Findings of rules outside the enabled set
 (the engine's ``internal-error``) get a test case of their own.  An image
 that could not be read is a suite with a single ``read-image`` test case
@@ -36,8 +38,10 @@ def _one(text: str) -> str:
     return _xml(escape(text))
 
 
-def _line(path: str, f: Finding) -> str:
-    return escape(f"{path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}")
+def _line(path: str, f: Finding, causes: dict[int, Finding] | None = None) -> str:
+    cause = (causes or {}).get(f.caused_by) if f.caused_by is not None else None
+    follows = f" [follows from {cause.offset:#x} {cause.code} {cause.rule}]" if cause is not None else ""
+    return escape(f"{path}:{f.offset:#x}: {f.code} {f.rule} {f.severity} [{f.location}] {f.message}{follows}")
 
 
 def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.Element:
@@ -49,6 +53,7 @@ def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.El
         error.text = _one(report.error)
         errors = 1
     else:
+        causes = {f.id: f for f in report.findings}
         by_rule: dict[str, list[Finding]] = {name: [] for name in names}
         for finding in report.findings:
             by_rule.setdefault(finding.rule, []).append(finding)
@@ -60,10 +65,10 @@ def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.El
                 worst = max(f.severity for f in failing)
                 count = f"{len(failing)} finding{'s' if len(failing) != 1 else ''}"
                 failure = ET.SubElement(case, "failure", message=_one(f"{found[0].code} {name}: {count}"), type=str(worst))
-                failure.text = _xml("\n".join(_line(report.path, f) for f in failing))
+                failure.text = _xml("\n".join(_line(report.path, f, causes) for f in failing))
             quiet = [f for f in found if f.severity < fail_level]
             if quiet:
-                ET.SubElement(case, "system-out").text = _xml("\n".join(_line(report.path, f) for f in quiet))
+                ET.SubElement(case, "system-out").text = _xml("\n".join(_line(report.path, f, causes) for f in quiet))
     suite.set("tests", str(len(suite)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

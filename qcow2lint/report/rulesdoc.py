@@ -1,9 +1,20 @@
-"""The rules reference (docs/rules.md) and the README's rule list,
-generated from the registry so that they cannot drift from it."""
+"""The rules reference (docs/rules.md), one page per rule
+(docs/rules/NAME.md) and the README's rule list, generated from the registry
+so that they cannot drift from it.
+
+A rule's page renders its docstring: the first line is the summary, the
+paragraph that starts with ``QEMU:`` is "What QEMU does", the text after
+``Repair:`` (in that paragraph or its own) is "Repair", every other
+paragraph is "What it flags"; every ``spec, "Section"`` citation is listed
+as a section of QEMU's ``docs/interop/qcow2.rst``.  The optional ``REPRO``
+constant (shell commands that make ``repro.qcow2``) becomes the
+"Reproduction" section.
+"""
 
 from __future__ import annotations
 
 import re
+import textwrap
 
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 
@@ -31,6 +42,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _severity(rule: Rule) -> str:
+    """The default severity, marked *(off)* for a rule that is off by default."""
+    return str(rule.severity) if rule.default_enabled else f"{rule.severity} *(off)*"
+
+
 def _qemu(rule: Rule) -> str:
     text = _paragraph(rule.doc, "QEMU:")
     return text.split(" Repair:")[0]
@@ -42,23 +58,27 @@ def rules_markdown(registry: Registry) -> str:
         "# Rules reference",
         "",
         "Generated from the rule registry by `python -m qcow2lint.gen` (`qcow2lint rules",
-        "--markdown` prints it); a test keeps it in step. `qcow2lint rule NAME` prints a",
-        "rule's full documentation (what it flags, the qcow2 specification's section, what",
-        "QEMU does, how to repair). A rule's documentation cites the qcow2 specification",
+        "--markdown` prints it); a test keeps it in step. Each rule has a page,",
+        "`docs/rules/NAME.md` (linked below; SARIF's `helpUri` points at it), and",
+        "`qcow2lint rule NAME` prints the same documentation (what it flags, the qcow2",
+        "specification's section, what QEMU does, how to repair, and where one is known a",
+        "reproduction with `qemu-img`/`qemu-io`). A rule's documentation cites the qcow2 specification",
         "(QEMU's `docs/interop/qcow2.rst`) by section title, as spec, \"Cluster mapping\".",
         "Structure is the record type the rule judges. Rule names are those of the defect",
-        "catalogue.",
+        "catalogue. A severity marked *(off)* is a rule that is off by default (a legal",
+        "layout QEMU writes, or a policy for untrusted images): the `pedantic` preset, or",
+        "naming the rule in a configuration, enables it.",
         "",
         "| code | rule | severity | structure | what it flags | what QEMU does |",
         "|---|---|---|---|---|---|",
     ]
     for rule in registry:
         lines.append(
-            f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.scope} | "
+            f"| {rule.code} | [`{rule.name}`](rules/{rule.name}.md) | {_severity(rule)} | {rule.scope} | "
             f"{_cell(rule.summary)} | {_cell(_qemu(rule))} |"
         )
     lines.append(
-        f"| {INTERNAL_ERROR_CODE} | `{INTERNAL_ERROR}` | error | (engine) | A rule crashed on this image; "
+        f"| {INTERNAL_ERROR_CODE} | [`{INTERNAL_ERROR}`](rules/{INTERNAL_ERROR}.md) | error | (engine) | A rule crashed on this image; "
         "the other rules still ran. | n/a |"
     )
     lines += ["", "## Catalogue rows that are not separate rules", "", "| catalogue row | answer |", "|---|---|"]
@@ -69,5 +89,129 @@ def rules_markdown(registry: Registry) -> str:
 def rules_table(registry: Registry) -> str:
     """The README's rule list: code, name, severity, summary."""
     lines = ["| code | rule | severity | what it flags |", "|---|---|---|---|"]
-    lines += [f"| {r.code} | {r.name} | {r.severity} | {_cell(r.summary)} |" for r in registry]
+    lines += [f"| {r.code} | {r.name} | {_severity(r)} | {_cell(r.summary)} |" for r in registry]
     return "\n".join(lines) + "\n"
+
+
+_SPEC = re.compile(r'spec, "([^"]+)"')
+_INTERNAL_PAGE_DOC = (
+    "A rule crashed on this image; the other rules still ran.\n\n"
+    "The engine reports a crashing rule (or a crash of the whole-image refcount analysis) as this "
+    "finding instead of stopping; the rule's other findings for the image are skipped. The message "
+    "names the rule and the exception. It is a bug in the rule (or the plugin that provides it): "
+    "please report it with the image, or the smallest image that shows it.\n"
+)
+
+
+def doc_sections(doc: str) -> dict[str, object]:
+    """A rule docstring split into ``summary``, ``details`` (paragraphs),
+    ``qemu``, ``repair`` and ``spec`` (the cited section titles)."""
+    text = textwrap.dedent(doc).strip()
+    paragraphs = [
+        part.strip()
+        for p in re.split(r"\n\s*\n", text)
+        for part in re.split(r"\n(?=(?:QEMU|Repair):)", p)  # a "QEMU:" line starts its own section
+        if part.strip()
+    ]
+    summary = paragraphs[0] if paragraphs else ""
+    details: list[str] = []
+    qemu = repair = ""
+    for paragraph in paragraphs[1:]:
+        if paragraph.startswith("QEMU:"):
+            body = paragraph[len("QEMU:") :].strip()
+            body, _, fix = body.partition("Repair:")
+            qemu = body.strip()
+            repair = (repair + " " + fix.strip()).strip() if fix else repair
+        elif paragraph.startswith("Repair:"):
+            repair = (repair + " " + paragraph[len("Repair:") :].strip()).strip()
+        else:
+            details.append(paragraph)
+    qemu, repair = _sentence_case(qemu), _sentence_case(repair)
+    spec: list[str] = []
+    for title in _SPEC.findall(" ".join(text.split())):
+        if title not in spec:
+            spec.append(title)
+    return {"summary": summary, "details": details, "qemu": qemu, "repair": repair, "spec": spec}
+
+
+def _sentence_case(text: str) -> str:
+    """One line, starting with a capital letter (unless it starts with code)."""
+    text = " ".join(text.split())
+    return text[:1].upper() + text[1:] if text[:1].isalpha() else text
+
+
+def _type_name(value: object) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
+
+
+def rule_page(rule: Rule) -> str:
+    """docs/rules/NAME.md: one rule's reference page."""
+    import json
+
+    parts = doc_sections(rule.doc)
+    lines = [f"# {rule.name} ({rule.code})", "", str(parts["summary"]), ""]
+    spec = parts["spec"]
+    lines += [
+        "| | |",
+        "|---|---|",
+        f"| code | {rule.code} |",
+        f"| default severity | {rule.severity} |",
+        f"| structure | {rule.scope} |",
+        "| spec section | " + (", ".join(f'"{title}"' for title in spec) if spec else "n/a") + " |",  # type: ignore[union-attr]
+        "",
+    ]
+    if parts["details"]:
+        lines += ["## What it flags", ""]
+        for paragraph in parts["details"]:  # type: ignore[union-attr]
+            lines += [paragraph, ""]
+    if spec:
+        lines += [
+            "The sections are those of the qcow2 specification, QEMU's `docs/interop/qcow2.rst`.", "",
+        ]  # fmt: skip
+    lines += ["## What QEMU does", "", str(parts["qemu"]) or "Not documented for this rule.", ""]
+    lines += ["## Repair", "", str(parts["repair"]) or "No repair is documented for this rule.", ""]
+    lines += ["## Options", ""]
+    if rule.options:
+        lines += ["| option | type | default |", "|---|---|---|"]
+        lines += [
+            f"| `{name}` | {_type_name(default)} | `{json.dumps(default)}` |" for name, default in rule.options.items()
+        ]
+    else:
+        lines.append("None besides `level` and `enabled`.")
+    settings = ", ".join([f"level: {rule.severity}", *(f"{k}: {json.dumps(v)}" for k, v in rule.options.items())])
+    lines += ["", "In a configuration file (`.qcow2lint.yaml`):", "", "```yaml", "rules:",
+              f"  {rule.name}: {{{settings}}}   # or: disable", "```", ""]  # fmt: skip
+    if rule.repro:
+        lines += [
+            "## Reproduction",
+            "",
+            "These commands make an image that this rule flags (the test suite runs them):",
+            "",
+            "```sh",
+            *rule.repro.rstrip("\n").splitlines(),
+            f"qcow2lint check --select {rule.name} repro.qcow2",
+            "```",
+            "",
+        ]
+    lines += ["---", "", "[All rules](../rules.md) · generated by `python -m qcow2lint.gen` from the rule's source"]
+    return "\n".join(lines) + "\n"
+
+
+def internal_error_page() -> str:
+    """docs/rules/internal-error.md: the engine's pseudo-rule."""
+    lines = [
+        f"# {INTERNAL_ERROR} ({INTERNAL_ERROR_CODE})", "",
+        *textwrap.dedent(_INTERNAL_PAGE_DOC).strip().split("\n\n")[:1], "",
+        "| | |", "|---|---|", f"| code | {INTERNAL_ERROR_CODE} |", "| default severity | error |",
+        "| structure | (engine) |", "| spec section | n/a |", "",
+        "## What it flags", "", _INTERNAL_PAGE_DOC.split("\n\n", 1)[1].strip(), "",
+        "---", "", "[All rules](../rules.md) · generated by `python -m qcow2lint.gen`",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def rule_pages(registry: Registry) -> dict[str, str]:
+    """Every page of docs/rules/, by file name."""
+    pages = {f"{rule.name}.md": rule_page(rule) for rule in registry}
+    pages[f"{INTERNAL_ERROR}.md"] = internal_error_page()
+    return pages

@@ -1,0 +1,212 @@
+"""Root causes and their consequences: which finding follows from which.
+
+One defect can produce many findings: an L2 table read at a misaligned
+offset yields a finding for every garbage entry read from it, and an L1
+table QEMU does not read in full leaves every cluster only its missing
+entries referenced as a refcount leak.  A rule says which structure its
+problem makes unusable (see :class:`qcow2lint.findings.Problem`):
+
+* ``covers``: the bytes QEMU reads as that structure.  A finding located
+  inside them is about an entry read from the unusable structure, and a
+  refcount leak on one of their clusters exists only because of it;
+* ``reads``: how QEMU reads the covered bytes (``l1`` or ``l2`` entries).
+  The clusters those misread entries reference (the L2 tables and data of
+  a misread L1 table, the data of a misread L2 table) explain the "extra"
+  references: refcount-too-low, refcount-zero-used, overlaps;
+* ``lost``: entries QEMU should read but does not (an L1 table cut short by
+  l1_size, a table QEMU refuses).  The clusters they reference explain the
+  "missing" references: refcount leaks.
+
+:func:`link_consequences` numbers the findings of an image (``id`` 1, 2, ...
+in report order) and sets each consequence's ``caused_by`` to the id of
+its root cause (chains are followed to the top: a consequence never points
+at another consequence).  Only the covered and lost entries are read, at
+most :data:`MAX_TABLE_BYTES` of L2 tables, from the open file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from qcow2lint import spec
+from qcow2lint.findings import Finding
+from qcow2lint.reader import ImageFile
+
+#: At most this many bytes of L2 tables are read to learn what misread or
+#: lost L1 entries reference (a hostile L1 table may name millions).
+MAX_TABLE_BYTES = 64 << 20
+#: At most this many entries of one covered or lost table are read.
+MAX_ENTRIES = 1 << 20
+
+
+#: The structure path of an L2 entry: ``l2@0x50000[17]``.
+_L2_ENTRY = re.compile(r"l2@(0x[0-9a-fA-F]+)\[")
+
+
+def number(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings with ids 1, 2, ... in their order (no links)."""
+    return [attrs.evolve(f, id=index) for index, f in enumerate(findings, 1)]
+
+
+class _Tables:
+    """Reads L1/L2 entries for the linking, within the budget."""
+
+    def __init__(self, image_file: ImageFile) -> None:
+        header = image_file.image.header
+        self.reader = image_file.reader
+        self.cluster_bits = header.cluster_bits
+        self.cluster_size = 1 << header.cluster_bits
+        self.l2_entries = header.cluster_size // spec.L2_ENTRY_SIZE
+        self.extended = bool(header.incompatible_features & spec.INCOMPAT_EXTL2)
+        if self.extended:
+            self.l2_entries //= 2
+        self.file_clusters = -(-image_file.image.file_size // self.cluster_size)
+        self.budget = MAX_TABLE_BYTES
+        #: Offsets of the L2 tables misread L1 entries name (per root).
+        self.tables: set[int] = set()
+
+    def entries(self, offset: int, count: int, stride: int = 1) -> np.ndarray:
+        """``count`` u64 entries at ``offset`` (zeros past the end of the file)."""
+        count = max(0, min(count, MAX_ENTRIES))
+        raw = self.reader.read(offset, count * 8 * stride)
+        raw += bytes(count * 8 * stride - len(raw))
+        return np.frombuffer(raw, ">u8")[::stride].astype(np.uint64)
+
+    def clusters(self, offset: int, count: int, kind: str) -> set[int]:
+        """The clusters inside the file that ``count`` entries of an ``kind``
+        table at ``offset`` reference (for L1 entries: the L2 tables and
+        their data)."""
+        bits = np.uint64(self.cluster_bits)
+        found: set[int] = set()
+        if kind == "l2":
+            entries = self.entries(offset, count, 2 if self.extended else 1)
+            entries = entries[(entries & np.uint64(spec.OFLAG_COMPRESSED)) == 0]
+            hosts = entries & np.uint64(spec.L2E_OFFSET_MASK)
+            hosts = hosts[hosts != 0]
+            found.update((hosts >> bits).tolist())
+            found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
+        elif kind == "l1":
+            tables = self.entries(offset, count) & np.uint64(spec.L1E_OFFSET_MASK)
+            for table in tables[tables != 0].tolist():
+                self.tables.add(table)
+                found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
+                if self.budget >= self.cluster_size and table < self.reader.size:
+                    self.budget -= self.cluster_size
+                    found |= self.clusters(table, self.l2_entries, "l2")
+        return {c for c in found if c < self.file_clusters}
+
+
+@attrs.frozen
+class _Root:
+    index: int
+    covers: tuple[int, int] | None
+    #: Clusters whose leaks follow from the root (its own and the lost
+    #: ones'), sorted.
+    missing: np.ndarray
+    #: Clusters whose extra references follow from the root, sorted.
+    extra: np.ndarray
+    #: L2 tables only misread L1 entries name: findings about their entries
+    #: follow from the root.
+    tables: frozenset[int] = frozenset()
+
+
+def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Root:
+    missing: set[int] = set()
+    extra: set[int] = set()
+    misread: frozenset[int] = frozenset()
+    own: set[int] = set()  # the covered clusters: their leaks and extra references
+    covers = finding.covers
+    if covers is not None and covers[1] > covers[0]:
+        first, last = covers[0] >> tables.cluster_bits, (covers[1] - 1) >> tables.cluster_bits
+        own.update(range(first, min(last, tables.file_clusters - 1, first + (MAX_TABLE_BYTES >> tables.cluster_bits)) + 1))
+        if finding.reads:
+            size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
+            tables.tables = set()
+            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads)
+            misread = frozenset(tables.tables - legit)
+    if finding.lost is not None:
+        offset, count, kind = finding.lost
+        missing |= tables.clusters(offset, count, kind)
+    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread)
+
+
+def _sorted(clusters: set[int]) -> np.ndarray:
+    return np.array(sorted(clusters), np.int64)
+
+
+def _follows(finding: Finding, root: _Root) -> bool:
+    """Whether ``finding`` is a consequence of ``root``."""
+    if root.covers is not None and root.covers[0] <= finding.offset < root.covers[1] and not finding.clusters:
+        return True
+    if root.tables:
+        match = _L2_ENTRY.match(finding.location)
+        if match and int(match[1], 16) in root.tables:
+            return True
+    if finding.clusters is None or finding.refs is None:
+        return False
+    first, last = finding.clusters
+    wanted = root.missing if finding.refs == "missing" else root.extra
+    # some wanted cluster lies in [first, last]
+    at = int(np.searchsorted(wanted, first))
+    return at < len(wanted) and int(wanted[at]) <= last
+
+
+def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> list[Finding]:
+    """Number ``findings`` (in order) and link every consequence to its root
+    cause (see the module docstring)."""
+    numbered = number(findings)
+    candidates = [i for i, f in enumerate(numbered) if f.covers is not None or f.lost is not None]
+    if not candidates:
+        return numbered
+    tables = _Tables(image_file)
+    covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
+    legit = _named_l2_tables(image_file, covered)
+    roots = [_root(i, numbered[i], tables, legit) for i in candidates]
+    parent: dict[int, int] = {}
+    last_listed: dict[str, int] = {}
+    for index, finding in enumerate(numbered):
+        if finding.omitted:
+            # "and N more": like the last finding its rule listed
+            listed = last_listed.get(finding.rule)
+            if listed is not None and listed in parent:
+                parent[index] = parent[listed]
+            continue
+        last_listed[finding.rule] = index
+        for root in roots:
+            if root.index != index and _follows(finding, root) and not _reaches(parent, root.index, index):
+                parent[index] = root.index
+                break
+    linked = []
+    for index, finding in enumerate(numbered):
+        top = index
+        while top in parent:  # acyclic: _reaches refused every cycle
+            top = parent[top]
+        linked.append(finding if top == index else attrs.evolve(finding, caused_by=numbered[top].id))
+    return linked
+
+
+def _named_l2_tables(image_file: ImageFile, covered: list[tuple[int, int]]) -> set[int]:
+    """Offsets of the L2 tables that L1 entries outside every covered range
+    name: findings about their entries are their own."""
+    named: set[int] = set()
+    for table in image_file.image.l1_tables():
+        entries = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
+        where = table.file_offset + spec.L1_ENTRY_SIZE * np.arange(len(entries), dtype=np.int64)
+        keep = entries != 0
+        for start, end in covered:
+            keep &= (where < start) | (where >= end)
+        named.update(entries[keep].tolist())
+    return named
+
+
+def _reaches(parent: dict[int, int], start: int, target: int) -> bool:
+    """Whether following ``parent`` links from ``start`` reaches ``target``."""
+    while start != target:
+        if start not in parent:
+            return False
+        start = parent[start]
+    return True
