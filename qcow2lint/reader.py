@@ -164,6 +164,12 @@ class Reader:
         raw = self.read(offset, length)
         if len(raw) < length:
             problems.append(self.problem(structure, offset, length, len(raw), what))
+            # QEMU reads zeros past the end of the file: an entry the end cuts
+            # keeps its leading bytes (an L1 entry can keep its flag byte and
+            # lose its offset), the entries after it read as 0.  Zero-filled up
+            # to the table's size, but never to more bytes than the file holds.
+            whole = len(raw) + (-len(raw) % 8)
+            raw += bytes(max(min(length, max(self.size, whole)) - len(raw), 0))
         return _u64(raw)
 
     def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
@@ -445,7 +451,10 @@ class _ImageReader(Reader):
         parts, weights, actives, indices = [], [], [], []
         for table in image.l1_tables():
             offsets = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
-            used = np.flatnonzero(offsets)
+            # QEMU's check walks every non-zero entry: one with flag or
+            # reserved bits and a zero offset (say, a COPIED bit left by a
+            # cut that zeroed the rest) makes it read cluster 0 as an L2 table.
+            used = np.flatnonzero(table.entries)
             counted = table.active or (
                 table.file_offset % cluster_size == 0 and table.expected_entries <= spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
             )

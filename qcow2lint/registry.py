@@ -94,6 +94,9 @@ class Rule:
     #: rule's page.  Only verified reproductions (tests/test_rule_pages.py
     #: runs every one).
     repro: str = ""
+    #: The messages with which QEMU refuses to open an image this rule flags
+    #: (the rule module's literal ``QEMU_REFUSES``; rendered in docs/rules.md).
+    qemu_refuses: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def summary(self) -> str:
@@ -225,6 +228,13 @@ def _check_identity(
     return parsed
 
 
+def _check_refuses(fail: Callable[[str], RegistryError], refuses: Any) -> tuple[str, ...]:
+    """``QEMU_REFUSES``: a tuple of non-empty strings (QEMU's messages)."""
+    if not isinstance(refuses, tuple) or not all(isinstance(m, str) and m for m in refuses):
+        raise fail(f"QEMU_REFUSES must be a tuple of QEMU's messages (strings), got {refuses!r}")
+    return refuses
+
+
 def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     """Check that ``target`` (an imported plugin) follows the rule contract and wrap it."""
 
@@ -245,13 +255,14 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not callable(check):
         raise fail("it has no check(record, ctx) function")
     doc = getattr(target, "__doc__", "") or ""
+    refuses = _check_refuses(fail, getattr(target, "QEMU_REFUSES", ()))
     repro = getattr(target, "REPRO", "")
     if not isinstance(repro, str):
         raise fail("REPRO must be a string of shell commands")
     return Rule(
-        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin, constraints, default_enabled,
-        repro,
-    )
+        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin,
+        option_constraints=constraints, default_enabled=default_enabled, repro=repro, qemu_refuses=refuses,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -292,14 +303,14 @@ class LazyCheck:
         return f"LazyCheck({self.module!r})"
 
 
-_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED", "REPRO")
+_LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED", "REPRO", "QEMU_REFUSES")
 
 
 def read_rule_file(path: str) -> dict[str, Any]:
     """A rule module's identity, read from its source without importing it.
 
     Returns ``doc`` (the docstring, or None), the literals NAME, CODE,
-    SEVERITY, OPTIONS, OPTION_CONSTRAINTS and DEFAULT_ENABLED (when assigned), ``SCOPE`` (the name of the class
+    SEVERITY, OPTIONS, OPTION_CONSTRAINTS, DEFAULT_ENABLED, REPRO and QEMU_REFUSES (when assigned), ``SCOPE`` (the name of the class
     it is bound to) and ``check`` (whether the module binds that name).
     Raises RegistryError naming the file when a constant is not a literal.
     """
@@ -348,7 +359,7 @@ def read_rule_file(path: str) -> dict[str, Any]:
     return meta
 
 
-_CACHE_VERSION = 3  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED; 3: REPRO
+_CACHE_VERSION = 4  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED; 3: REPRO; 4: QEMU_REFUSES
 
 
 def _cache_file(directory: str) -> str | None:
@@ -444,12 +455,13 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not meta.get("check"):
         raise fail("it has no check(record, ctx) function")
+    refuses = _check_refuses(fail, meta.get("QEMU_REFUSES", ()))
     repro = meta.get("REPRO", "")
     if not isinstance(repro, str):
         raise fail("REPRO must be a string of shell commands")
     return Rule(
         name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin,
-        constraints, default_enabled, repro,
+        option_constraints=constraints, default_enabled=default_enabled, repro=repro, qemu_refuses=refuses,
     )  # fmt: skip
 
 

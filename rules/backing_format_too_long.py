@@ -19,6 +19,7 @@ NAME = "backing-format-too-long"
 CODE = "Q0306"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("ERROR: ext_backing_format: len=N too large (>=16)",)
 #: sizeof(BlockDriverState.backing_format) in QEMU.
 QEMU_BUFFER = 16
 

@@ -20,6 +20,7 @@ NAME = "backing-name-too-long"
 CODE = "Q0311"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Backing file name too long",)
 
 
 def check(header, ctx):

@@ -18,6 +18,7 @@ NAME = "backing-offset-out-of-cluster"
 CODE = "Q0310"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Invalid backing file offset",)
 
 
 def check(header, ctx):

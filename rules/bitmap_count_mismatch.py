@@ -25,6 +25,10 @@ NAME = "bitmap-count-mismatch"
 CODE = "Q1409"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = (
+    "More bitmaps found than specified in header extension",
+    "Less bitmaps found than specified in header extension",
+)
 
 
 def check(ext, ctx):

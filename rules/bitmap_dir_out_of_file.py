@@ -2,7 +2,7 @@
 
 The bitmap directory must be inside the image file (spec, "Bitmaps
 extension").  As in QEMU's check, a directory that ends less than one
-cluster past the end of the file is tolerated (QEMU reads zeros there).  Not
+cluster past the end of the file is left to file-truncated, which reports any cut (QEMU reads zeros there).  Not
 judged when the directory size is 0 or too large (bitmap-dir-size-zero,
 bitmap-dir-too-large).
 
@@ -24,6 +24,7 @@ NAME = "bitmap-dir-out-of-file"
 CODE = "Q1410"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(ext, ctx):

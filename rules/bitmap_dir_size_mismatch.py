@@ -26,6 +26,7 @@ NAME = "bitmap-dir-size-mismatch"
 CODE = "Q1408"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("Broken bitmap directory",)
 
 
 def check(ext, ctx):

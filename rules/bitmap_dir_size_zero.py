@@ -16,6 +16,7 @@ NAME = "bitmap-dir-size-zero"
 CODE = "Q1407"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("Requested bitmap directory size is zero",)
 
 
 def check(ext, ctx):

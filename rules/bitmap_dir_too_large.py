@@ -17,6 +17,7 @@ NAME = "bitmap-dir-too-large"
 CODE = "Q1406"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("bitmaps_ext: bitmap directory size (N) exceeds the maximum supported size (67107840)",)
 
 
 def check(ext, ctx):

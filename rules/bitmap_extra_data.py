@@ -24,6 +24,7 @@ NAME = "bitmap-extra-data"
 CODE = "Q1421"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap extra data is not supported",)
 OPTIONS = {"reading": "qemu"}
 OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 

@@ -23,6 +23,7 @@ NAME = "bitmap-flag-extra-data-compatible"
 CODE = "Q1420"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 OPTIONS = {"reading": "qemu"}
 OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 

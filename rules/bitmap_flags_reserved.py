@@ -20,6 +20,7 @@ NAME = "bitmap-flags-reserved"
 CODE = "Q1419"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 MASK = spec.BME_SPEC_RESERVED_FLAGS
 
 

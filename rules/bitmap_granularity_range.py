@@ -22,6 +22,7 @@ NAME = "bitmap-granularity-range"
 CODE = "Q1418"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 OPTIONS = {"reading": "qemu"}
 OPTION_CONSTRAINTS = {"reading": {"choices": ("qemu", "spec")}}
 RANGES = {"qemu": (spec.BME_MIN_GRANULARITY_BITS, spec.BME_MAX_GRANULARITY_BITS), "spec": (0, 63)}

@@ -22,6 +22,7 @@ NAME = "bitmap-name-duplicate"
 CODE = "Q1416"
 SEVERITY = "error"
 SCOPE = Image
+QEMU_REFUSES = ("Bitmap already exists: NAME",)
 
 
 def check(image, ctx):

@@ -18,6 +18,7 @@ NAME = "bitmap-name-too-long"
 CODE = "Q1415"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

@@ -20,6 +20,7 @@ NAME = "bitmap-table-invalid-all-ones"
 CODE = "Q1430"
 SEVERITY = "error"
 SCOPE = BitmapTable
+QEMU_REFUSES = ("Could not read bitmap_table table from image for bitmap 'NAME': Invalid argument",)
 
 
 def check(table, ctx):

@@ -17,6 +17,7 @@ NAME = "bitmap-table-offset-zero"
 CODE = "Q1424"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

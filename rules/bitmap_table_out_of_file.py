@@ -2,7 +2,8 @@
 
 Every bitmap table must be inside the image file (spec, "Bitmap directory").
 As in QEMU's check, a table that ends less than one cluster past the end of
-the file is tolerated (QEMU reads zeros there).
+the file is left to file-truncated, which reports any cut (QEMU reads zeros
+there).
 
 QEMU: reads zeros for the missing part, so it opens the image, but
 `qemu-img check` counts a corruption ("ERROR: counting reference for

@@ -20,6 +20,7 @@ NAME = "bitmap-table-reserved-bits"
 CODE = "Q1429"
 SEVERITY = "error"
 SCOPE = BitmapTable
+QEMU_REFUSES = ("Could not read bitmap_table table from image for bitmap 'NAME': Invalid argument",)
 MASK = spec.BME_TABLE_ENTRY_RESERVED_MASK
 
 

@@ -19,6 +19,7 @@ NAME = "bitmap-table-size-too-large"
 CODE = "Q1426"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

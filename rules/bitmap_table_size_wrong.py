@@ -31,6 +31,10 @@ NAME = "bitmap-table-size-wrong"
 CODE = "Q1427"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = (
+    "Bitmap 'NAME' doesn't satisfy the constraints",
+    "Could not read bitmap 'NAME' from image: Invalid argument",
+)
 OPTIONS = {"in-use": "skip"}
 OPTION_CONSTRAINTS = {"in-use": {"choices": ("skip", "report")}}
 

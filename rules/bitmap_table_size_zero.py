@@ -17,6 +17,7 @@ NAME = "bitmap-table-size-zero"
 CODE = "Q1425"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

@@ -18,6 +18,7 @@ NAME = "bitmap-type-invalid"
 CODE = "Q1417"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

@@ -21,6 +21,7 @@ NAME = "bitmaps-ext-bad-length"
 CODE = "Q1401"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("bitmaps_ext: Invalid extension length",)
 
 
 def check(ext, ctx):

@@ -14,6 +14,7 @@ NAME = "bitmaps-ext-reserved-nonzero"
 CODE = "Q1402"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("bitmaps_ext: Reserved field is not zero",)
 
 
 def check(ext, ctx):

@@ -17,6 +17,7 @@ NAME = "bitmaps-ext-too-many"
 CODE = "Q1404"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("bitmaps_ext: Image has N bitmaps, exceeding the QEMU supported maximum of 65535",)
 
 
 def check(ext, ctx):

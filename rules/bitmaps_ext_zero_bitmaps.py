@@ -17,6 +17,7 @@ NAME = "bitmaps-ext-zero-bitmaps"
 CODE = "Q1403"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("found bitmaps extension with zero bitmaps",)
 
 
 def check(ext, ctx):

@@ -18,6 +18,7 @@ NAME = "compression-bit-without-type"
 CODE = "Q0209"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("qcow2: Compression type incompatible feature bit must not be set",)
 
 
 def check(header, ctx):

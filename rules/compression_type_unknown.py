@@ -17,6 +17,7 @@ NAME = "compression-type-unknown"
 CODE = "Q0207"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("qcow2: unknown compression type: N",)
 KNOWN = {spec.COMPRESSION_ZLIB: "zlib", spec.COMPRESSION_ZSTD: "zstd"}
 
 

@@ -19,6 +19,7 @@ NAME = "compression-type-without-bit"
 CODE = "Q0208"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("qcow2: Compression type incompatible feature bit must be set",)
 
 
 def check(header, ctx):

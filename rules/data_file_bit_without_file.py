@@ -19,6 +19,7 @@ NAME = "data-file-bit-without-file"
 CODE = "Q0212"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("'data-file' is required for this image",)
 
 
 def check(header, ctx):

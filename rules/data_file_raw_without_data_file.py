@@ -18,6 +18,7 @@ NAME = "data-file-raw-without-data-file"
 CODE = "Q0213"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("data-file-raw requires a data file",)
 
 
 def check(header, ctx):

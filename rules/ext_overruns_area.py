@@ -23,6 +23,7 @@ NAME = "ext-overruns-area"
 CODE = "Q0301"
 SEVERITY = "error"
 SCOPE = ExtensionArea
+QEMU_REFUSES = ("Header extension too large",)
 
 
 def check(area, ctx):

@@ -18,6 +18,7 @@ NAME = "extl2-cluster-too-small"
 CODE = "Q0211"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Unsupported subcluster size: N",)
 
 
 def check(header, ctx):

@@ -3,7 +3,8 @@
 The area named by the full disk encryption header pointer (offset, length)
 must lie inside the file (spec, "Full disk encryption header pointer").  As
 in QEMU's check, an area that ends less than one cluster past the end of the
-file is tolerated: that part reads as zeros.
+file is left to file-truncated, which reports any cut: that part reads as
+zeros.
 
 QEMU: the area is refcounted, so `qemu-img check` counts a corruption
 ("ERROR: counting reference for region exceeding the end of the file by one

@@ -17,6 +17,7 @@ NAME = "fde-ext-bad-length"
 CODE = "Q0403"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("CRYPTO header extension size N, but expected size 16",)
 
 
 def check(ext, ctx):

@@ -17,6 +17,7 @@ NAME = "fde-ext-without-luks"
 CODE = "Q0402"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("CRYPTO header extension only expected with LUKS encryption method",)
 METHODS = {spec.CRYPT_NONE: "none", spec.CRYPT_AES: "AES"}
 
 

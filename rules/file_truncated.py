@@ -2,17 +2,22 @@
 
 Every table, refcount block and directory the header or another table points
 to must be inside the file.  This rule judges the file as a whole: one
-finding that says how many structures the reader could not read because they
-lie past the end of the file, and how far the farthest reaches.  The rules
-for each structure (l1-out-of-file, l2-out-of-file, refblock-out-of-file,
-bitmap-table-out-of-file, ...) say which.  QEMU tolerates a structure that
-ends less than one cluster past the end of the file (it reads zeros), so by
-default only overruns of one cluster or more count; set `tolerate-partial:
-false` to count any overrun.
+finding that says how many structures the reader could not read whole
+because the end of the file cuts them, and how far the farthest reaches.
+Any cut counts, even by one byte: QEMU reads the missing bytes as zeros, so
+the entries there change (an L1 entry cut after its first byte keeps the
+COPIED flag and loses its offset, and `qemu-img check` then walks cluster 0,
+the header, as an L2 table).  The rules for each structure
+(l1-out-of-file, l2-out-of-file, refblock-out-of-file,
+bitmap-table-out-of-file, ...) say which, as `qemu-img check` counts them:
+only overruns of one cluster or more.  Set `tolerate-partial: true` to
+count only those here too.
 
-QEMU: `qemu-img check` counts a corruption per structure ("ERROR: counting
-reference for region exceeding the end of the file by one cluster or
-more"); reads of the missing part return zeros.  Repair: the file was cut
+QEMU: reads of the missing part return zeros (the qcow2lint analysis
+reads them so too); `qemu-img check` counts a corruption per structure that
+ends one cluster or more past the end ("ERROR: counting reference for
+region exceeding the end of the file by one cluster or more") and judges
+the entries it read as zeros as it finds them.  Repair: the file was cut
 short (an interrupted copy or download): fetch or copy it again.
 """
 
@@ -23,7 +28,7 @@ NAME = "file-truncated"
 CODE = "Q1502"
 SEVERITY = "error"
 SCOPE = Image
-OPTIONS = {"tolerate-partial": True}
+OPTIONS = {"tolerate-partial": False}
 
 
 def check(image, ctx):

@@ -14,6 +14,7 @@ NAME = "header-bad-magic"
 CODE = "Q0101"
 SEVERITY = "error"
 SCOPE = Image
+QEMU_REFUSES = ("Image is not in qcow2 format",)
 
 
 def check(image, ctx):

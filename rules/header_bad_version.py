@@ -14,6 +14,7 @@ NAME = "header-bad-version"
 CODE = "Q0102"
 SEVERITY = "error"
 SCOPE = Image
+QEMU_REFUSES = ("Unsupported qcow2 version N",)
 
 
 def check(image, ctx):

@@ -15,6 +15,7 @@ NAME = "header-cluster-bits-range"
 CODE = "Q0104"
 SEVERITY = "error"
 SCOPE = Image
+QEMU_REFUSES = ("Unsupported cluster size: 2^N",)
 
 
 def check(image, ctx):

@@ -17,6 +17,7 @@ NAME = "header-crypt-method-unknown"
 CODE = "Q0105"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Unsupported encryption method N",)
 
 
 def check(header, ctx):

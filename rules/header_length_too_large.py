@@ -17,6 +17,7 @@ NAME = "header-length-too-large"
 CODE = "Q0108"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("qcow2 header exceeds cluster size",)
 
 
 def check(header, ctx):

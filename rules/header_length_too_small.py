@@ -17,6 +17,7 @@ NAME = "header-length-too-small"
 CODE = "Q0107"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("qcow2 header too short",)
 
 
 def check(header, ctx):

@@ -21,6 +21,7 @@ NAME = "header-size-too-big"
 CODE = "Q0113"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Image is too big",)
 #: QEMU's l1_vm_state_index is an int.
 INT_MAX = 2**31 - 1
 

@@ -18,6 +18,7 @@ NAME = "incompat-unknown-bits"
 CODE = "Q0201"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Unsupported qcow2 feature(s): Unknown incompatible feature: N",)
 
 
 def check(header, ctx):

@@ -2,7 +2,8 @@
 
 The active L1 table (l1_size * 8 bytes at l1_table_offset) must lie inside
 the file.  As in QEMU's check, a table that ends less than one cluster past
-the end of the file is tolerated: that part reads as zeros.
+the end of the file is left to file-truncated, which reports any cut: that part reads as
+zeros.
 
 QEMU: opens the image and reads the missing entries as zeros, so the guest
 sees unallocated clusters where data was; `qemu-img check` counts a

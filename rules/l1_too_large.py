@@ -17,6 +17,7 @@ NAME = "l1-too-large"
 CODE = "Q0502"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Active L1 table too large",)
 MAX_ENTRIES = spec.MAX_L1_SIZE // 8
 
 

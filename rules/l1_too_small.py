@@ -18,6 +18,7 @@ NAME = "l1-too-small"
 CODE = "Q0503"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("L1 table is too small",)
 INT_MAX = 2**31 - 1
 
 

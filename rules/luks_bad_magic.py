@@ -18,6 +18,10 @@ NAME = "luks-bad-magic"
 CODE = "Q0405"
 SEVERITY = "error"
 SCOPE = EncryptionArea
+QEMU_REFUSES = (
+    "Volume is not in LUKS format",
+    "LUKS version N is not supported",
+)
 LUKS_VERSION = 1
 
 

@@ -1,16 +1,24 @@
-"""A LUKS key slot is corrupted or its key material lies outside the area.
+"""A LUKS key slot is corrupted, or its key material overlaps something.
 
 Each of the eight LUKS1 key slots has a state word that is either enabled
-(0x00ac71f3) or disabled (0x0000dead); an enabled slot's key material
-(key_bytes * stripes bytes, rounded up to 512-byte sectors, starting at
-key_material_offset sectors from the LUKS header) must lie inside the
-encryption area, whose size is the length in the full disk encryption header
-pointer (spec, "Full disk encryption header pointer").
+(0x00ac71f3) or disabled (0x0000dead); an enabled slot needs a non-zero
+PBKDF2 iteration count.  A slot's key material (key_bytes * stripes bytes,
+in 512-byte sectors rounded up to 4 KiB, from key_material_offset sectors
+after the LUKS header's start) must start after the first 4 KiB (the LUKS
+header), end before the encrypted payload (payload_offset sectors), not
+overlap another slot's key material, and lie inside the encryption area,
+whose size is the length in the full disk encryption header pointer (spec,
+"Full disk encryption header pointer").  Stripes other than 4000 are
+luks-params-unusual's.
 
-QEMU: a corrupted state word makes it refuse to open the image ("Keyslot N
-state (active/disable) is corrupted"), even for `qemu-img info`; key
-material past the area cannot be read, so opening with that slot's key
-fails ("Request for data outside of extension header").
+QEMU: refuses to open the image, even read-only and for `qemu-img info`
+(qcrypto_block_luks_check_header): "Keyslot N state (active/disable) is
+corrupted", "Keyslot N iteration count is zero", "Keyslot N is overlapping
+with the LUKS header", "Keyslot N is overlapping with the encrypted
+payload", "Keyslots N and M are overlapping in the header"; an error for
+that reason.  Key material past the encryption area cannot be read, so
+opening with that slot's key fails ("Request for data outside of extension
+header").
 Repair: none in place; while the image still opens with some key,
 `qemu-img convert` can copy the data to a new encrypted image, otherwise
 restore it from a backup.
@@ -22,15 +30,31 @@ from qcow2lint.records import EncryptionArea
 
 NAME = "luks-keyslot-bad"
 CODE = "Q0408"
-SEVERITY = "warning"
+SEVERITY = "error"
 SCOPE = EncryptionArea
+QEMU_REFUSES = (
+    "Keyslot N state (active/disable) is corrupted",
+    "Keyslot N iteration count is zero",
+    "Keyslot N is overlapping with the LUKS header",
+    "Keyslot N is overlapping with the encrypted payload",
+    "Keyslots N and N are overlapping in the header",
+)
 SLOT_ENABLED = 0x00AC71F3
 SLOT_DISABLED = 0x0000DEAD
 SECTOR = 512
+#: The LUKS header's area before the first key material, in sectors (QEMU's key slot offset, 4 KiB).
+HEADER_SECTORS = 4096 // SECTOR
+
+
+def material_sectors(luks, slot):
+    """The sectors of a slot's key material as QEMU counts them: key_bytes
+    * stripes bytes in whole sectors, rounded up to HEADER_SECTORS."""
+    sectors = -(-luks.key_bytes * slot.stripes // SECTOR)
+    return -(-sectors // HEADER_SECTORS) * HEADER_SECTORS
 
 
 def check(area, ctx):
-    """Flag key slots with an unknown state or key material past the area."""
+    """Flag key slots QEMU's LUKS header check refuses, and key material past the area."""
     luks = area.luks
     if luks is None or ctx.header.crypt_method != spec.CRYPT_LUKS or luks.magic != spec.LUKS_MAGIC:
         return
@@ -46,11 +70,32 @@ def check(area, ctx):
                 f"({SLOT_ENABLED:#010x}) nor disabled ({SLOT_DISABLED:#010x})",
             )  # fmt: skip
             continue
-        material = -(-luks.key_bytes * slot.stripes // SECTOR) * SECTOR
-        end = slot.key_material_offset * SECTOR + material
-        if slot.active == SLOT_ENABLED and length_known and end > area.length:
-            yield Problem(
-                slot.field_offset("key_material_offset"), f"{where}.key_material_offset",
-                f"LUKS key slot {slot.index} key material (sector {slot.key_material_offset}, {material} bytes) "
-                f"ends at byte {end} of the encryption area, past its length {area.length}",
-            )  # fmt: skip
+        if slot.active == SLOT_ENABLED and slot.iterations == 0:
+            yield Problem(slot.file_offset + 4, f"{where}.iterations",
+                          f"LUKS key slot {slot.index} is enabled with 0 PBKDF2 iterations")  # fmt: skip
+        problem = _material_problem(luks, slot, area.length if length_known else None)
+        if problem is not None:  # one finding per slot: the first check of QEMU's that fails
+            yield Problem(slot.field_offset("key_material_offset"), f"{where}.key_material_offset", problem)
+
+
+def _material_problem(luks, slot, area_length):
+    """What is wrong with where a slot's key material lies, in QEMU's order
+    of checks, then the encryption area's bound (None when nothing)."""
+    start, length = slot.key_material_offset, material_sectors(luks, slot)
+    if start < HEADER_SECTORS:
+        return (f"LUKS key slot {slot.index} key material starts at sector {start}, inside the LUKS header's "
+                f"first {HEADER_SECTORS} sectors")  # fmt: skip
+    if start + length > luks.payload_offset >= HEADER_SECTORS:  # a payload inside the header is luks-header-bad's
+        return (f"LUKS key slot {slot.index} key material (sectors {start}..{start + length}) runs into the "
+                f"encrypted payload at sector {luks.payload_offset}")  # fmt: skip
+    for other in luks.key_slots[slot.index + 1 :]:
+        other_start = other.key_material_offset
+        if start < other_start + material_sectors(luks, other) and other_start < start + length:
+            return (f"LUKS key slots {slot.index} and {other.index} have overlapping key material "
+                    f"(sectors {start} and {other_start})")  # fmt: skip
+    material = -(-luks.key_bytes * slot.stripes // SECTOR) * SECTOR
+    end = start * SECTOR + material
+    if slot.active == SLOT_ENABLED and area_length is not None and end > area_length:
+        return (f"LUKS key slot {slot.index} key material (sector {start}, {material} bytes) ends at byte {end} "
+                f"of the encryption area, past its length {area_length}")  # fmt: skip
+    return None

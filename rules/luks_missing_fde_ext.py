@@ -19,6 +19,7 @@ NAME = "luks-missing-fde-ext"
 CODE = "Q0401"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Missing CRYPTO header for crypt method 2",)
 
 
 def check(header, ctx):

@@ -10,7 +10,8 @@ the header asks for.  QEMU 7.2 refuses stripes other than 4000 ("Keyslot
 N is corrupted (stripes 8000 != 4000)", tested) and key lengths that
 break its cipher or slot layout checks.
 
-QEMU: 7.2 refuses to open the image (even `qemu-img info`).
+QEMU: 7.2 refuses to open the image (even `qemu-img info`); an error for
+that reason.
 Repair: none in place; with the key, `qemu-img convert` to a new
 encrypted image made by qemu-img.
 """
@@ -21,8 +22,9 @@ from qcow2lint.records import EncryptionArea
 
 NAME = "luks-params-unusual"
 CODE = "Q0491"
-SEVERITY = "warning"
+SEVERITY = "error"
 SCOPE = EncryptionArea
+QEMU_REFUSES = ("Keyslot N is corrupted (stripes N != 4000)",)
 STRIPES = 4000
 KEY_BYTES = (16, 24, 32, 48, 64)
 KEY_BYTES_OFFSET = 108

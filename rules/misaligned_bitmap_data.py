@@ -19,6 +19,7 @@ NAME = "misaligned-bitmap-data"
 CODE = "Q1431"
 SEVERITY = "error"
 SCOPE = BitmapTable
+QEMU_REFUSES = ("Could not read bitmap_table table from image for bitmap 'NAME': Invalid argument",)
 
 
 def check(table, ctx):

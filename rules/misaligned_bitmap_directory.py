@@ -16,6 +16,7 @@ NAME = "misaligned-bitmap-directory"
 CODE = "Q1405"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("bitmaps_ext: invalid bitmap directory offset",)
 
 
 def check(ext, ctx):

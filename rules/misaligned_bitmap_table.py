@@ -19,6 +19,7 @@ NAME = "misaligned-bitmap-table"
 CODE = "Q1423"
 SEVERITY = "error"
 SCOPE = BitmapDirectoryEntry
+QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 
 def check(entry, ctx):

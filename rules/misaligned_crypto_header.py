@@ -16,6 +16,7 @@ NAME = "misaligned-crypto-header"
 CODE = "Q0404"
 SEVERITY = "error"
 SCOPE = HeaderExtension
+QEMU_REFUSES = ("Encryption header offset 'N' is not a multiple of cluster size 'N'",)
 
 
 def check(ext, ctx):

@@ -14,6 +14,7 @@ NAME = "misaligned-l1-table"
 CODE = "Q0501"
 SEVERITY = "error"
 SCOPE = L1Table
+QEMU_REFUSES = ("Active L1 table offset invalid",)
 
 
 def check(table, ctx):

@@ -13,6 +13,7 @@ NAME = "misaligned-refcount-table"
 CODE = "Q0506"
 SEVERITY = "error"
 SCOPE = RefcountTable
+QEMU_REFUSES = ("Reference count table offset invalid",)
 
 
 def check(table, ctx):

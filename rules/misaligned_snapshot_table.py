@@ -1,21 +1,41 @@
-"""The snapshot table offset is not cluster-aligned.
+"""The snapshot table offset is not cluster-aligned or out of range.
 
-With nb_snapshots > 0, snapshot_offset must be a multiple of the cluster
-size (spec, "Header").
+snapshot_offset must be a multiple of the cluster size (spec, "Header").
+QEMU validates it whatever nb_snapshots says, even 0, and also refuses an
+offset so large that offset + nb_snapshots * 40 passes 2^63 - 1
+(qcow2_validate_table).
 
 QEMU: refuses to open the image ("Snapshot table offset invalid");
-`qemu-img check` fails ("ERROR snapshot table offset invalid").
+`qemu-img check` fails ("ERROR snapshot table offset invalid", "Check
+failed: Invalid argument").  Repair: none with qemu-img; with no snapshots,
+writing 0 to snapshot_offset (bytes 64..71) restores the image.
 """
 
-from qcow2lint.records import SnapshotTable
-from qcow2lint.rulekit import header_field_misaligned
+from qcow2lint import spec
+from qcow2lint.findings import Problem
+from qcow2lint.records import Header
+from qcow2lint.rulekit import misaligned
 
 NAME = "misaligned-snapshot-table"
 CODE = "Q0510"
 SEVERITY = "error"
-SCOPE = SnapshotTable
+SCOPE = Header
+QEMU_REFUSES = ("Snapshot table offset invalid",)
+INT64_MAX = (1 << 63) - 1
 
 
-def check(table, ctx):
-    """Flag a misaligned snapshot_offset."""
-    yield from header_field_misaligned(ctx, "snapshot_offset", "the snapshot table")
+def check(header, ctx):
+    """Flag a snapshot_offset QEMU's table validation refuses."""
+    offset = header.snapshot_offset
+    # A count QEMU refuses first ("Snapshot table too large") is snapshot-count-too-large's.
+    length = min(header.nb_snapshots, spec.MAX_SNAPSHOTS) * spec.SNAPSHOT_HEADER_SIZE
+    if misaligned(offset, header.cluster_size):
+        reason = f"is not a multiple of the cluster size {header.cluster_size:#x}"
+    elif offset > INT64_MAX - length:
+        reason = f"plus the table's {length} bytes passes 2^63 - 1"
+    else:
+        return
+    yield Problem(
+        header.field_offset("snapshot_offset"), "header.snapshot_offset",
+        f"the snapshot table offset {offset:#x} {reason} (nb_snapshots {header.nb_snapshots})",
+    )  # fmt: skip

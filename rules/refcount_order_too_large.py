@@ -18,6 +18,7 @@ NAME = "refcount-order-too-large"
 CODE = "Q0216"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Reference count entry width too large; may not exceed 64 bits",)
 
 
 def check(header, ctx):

@@ -16,6 +16,7 @@ NAME = "reftable-missing"
 CODE = "Q0508"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Image does not contain a reference count table",)
 
 
 def check(header, ctx):

@@ -2,8 +2,8 @@
 
 The refcount table (refcount_table_clusters clusters at
 refcount_table_offset) must lie inside the file.  As in QEMU's check, a
-table that ends less than one cluster past the end of the file is tolerated:
-that part reads as zeros.
+table that ends less than one cluster past the end of the file is left to
+file-truncated, which reports any cut: that part reads as zeros.
 
 QEMU: the missing entries read as zeros, so the clusters they cover look
 free and may be handed out again; `qemu-img check` counts a corruption

@@ -17,6 +17,7 @@ NAME = "reftable-too-large"
 CODE = "Q0507"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Reference count table too large",)
 
 
 def check(header, ctx):

@@ -18,6 +18,7 @@ NAME = "snapshot-count-too-large"
 CODE = "Q0511"
 SEVERITY = "error"
 SCOPE = Header
+QEMU_REFUSES = ("Snapshot table too large",)
 
 
 def check(header, ctx):

@@ -19,6 +19,7 @@ NAME = "snapshot-extra-too-large"
 CODE = "Q1301"
 SEVERITY = "error"
 SCOPE = SnapshotEntry
+QEMU_REFUSES = ("Too much extra metadata in snapshot table entry N",)
 
 
 def check(entry, ctx):

@@ -2,8 +2,8 @@
 
 Each snapshot's L1 table (l1_size * 8 bytes at its l1_table_offset) must lie
 inside the file (spec, "Snapshots").  As in QEMU's check, a table that ends
-less than one cluster past the end of the file is tolerated: that part reads
-as zeros.
+less than one cluster past the end of the file is left to file-truncated, which reports
+any cut: that part reads as zeros.
 
 QEMU: `qemu-img check` counts a corruption ("ERROR: counting reference for
 region exceeding the end of the file by one cluster or more: offset ...

@@ -20,6 +20,7 @@ NAME = "snapshot-table-too-big"
 CODE = "Q1303"
 SEVERITY = "error"
 SCOPE = SnapshotTable
+QEMU_REFUSES = ("Snapshot table is too big",)
 
 
 def check(table, ctx):

@@ -131,9 +131,9 @@ ROWS: list[Row] = [
     Row("fde-area-out-of-file", "error", "luks", patch_fde_area_past_eof,
         QemuExpect("check", 2, "exceeding the end of the file by one cluster or more")),
     Row("fde-tail-not-zero", "warning", "luks", patch_fde_tail, QemuExpect("check", 0)),
-    Row("luks-keyslot-bad", "warning", "luks", patch_keyslot_state,
+    Row("luks-keyslot-bad", "error", "luks", patch_keyslot_state,
         QemuExpect("info", 1, "Keyslot 1 state (active/disable) is corrupted"), "state"),
-    Row("luks-keyslot-bad", "warning", "luks", patch_keyslot_material,
+    Row("luks-keyslot-bad", "error", "luks", patch_keyslot_material,
         QemuExpect("info", 1, "Keyslot 0 is overlapping with the encrypted payload"), "material"),
     # --- placement ---------------------------------------------------------
     Row("l1-too-large", "error", "v3", _header_field("l1_size", lambda img: MAX_L1_ENTRIES + 1),

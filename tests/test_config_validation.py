@@ -109,7 +109,7 @@ def test_option_schema_shape(registry) -> None:
         "max-virtual-size": {"type": "integer", "default": 0, "minimum": 0}
     }
     assert option_schema(registry.get("file-truncated")) == {
-        "tolerate-partial": {"type": "boolean", "default": True}
+        "tolerate-partial": {"type": "boolean", "default": False}
     }
 
 

@@ -65,8 +65,8 @@ def test_a_page_renders_the_docstring_severity_options_spec_qemu_and_repair() ->
     rule = REGISTRY.get("file-truncated")
     assert page.startswith(f"# file-truncated (Q1502)\n\n{rule.summary}\n")
     assert "| default severity | error |" in page and "| structure | Image |" in page
-    assert "| `tolerate-partial` | boolean | `true` |" in page
-    assert "## What QEMU does\n\n`qemu-img check` counts a corruption" in page
+    assert "| `tolerate-partial` | boolean | `false` |" in page
+    assert "## What QEMU does\n\nReads of the missing part return zeros" in page
     assert "## Repair\n\nThe file was cut short" in page
     page = (PAGES / "l2-reserved-bits.md").read_text()
     assert '| spec section | "Cluster mapping" |' in page

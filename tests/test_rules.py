@@ -91,10 +91,12 @@ def _set_bitmap_flag_bit2(img: ib.Qcow2Image) -> None:
     img.set_bitmap_field("bm0", "flags", img.bitmap("bm0").fields["flags"] | 0x4)
 
 
-def _misalign_snapshot_offset_without_snapshots(img: ib.Qcow2Image) -> None:
-    # the rule applies only when nb_snapshots > 0 (catalogue 2.5)
+def _far_snapshot_offset_without_snapshots(img: ib.Qcow2Image) -> None:
+    # QEMU validates snapshots_offset even when nb_snapshots is 0 and refuses
+    # a misaligned one (test_rules_truncation.py); an aligned offset far past
+    # the end of the file with no snapshots is accepted and is not this rule's
     assert img.header["nb_snapshots"] == 0
-    img.set_header("snapshots_offset", 0x10200)
+    img.set_header("snapshots_offset", 0x7FFF_FFFF_FFFF_0000)
 
 
 def _zero_entry_with_copied(img: ib.Qcow2Image) -> None:
@@ -105,7 +107,7 @@ def _zero_entry_with_copied(img: ib.Qcow2Image) -> None:
 
 NEGATIVE: list[tuple[str, str, Callable[[ib.Qcow2Image], None]]] = [
     ("bitmap-flags-reserved", "bitmaps", _set_bitmap_flag_bit2),
-    ("misaligned-snapshot-table", "v3", _misalign_snapshot_offset_without_snapshots),
+    ("misaligned-snapshot-table", "v3", _far_snapshot_offset_without_snapshots),
     ("l2-reserved-bits", "v3", _zero_entry_with_copied),
 ]
 

@@ -207,7 +207,9 @@ class RefcountBuilder:
             self.corruptions += len(predicates.l1_reserved(table)) + len(predicates.l1_misaligned(table, self.cluster_size))
             l2_kind = "active-l2" if table.active else "inactive-l2"
             self.clusters_of(l2_kind, "l2", offsets, self.cluster_size, np.ones(len(offsets), np.int64))
-            l2_tables[l2_kind].append(offsets[offsets != 0])
+            # An entry with flag bits and a zero offset makes QEMU's check
+            # read cluster 0 as an L2 table: the table lands on the header.
+            l2_tables[l2_kind].append(offsets)
             if table.active:
                 stored, readable = self.stored.of(offsets >> np.uint64(self.cluster_bits))
                 self.corruptions += len(predicates.copied_mismatch_l1(

@@ -81,9 +81,33 @@ def rules_markdown(registry: Registry) -> str:
         f"| {INTERNAL_ERROR_CODE} | [`{INTERNAL_ERROR}`](rules/{INTERNAL_ERROR}.md) | error | (engine) | A rule crashed on this image; "
         "the other rules still ran. | n/a |"
     )
+    lines += _refusals(registry)
     lines += ["", "## Catalogue rows that are not separate rules", "", "| catalogue row | answer |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(answer)} |" for name, answer in ANSWERED.items()]
     return "\n".join(lines) + "\n"
+
+
+def _refusals(registry: Registry) -> list[str]:
+    """The section that lists every message with which QEMU 7.2 refuses to
+    open an image, beside the error-level rule that flags that image (each
+    rule's ``QEMU_REFUSES``; tests/test_qemu_refusals.py makes qemu-io
+    refuse an image with each message)."""
+    rows = sorted(
+        ((message, rule) for rule in registry for message in rule.qemu_refuses), key=lambda row: row[0].lower()
+    )  # fmt: skip
+    lines = [
+        "",
+        "## What QEMU refuses to open",
+        "",
+        "Every message with which QEMU 7.2 refuses to open a qcow2 image (`qemu-io`,",
+        "`qemu-img`: \"Could not open 'IMAGE': MESSAGE\"), beside the rule that flags such",
+        "an image. N stands for a number, NAME for a name.",
+        "",
+        "| QEMU's message | rule | severity |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {_cell(message)} | `{rule.name}` ({rule.code}) | {rule.severity} |" for message, rule in rows]
+    return lines
 
 
 def rules_table(registry: Registry) -> str:
