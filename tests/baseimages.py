@@ -1,7 +1,9 @@
 """Recipes for the clean base images that the defect tests patch.
 
-Each base is a real image made with qemu-img / qemu-io. conftest.py builds
-each one once per session and hands every test its own copy. The constants
+Each base is a real image made with qemu-img / qemu-io. The harness
+(harness.Bases) builds each one once per session and hands every test its
+own copy; :data:`BASES` are the general ones, :data:`EXTRA` those of the
+header and bitmap rule tables. The constants
 name where the recipes put data, so patch functions can find the L1/L2
 entries they damage without hard-coding host offsets (those come from
 :class:`imagebuilder.Qcow2Image`).
@@ -30,6 +32,17 @@ PATCH_L2_INDEX = 3
 # covers 512 * 64 KiB * 8 = 256 MiB; data at 600 MiB makes table[2] serialized.
 BITMAP_GUEST_OFFSET = 600 << 20
 BITMAP_TABLE_INDEX = 2
+
+KIB = 1024
+MIB = 1 << 20
+
+# Tail base: a virtual size that is not a whole number of bitmap bytes, so
+# the bitmap (granularity 64 KiB) has 1603 bits: byte 200 holds bits
+# 1600..1602 and its bits 3..7 are tail bits.  Data in the last guest
+# cluster sets bit 1602, which serializes table[0].
+TAIL_SIZE = 100 * MIB + 3 * CLUSTER
+TAIL_BITS = 1603
+TAIL_LAST_BYTE = 200
 
 
 @dataclass(frozen=True)
@@ -103,4 +116,70 @@ BASES: dict[str, BaseImage] = {
         BaseImage("snapshot", "v3 with snapshot snap1 and data written after it", _build_snapshot),
         BaseImage("luks", "v3 LUKS-encrypted, 8 MiB, data", _build_luks, ib.LUKS_ACCESS),
     )
+}
+
+
+# --- the header and bitmap rule tables' own bases ---------------------------
+
+
+def _backing_file(work: Path) -> Path:
+    """A clean 16 MiB qcow2 image that the backing bases name (built once)."""
+    path = work / "backing-base.qcow2"
+    if not path.exists():
+        ib.create(path, 16 * MIB)
+    return path
+
+
+def _build_backing(path: Path, work: Path) -> None:
+    """v3 top image: backing format extension, feature table, backing name."""
+    ib.create(path, 16 * MIB, backing=_backing_file(work), backing_fmt="qcow2")
+    ib.write(path, CLUSTER, CLUSTER, 0x44)
+
+
+def _build_backing_v2(path: Path, work: Path) -> None:
+    ib.create(path, 16 * MIB, {"compat": "0.10"}, backing=_backing_file(work), backing_fmt="qcow2")
+
+
+def _build_backing_v2_raw(path: Path, work: Path) -> None:
+    raw = work / "backing-base.raw"
+    raw.write_bytes(b"\x5a" * MIB)
+    ib.create(path, MIB, {"compat": "0.10"}, backing=raw, backing_fmt="raw")
+
+
+def _build_lazy(path: Path, work: Path) -> None:
+    ib.create(path, 16 * MIB, {"lazy_refcounts": True})
+    ib.write(path, 0, CLUSTER, 0x55)
+
+
+def _build_small_cluster(path: Path, work: Path) -> None:
+    ib.create(path, MIB, {"cluster_size": 4 * KIB})
+    ib.write(path, 0, 8 * KIB, 0x66)
+
+
+def _build_header_data_file(raw: bool) -> Callable[[Path, Path], None]:
+    def build(path: Path, work: Path) -> None:
+        options: dict[str, object] = {"data_file": str(work / f"{path.name}.data.raw")}
+        if raw:
+            options["data_file_raw"] = True
+        ib.create(path, 16 * MIB, options)
+
+    return build
+
+
+def _build_tail(path: Path, work: Path) -> None:
+    ib.create(path, TAIL_SIZE, {"cluster_size": CLUSTER})
+    ib.bitmap_add(path, "tail")
+    ib.write(path, TAIL_SIZE - CLUSTER, CLUSTER, 0x5A)
+
+
+#: More clean bases, ``name -> build(path, work directory)``.
+EXTRA: dict[str, Callable[[Path, Path], None]] = {
+    "backing": _build_backing,
+    "backing-v2": _build_backing_v2,
+    "backing-v2-raw": _build_backing_v2_raw,
+    "lazy": _build_lazy,
+    "small-cluster": _build_small_cluster,
+    "hdr-data-file": _build_header_data_file(raw=False),
+    "hdr-data-file-raw": _build_header_data_file(raw=True),
+    "bitmaps-tail": _build_tail,
 }

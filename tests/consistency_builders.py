@@ -10,7 +10,7 @@ three parts:
 * patch helpers on top of :class:`imagebuilder.Qcow2Image` (refcounts of any
   width, compressed descriptors, appending clusters, re-encoding the refcount
   structure at another width, a minimal snapshot table entry);
-* :data:`RECIPES`, the extra clean images the consistency tests patch;
+* :data:`RECIPES`, the extra clean images the consistency rows patch (built by harness.Bases);
 * :data:`VARIANTS`, the clean (and a few deliberately inconsistent) images
   the differential test compares ``qcow2lint`` and ``qemu-img check`` on.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -355,26 +354,6 @@ RECIPES: dict[str, Callable[[Path, Path], None]] = {
     "tiny-rc64": _tiny_rc64,
     "vmstate": _vmstate,
 }
-
-
-class LocalImages:
-    """Builds each of :data:`RECIPES` once, on first use, and hands out copies."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, name: str) -> Path:
-        """The shared, never modified image ``name``."""
-        path = self.root / f"{name}.qcow2"
-        if not path.exists():
-            tmp = self.root / f"{name}.partial.qcow2"
-            RECIPES[name](tmp, self.root)
-            tmp.rename(path)
-        return path
-
-    def copy(self, name: str, directory: Path, filename: str) -> Path:
-        """A private writable copy of ``name``."""
-        return Path(shutil.copyfile(self.path(name), directory / filename))
 
 
 # --------------------------------------------------------------------------

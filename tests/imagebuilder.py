@@ -216,8 +216,9 @@ def create(
     argv += [path, str(size)]
     # LUKS creation times PBKDF2 with getrusage(); on a busy machine QEMU can
     # measure 0 ms and give up ("Unable to get accurate CPU usage"). That is a
-    # calibration glitch, not a property of the image: try again.
-    for _ in range(4):
+    # calibration glitch, not a property of the image: try again (a failed
+    # try costs a few ms; four tries were not enough at load average 8).
+    for _ in range(20):
         proc = run_tool(argv, check=False)
         if "Unable to get accurate CPU usage" not in proc.stderr:
             break

@@ -4,25 +4,19 @@ Like :mod:`imagebuilder`, the builders never use ``qcow2lint``: they rewrite
 whole structures that the one-field setters of :class:`imagebuilder.Qcow2Image`
 cannot change in place (an extension area without one extension, a snapshot
 table entry with a different amount of extra data, id or name), and build
-the few extra clean images these tests need. Layouts follow
-``shared/qcow2-rules.md`` §1.2 and §1.8. The last part holds the
-table-driven machinery (rows, targets, the four per-row assertions) that
-test_rules_placement.py and test_rules_snapshots.py share; only that part
-runs the ``qcow2lint`` CLI, through conftest's helpers.
+the few extra clean images these tests need (:data:`RECIPES`, built by
+harness.Bases). Layouts follow the qcow2 specification (header extensions;
+the snapshot table).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import imagebuilder as ib
-from baseimages import BASES
-from conftest import ImageCache, format_findings, lint_json, rules_fired, write_config
 
 KIB = 1024
 MIB = 1 << 20
@@ -216,180 +210,3 @@ RECIPES: dict[str, Callable[[Path], None]] = {
     "snap-empty-disk": _snap_empty_disk,
     "shrunk": _shrunk,
 }
-
-
-class ExtraImages:
-    """Builds each of :data:`RECIPES` once, on first use, and hands out copies."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, name: str) -> Path:
-        """The shared, never modified image ``name``."""
-        path = self.root / f"{name}.qcow2"
-        if not path.exists():
-            tmp = self.root / f"{name}.partial.qcow2"
-            RECIPES[name](tmp)
-            tmp.rename(path)
-        return path
-
-    def copy(self, name: str, directory: Path) -> Path:
-        """A private writable copy of ``name`` in ``directory``."""
-        dst = directory / f"{name}.qcow2"
-        shutil.copyfile(self.path(name), dst)
-        return dst
-
-
-# --------------------------------------------------------------------------
-# Table-driven cases (the shape of tests/test_rules.py)
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a patch wrote: acceptable finding offsets and a location regex."""
-
-    offsets: tuple[int, ...]
-    location: str  # regular expression, matched with re.fullmatch
-
-
-@dataclass(frozen=True)
-class QemuExpect:
-    """What QEMU says about the patched image: ``tool`` is ``check``
-    (`qemu-img check`), ``info`` (`qemu-img info`, which only opens the image)
-    or ``resize`` (`qemu-img resize IMG +1M`)."""
-
-    tool: str
-    returncode: int
-    message: str | None = None  # substring of stdout+stderr
-
-
-@dataclass(frozen=True)
-class Row:
-    """One rule test case: a base image, a patch, what QEMU says."""
-
-    rule: str
-    severity: str
-    base: str
-    patch: Callable[[ib.Qcow2Image], Target]
-    qemu: QemuExpect
-    variant: str = ""
-    #: the base that must not fire the rule, when ``base`` fires it as it is
-    #: (rows whose "defect" is a legal property of a real image)
-    clean_base: str = ""
-
-    @property
-    def quiet_base(self) -> str:
-        """The base the quiet-on-clean-base test lints."""
-        return self.clean_base or self.base
-
-    @property
-    def id(self) -> str:
-        """pytest id."""
-        return f"{self.rule}[{self.variant}]" if self.variant else self.rule
-
-
-def first_row_per_rule(rows: list[Row]) -> list[Row]:
-    """The first row of every rule, for the quiet-on-base and disabled tests."""
-    first: dict[str, Row] = {}
-    for row in rows:
-        first.setdefault(row.rule, row)
-    return list(first.values())
-
-
-def run_qemu(expect: QemuExpect, path: Path, access: ib.Access) -> ib.CheckResult:
-    """Run the QEMU tool a row names on ``path``."""
-    if expect.tool == "check":
-        return ib.qemu_check(path, access=access)
-    if expect.tool == "info":
-        argv = [ib.QEMU_IMG, "info", "-U", "-f", "qcow2", path]
-    elif expect.tool == "resize":
-        argv = [ib.QEMU_IMG, "resize", "-f", "qcow2", path, "+1M"]
-    else:
-        raise ValueError(f"unknown QEMU tool {expect.tool!r}")
-    proc = ib.run_tool(argv, check=False)
-    return ib.CheckResult(proc.returncode, proc.stdout, proc.stderr)
-
-
-class Bases:
-    """The shared bases of baseimages.py and the extra images above, by name."""
-
-    def __init__(self, shared: ImageCache, extra: ExtraImages) -> None:
-        self.shared = shared
-        self.extra = extra
-
-    def access(self, name: str) -> ib.Access:
-        """How QEMU tools must open base ``name``."""
-        return BASES[name].access if name in BASES else ib.PLAIN
-
-    def path(self, name: str) -> Path:
-        """The unmodified base ``name``."""
-        return self.shared.path(name) if name in BASES else self.extra.path(name)
-
-    def copy(self, name: str, directory: Path) -> Path:
-        """A private writable copy of base ``name``."""
-        return self.shared.copy(name, directory) if name in BASES else self.extra.copy(name, directory)
-
-    def report(self, name: str) -> dict:
-        """The JSON lint report of the unmodified base."""
-        return self.shared.report(name) if name in BASES else lint_json(self.extra.path(name))
-
-    def apply(self, row: Row, directory: Path) -> tuple[Path, Target]:
-        """A copy of the row's base with the row's patch applied."""
-        path = self.copy(row.base, directory)
-        return path, row.patch(ib.Qcow2Image(path))
-
-
-def assert_points_at(finding: dict, target: Target) -> None:
-    """The finding's offset is one of the patched offsets and its location matches."""
-    assert finding["offset"] in target.offsets, (
-        f"offset {finding['offset']:#x} not in {[hex(o) for o in target.offsets]}: {finding}"
-    )
-    assert re.fullmatch(target.location, finding["location"]), (
-        f"location {finding['location']!r} does not match /{target.location}/: {finding}"
-    )
-
-
-def assert_row_fires_once(row: Row, bases: Bases, directory: Path) -> None:
-    """(a) The row's defect is reported once, with its severity, at the patched field."""
-    path, target = bases.apply(row, directory)
-    report = lint_json(path, "--preset", "pedantic")  # rules off by default too
-    found = report["images"][0]["findings"]
-    hits = rules_fired(report).get(row.rule, [])
-    assert len(hits) == 1, f"{row.rule} fired {len(hits)} times:\n{format_findings(found)}"
-    assert hits[0]["severity"] == row.severity, hits[0]
-    assert_points_at(hits[0], target)
-    assert report["_returncode"] == (1 if any(f["severity"] == "error" for f in found) else 0)
-
-
-def assert_qemu_agrees(row: Row, bases: Bases, directory: Path) -> None:
-    """The recipe really makes the defect: QEMU reacts as the catalogue says."""
-    path, _ = bases.apply(row, directory)
-    result = run_qemu(row.qemu, path, bases.access(row.base))
-    assert result.returncode == row.qemu.returncode, result.output
-    if row.qemu.message is not None:
-        assert row.qemu.message in result.output, result.output
-
-
-def assert_quiet_on_clean_base(row: Row, bases: Bases) -> None:
-    """(b) The unpatched base does not fire the rule."""
-    fired = rules_fired(bases.report(row.quiet_base))
-    assert row.rule not in fired, format_findings(fired[row.rule])
-    if not _default_enabled(row.rule):  # quiet where it runs, not only where it is off
-        fired = rules_fired(lint_json(bases.path(row.quiet_base), "--preset", "pedantic"))
-        assert row.rule not in fired, format_findings(fired[row.rule])
-
-
-def _default_enabled(rule: str) -> bool:
-    from qcow2lint.registry import load_registry
-
-    found = load_registry().get(rule)
-    return found is None or found.default_enabled
-
-
-def assert_disabled_in_config(row: Row, bases: Bases, directory: Path) -> None:
-    """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    path, _ = bases.apply(row, directory)
-    config = write_config(directory, f"rules:\n  {row.rule}: disable\n")
-    fired = rules_fired(lint_json(path, "--config", str(config)))
-    assert row.rule not in fired, format_findings(fired[row.rule])

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO_ROOT
+from harness import REPO_ROOT
 
 ACTION = REPO_ROOT / "action.yml"
 CI_DOC = REPO_ROOT / "docs" / "ci.md"

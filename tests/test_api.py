@@ -12,7 +12,7 @@ import imagebuilder as ib
 import numpy as np
 import pytest
 from baseimages import PATCH_L1_INDEX, PATCH_L2_INDEX
-from conftest import REPO_ROOT, ImageCache, lint_json
+from harness import REPO_ROOT, Bases, lint_json
 
 import qcow2lint
 
@@ -73,7 +73,7 @@ def test_read_and_lint_raise_image_error_for_unreadable_inputs(tmp_path: Path, k
         assert "git lfs pull" in str(read_error.value)
 
 
-def test_lint_a_clean_and_a_patched_image(tmp_path: Path, base_images: ImageCache) -> None:
+def test_lint_a_clean_and_a_patched_image(tmp_path: Path, base_images: Bases) -> None:
     clean = ib.create(tmp_path / "clean.qcow2", 64 << 20)
     report = qcow2lint.lint(clean)
     assert isinstance(report, qcow2lint.Report)
@@ -93,7 +93,7 @@ def test_lint_a_clean_and_a_patched_image(tmp_path: Path, base_images: ImageCach
     assert [f.to_json() for f in report.findings] == cli
 
 
-def test_lint_config_none_path_or_object(tmp_path: Path, base_images: ImageCache, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lint_config_none_path_or_object(tmp_path: Path, base_images: Bases, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = base_images.copy("v3", tmp_path, "broken.qcow2")
     img = ib.Qcow2Image(broken)
     img.set_l1(PATCH_L1_INDEX, img.l1[PATCH_L1_INDEX] | 0x100)

@@ -16,7 +16,7 @@ import pytest
 
 import imagebuilder as ib
 import qcow2lint
-from conftest import write_config
+from harness import write_config
 
 RULE = "backing-file-missing"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import REPO_ROOT, run_cli
+from harness import REPO_ROOT, run_cli
 
 DEMO = REPO_ROOT / "examples" / "demo.qcow2"
 

@@ -18,8 +18,8 @@ import pytest
 
 import imagebuilder as ib
 from baseimages import PATCH_L1_INDEX
-from conftest import (
-    ImageCache,
+from harness import (
+    Bases,
     assert_no_traceback,
     assert_one_line_error,
     format_findings,
@@ -28,7 +28,7 @@ from conftest import (
     run_cli,
     write_config,
 )
-from test_rules import REQUIRED_RULES, ROWS
+from rows_basic import REQUIRED_RULES, ROWS
 
 SEVERITY_OF = {row.rule: row.severity for row in ROWS}
 
@@ -59,7 +59,7 @@ def test_rules_lists_every_rule() -> None:
         assert re.search(rf"\b{SEVERITY_OF[rule]}\b", matching[0]), matching[0]
 
 
-def test_clean_image_exit_0(base_images: ImageCache) -> None:
+def test_clean_image_exit_0(base_images: Bases) -> None:
     """A clean image: exit 0 in text and JSON."""
     path = base_images.path("v3")
     result = run_cli("check", path)
@@ -68,7 +68,7 @@ def test_clean_image_exit_0(base_images: ImageCache) -> None:
     assert lint_json(path)["_returncode"] == 0
 
 
-def test_error_exit_1(base_images: ImageCache, tmp_path: Path) -> None:
+def test_error_exit_1(base_images: Bases, tmp_path: Path) -> None:
     """An image with an error finding: exit 1."""
     path = base_images.copy("v3", tmp_path)
     img = ib.Qcow2Image(path)
@@ -89,7 +89,7 @@ def test_error_exit_1(base_images: ImageCache, tmp_path: Path) -> None:
     ],
     ids=["no-image", "unknown-option", "bad-format", "bad-fail-level", "unknown-command"],
 )
-def test_usage_errors_exit_2(args: list[str], base_images: ImageCache) -> None:
+def test_usage_errors_exit_2(args: list[str], base_images: Bases) -> None:
     """Usage errors exit 2 without a traceback."""
     argv = [str(base_images.path("v3")) if a == "IMG" else a for a in args]
     result = run_cli(*argv)
@@ -117,7 +117,7 @@ def test_directory(tmp_path: Path) -> None:
     assert tmp_path.name in result.stderr
 
 
-def test_unreadable_file(base_images: ImageCache, tmp_path: Path) -> None:
+def test_unreadable_file(base_images: Bases, tmp_path: Path) -> None:
     """chmod 000 (run without CAP_DAC_OVERRIDE so it binds for root too)."""
     path = base_images.copy("v3", tmp_path)
     path.chmod(0)
@@ -129,7 +129,7 @@ def test_unreadable_file(base_images: ImageCache, tmp_path: Path) -> None:
     assert path.name in result.stderr
 
 
-def test_missing_file_among_good_ones(base_images: ImageCache, tmp_path: Path) -> None:
+def test_missing_file_among_good_ones(base_images: Bases, tmp_path: Path) -> None:
     """One unreadable input makes the run exit 2 (one line), even beside a good image."""
     result = run_cli("check", base_images.path("v3"), tmp_path / "absent.qcow2")
     assert_no_traceback(result)
@@ -162,7 +162,7 @@ def test_empty_file(tmp_path: Path) -> None:
     _expect_findings(path, {"header-file-too-short"})
 
 
-def test_50_byte_qcow2_prefix(base_images: ImageCache, tmp_path: Path) -> None:
+def test_50_byte_qcow2_prefix(base_images: Bases, tmp_path: Path) -> None:
     """The first 50 bytes of a real image (good magic): too short."""
     path = tmp_path / "short.qcow2"
     path.write_bytes(base_images.path("v3").read_bytes()[:50])
@@ -186,7 +186,7 @@ def test_text_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", ["100-bytes", "one-cluster", "half"])
-def test_truncated_qcow2(cut: str, base_images: ImageCache, tmp_path: Path) -> None:
+def test_truncated_qcow2(cut: str, base_images: Bases, tmp_path: Path) -> None:
     """A truncated real image: qemu-img check sees damage, so must qcow2lint (exit 1)."""
     path = base_images.copy("v3", tmp_path)
     size = path.stat().st_size
@@ -204,7 +204,7 @@ def test_truncated_qcow2(cut: str, base_images: ImageCache, tmp_path: Path) -> N
 # ---------------------------------------------------------------------------
 
 
-def test_json_shape(base_images: ImageCache, tmp_path: Path) -> None:
+def test_json_shape(base_images: Bases, tmp_path: Path) -> None:
     """JSON: one object, images in argument order, findings with the contract's keys and types."""
     clean = base_images.path("v3")
     broken = base_images.copy("v3", tmp_path)
@@ -224,7 +224,7 @@ def test_json_shape(base_images: ImageCache, tmp_path: Path) -> None:
             assert isinstance(f["message"], str) and f["message"]
 
 
-def test_text_format(base_images: ImageCache, tmp_path: Path) -> None:
+def test_text_format(base_images: Bases, tmp_path: Path) -> None:
     """Text: ``IMAGE:0xOFFSET: CODE name severity [location] message`` per finding,
     then a summary line per image; same findings as JSON."""
     path = base_images.copy("v3", tmp_path)
@@ -253,7 +253,7 @@ def test_text_format(base_images: ImageCache, tmp_path: Path) -> None:
     assert summaries, f"no summary line:\n{result.stdout}"
 
 
-def test_text_format_summary_per_image(base_images: ImageCache, tmp_path: Path) -> None:
+def test_text_format_summary_per_image(base_images: Bases, tmp_path: Path) -> None:
     """Two images in one text run: each gets its own summary line."""
     clean = base_images.copy("v3", tmp_path, "clean.qcow2")
     broken = base_images.copy("v3", tmp_path, "broken.qcow2")
@@ -269,7 +269,7 @@ def test_text_format_summary_per_image(base_images: ImageCache, tmp_path: Path) 
     assert not any(line.startswith(f"{clean}:0x") for line in lines if "error" in line), result.stdout
 
 
-def test_check_with_dump(base_images: ImageCache) -> None:
+def test_check_with_dump(base_images: Bases) -> None:
     """``check --dump`` also prints the standard header dump."""
     result = run_cli("check", "--dump", base_images.path("v3"))
     assert_no_traceback(result)
@@ -296,7 +296,7 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
-def test_bad_config(name: str, base_images: ImageCache, tmp_path: Path) -> None:
+def test_bad_config(name: str, base_images: Bases, tmp_path: Path) -> None:
     """A bad config exits 2 with one stderr line naming the file (and the culprit)."""
     text, must_mention = BAD_CONFIGS[name]
     config = write_config(tmp_path, text, name=f"bad-{name}.yaml")
@@ -307,7 +307,7 @@ def test_bad_config(name: str, base_images: ImageCache, tmp_path: Path) -> None:
         assert word in result.stderr, result.stderr
 
 
-def test_unknown_rule_suggests_close_match(base_images: ImageCache, tmp_path: Path) -> None:
+def test_unknown_rule_suggests_close_match(base_images: Bases, tmp_path: Path) -> None:
     """``l1-reserved-bit`` -> the message suggests ``l1-reserved-bits``."""
     config = write_config(tmp_path, "rules:\n  l1-reserved-bit: disable\n")
     result = run_cli("check", "--config", config, base_images.path("v3"))
@@ -316,7 +316,7 @@ def test_unknown_rule_suggests_close_match(base_images: ImageCache, tmp_path: Pa
     assert "l1-reserved-bits" in result.stderr, result.stderr
 
 
-def test_missing_config_file(base_images: ImageCache, tmp_path: Path) -> None:
+def test_missing_config_file(base_images: Bases, tmp_path: Path) -> None:
     """``--config`` naming a file that does not exist."""
     result = run_cli("check", "--config", tmp_path / "nope.yaml", base_images.path("v3"))
     assert_one_line_error(result)
@@ -324,7 +324,7 @@ def test_missing_config_file(base_images: ImageCache, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", ["default", "strict"])
-def test_extends_presets(preset: str, base_images: ImageCache, tmp_path: Path) -> None:
+def test_extends_presets(preset: str, base_images: Bases, tmp_path: Path) -> None:
     """``extends: default|strict`` are valid configs."""
     config = write_config(tmp_path, f"extends: {preset}\n")
     result = run_cli("check", "--config", config, base_images.path("v3"))
@@ -345,7 +345,7 @@ def _fingerprint(path: Path) -> tuple[str, int, int]:
 
 
 @pytest.mark.parametrize("base", ["v3", "bitmaps", "snapshot"])
-def test_read_only_image_is_linted_and_unchanged(base: str, base_images: ImageCache, tmp_path: Path) -> None:
+def test_read_only_image_is_linted_and_unchanged(base: str, base_images: Bases, tmp_path: Path) -> None:
     """A 0444 image (binding even for root) lints normally and is byte-for-byte unchanged."""
     path = base_images.copy(base, tmp_path)
     img = ib.Qcow2Image(path)

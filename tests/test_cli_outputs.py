@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import cli_argv, run_cli
+from harness import cli_argv, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(images: tuple[Path, P
         os.close(leader)
         return output
 
+    # No progress line (it shares the terminal and would draw after 1 s on a
+    # busy machine): the delay is an hour, so the outcome does not depend on speed.
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    environment["QCOW2LINT_PROGRESS_DELAY"] = "3600"
     assert b"\033[1;31merror\033[0m" in on_a_terminal(environment)
     assert b"\033[" not in on_a_terminal({**environment, "NO_COLOR": "1"})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_argv, run_cli
+from harness import REPO_ROOT, cli_argv, run_cli
 
 DEMO = REPO_ROOT / "examples" / "demo.qcow2"
 DEMO_RULES = ["autoclear-unknown-bits", "header-padding-nonzero", "l2-reserved-bits"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from harness import REPO_ROOT, run_cli
 from qcow2lint.config import ConfigError, discover, load_config, reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import assert_one_line_error, run_cli
+from harness import assert_one_line_error, run_cli
 from qcow2lint.config import (
     BUILTIN,
     ConfigError,

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, assert_no_traceback, assert_one_line_error, run_cli
+from harness import REPO_ROOT, assert_no_traceback, assert_one_line_error, run_cli
 
 from qcow2lint.config import ConfigError, load_config, reference_config
 from qcow2lint.findings import Severity

@@ -18,22 +18,19 @@ The images:
     writes, LUKS, and a few made inconsistent on purpose (leaks made by
     raising a refcount, a dirty lazy-refcounts image after a crash, a
     refcount_bits=1 image with a snapshot);
-(b) every crafted defect of the rule tests: the rows of
-    test_rules_consistency.py and, imported defensively, the ``ROWS`` of
-    tests/test_rules.py and every tests/test_rules_*.py (a module whose
-    table cannot be imported or built is skipped with its reason).
+(b) every crafted defect of the rule tests: the rows of every table
+    (``rows_*.py``, the tables the tests/test_rules*.py files run); a row
+    that cannot be built fails its case.
 
-All images are linted in one qcow2lint run; the summary (how many compared,
-agreed, skipped and why) is printed in the test output.
+qcow2lint runs in-process (``qcow2lint.lint(..., statistics=True)``); the
+summary (how many compared, agreed, skipped and why) is printed in the test
+output.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import re
-import shutil
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -45,15 +42,29 @@ import pytest
 
 import consistency_builders as cb
 import imagebuilder as ib
-import test_rules_consistency as consistency
-from baseimages import BASES
-from conftest import TESTS_DIR, ImageCache, run_cli
+import rows_basic
+import rows_bitmaps
+import rows_consistency
+import rows_header
+import rows_placement
+import rows_snapshots
+from harness import Row, RowImages, lint
 
 #: The statistics the issue names, in qemu-img check's JSON spelling.
 KEYS = (
     "image-end-offset", "total-clusters", "allocated-clusters", "fragmented-clusters",
     "compressed-clusters", "leaks", "corruptions",
 )  # fmt: skip
+
+#: Every table of rule rows, by the name the cases carry.
+TABLES: dict[str, list[Row]] = {
+    "rules": rows_basic.ROWS,
+    "header": rows_header.ROWS,
+    "bitmaps": rows_bitmaps.ROWS,
+    "consistency": rows_consistency.ROWS,
+    "placement": rows_placement.ROWS,
+    "snapshots": rows_snapshots.ROWS,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -63,33 +74,16 @@ KEYS = (
 
 @dataclass(frozen=True)
 class Case:
-    """One image: ``build(directory, env)`` writes it and returns its path
+    """One image: ``build(directory, rows)`` writes it and returns its path
     and how QEMU must open it."""
 
     name: str
     source: str
-    build: Callable[[Path, Env], tuple[Path, ib.Access]]
-    #: a build failure of our own recipes fails the test; of other modules' rows it skips
-    ours: bool = True
-
-
-@dataclass
-class Env:
-    """What case builders share: the session's base images and caches."""
-
-    shared: ImageCache
-    root: Path
-    _cache: dict[str, Any] = field(default_factory=dict)
-
-    def cached(self, key: str, make: Callable[[], Any]) -> Any:
-        """One object per key (base providers)."""
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+    build: Callable[[Path, RowImages], tuple[Path, ib.Access]]
 
 
 def _variant_case(variant: cb.Variant) -> Case:
-    def build(directory: Path, env: Env) -> tuple[Path, ib.Access]:
+    def build(directory: Path, rows: RowImages) -> tuple[Path, ib.Access]:
         path = directory / f"variant-{variant.name}.qcow2"
         variant.build(path, directory)
         return path, variant.access
@@ -97,136 +91,17 @@ def _variant_case(variant: cb.Variant) -> Case:
     return Case(f"variant:{variant.name}", "clean variants", build)
 
 
-def _consistency_case(row: consistency.Row) -> Case:
-    def build(directory: Path, env: Env) -> tuple[Path, ib.Access]:
-        bases = env.cached(
-            "consistency", lambda: consistency.Bases(env.shared, cb.LocalImages(env.root / "consistency-bases"))
-        )
-        sub = directory / "consistency"
-        sub.mkdir(exist_ok=True)
-        path, _ = consistency.build_row(row, bases, sub)
-        return path, bases.access(row.base)
+def _row_case(table: str, row: Row) -> Case:
+    def build(directory: Path, rows: RowImages) -> tuple[Path, ib.Access]:
+        path, _ = rows.get(row)
+        return path, rows.bases.access(row.base)
 
-    return Case(f"test_rules_consistency:{row.id}", "test_rules_consistency", build)
+    return Case(f"{table}:{row.id}", table, build)
 
 
-# --- other modules' rows, adapted defensively --------------------------------------
-
-
-def _row_id(row: Any) -> str:
-    ident = getattr(row, "id", None)
-    return ident if isinstance(ident, str) else f"{getattr(row, 'rule', '?')}[{getattr(row, 'variant', '')}]"
-
-
-class BaseProvider:
-    """Finds a foreign row's base image the way its module does: its own
-    base class (HeaderBases), its LOCAL_BASES, snapshot_builders.RECIPES,
-    baseimages.BASES or consistency_builders.RECIPES."""
-
-    def __init__(self, module: Any, env: Env) -> None:
-        self.module, self.env = module, env
-        self.root = env.root / f"bases-{module.__name__}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        header_bases = getattr(module, "HeaderBases", None)
-        self.own = header_bases(self.root, env.shared) if header_bases is not None else None
-
-    def path(self, name: str) -> Path:
-        """The clean base ``name``."""
-        local = getattr(self.module, "LOCAL_BASES", {}) or {}
-        if name in local:
-            path = self.root / f"{name}.qcow2"
-            if not path.exists():
-                local[name](path)
-            return path
-        if self.own is not None:
-            try:
-                return self.own.path(name)
-            except KeyError:
-                pass
-        if name in BASES:
-            return self.env.shared.path(name)
-        import snapshot_builders
-
-        if name in snapshot_builders.RECIPES:
-            extra = self.env.cached("snapshot-extra", lambda: snapshot_builders.ExtraImages(self._mkdir("extra")))
-            return extra.path(name)
-        if name in cb.RECIPES:
-            local_images = self.env.cached("cb-local", lambda: cb.LocalImages(self._mkdir("cb-local")))
-            return local_images.path(name)
-        raise KeyError(f"no recipe for base {name!r}")
-
-    def _mkdir(self, name: str) -> Path:
-        path = self.env.root / name
-        path.mkdir(exist_ok=True)
-        return path
-
-    def patch_args(self, patch: Callable[..., Any], img: ib.Qcow2Image) -> tuple[Any, ...]:
-        """``(img,)`` or ``(img, bases)`` as the patch function wants."""
-        required = [
-            p for p in inspect.signature(patch).parameters.values()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]  # fmt: skip
-        if len(required) == 1:
-            return (img,)
-        if len(required) == 2 and self.own is not None:
-            return (img, self.own)
-        raise TypeError(f"patch {patch.__name__} wants {len(required)} arguments")
-
-
-def _foreign_case(module: Any, row: Any) -> Case:
-    name = module.__name__
-
-    def build(directory: Path, env: Env) -> tuple[Path, ib.Access]:
-        provider = env.cached(f"provider:{name}", lambda: BaseProvider(module, env))
-        sub = directory / name
-        sub.mkdir(exist_ok=True)
-        path = sub / consistency.file_name(_row_id(row))
-        shutil.copyfile(provider.path(row.base), path)
-        img = ib.Qcow2Image(path)
-        row.patch(*provider.patch_args(row.patch, img))
-        access = BASES[row.base].access if row.base in BASES else ib.PLAIN
-        return path, access
-
-    return Case(f"{name}:{_row_id(row)}", name, build, ours=False)
-
-
-def _foreign_modules() -> tuple[list[Case], dict[str, str]]:
-    """Cases from the ROWS of tests/test_rules.py and tests/test_rules_*.py,
-    and the modules skipped with their reason."""
-    cases: list[Case] = []
-    skipped: dict[str, str] = {}
-    for file in sorted(TESTS_DIR.glob("test_rules*.py")):
-        name = file.stem
-        if name == "test_rules_consistency":
-            continue
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:  # another module's bug must not break this test
-            skipped[name] = f"import failed: {type(exc).__name__}: {exc}"
-            continue
-        rows = getattr(module, "ROWS", None)
-        if not isinstance(rows, (list, tuple)) or not rows:
-            skipped[name] = "no ROWS table"
-            continue
-        usable = [r for r in rows if hasattr(r, "base") and callable(getattr(r, "patch", None))]
-        if not usable:
-            skipped[name] = "ROWS entries have no base/patch"
-            continue
-        seen: set[str] = set()
-        for row in usable:
-            case = _foreign_case(module, row)
-            if case.name not in seen:
-                seen.add(case.name)
-                cases.append(case)
-    return cases, skipped
-
-
-FOREIGN_CASES, SKIPPED_SOURCES = _foreign_modules()
-CASES: list[Case] = (
-    [_variant_case(v) for v in cb.VARIANTS]
-    + [_consistency_case(row) for row in consistency.ROWS]
-    + FOREIGN_CASES
-)
+CASES: list[Case] = [_variant_case(v) for v in cb.VARIANTS] + [
+    _row_case(table, row) for table, rows in TABLES.items() for row in rows
+]
 
 
 # ---------------------------------------------------------------------------
@@ -289,52 +164,49 @@ def qemu_check_json(path: Path, access: ib.Access) -> tuple[int, dict[str, Any],
     return proc.returncode, data, proc.stderr, how
 
 
-def _lint_run(paths: list[Path]) -> list[dict[str, Any]] | str:
-    """One ``qcow2lint check --format json`` run: the image reports, or
-    what went wrong when there is no JSON report."""
-    result = run_cli("check", "--format", "json", *paths)
-    if "Traceback" in result.stderr or result.returncode not in (0, 1, 2) or not result.stdout.strip():
-        return f"exit {result.returncode}: {result.stderr.strip()[-500:]}"
-    images = json.loads(result.stdout)["images"]
-    assert [image["path"] for image in images] == [str(p) for p in paths]
-    return images
+def _lint(path: Path) -> dict[str, Any]:
+    """qcow2lint's statistics for one image, in-process; an unreadable image
+    gives ``error`` and anything else raised gives ``crash``."""
+    from qcow2lint import ImageError
+
+    try:
+        return {"stats": lint(path, statistics=True).stats}
+    except ImageError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a crash is this image's disagreement, not the whole test's
+        return {"crash": f"{type(exc).__name__}: {exc}"}
 
 
-def _lint(paths: list[Path]) -> list[dict[str, Any]]:
-    """Every image linted in one run.  When that run dies (a crash on one
-    image ends it), the list is split in halves until the culprits are
-    alone; a crash becomes the image's ``crash``."""
-    images = _lint_run(paths)
-    if isinstance(images, list):
-        return images
-    if len(paths) == 1:
-        return [{"path": str(paths[0]), "crash": images}]
-    middle = len(paths) // 2
-    return _lint(paths[:middle]) + _lint(paths[middle:])
+class Outcomes:
+    """Each case built, checked by qemu-img and linted once, on first use."""
+
+    def __init__(self, rows: RowImages, root: Path) -> None:
+        self.rows, self.root = rows, root
+        self._done: dict[str, Outcome] = {}
+
+    def get(self, case: Case) -> Outcome:
+        """The outcome of ``case``."""
+        if case.name not in self._done:
+            outcome = Outcome(case)
+            try:
+                directory = self.root / f"c{len(self._done)}"
+                directory.mkdir()
+                outcome.path, access = case.build(directory, self.rows)
+            except Exception as exc:
+                outcome.build_error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+            else:
+                outcome.qemu_rc, outcome.qemu, outcome.qemu_stderr, outcome.qemu_how = qemu_check_json(
+                    outcome.path, access
+                )
+                outcome.lint = _lint(outcome.path)
+            self._done[case.name] = outcome
+        return self._done[case.name]
 
 
 @pytest.fixture(scope="module")
-def outcomes(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Build every case, then run qcow2lint (once) and qemu-img check (each)."""
-    root = tmp_path_factory.mktemp("differential")
-    env = Env(base_images, root)
-    (root / "consistency-bases").mkdir()
-    directory = root / "images"
-    directory.mkdir()
-    result: dict[str, Outcome] = {}
-    for case in CASES:
-        outcome = Outcome(case)
-        result[case.name] = outcome
-        try:
-            outcome.path, access = case.build(directory, env)
-        except Exception as exc:
-            outcome.build_error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-            continue
-        outcome.qemu_rc, outcome.qemu, outcome.qemu_stderr, outcome.qemu_how = qemu_check_json(outcome.path, access)
-    built = [o for o in result.values() if o.path is not None]
-    for outcome, image in zip(built, _lint([o.path for o in built])):
-        outcome.lint = image
-    return result
+def outcomes(row_images: RowImages, tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
+    """The session's outcomes, computed per case on demand."""
+    return Outcomes(row_images, tmp_path_factory.mktemp("differential"))
 
 
 # ---------------------------------------------------------------------------
@@ -371,37 +243,28 @@ def verdict(outcome: Outcome) -> tuple[str, str]:
     return ("corrupt-agree" if rc == 2 else "compared"), ""
 
 
-@pytest.mark.parametrize("name", [case.name for case in CASES])
-def test_stats_agree_with_qemu_img_check(name: str, outcomes: dict[str, Outcome]) -> None:
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_stats_agree_with_qemu_img_check(case: Case, outcomes: Outcomes) -> None:
     """Equal figures wherever qemu-img check completes, with or without
-    corruptions."""
-    outcome = outcomes[name]
+    corruptions.  A case that cannot be built fails."""
+    outcome = outcomes.get(case)
     kind, detail = verdict(outcome)
     if kind == "build-failed":
-        if outcome.case.ours:
-            pytest.fail(f"could not build {name}: {outcome.build_error}")
-        pytest.skip(f"{outcome.case.source}: row could not be built here: {detail}")
+        pytest.fail(f"could not build {case.name}: {outcome.build_error}")
     if kind == "skipped":
         pytest.skip(detail)
     assert kind != "disagree", f"{detail}\n{outcome.describe()}"
 
 
-@pytest.mark.parametrize("module", sorted(SKIPPED_SOURCES) or ["(none)"])
-def test_foreign_tables_importable(module: str) -> None:
-    """Reports the rule-test modules whose defect table could not be used."""
-    if module == "(none)":
-        return
-    pytest.skip(f"{module}: {SKIPPED_SOURCES[module]}")
-
-
-def test_summary(outcomes: dict[str, Outcome], request: pytest.FixtureRequest) -> None:
+def test_summary(outcomes: Outcomes, request: pytest.FixtureRequest) -> None:
     """Print how many images were compared, agreed, skipped (and why) and
     every disagreement, in the test output (also with -q)."""
     kinds: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     by_source: Counter[str] = Counter()
     disagreements: list[str] = []
-    for outcome in outcomes.values():
+    every = [outcomes.get(case) for case in CASES]
+    for outcome in every:
         kind, detail = verdict(outcome)
         kinds[kind] += 1
         by_source[outcome.case.source] += 1
@@ -412,14 +275,13 @@ def test_summary(outcomes: dict[str, Outcome], request: pytest.FixtureRequest) -
     lines = [
         "",
         "differential test (qcow2lint stats vs qemu-img check --output=json):",
-        f"  images: {len(outcomes)} ({', '.join(f'{s} {n}' for s, n in sorted(by_source.items()))})",
+        f"  images: {len(every)} ({', '.join(f'{s} {n}' for s, n in sorted(by_source.items()))})",
         f"  compared, all figures equal (check exit 0/3): {kinds['compared']}",
         f"  corrupt on both sides, all figures equal (check exit 2): {kinds['corrupt-agree']}",
         f"  disagreements: {kinds['disagree']}",
-        *(f"  qemu-img check run{how}: {n}" for how, n in Counter(o.qemu_how for o in outcomes.values()).items() if how),
+        *(f"  qemu-img check run{how}: {n}" for how, n in Counter(o.qemu_how for o in every).items() if how),
         f"  skipped: {kinds['skipped'] + kinds['build-failed']}",
         *(f"    {n} x {reason}" for reason, n in reasons.most_common()),
-        *(f"  source skipped: {m}: {why}" for m, why in sorted(SKIPPED_SOURCES.items())),
         *(f"  DISAGREEMENT {text}" for text in disagreements),
     ]
     text = "\n".join(lines)

@@ -1,9 +1,9 @@
-"""Golden tests for ``qcow2lint dump`` / ``dump --json`` (shared/DUMP-FORMAT.md).
+"""Golden tests for ``qcow2lint dump`` / ``dump --json`` (the format of docs/dump.md).
 
-1. Every example in ``shared/dump-examples`` (real images with the exact
+1. Every example in ``tests/data/dump-examples`` (real images with the exact
    output of QEMU's ``qcow2.py``): gunzipped, made read-only, dumped in text
    and JSON; stdout must equal the expected file byte for byte, exit 0, empty
-   stderr. The dump runs without CAP_DAC_OVERRIDE (see conftest), so a
+   stderr. The dump runs without CAP_DAC_OVERRIDE (see harness.run_cli), so a
    read-write open of the 0444 file would fail even though the tests run as
    root.
 
@@ -40,9 +40,9 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import GOLDEN_DIR, CliResult, assert_one_line_error, run_cli, run_cli_bytes
+from harness import GOLDEN_DIR, CliResult, assert_one_line_error, run_cli, run_cli_bytes
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "dump-examples"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "dump-examples"
 MIB = 1 << 20
 
 
@@ -66,7 +66,7 @@ def _dump_args(mode: str) -> list[str]:
 
 
 def test_examples_folder_present() -> None:
-    """The shared examples exist and every image has its .dump and .json."""
+    """The vendored examples exist and every image has its .dump and .json."""
     assert EXAMPLES_DIR.is_dir(), f"missing {EXAMPLES_DIR}"
     images = sorted(EXAMPLES_DIR.glob("*.qcow2.gz"))
     assert images, f"no *.qcow2.gz in {EXAMPLES_DIR}"
@@ -81,7 +81,7 @@ def test_examples_folder_present() -> None:
 def test_shared_example(name: str, mode: str, tmp_path: Path) -> None:
     """``qcow2lint dump [--json]`` reproduces QEMU's qcow2.py output byte for byte."""
     gz = EXAMPLES_DIR / f"{name}.qcow2.gz"
-    assert gz.is_file(), f"{gz} missing (expected the shared dump examples next to the repo)"
+    assert gz.is_file(), f"{gz} missing (the vendored dump examples, tests/data/dump-examples)"
     expected = (EXAMPLES_DIR / f"{name}.{mode}").read_bytes()
     img = _gunzip_readonly(gz, tmp_path)
     before = img.read_bytes()

@@ -29,7 +29,7 @@ import pytest
 
 import imagebuilder as ib
 from baseimages import PATCH_GUEST_OFFSET
-from conftest import TESTS_DIR
+from harness import TESTS_DIR, npm_host, require_host
 from qcow2lint.config import load_config
 from qcow2lint.engine import ImageReport, lint_path
 from qcow2lint.findings import Finding, Severity
@@ -199,6 +199,7 @@ def multitool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed: cannot install @microsoft/sarif-multitool to validate SARIF")
+    require_host(npm_host())
     prefix = tmp_path_factory.mktemp("sarif-multitool")
     proc = subprocess.run(
         [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "@microsoft/sarif-multitool@5"],
@@ -239,6 +240,7 @@ def _multitool_errors(binary: Path, sarif: Path, rule_kind: str) -> list[str]:
     return failures + errors
 
 
+@pytest.mark.network
 @pytest.mark.parametrize(("github", "rule_kind"), [(False, "Sarif"), (True, "Sarif;Gh")], ids=["sarif", "sarif-github"])
 def test_the_sarif_multitool_reports_no_errors(
     run: Run, multitool: Path, tmp_path: Path, github: bool, rule_kind: str
@@ -248,6 +250,7 @@ def test_the_sarif_multitool_reports_no_errors(
     assert _multitool_errors(multitool, sarif, rule_kind) == []
 
 
+@pytest.mark.network
 def test_the_sarif_multitool_does_catch_errors(run: Run, multitool: Path, tmp_path: Path) -> None:
     document = json.loads(render_sarif(run.reports, run.registry, github=True))
     document["runs"][0]["results"][0]["ruleIndex"] = 100000

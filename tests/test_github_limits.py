@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import qcow2lint
-from conftest import cli_argv
+from harness import cli_argv
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.report.github import MAX_ANNOTATIONS_PER_TYPE, github_step_summary, render_github
 

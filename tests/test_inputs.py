@@ -15,8 +15,8 @@ from pathlib import Path
 import imagebuilder as ib
 import pytest
 from baseimages import PATCH_L1_INDEX
-from conftest import (
-    ImageCache,
+from harness import (
+    Bases,
     assert_no_traceback,
     assert_one_line_error,
     cli_argv,
@@ -33,7 +33,7 @@ LFS_POINTER = (
 )
 
 
-def _broken(base_images: ImageCache, directory: Path, name: str) -> Path:
+def _broken(base_images: Bases, directory: Path, name: str) -> Path:
     """A copy of the v3 base with an L1 reserved bit set (an error finding)."""
     path = base_images.copy("v3", directory, name)
     img = ib.Qcow2Image(path)
@@ -42,7 +42,7 @@ def _broken(base_images: ImageCache, directory: Path, name: str) -> Path:
 
 
 @pytest.fixture
-def tree(base_images: ImageCache, tmp_path: Path) -> Path:
+def tree(base_images: Bases, tmp_path: Path) -> Path:
     """images/{a.qcow2 (clean), b.disk (magic, broken), notes.txt, sub/c.qcow2 (clean),
     sub/deeper/d.QCOW2 (broken), sub/loop -> .., .git/x.qcow2}"""
     root = tmp_path / "images"
@@ -131,7 +131,7 @@ def test_git_lfs_pointer_gets_a_clear_one_line_message(tmp_path: Path) -> None:
     assert "git lfs pull" in dump.stderr
 
 
-def test_git_lfs_pointer_found_in_a_directory(base_images: ImageCache, tmp_path: Path) -> None:
+def test_git_lfs_pointer_found_in_a_directory(base_images: Bases, tmp_path: Path) -> None:
     base_images.copy("v3", tmp_path, "a.qcow2")
     (tmp_path / "b.qcow2").write_text(LFS_POINTER)
     result = run_cli("check", tmp_path)
@@ -158,7 +158,7 @@ def test_expand_reports_unmatched(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def many(base_images: ImageCache, tmp_path: Path) -> list[Path]:
+def many(base_images: Bases, tmp_path: Path) -> list[Path]:
     """Clean, broken, v2, bitmap images, an LFS pointer and a missing path, interleaved."""
     paths = [
         base_images.copy("v3", tmp_path, "1-clean.qcow2"),
@@ -210,7 +210,7 @@ def check(header, ctx):
 '''
 
 
-def test_a_worker_crash_is_that_images_error(base_images: ImageCache, tmp_path: Path) -> None:
+def test_a_worker_crash_is_that_images_error(base_images: Bases, tmp_path: Path) -> None:
     plugin = tmp_path / "plugin"
     dist = plugin / "test_crash_plugin-0.dist-info"
     dist.mkdir(parents=True)
@@ -240,7 +240,7 @@ def test_a_worker_crash_is_that_images_error(base_images: ImageCache, tmp_path: 
 # ---------------------------------------------------------------------------
 
 
-def test_exit_zero(base_images: ImageCache, tmp_path: Path) -> None:
+def test_exit_zero(base_images: Bases, tmp_path: Path) -> None:
     broken = _broken(base_images, tmp_path, "broken.qcow2")
     assert run_cli("check", broken).returncode == 1
     result = run_cli("check", "--exit-zero", broken)
@@ -285,7 +285,7 @@ def tty_env() -> dict[str, str]:
     return dict(env, QCOW2LINT_PROGRESS_DELAY="0", TERM="xterm", COLUMNS="120")
 
 
-def test_progress_on_a_terminal_only(base_images: ImageCache, tmp_path: Path, tty_env: dict[str, str]) -> None:
+def test_progress_on_a_terminal_only(base_images: Bases, tmp_path: Path, tty_env: dict[str, str]) -> None:
     images = [base_images.copy("v3", tmp_path, f"{i}.qcow2") for i in range(3)]
     code, stdout, stderr = _run_with_tty_stderr(["check", *map(str, images)], tty_env)
     assert code == 0
@@ -298,12 +298,25 @@ def test_progress_on_a_terminal_only(base_images: ImageCache, tmp_path: Path, tt
     assert b"checking" not in stderr
 
 
-def test_no_progress_for_quick_images(base_images: ImageCache, tmp_path: Path, tty_env: dict[str, str]) -> None:
+def test_no_progress_before_the_delay(base_images: Bases, tmp_path: Path, tty_env: dict[str, str]) -> None:
+    """On a terminal, nothing is drawn for an image checked within the delay
+    (an hour here, so the outcome does not depend on the machine's speed)."""
     image = base_images.copy("v3", tmp_path)
-    env = dict(tty_env)
-    env.pop("QCOW2LINT_PROGRESS_DELAY")
-    code, _, stderr = _run_with_tty_stderr(["check", str(image)], env)
+    code, _, stderr = _run_with_tty_stderr(["check", str(image)], dict(tty_env, QCOW2LINT_PROGRESS_DELAY="3600"))
     assert code == 0 and stderr == b""
+
+
+def test_the_progress_delay_defaults_to_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without QCOW2LINT_PROGRESS_DELAY an image gets a line after 1 s; the
+    variable sets the delay, a bad value keeps the default."""
+    from qcow2lint.progress import Progress
+
+    monkeypatch.delenv("QCOW2LINT_PROGRESS_DELAY", raising=False)
+    assert Progress(1).delay == 1.0
+    monkeypatch.setenv("QCOW2LINT_PROGRESS_DELAY", "2.5")
+    assert Progress(1).delay == 2.5
+    monkeypatch.setenv("QCOW2LINT_PROGRESS_DELAY", "soon")
+    assert Progress(1).delay == 1.0
 
 
 def test_progress_does_not_import_rich_unless_drawn() -> None:
@@ -311,7 +324,7 @@ def test_progress_does_not_import_rich_unless_drawn() -> None:
         """
         import sys
         from qcow2lint.progress import Progress
-        p = Progress(1, delay=5)
+        p = Progress(1, delay=3600)
         with p.waiting(0, "x"):
             pass
         assert "rich" not in sys.modules, "rich imported"

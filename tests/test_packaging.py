@@ -1,6 +1,10 @@
 """Packaging: a regular (non-editable) install gives the `qcow2lint` command,
 `python -m qcow2lint`, the built-in rules under their own import name, and
-one version everywhere."""
+one version everywhere.
+
+These tests install from the package index into throw-away virtualenvs
+(never into the interpreter running the tests): they carry the ``network``
+marker and skip with one line when the index cannot be reached."""
 
 from __future__ import annotations
 
@@ -11,13 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from harness import REPO_ROOT, pypi_host, require_host
 from qcow2lint import __version__
+
+pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with `pip install .` of this repository."""
+    require_host(pypi_host())
     env = tmp_path_factory.mktemp("pkg") / "env"
     venv.EnvBuilder(with_pip=False).create(env)
     python = env / "bin" / "python"
@@ -46,18 +53,20 @@ def test_the_rules_install_as_qcow2lint_rules_and_not_as_rules(installed: Path, 
 
 
 def test_pipx_install_gives_the_command(tmp_path: Path) -> None:
-    """`pipx install .` (pipx is installed from PyPI for the test when missing)."""
-    probe = subprocess.run([sys.executable, "-m", "pipx", "--version"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "pipx"], capture_output=True, text=True)
-        if got.returncode != 0:
-            pytest.skip(f"pipx cannot be installed here: {got.stderr.strip().splitlines()[-1:]}")
+    """`pipx install .` with a pipx installed from PyPI into a throw-away virtualenv."""
+    require_host(pypi_host())
+    tools = tmp_path / "tools"
+    venv.EnvBuilder(with_pip=True).create(tools)
+    got = subprocess.run(
+        [str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet", "pipx"], capture_output=True, text=True
+    )
+    assert got.returncode == 0, got.stderr
     env = {
         "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
         "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
     }  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(REPO_ROOT)],
+        [str(tools / "bin" / "python"), "-m", "pipx", "install", "--python", sys.executable, str(REPO_ROOT)],
         capture_output=True, text=True, env={**env, **_pip_environment()},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,7 @@ A rule module lists the messages with which QEMU refuses the images it
 flags in ``QEMU_REFUSES`` (rendered in docs/rules.md, "What QEMU refuses to
 open"; N stands for a number, NAME for a name).  One row per message: the
 image is built (qemu-img and a byte patch: most rows reuse a defect row of
-the rule tests, by its differential-test case name), ``qemu-io -r -c quit``
+the rule tests, by its table and row id, ``rows_*.py``), ``qemu-io -r -c quit``
 must fail with that message (read-only: nothing writes to the image), and
 qcow2lint must report the rule at error.
 
@@ -23,8 +23,12 @@ import pytest
 
 import imagebuilder as ib
 import qcow2lint
-import test_differential as td
-from conftest import ImageCache
+import rows_basic
+import rows_bitmaps
+import rows_header
+import rows_placement
+import rows_snapshots
+from harness import Bases, RowImages
 
 #: Rules that flag an image QEMU refuses without being errors by default.
 NOT_ERRORS = {"backing-file-missing": "warning"}
@@ -37,7 +41,7 @@ class Refusal:
 
     rule: str
     message: str
-    case: str | Callable[[Path, ImageCache], tuple[Path, ib.Access]]  # a case name or a Builder
+    case: str | Callable[[Path, Bases], tuple[Path, ib.Access]]  # a case name or a Builder
     id: str = ""
 
     @property
@@ -48,11 +52,11 @@ class Refusal:
 # --- local builders (defects no rule test builds) ---------------------------------
 
 #: Builds a row's image in a directory: its path and how QEMU must open it.
-Builder = Callable[[Path, ImageCache], tuple[Path, ib.Access]]
+Builder = Callable[[Path, Bases], tuple[Path, ib.Access]]
 
 
 def _snapshot_offset_without_snapshots(value: int) -> Builder:
-    def build(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+    def build(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
         path = bases.copy("v3", directory, f"snapshot-offset-{value:x}.qcow2")
         img = ib.Qcow2Image(path)
         assert img.header["nb_snapshots"] == 0
@@ -62,7 +66,7 @@ def _snapshot_offset_without_snapshots(value: int) -> Builder:
     return build
 
 
-def _overlay_without_base(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+def _overlay_without_base(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
     path = directory / "overlay-without-base.qcow2"
     ib.run_tool([ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-u", "-b", "no-such-base.qcow2", "-F", "qcow2",
                  path, "64M"])  # fmt: skip
@@ -70,7 +74,7 @@ def _overlay_without_base(directory: Path, bases: ImageCache) -> tuple[Path, ib.
     return path, ib.PLAIN
 
 
-def _luks_stripes(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+def _luks_stripes(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
     from test_untrusted import Builder
 
     path = directory / "luks-stripes.qcow2"
@@ -85,7 +89,7 @@ def _luks_patched(offset: int, data: bytes | Callable[[bytes], bytes]) -> Builde
     """The LUKS base with ``data`` (or ``data(header)``) written ``offset``
     bytes into its LUKS header."""
 
-    def build(directory: Path, bases: ImageCache) -> tuple[Path, ib.Access]:
+    def build(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
         path = bases.copy("luks", directory, f"luks-{offset}.qcow2")
         raw = path.read_bytes()
         start = raw.find((0x0537BE77).to_bytes(4, "big"), 72)  # the full disk encryption header pointer
@@ -105,9 +109,11 @@ def _u32(value: int) -> bytes:
 
 C = "Bitmap 'NAME' doesn't satisfy the constraints"
 T = "Could not read bitmap_table table from image for bitmap 'NAME': Invalid argument"
-#: Differential-test case name prefixes: the rule test modules whose rows are reused.
-H, B, P = "test_rules_header:", "test_rules_bitmaps:", "test_rules_placement:"
-R, S = "test_rules:", "test_rules_snapshots:"
+#: Row tables whose patched images are reused, by the prefix of a case name ("header:ROW-ID").
+H, B, P = "header:", "bitmaps:", "placement:"
+R, S = "rules:", "snapshots:"
+TABLES = {"header": rows_header.ROWS, "bitmaps": rows_bitmaps.ROWS, "placement": rows_placement.ROWS,
+          "rules": rows_basic.ROWS, "snapshots": rows_snapshots.ROWS}  # fmt: skip
 
 ROWS: list[Refusal] = [
     # --- header (qcow2_do_open) ---
@@ -243,26 +249,28 @@ class Outcome:
     findings: dict[str, set[str]] | None = None  # rule -> severities
 
 
-def _build(row: Refusal, directory: Path, env: td.Env, bases: ImageCache) -> tuple[Path, ib.Access]:
+def _build(row: Refusal, directory: Path, rows: RowImages, bases: Bases) -> tuple[Path, ib.Access]:
     if callable(row.case):
         return row.case(directory, bases)
-    cases = {case.name: case for case in td.CASES}
-    return cases[row.case].build(directory, env)
+    table, row_id = row.case.split(":", 1)
+    [table_row] = [r for r in TABLES[table] if r.id == row_id]
+    path, _ = rows.get(table_row)
+    return path, bases.access(table_row.base)
 
 
 @pytest.fixture(scope="module")
-def outcomes(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> dict[Refusal, Outcome]:
+def outcomes(
+    base_images: Bases, row_images: RowImages, tmp_path_factory: pytest.TempPathFactory
+) -> dict[Refusal, Outcome]:
     """Every row's image, qemu-io's verdict on it and qcow2lint's findings."""
     root = tmp_path_factory.mktemp("refusals")
-    (root / "consistency-bases").mkdir()
-    env = td.Env(base_images, root)
     result: dict[Refusal, Outcome] = {}
     for index, row in enumerate(ROWS):
         outcome = result[row] = Outcome()
         directory = root / f"row{index}"
         directory.mkdir()
         try:
-            outcome.path, access = _build(row, directory, env, base_images)
+            outcome.path, access = _build(row, directory, row_images, base_images)
         except Exception as exc:  # reported by the row's test
             outcome.build_error = f"{type(exc).__name__}: {exc}"
             continue

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from harness import REPO_ROOT, run_cli
 
 
 def test_the_readme_demo_output_is_what_the_command_prints() -> None:

@@ -9,7 +9,7 @@ import importlib.util
 import re
 import tomllib
 
-from conftest import REPO_ROOT
+from harness import REPO_ROOT
 from qcow2lint.registry import load_registry, read_rule_file
 
 

@@ -26,7 +26,7 @@ import pytest
 
 import imagebuilder as ib
 import qcow2lint
-from conftest import run_cli
+from harness import run_cli
 from consistency_builders import set_refcount
 from qcow2lint.config import load_config
 from qcow2lint.findings import Finding, ImageReport

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, run_cli
+from harness import REPO_ROOT, cli_argv, run_cli
 from qcow2lint import gen
 from qcow2lint.configschema import config_schema
 from qcow2lint.registry import INTERNAL_ERROR, load_registry
@@ -108,7 +108,7 @@ def test_the_reproduction_makes_an_image_the_rule_flags(rule, tmp_path: Path) ->
 
 def _sarif(*args: str, env: dict[str, str] | None = None) -> dict:
     result = subprocess.run(
-        [*__import__("conftest").cli_argv(), "check", "-f", "sarif", *args, str(REPO_ROOT / "examples" / "demo.qcow2")],
+        [*cli_argv(), "check", "-f", "sarif", *args, str(REPO_ROOT / "examples" / "demo.qcow2")],
         capture_output=True, text=True, env=env or dict(os.environ),
     )  # fmt: skip
     assert result.returncode == 1, result.stderr

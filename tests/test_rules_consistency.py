@@ -1,14 +1,6 @@
 """Rule tests for L1/L2 entries, extended L2, compressed clusters, the
-external data file, refcounts and metadata overlaps (catalogue §2.6-§2.12).
-
-Table-driven like tests/test_rules.py: each row patches a copy of a real
-image made by qemu-img / qemu-io (tests/baseimages.py and
-:data:`consistency_builders.RECIPES`) so that it has one defect: a COPIED
-flag set or cleared, a refcount zeroed, lowered or raised, an L2 entry
-pointed at the L1 table or at its own L2 table with the refcount raised to
-match (the overlap ``qemu-img check`` misses), a file cut short, refcount
-blocks shared or moved past the end, compressed descriptors damaged, ...
-For every rule:
+external data file, refcounts and metadata overlaps (catalogue §2.6-§2.12),
+from rows_consistency.py.  For every rule:
 
 (a) the patched image fires the rule (once, unless the row says otherwise)
     with the catalogue's severity, at the patched offset and structure path;
@@ -18,765 +10,50 @@ For every rule:
 ``test_qemu_agrees`` proves each recipe makes the defect it claims: where
 the catalogue says ``qemu-img check`` reports it, check does (exit code and
 stderr line); where it says QEMU is silent, check passes, and the runtime
-failure the catalogue names (a read or write through qemu-io) happens.
-
-Every patched image is linted in one ``qcow2lint check`` run (once more with
-all these rules disabled, and once with ``--deep``), which keeps the file
-fast.  The rows are importable (``ROWS``, ``build_row``) so that
-tests/test_differential.py can compare qcow2lint's statistics with
-``qemu-img check`` on every one of these images.
+failure the catalogue names (a read or write through qemu-io) happens.  The
+rows run in-process (harness.lint; ``deep`` where the row says so).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 import consistency_builders as cb
 import imagebuilder as ib
-from baseimages import BASES, PATCH_GUEST_OFFSET, PATCH_L1_INDEX, PATCH_L2_INDEX
-from conftest import ImageCache, format_findings, lint_json, rules_fired, write_config
-
-COPIED = ib.OFLAG_COPIED
-MISALIGN = 0x200
-SPARE = 7  # an all-zero entry of the patched L2 table (index 3 holds data)
-
-#: name -> catalogue severity of every rule this file tests.
-RULES: dict[str, str] = {
-    "l2-out-of-file": "error",
-    "l1-copied-mismatch": "error",
-    "l1-beyond-vmstate": "info",
-    "l2-zero-flag-v2": "error",
-    "l2-data-out-of-file": "error",
-    "l2-data-partly-out-of-file": "warning",
-    "l2-copied-mismatch": "error",
-    "l2-copied-on-unallocated": "warning",
-    "l2-offset0-copied-without-data-file": "warning",
-    "extl2-alloc-and-zero": "error",
-    "extl2-unallocated-with-alloc-bits": "error",
-    "extl2-compressed-bitmap-nonzero": "error",
-    "extl2-zero-flag-set": "warning",
-    "extl2-allocated-empty-bitmap": "info",
-    "compressed-copied": "error",
-    "compressed-with-data-file": "error",
-    "compressed-offset-high-bits": "error",
-    "compressed-out-of-file": "error",
-    "compressed-oversize": "warning",
-    "compressed-undecompressible": "error",
-    "data-file-offset-mismatch": "error",
-    "data-file-copied-missing": "error",
-    "data-file-snapshots": "error",
-    "refcount-zero-used": "error",
-    "refcount-too-low": "error",
-    "refcount-leak": "warning",
-    "refcount-overflow": "error",
-    "refcount-beyond-eof": "warning",
-    "refblock-refcount-not-one": "error",
-    "refblock-out-of-file": "error",
-    "reftable-coverage-gap": "error",
-    "metadata-refcount-gt-one": "error",
-    "metadata-overlap": "error",
-    "l1-entry-points-to-metadata": "error",
-    "l2-shared-data-cluster": "info",
-    "overlap-zero-length-bitmap-dir": "error",
-    "reftable-reserved-bits": "error",
-    "misaligned-refcount-block": "error",
-}
-
-EOF_CORRUPTION = "ERROR: counting reference for region exceeding the end of the file by one cluster or more"
-
-
-# ---------------------------------------------------------------------------
-# rows
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a patch wrote: acceptable finding offsets and a location regex."""
-
-    offsets: tuple[int, ...]
-    location: str  # matched with re.fullmatch
-
-
-@dataclass(frozen=True)
-class QemuExpect:
-    """What QEMU does with the patched image.
-
-    ``tool`` is ``check`` (``qemu-img check``), ``read`` (``qemu-io -r -c
-    COMMAND``) or ``write`` (``qemu-io -c COMMAND`` on a throw-away copy).
-    ``returncode`` None means "any" (qemu-io reports I/O errors on stdout
-    and still exits 0)."""
-
-    tool: str
-    returncode: int | None
-    message: str | None = None  # substring of stdout + stderr
-    command: str = ""
-
-
-def check(returncode: int, message: str | None = None) -> QemuExpect:
-    """``qemu-img check`` exits ``returncode`` and prints ``message``."""
-    return QemuExpect("check", returncode, message)
-
-
-CLEAN = check(0, "No errors were found on the image.")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One rule test case."""
-
-    rule: str
-    base: str
-    patch: Callable[[ib.Qcow2Image], Target]
-    qemu: tuple[QemuExpect, ...]
-    variant: str = ""
-    #: how many findings the defect gives (None: at least one, one of them at the target)
-    count: int | None = 1
-    #: the base for the quiet-on-clean-base test when ``base`` itself fires
-    clean_base: str = ""
-    #: the rule only runs with ``qcow2lint check --deep``
-    deep: bool = False
-    #: rules whose conditions exclude this defect: they must not fire
-    absent: tuple[str, ...] = ()
-
-    @property
-    def id(self) -> str:
-        """pytest id (also the patched image's file name)."""
-        return f"{self.rule}[{self.variant}]" if self.variant else self.rule
-
-    @property
-    def severity(self) -> str:
-        """The catalogue's severity."""
-        return RULES[self.rule]
-
-    @property
-    def quiet_base(self) -> str:
-        """The base that must not fire the rule."""
-        return self.clean_base or self.base
-
-
-# --- structure paths (regular expressions) -----------------------------------
-
-
-def path_l1(index: int) -> str:
-    """Active L1 entry."""
-    return re.escape(f"l1[{index}]")
-
-
-def path_l2(l2_offset: int, index: int) -> str:
-    """Entry of the L2 table at ``l2_offset``."""
-    return re.escape(f"l2@{l2_offset:#x}[{index}]")
-
-
-def path_reftable(index: int) -> str:
-    """Refcount table entry."""
-    return re.escape(f"reftable[{index}]")
-
-
-def at_refcount(img: ib.Qcow2Image, cluster: int) -> Target:
-    """The stored refcount of ``cluster``: ``refblock@0x20000[7]``."""
-    offset, _, _ = cb.refcount_entry(img, cluster)
-    order = img.header["refcount_order"]
-    block_bits = img.cluster_bits + 3 - order
-    block = img.reftable[cluster >> block_bits] & ib.REFT_OFFSET_MASK
-    within = cluster & ((1 << block_bits) - 1)
-    return Target((offset,), re.escape(f"refblock@{block:#x}[{within}]"))
-
-
-def at_l2(img: ib.Qcow2Image, l2_offset: int, index: int, *also: int) -> Target:
-    """An L2 entry (``also``: more acceptable offsets)."""
-    return Target((img.l2_entry_offset(l2_offset, index), *also), path_l2(l2_offset, index))
-
-
-# --- patch helpers -----------------------------------------------------------
-
-
-def _patched(img: ib.Qcow2Image) -> tuple[int, int, int]:
-    """``(l2_offset, index, entry)`` of the data cluster at PATCH_GUEST_OFFSET."""
-    l2_offset, index, entry = cb.l2_slot(img, PATCH_GUEST_OFFSET)
-    assert index == PATCH_L2_INDEX and entry & ib.L2E_OFFSET_MASK, "recipe must allocate the patched cluster"
-    return l2_offset, index, entry
-
-
-def _spare(img: ib.Qcow2Image) -> int:
-    """The L2 table of the patched cluster, after checking its SPARE entry is empty."""
-    l2_offset, _, _ = _patched(img)
-    assert img.l2_tables[l2_offset][SPARE] == 0
-    return l2_offset
-
-
-def _set_spare(value: int) -> Callable[[ib.Qcow2Image], Target]:
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset = _spare(img)
-        img.set_l2(l2_offset, SPARE, value)
-        return at_l2(img, l2_offset, SPARE)
-
-    return patch
-
-
-def _change_patched(change: Callable[[int], int], bitmap: Callable[[int], int] | None = None):
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset, index, entry = _patched(img)
-        new_bitmap = None if bitmap is None else bitmap(img.l2_bitmaps[l2_offset][index])
-        img.set_l2(l2_offset, index, change(entry), bitmap=new_bitmap)
-        return at_l2(img, l2_offset, index)
-
-    return patch
-
-
-def _spare_bitmap(bitmap: int) -> Callable[[ib.Qcow2Image], Target]:
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset = _spare(img)
-        assert img.l2_bitmaps[l2_offset][SPARE] == 0
-        img.set_l2(l2_offset, SPARE, 0, bitmap=bitmap)
-        return at_l2(img, l2_offset, SPARE)
-
-    return patch
-
-
-def _l1(index: int, change: Callable[[ib.Qcow2Image, int], int]) -> Callable[[ib.Qcow2Image], Target]:
-    def patch(img: ib.Qcow2Image) -> Target:
-        off = img.set_l1(index, change(img, img.l1[index]))
-        return Target((off,), path_l1(index))
-
-    return patch
-
-
-def _unchanged_l1(index: int) -> Callable[[ib.Qcow2Image], Target]:
-    def patch(img: ib.Qcow2Image) -> Target:
-        assert img.l1[index], "recipe must allocate this L1 entry"
-        return Target((img.l1_entry_offset(index),), path_l1(index))
-
-    return patch
-
-
-def patch_shrink_header_size(img: ib.Qcow2Image) -> Target:
-    """Virtual size 1 GiB: l1[2] (data at 1 GiB + 3 clusters) becomes VM state."""
-    img.set_header("size", 1 << 30)
-    return Target((img.l1_entry_offset(PATCH_L1_INDEX),), path_l1(PATCH_L1_INDEX))
-
-
-def patch_cut_last_data_cluster(img: ib.Qcow2Image) -> Target:
-    """Cut the file in the middle of its last cluster, the patched data cluster."""
-    l2_offset, index, entry = _patched(img)
-    data = entry & ib.L2E_OFFSET_MASK
-    assert data + img.cluster_size == img.file_size, "the patched cluster must be the last one"
-    img.truncate(data + img.cluster_size // 2)
-    return at_l2(img, l2_offset, index)
-
-
-# --- compressed clusters ----------------------------------------------------
-
-
-def _first_compressed(img: ib.Qcow2Image) -> tuple[int, int, int]:
-    slots = cb.compressed_slots(img)
-    assert slots, "recipe must have compressed clusters"
-    return slots[0]
-
-
-def _change_compressed(change: Callable[[ib.Qcow2Image, int], int], bitmap: int | None = None):
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset, index, entry = _first_compressed(img)
-        img.set_l2(l2_offset, index, change(img, entry), bitmap=bitmap)
-        return at_l2(img, l2_offset, index)
-
-    return patch
-
-
-def _new_compressed(offset: Callable[[ib.Qcow2Image, int], int], sectors: int = 1):
-    """A new compressed entry in a free slot of the compressed cluster's L2
-    table (the existing payloads keep their references: no leak)."""
-
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset, index, entry = _first_compressed(img)
-        slot = cb.free_slot(img, l2_offset, index + 1)
-        coffset, _ = cb.decode_compressed(img, entry)
-        img.set_l2(l2_offset, slot, cb.encode_compressed(img, offset(img, coffset), sectors))
-        return at_l2(img, l2_offset, slot)
-
-    return patch
-
-
-def patch_oversize(img: ib.Qcow2Image) -> Target:
-    """Payload 0 (about 32 KiB at the start of host cluster 5) claims 130
-    sectors (66560 bytes > cs + 511), reaching into host cluster 6, whose
-    stored refcount is raised by one so that the refcounts still agree."""
-    l2_offset, index, entry = _first_compressed(img)
-    coffset, _ = cb.decode_compressed(img, entry)
-    assert coffset % img.cluster_size == 0
-    img.set_l2(l2_offset, index, cb.encode_compressed(img, coffset, 130))
-    end = coffset + 130 * 512
-    assert end < img.file_size
-    for cluster in range(cb.cluster_of(img, coffset) + 1, cb.cluster_of(img, end - 1) + 1):
-        cb.add_refcount(img, cluster, 1)
-    return at_l2(img, l2_offset, index)
-
-
-def patch_corrupt_payload(img: ib.Qcow2Image) -> Target:
-    """Overwrite the first 4 bytes of the first compressed payload (the
-    second payload starts 20 bytes later in the zstd recipe): a raw deflate
-    block of type 3 (reserved) / a zstd frame without its magic number."""
-    l2_offset, index, entry = _first_compressed(img)
-    coffset, _ = cb.decode_compressed(img, entry)
-    img.write_bytes(coffset, b"\xff" * 4)
-    return at_l2(img, l2_offset, index)
-
-
-def patch_compressed_in_data_file(img: ib.Qcow2Image) -> Target:
-    """Guest cluster 1 of a data-file image turned into a compressed descriptor."""
-    l2_offset, index, entry = cb.l2_slot(img, cb.CLUSTER)
-    img.set_l2(l2_offset, index, cb.encode_compressed(img, cb.CLUSTER, 1))
-    return at_l2(img, l2_offset, index)
-
-
-# --- external data file --------------------------------------------------------
-
-DATA_FILE_GUEST = 2 * cb.MIB  # the recipe writes 128 KiB there
-
-
-def patch_data_file_host_moved(img: ib.Qcow2Image) -> Target:
-    """Guest 2 MiB mapped to data file offset 3 MiB (COPIED kept)."""
-    l2_offset, index, entry = cb.l2_slot(img, DATA_FILE_GUEST)
-    assert entry == COPIED | DATA_FILE_GUEST
-    img.set_l2(l2_offset, index, COPIED | 3 * cb.MIB)
-    return at_l2(img, l2_offset, index)
-
-
-def patch_data_file_copied(img: ib.Qcow2Image) -> Target:
-    """COPIED cleared on the entry of guest 2 MiB."""
-    l2_offset, index, entry = cb.l2_slot(img, DATA_FILE_GUEST)
-    img.set_l2(l2_offset, index, entry & ~COPIED)
-    return at_l2(img, l2_offset, index)
-
-
-def patch_data_file_snapshot(img: ib.Qcow2Image) -> Target:
-    """A snapshot table entry (blank L1) added to a data-file image."""
-    cb.add_blank_snapshot(img)
-    return Target((ib.HEADER_FIELDS["nb_snapshots"][0],), re.escape("header.nb_snapshots"))
-
-
-# --- refcounts ----------------------------------------------------------------
-
-
-def _refcount(cluster: Callable[[ib.Qcow2Image], int], value: Callable[[int], int]):
-    def patch(img: ib.Qcow2Image) -> Target:
-        index = cluster(img)
-        cb.set_refcount(img, index, value(img.refcount(index)))
-        return at_refcount(img, index)
-
-    return patch
-
-
-def _patched_data_cluster(img: ib.Qcow2Image) -> int:
-    return cb.cluster_of(img, _patched(img)[2] & ib.L2E_OFFSET_MASK)
-
-
-def _first_data_cluster(img: ib.Qcow2Image) -> int:
-    return cb.cluster_of(img, cb.l2_slot(img, 0)[2] & ib.L2E_OFFSET_MASK)
-
-
-def patch_overflow_shared_entry(img: ib.Qcow2Image) -> Target:
-    """refcount_bits=1: a second L2 entry (with COPIED, as refcount 1 wants)
-    maps guest cluster 0's data cluster, which now needs refcount 2."""
-    l2_offset, index, entry = cb.l2_slot(img, 0)
-    slot = cb.free_slot(img, l2_offset)
-    img.set_l2(l2_offset, slot, entry)
-    return at_refcount(img, cb.cluster_of(img, entry & ib.L2E_OFFSET_MASK))
-
-
-def patch_rc1_snapshot(img: ib.Qcow2Image) -> Target:
-    """No patch: the refcount_bits=1 image with a snapshot already overflows
-    on the shared L2 table and data cluster.  They are adjacent, so the
-    overflow is one finding for the run (issue 8): the target is its first
-    cluster, the L2 table."""
-    l2_offset, _, _ = cb.l2_slot(img, 0)
-    assert cb.cluster_of(img, l2_offset) + 1 == _first_data_cluster(img)
-    return at_refcount(img, cb.cluster_of(img, l2_offset))
-
-
-def patch_unused_cluster(img: ib.Qcow2Image) -> Target:
-    """A zero cluster appended to the 8-cluster file, with refcount 1."""
-    offset = cb.append_clusters(img)
-    return at_refcount(img, cb.cluster_of(img, offset))
-
-
-def patch_refcount_beyond_eof(img: ib.Qcow2Image) -> Target:
-    """Refcount 1 for cluster 20 of an 8-cluster file."""
-    cluster = 20
-    assert cluster * img.cluster_size >= img.file_size
-    cb.set_refcount(img, cluster, 1)
-    return at_refcount(img, cluster)
-
-
-def patch_refblock_twice(img: ib.Qcow2Image) -> Target:
-    """Refcount table entry 1 names refcount block 0's cluster again."""
-    assert img.reftable[1] == 0
-    off = img.set_reftable(1, img.reftable[0])
-    return Target((off,), path_reftable(1))
-
-
-def patch_refblock_past_eof(img: ib.Qcow2Image) -> Target:
-    """Refcount table entry 1 names a cluster past the end of the file."""
-    assert img.reftable[1] == 0
-    off = img.set_reftable(1, cb.beyond_eof(img))
-    return Target((off,), path_reftable(1))
-
-
-def _reftable0(change: Callable[[int], int]) -> Callable[[ib.Qcow2Image], Target]:
-    def patch(img: ib.Qcow2Image) -> Target:
-        return Target((img.set_reftable(0, change(img.reftable[0])),), path_reftable(0))
-
-    return patch
-
-
-def patch_reftable_gap(img: ib.Qcow2Image) -> Target:
-    """512-byte clusters, 64-bit refcounts: the refcount table entry of the
-    second refcount block (clusters 64..127, all in use) set to 0."""
-    assert img.reftable[1] & ib.REFT_OFFSET_MASK
-    off = img.set_reftable(1, 0)
-    return Target((off,), path_reftable(1))
-
-
-def patch_l1_refcount_two(img: ib.Qcow2Image) -> Target:
-    """The L1 table's cluster gets refcount 2 (one reference)."""
-    cluster = cb.cluster_of(img, img.header["l1_table_offset"])
-    cb.set_refcount(img, cluster, 2)
-    return Target((cluster * img.cluster_size,), re.escape("l1"))
-
-
-# --- overlaps -----------------------------------------------------------------
-
-
-def patch_l2_entry_on_l1(raise_refcount: bool) -> Callable[[ib.Qcow2Image], Target]:
-    """The spare L2 entry (no COPIED) maps the L1 table's cluster as data;
-    with ``raise_refcount`` that cluster's refcount becomes 2 to match, and
-    ``qemu-img check`` no longer notices (catalogue §2.12, §4.5)."""
-
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset = _spare(img)
-        l1 = img.header["l1_table_offset"]
-        img.set_l2(l2_offset, SPARE, l1)
-        if raise_refcount:
-            cb.add_refcount(img, cb.cluster_of(img, l1), 1)
-        return Target((l1, img.l2_entry_offset(l2_offset, SPARE)), path_l2(l2_offset, SPARE))
-
-    return patch
-
-
-def patch_l2_entry_on_own_table(img: ib.Qcow2Image) -> Target:
-    """The spare L2 entry maps its own L2 table as data; the table's refcount
-    becomes 2 and COPIED is cleared on its L1 entry, so the refcounts and
-    COPIED flags all agree: ``qemu-img check`` passes (catalogue §4.5)."""
-    l2_offset = _spare(img)
-    img.set_l2(l2_offset, SPARE, l2_offset)
-    cb.add_refcount(img, cb.cluster_of(img, l2_offset), 1)
-    img.set_l1(PATCH_L1_INDEX, img.l1[PATCH_L1_INDEX] & ~COPIED)
-    return Target((l2_offset, img.l2_entry_offset(l2_offset, SPARE)), path_l2(l2_offset, SPARE))
-
-
-def patch_l1_on_snapshot_l1(raise_refcount: bool) -> Callable[[ib.Qcow2Image], Target]:
-    """Active l1[1] names the (all-zero) L1 table of snapshot 'empty' as its
-    L2 table: an active L2 table on top of an inactive L1 table."""
-
-    def patch(img: ib.Qcow2Image) -> Target:
-        snap_l1 = img.snapshot("empty").fields["l1_table_offset"]
-        assert snap_l1 and not any(img.snapshot("empty").l1), "the snapshot L1 must be all zeros"
-        assert img.l1[1] == 0
-        img.set_l1(1, snap_l1)
-        if raise_refcount:
-            cb.add_refcount(img, cb.cluster_of(img, snap_l1), 1)
-        return Target((snap_l1, img.l1_entry_offset(1)), re.escape(f"l2@{snap_l1:#x}") + r"(\[\d+\])?")
-
-    return patch
-
-
-def patch_shared_data(raise_refcount: bool) -> Callable[[ib.Qcow2Image], Target]:
-    """The spare L2 entry maps the patched data cluster a second time; with
-    ``raise_refcount`` COPIED is cleared on both entries and the refcount is
-    2: consistent, but two guest clusters share one host cluster without a
-    snapshot."""
-
-    def patch(img: ib.Qcow2Image) -> Target:
-        l2_offset, index, entry = _patched(img)
-        data = entry & ib.L2E_OFFSET_MASK
-        if raise_refcount:
-            img.set_l2(l2_offset, index, data)
-            img.set_l2(l2_offset, SPARE, data)
-            cb.set_refcount(img, cb.cluster_of(img, data), 2)
-        else:
-            img.set_l2(l2_offset, SPARE, entry)
-        return at_refcount(img, cb.cluster_of(img, data))
-
-    return patch
-
-
-def patch_autoclear_bitmaps(img: ib.Qcow2Image) -> Target:
-    """Autoclear bit 0 without a bitmaps extension."""
-    assert img.find_extension(ib.EXT_BITMAPS) is None
-    off = img.set_header("autoclear_features", img.header["autoclear_features"] | cb.AUTOCLEAR_BITMAPS)
-    return Target((off,), re.escape("header.autoclear_features"))
-
-
-# --- the table ---------------------------------------------------------------
-
-ROWS: list[Row] = [
-    # --- §2.6 L1 entries --------------------------------------------------------
-    Row("l2-out-of-file", "v3", _l1(1, lambda img, e: cb.beyond_eof(img)), (check(2, EOF_CORRUPTION),),
-        absent=("l1-copied-mismatch",)),
-    Row("l1-copied-mismatch", "v3", _l1(PATCH_L1_INDEX, lambda img, e: e & ~COPIED),
-        (check(2, "ERROR OFLAG_COPIED L2 cluster: l1_index=2 l1_entry=60000 refcount=1"),), "cleared"),
-    Row("l1-copied-mismatch", "snapshot", _l1(PATCH_L1_INDEX, lambda img, e: e | COPIED),
-        (check(2, "ERROR OFLAG_COPIED L2 cluster: l1_index=2 l1_entry=8000000000060000 refcount=2"),),
-        "set-on-shared"),
-    Row("l1-beyond-vmstate", "vmstate", _unchanged_l1(1), (CLEAN,), "qemu-io-write-b", clean_base="v3"),
-    Row("l1-beyond-vmstate", "v3", patch_shrink_header_size, (CLEAN,), "size-shrunk"),
-    # --- §2.7 standard L2 entries -------------------------------------------------
-    Row("l2-zero-flag-v2", "v2", _change_patched(lambda e: e | ib.OFLAG_ZERO),
-        (CLEAN, QemuExpect("read", None, "Zero cluster entry found in pre-v3 image",
-                           f"read {PATCH_GUEST_OFFSET} 64k"))),
-    Row("l2-data-out-of-file", "v3", _set_spare(4 << 20), (check(2, EOF_CORRUPTION),),
-        absent=("l2-copied-mismatch", "l2-data-partly-out-of-file")),
-    Row("l2-data-partly-out-of-file", "v3", patch_cut_last_data_cluster, (CLEAN,),
-        absent=("l2-data-out-of-file", "file-truncated")),
-    Row("l2-copied-mismatch", "v3", _change_patched(lambda e: e & ~COPIED),
-        (check(2, "ERROR OFLAG_COPIED data cluster: l2_entry=70000 refcount=1"),)),
-    Row("l2-copied-on-unallocated", "v3", _set_spare(COPIED | ib.OFLAG_ZERO), (CLEAN,),
-        absent=("l2-offset0-copied-without-data-file", "l2-reserved-bits")),
-    Row("l2-offset0-copied-without-data-file", "v3", _set_spare(COPIED), (CLEAN,),
-        absent=("l2-copied-on-unallocated", "l2-reserved-bits")),
-    # --- §2.8 extended L2 ------------------------------------------------------------
-    Row("extl2-alloc-and-zero", "extl2", _change_patched(lambda e: e, lambda b: b | 1 << 32),
-        (check(2, "Allocated cluster has corrupted subcluster allocation bitmap"),)),
-    Row("extl2-unallocated-with-alloc-bits", "extl2", _spare_bitmap(0x1),
-        (check(2, "ERROR: Unallocated cluster has non-zero subcluster allocation map"),)),
-    Row("extl2-compressed-bitmap-nonzero", "extl2-zlib", _change_compressed(lambda img, e: e, bitmap=0x1),
-        (check(2, "ERROR compressed cluster 16 with non-zero subcluster allocation bitmap"),)),
-    Row("extl2-zero-flag-set", "extl2", _change_patched(lambda e: e | ib.OFLAG_ZERO), (CLEAN,)),
-    Row("extl2-allocated-empty-bitmap", "extl2", _change_patched(lambda e: e, lambda b: 0), (CLEAN,)),
-    # --- §2.9 compressed clusters --------------------------------------------------
-    Row("compressed-copied", "zlib", _change_compressed(lambda img, e: e | COPIED),
-        (check(2, "ERROR: coffset=0x60000: copied flag must never be set for compressed clusters"),)),
-    Row("compressed-with-data-file", "data-file", patch_compressed_in_data_file,
-        (check(2, "ERROR compressed cluster 1 with data file, entry=0x4000000000010000"),)),
-    Row("compressed-offset-high-bits", "small-zlib", _new_compressed(lambda img, c: 1 << 56 | c),
-        (check(2, EOF_CORRUPTION),)),
-    Row("compressed-out-of-file", "zlib", _new_compressed(lambda img, c: cb.beyond_eof(img)),
-        (check(2, EOF_CORRUPTION),), absent=("compressed-offset-high-bits", "compressed-oversize")),
-    Row("compressed-oversize", "spread-zlib", patch_oversize, (CLEAN,), absent=("compressed-out-of-file",)),
-    Row("compressed-undecompressible", "zlib", patch_corrupt_payload,
-        (CLEAN, QemuExpect("read", None, "read failed: Input/output error", f"read {cb.COMPRESSED_GUEST} 64k")),
-        "zlib", deep=True),
-    Row("compressed-undecompressible", "zstd", patch_corrupt_payload,
-        (CLEAN, QemuExpect("read", None, "read failed: Input/output error", f"read {cb.COMPRESSED_GUEST} 64k")),
-        "zstd", deep=True),
-    # --- §2.10 external data file ---------------------------------------------------
-    Row("data-file-offset-mismatch", "data-file", patch_data_file_host_moved,
-        (CLEAN, QemuExpect("read", None, "External data file host cluster offset 0x300000 does not match "
-                           "guest cluster offset: 0x200000", f"read {DATA_FILE_GUEST} 64k")), "data-file-raw"),
-    Row("data-file-offset-mismatch", "data-file-nonraw", patch_data_file_host_moved,
-        (CLEAN, QemuExpect("read", None, "External data file host cluster offset 0x300000 does not match "
-                           "guest cluster offset: 0x200000", f"read {DATA_FILE_GUEST} 64k")), "data-file"),
-    Row("data-file-copied-missing", "data-file", patch_data_file_copied,
-        (check(2, "ERROR OFLAG_COPIED data cluster: l2_entry=200000 refcount=1"),)),
-    Row("data-file-snapshots", "data-file", patch_data_file_snapshot,
-        (check(2, "ERROR 1 snapshots in image with data file"),)),
-    # --- §2.11 refcounts ---------------------------------------------------------------
-    Row("refcount-zero-used", "v3", _refcount(_patched_data_cluster, lambda v: 0),
-        (check(2, "ERROR cluster 7 refcount=0 reference=1"),), absent=("refcount-too-low", "refcount-leak")),
-    Row("refcount-too-low", "snap2x", _refcount(_first_data_cluster, lambda v: v - 1),
-        (check(2, "ERROR cluster 5 refcount=2 reference=3"),),
-        absent=("refcount-zero-used", "refcount-leak", "l2-copied-mismatch")),
-    Row("refcount-leak", "snap2x", _refcount(_first_data_cluster, lambda v: v + 1),
-        (check(3, "Leaked cluster 5 refcount=4 reference=3"),),
-        absent=("refcount-zero-used", "refcount-too-low", "l2-copied-mismatch")),
-    Row("refcount-leak", "v3", patch_unused_cluster,
-        (check(3, "Leaked cluster 8 refcount=1 reference=0"),), "unused-cluster"),
-    Row("refcount-overflow", "rc1", patch_overflow_shared_entry,
-        (check(2, "ERROR: overflow cluster offset=0x50000"),), "shared-entry"),
-    Row("refcount-overflow", "rc1-snap", patch_rc1_snapshot,
-        (check(2, "ERROR: overflow cluster offset=0x50000"),), "snapshot", count=None, clean_base="rc1"),
-    Row("refcount-beyond-eof", "v3", patch_refcount_beyond_eof, (CLEAN,)),
-    Row("refblock-refcount-not-one", "v3", patch_refblock_twice, (check(2, "ERROR refcount block 1 refcount=2"),)),
-    Row("refblock-out-of-file", "v3", patch_refblock_past_eof,
-        (check(2, "ERROR refcount block 1 is outside image"),)),
-    Row("reftable-coverage-gap", "tiny-rc64", patch_reftable_gap,
-        (check(2, "ERROR cluster 64 refcount=0 reference=1"),)),
-    Row("metadata-refcount-gt-one", "v3", patch_l1_refcount_two, (check(3, "Leaked cluster 3 refcount=2 reference=1"),)),
-    Row("reftable-reserved-bits", "v3", _reftable0(lambda e: e | 1),
-        (check(2, "ERROR refcount table entry 0 has reserved bits set"),), absent=("misaligned-refcount-block",)),
-    Row("misaligned-refcount-block", "v3",
-        _reftable0(lambda e: e + MISALIGN),
-        (check(1, "refcount block 0 is not cluster aligned; refcount table entry corrupted"),),
-        absent=("reftable-reserved-bits",)),
-    # --- §2.12 overlaps ---------------------------------------------------------------
-    Row("metadata-overlap", "v3", patch_l2_entry_on_l1(True), (CLEAN,), "data-on-l1-refcount-raised",
-        absent=("l1-entry-points-to-metadata",)),
-    Row("metadata-overlap", "v3", patch_l2_entry_on_l1(False), (check(2, "ERROR cluster 3 refcount=1 reference=2"),),
-        "data-on-l1"),
-    Row("metadata-overlap", "v3", patch_l2_entry_on_own_table, (CLEAN,), "data-on-own-l2-table",
-        absent=("l1-copied-mismatch", "l2-copied-mismatch")),
-    Row("l1-entry-points-to-metadata", "snap-empty", patch_l1_on_snapshot_l1(True), (CLEAN,),
-        "on-snapshot-l1-refcount-raised", absent=("metadata-overlap",)),
-    Row("l1-entry-points-to-metadata", "snap-empty", patch_l1_on_snapshot_l1(False),
-        (check(2, "refcount=1 reference=2"),), "on-snapshot-l1"),
-    Row("l2-shared-data-cluster", "v3", patch_shared_data(True), (CLEAN,), "refcount-raised",
-        absent=("l2-copied-mismatch", "refcount-too-low")),
-    Row("l2-shared-data-cluster", "v3", patch_shared_data(False),
-        (check(2, "ERROR cluster 7 refcount=1 reference=2"),), "refcount-one"),
-    Row("overlap-zero-length-bitmap-dir", "v3", patch_autoclear_bitmaps,
-        (CLEAN, QemuExpect("write", None, "Preventing invalid write on metadata (overlaps with bitmap directory)",
-                           "write -P 0x5a 0 64k"))),
-]  # fmt: skip
-
-def _first_row_per_rule(rows: list[Row]) -> list[Row]:
-    """(b) and (c) run once per rule, on the rule's first row."""
-    first: dict[str, Row] = {}
-    for row in rows:
-        first.setdefault(row.rule, row)
-    return list(first.values())
-
-
-FIRST_ROW_PER_RULE = _first_row_per_rule(ROWS)
-
-
-# ---------------------------------------------------------------------------
-# building the images
-# ---------------------------------------------------------------------------
-
-
-class Bases:
-    """The shared bases (conftest) and this file's own (consistency_builders)."""
-
-    def __init__(self, shared: ImageCache, local: cb.LocalImages) -> None:
-        self.shared, self.local = shared, local
-
-    def path(self, name: str) -> Path:
-        """The unmodified base ``name``."""
-        return self.shared.path(name) if name in BASES else self.local.path(name)
-
-    def access(self, name: str) -> ib.Access:
-        """How QEMU tools open base ``name``."""
-        return BASES[name].access if name in BASES else ib.PLAIN
-
-    def copy(self, name: str, directory: Path, filename: str) -> Path:
-        """A private writable copy of base ``name``."""
-        return Path(shutil.copyfile(self.path(name), directory / filename))
-
-
-def file_name(row_id: str) -> str:
-    """A file name for a row id."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", row_id) + ".qcow2"
-
-
-def build_row(row: Row, bases: Bases, directory: Path) -> tuple[Path, Target]:
-    """A copy of the row's base in ``directory`` with the row's patch applied."""
-    path = bases.copy(row.base, directory, file_name(row.id))
-    return path, row.patch(ib.Qcow2Image(path))
-
-
-@pytest.fixture(scope="module")
-def bases(base_images: ImageCache, tmp_path_factory: pytest.TempPathFactory) -> Bases:
-    """Every base this file patches."""
-    return Bases(base_images, cb.LocalImages(tmp_path_factory.mktemp("consistency-bases")))
-
-
-@dataclass
-class Patched:
-    """Every row's patched image and where its patch wrote."""
-
-    paths: dict[str, Path] = field(default_factory=dict)
-    targets: dict[str, Target] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def patched(bases: Bases, tmp_path_factory: pytest.TempPathFactory) -> Patched:
-    """Apply every row's patch to its own copy of its base."""
-    directory = tmp_path_factory.mktemp("consistency-rows")
-    result = Patched()
-    for row in ROWS:
-        result.paths[row.id], result.targets[row.id] = build_row(row, bases, directory)
-    return result
-
-
-def _lint_each(paths: list[Path], *args: str) -> list[dict]:
-    """Lint several images in one qcow2lint run; one report per image."""
-    report = lint_json(paths, *args)
-    assert [image["path"] for image in report["images"]] == [str(p) for p in paths]
-    return report["images"]
-
-
-def _fired(image_report: dict) -> dict[str, list[dict]]:
-    return rules_fired({"images": [image_report]})
-
-
-@dataclass
-class Reports:
-    """The JSON image reports of one run over every patched image: plain,
-    ``--deep``, and with every rule of this file disabled."""
-
-    plain: dict[str, dict]
-    deep: dict[str, dict]
-    disabled: dict[str, dict]
-
-
-@pytest.fixture(scope="module")
-def linted(patched: Patched, tmp_path_factory: pytest.TempPathFactory) -> Reports:
-    """Lint every patched image in one run each: plain, --deep, all disabled."""
-    ids = [row.id for row in ROWS]
-    paths = [patched.paths[i] for i in ids]
-    plain = dict(zip(ids, _lint_each(paths, "--preset", "pedantic")))  # with the rules off by default
-    deep_ids = [row.id for row in ROWS if row.deep]
-    deep = dict(zip(deep_ids, _lint_each([patched.paths[i] for i in deep_ids], "--deep", "--preset", "pedantic")))
-    config = write_config(
-        tmp_path_factory.mktemp("consistency-config"),
-        "rules:\n" + "".join(f"  {rule}: disable\n" for rule in RULES),
-    )
-    disabled = dict(zip(ids, _lint_each(paths, "--config", str(config), "--deep")))
-    return Reports(plain, deep, disabled)
-
-
-@pytest.fixture(scope="module")
-def clean_reports(bases: Bases) -> dict[str, dict]:
-    """The --deep report of every clean base a row names (one run)."""
-    names = sorted({row.base for row in ROWS} | {row.quiet_base for row in ROWS} | set(cb.RECIPES))
-    return dict(zip(names, _lint_each([bases.path(n) for n in names], "--deep", "--preset", "pedantic")))
-
-
-# ---------------------------------------------------------------------------
-# QEMU
-# ---------------------------------------------------------------------------
-
-
-def run_qemu(expect: QemuExpect, path: Path, access: ib.Access, scratch: Path) -> ib.CheckResult:
-    """Run the QEMU tool of ``expect`` on ``path`` (writes go to a copy)."""
-    if expect.tool == "check":
-        return ib.qemu_check(path, access=access)
-    if expect.tool == "read":
-        argv = [ib.QEMU_IO, "-r", "-c", expect.command, *access.args(path)]
-    elif expect.tool == "write":
-        victim = Path(shutil.copyfile(path, scratch / f"write-{path.name}"))
-        argv = [ib.QEMU_IO, "-c", expect.command, *access.args(victim)]
-    else:
-        raise ValueError(f"unknown QEMU tool {expect.tool!r}")
-    proc = ib.run_tool(argv, check=False)
-    return ib.CheckResult(proc.returncode, proc.stdout, proc.stderr)
-
-
-# ---------------------------------------------------------------------------
-# the tests
-# ---------------------------------------------------------------------------
+from baseimages import PATCH_L1_INDEX
+from harness import (
+    Bases,
+    Row,
+    RowImages,
+    assert_all_found,
+    assert_disabled_in_config,
+    assert_qemu_agrees,
+    assert_quiet_on_clean_base,
+    assert_row_fires,
+    check_table,
+    first_row_per_rule,
+    format_findings,
+    lint,
+    row_id,
+)
+from rows_consistency import (
+    COPIED,
+    ROWS,
+    RULES,
+    _l1,
+    _set_spare,
+    patch_refblock_past_eof,
+    patch_refcount_beyond_eof,
+)
+
+FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
 
 
 def test_every_rule_has_a_row() -> None:
     """The table covers every rule this file is about, and only those."""
-    assert {row.rule for row in ROWS} == set(RULES)
-    assert len({row.id for row in ROWS}) == len(ROWS), "row ids must be unique"
+    check_table(ROWS, RULES)
 
 
 def test_registry_agrees() -> None:
@@ -790,105 +67,69 @@ def test_registry_agrees() -> None:
         assert str(rule.severity) == severity, f"{name}: {rule.severity} != {severity}"
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
-def test_qemu_agrees(row: Row, bases: Bases, patched: Patched, tmp_path: Path) -> None:
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
     """The recipe really makes the defect: QEMU reacts as the catalogue says."""
-    base = bases.path(row.base)
-    clean = ib.qemu_check(base, access=bases.access(row.base))
-    if row.base != "rc1-snap":  # that base is the defect itself
-        assert clean.returncode == 0, f"base {row.base} is not clean:\n{clean.output}"
-    for expect in row.qemu:
-        result = run_qemu(expect, patched.paths[row.id], bases.access(row.base), tmp_path)
-        if expect.returncode is not None:
-            assert result.returncode == expect.returncode, f"{expect}:\n{result.output}"
-        if expect.message is not None:
-            assert expect.message in result.output, f"{expect}:\n{result.output}"
+    assert_qemu_agrees(row, row_images, tmp_path)
 
 
-def _assert_points_at(finding: dict, target: Target) -> None:
-    assert finding["offset"] in target.offsets, (
-        f"offset {finding['offset']:#x} not in {[hex(o) for o in target.offsets]}: {finding}"
-    )
-    assert re.fullmatch(target.location, finding["location"]), (
-        f"location {finding['location']!r} does not match /{target.location}/: {finding}"
-    )
-
-
-@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
-def test_rule_fires(row: Row, linted: Reports, patched: Patched) -> None:
-    """(a) The defect is reported with its severity at the patched structure."""
-    image = (linted.deep if row.deep else linted.plain)[row.id]
-    found = image["findings"]
-    fired = _fired(image)
-    hits = fired.get(row.rule, [])
-    target = patched.targets[row.id]
-    if row.count is None:
-        assert hits, f"{row.rule} did not fire:\n{format_findings(found)}"
-        hits = [h for h in hits if re.fullmatch(target.location, h["location"])] or hits
-    else:
-        assert len(hits) == row.count, f"{row.rule} fired {len(hits)} times:\n{format_findings(found)}"
-    finding = hits[0]
-    assert finding["severity"] == row.severity, finding
-    assert finding["code"] and finding["message"], finding
-    _assert_points_at(finding, target)
-    for other in row.absent:
-        assert other not in fired, f"{other} must not fire here:\n{format_findings(fired[other])}"
-    if row.deep:  # only --deep decompresses
-        assert row.rule not in _fired(linted.plain[row.id]), format_findings(found)
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_rule_fires(row: Row, row_images: RowImages) -> None:
+    """(a) The defect is reported once, with its severity, at the patched structure."""
+    assert_row_fires(row, row_images)
 
 
 @pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_quiet_on_clean_base(row: Row, clean_reports: dict[str, dict]) -> None:
-    """(b) The unpatched base does not fire the rule (even with --deep)."""
-    fired = _fired(clean_reports[row.quiet_base])
-    assert row.rule not in fired, format_findings(fired[row.rule])
+def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
+    """(b) The unpatched base does not fire the rule."""
+    assert_quiet_on_clean_base(row, base_images)
 
 
-@pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_disabled_in_config(row: Row, linted: Reports) -> None:
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_rule_disabled_in_config(row: Row, row_images: RowImages) -> None:
     """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    fired = _fired(linted.disabled[row.id])
-    assert row.rule not in fired, format_findings(fired[row.rule])
+    assert_disabled_in_config(row, row_images)
 
 
-def test_clean_bases_have_no_errors_or_warnings(clean_reports: dict[str, dict]) -> None:
+def test_clean_bases_have_no_errors_or_warnings(base_images: Bases) -> None:
     """Real qemu-img images (every clean base a row patches) get no error or
     warning from these rules; rc1-snap is the one base that is a defect."""
     # the refcount_bits=1 snapshot overflows, so its refcounts read 1 where
     # COPIED is clear: QEMU reports the same OFLAG_COPIED errors
     expected = {"rc1-snap": {"refcount-overflow", "l1-copied-mismatch", "l2-copied-mismatch"}}
     wrong = {}
-    for name, image in clean_reports.items():
-        serious = [f for f in image["findings"] if f["rule"] in RULES and f["severity"] in ("error", "warning")]
+    names = sorted({row.base for row in ROWS} | {row.quiet_base for row in ROWS} | set(cb.RECIPES))
+    for name in names:
+        serious = [f for f in base_images.lint(name).findings if f["rule"] in RULES and f["severity"] in ("error", "warning")]
         if {f["rule"] for f in serious} != expected.get(name, set()):
             wrong[name] = format_findings(serious)
     assert not wrong, "\n".join(f"{name}:\n{text}" for name, text in wrong.items())
 
 
-def test_compressed_payloads_sharing_a_host_cluster_are_not_shared_data(clean_reports: dict[str, dict]) -> None:
+def test_compressed_payloads_sharing_a_host_cluster_are_not_shared_data(base_images: Bases) -> None:
     """QEMU packs compressed payloads into host clusters: several payloads in
     one cluster give it refcount 2 or more, by design (catalogue §1.6).  That
     is not two L2 entries mapping one data cluster (§2.7), so
     l2-shared-data-cluster must stay quiet on the clean compressed images."""
     wrong = {}
     for name in ("zlib", "zstd", "spread-zlib", "spread-zstd", "extl2-zlib"):
-        hits = _fired(clean_reports[name]).get("l2-shared-data-cluster", [])
+        hits = base_images.lint(name).fired.get("l2-shared-data-cluster", [])
         if hits:
             wrong[name] = format_findings(hits)
     assert not wrong, "\n".join(f"{name}:\n{text}" for name, text in wrong.items())
 
 
-def test_undecompressible_only_with_deep(bases: Bases, tmp_path: Path) -> None:
+def test_undecompressible_only_with_deep(base_images: Bases) -> None:
     """A clean compressed payload is quiet with --deep; a broken one is only
     found with --deep (catalogue §2.9: check never decompresses)."""
-    clean = [bases.path("zlib"), bases.path("zstd"), bases.path("spread-zlib"), bases.path("spread-zstd")]
-    for image in _lint_each(clean, "--deep"):
-        assert "compressed-undecompressible" not in _fired(image), format_findings(image["findings"])
+    for name in ("zlib", "zstd", "spread-zlib", "spread-zstd"):
+        report = lint(base_images.path(name), deep=True)
+        assert "compressed-undecompressible" not in report.fired, format_findings(report.findings)
 
 
-def test_many_defects_in_one_image(bases: Bases, tmp_path: Path) -> None:
+def test_many_defects_in_one_image(base_images: Bases, tmp_path: Path) -> None:
     """Four consistency defects in one image are all reported in one run."""
-    path = bases.copy("v3", tmp_path, "multi.qcow2")
+    path = base_images.copy("v3", tmp_path, "multi.qcow2")
     img = ib.Qcow2Image(path)
     l1_target = _l1(PATCH_L1_INDEX, lambda i, e: e & ~COPIED)(img)
     spare_target = _set_spare(COPIED)(img)
@@ -900,12 +141,6 @@ def test_many_defects_in_one_image(bases: Bases, tmp_path: Path) -> None:
         "refblock-out-of-file": refblock_target,
         "refcount-beyond-eof": beyond_target,
     }
-    image = _lint_each([path])[0]
-    fired = _fired(image)
-    missing = set(expected) - set(fired)
-    assert not missing, f"missing {missing}:\n{format_findings(image['findings'])}"
-    for rule, target in expected.items():
-        assert len(fired[rule]) == 1, format_findings(fired[rule])
-        _assert_points_at(fired[rule][0], target)
+    assert_all_found(lint(path), expected)
     result = ib.qemu_check(path)
     assert result.returncode == 2 and "refcount block 1 is outside image" in result.output, result.output

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import imagebuilder as ib
-from conftest import ImageCache, lint_json
+from harness import Bases, lint_json
 
 CLUSTER = 0x10000
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
@@ -110,7 +110,7 @@ def qemu_check(path: Path) -> tuple[int, dict[str, int], str]:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
-def test_cut_table_is_an_error_and_stats_agree(row: Row, base_images: ImageCache, tmp_path: Path) -> None:
+def test_cut_table_is_an_error_and_stats_agree(row: Row, base_images: Bases, tmp_path: Path) -> None:
     path = base_images.copy(row.base, tmp_path)
     row.patch(ib.Qcow2Image(path))
     image = lint_json(path)["images"][0]

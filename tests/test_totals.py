@@ -15,7 +15,7 @@ import pytest
 
 import imagebuilder as ib
 import qcow2lint
-from conftest import run_cli
+from harness import run_cli
 from qcow2lint.config import load_config
 from qcow2lint.registry import load_registry
 
