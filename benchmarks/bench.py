@@ -27,9 +27,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # --------------------------------------------------------------------------
 # Constants
@@ -75,17 +76,14 @@ class BenchError(Exception):
 
 def run_checked(cmd: Sequence[str]) -> None:
     """Run *cmd*, raising :class:`BenchError` with its stderr on failure."""
-    proc = subprocess.run(list(cmd), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
-        raise BenchError(f"command failed (exit {proc.returncode}): "
-                         f"{shlex.join(cmd)}\n{proc.stderr.strip()}")
+        raise BenchError(f"command failed (exit {proc.returncode}): {shlex.join(cmd)}\n{proc.stderr.strip()}")
 
 
 def build_prealloc(img: Path, size: str) -> None:
     """Create a metadata-preallocated qcow2 image of *size* at *img*."""
-    run_checked(["qemu-img", "create", "-q", "-f", "qcow2",
-                 "-o", "preallocation=metadata", str(img), size])
+    run_checked(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", str(img), size])
 
 
 def build_scattered(img: Path) -> None:
@@ -106,13 +104,11 @@ def build_scattered(img: Path) -> None:
             for slot in slots:
                 # First byte in 1..255 guarantees the chunk is non-zero, so
                 # qemu-img convert cannot treat it as a hole.
-                chunk = bytes((rng.randrange(1, 256),)) + rng.randbytes(
-                    SCATTER_CHUNK - 1)
+                chunk = bytes((rng.randrange(1, 256),)) + rng.randbytes(SCATTER_CHUNK - 1)
                 os.pwrite(fd, chunk, slot * SCATTER_CHUNK)
         finally:
             os.close(fd)
-        run_checked(["qemu-img", "convert", "-f", "raw", "-O", "qcow2",
-                     "-o", "cluster_size=4096", str(raw), str(img)])
+        run_checked(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096", str(raw), str(img)])
     finally:
         raw.unlink(missing_ok=True)
 
@@ -132,24 +128,27 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             "prealloc-1t",
-            "qemu-img create -f qcow2 -o preallocation=metadata 1T "
-            "(~16.7 M L2 entries)",
+            "qemu-img create -f qcow2 -o preallocation=metadata 1T (~16.7 M L2 entries)",
             {"kind": "prealloc", "size": "1T", "version": 1},
             lambda p: build_prealloc(p, "1T"),
         ),
         Scenario(
             "scattered-10g",
-            "10 GiB, 4 KiB clusters, 1 GiB written in 262144 scattered "
-            "4 KiB pieces",
-            {"kind": "scattered", "size": SCATTER_SIZE,
-             "chunk": SCATTER_CHUNK, "count": SCATTER_COUNT,
-             "seed": SCATTER_SEED, "cluster_size": 4096, "version": 1},
+            "10 GiB, 4 KiB clusters, 1 GiB written in 262144 scattered 4 KiB pieces",
+            {
+                "kind": "scattered",
+                "size": SCATTER_SIZE,
+                "chunk": SCATTER_CHUNK,
+                "count": SCATTER_COUNT,
+                "seed": SCATTER_SEED,
+                "cluster_size": 4096,
+                "version": 1,
+            },
             build_scattered,
         ),
         Scenario(
             "prealloc-2t",
-            "qemu-img create -f qcow2 -o preallocation=metadata 2T "
-            "(~33.5 M L2 entries)",
+            "qemu-img create -f qcow2 -o preallocation=metadata 2T (~33.5 M L2 entries)",
             {"kind": "prealloc", "size": "2T", "version": 1},
             lambda p: build_prealloc(p, "2T"),
         ),
@@ -227,17 +226,22 @@ def ensure_image(scn: Scenario, workdir: Path, rebuild: bool) -> ImageInfo:
             raise
         build_seconds = time.perf_counter() - t0
         os.replace(tmp, img)
-        marker.write_text(json.dumps(
-            {"recipe": scn.recipe, "build_seconds": build_seconds,
-             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
+        marker.write_text(
+            json.dumps(
+                {
+                    "recipe": scn.recipe,
+                    "build_seconds": build_seconds,
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+                indent=2,
+            )
+        )
         print(f"[build] {scn.name}: done in {build_seconds:.1f} s", flush=True)
     else:
         bs = f"{build_seconds:.1f} s" if build_seconds is not None else "?"
-        print(f"[build] {scn.name}: reusing {img} (originally built in {bs})",
-              flush=True)
+        print(f"[build] {scn.name}: reusing {img} (originally built in {bs})", flush=True)
     st = img.stat()
-    return ImageInfo(str(img), reused, build_seconds, st.st_size,
-                     st.st_blocks * 512)
+    return ImageInfo(str(img), reused, build_seconds, st.st_size, st.st_blocks * 512)
 
 
 # --------------------------------------------------------------------------
@@ -281,9 +285,7 @@ def measure(cmd: Sequence[str]) -> tuple[float, int, int]:
     """
     reset_peak_rss()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, rusage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
@@ -343,9 +345,16 @@ def summarize(tool: str, runs: list[Run]) -> ToolStats:
     rs = [r for r in runs if r.tool == tool and r.round > 0]
     walls = [r.wall_s for r in rs]
     rss = [r.maxrss_kib * KIB / MB for r in rs]
-    return ToolStats(tool, statistics.median(walls), min(walls), max(walls),
-                     statistics.median(rss), max(rss),
-                     [r.exit_code for r in rs], all(r.ok for r in rs))
+    return ToolStats(
+        tool,
+        statistics.median(walls),
+        min(walls),
+        max(walls),
+        statistics.median(rss),
+        max(rss),
+        [r.exit_code for r in rs],
+        all(r.ok for r in rs),
+    )
 
 
 @dataclass
@@ -361,8 +370,9 @@ class ScenarioResult:
     ratio_min: float | None = None  # same with min walls (informational)
 
 
-def bench_scenario(scn: Scenario, image: ImageInfo, tools: list[Tool],
-                   rounds: int, floor_kib: int | None) -> ScenarioResult:
+def bench_scenario(
+    scn: Scenario, image: ImageInfo, tools: list[Tool], rounds: int, floor_kib: int | None
+) -> ScenarioResult:
     """Warm up, then run *tools* alternately for *rounds* rounds."""
     res = ScenarioResult(scn.name, scn.description, image)
 
@@ -373,11 +383,15 @@ def bench_scenario(scn: Scenario, image: ImageInfo, tools: list[Tool],
         res.runs.append(Run(tool.label, rnd, wall, rss, code, ok))
         tag = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
         flag = "" if ok else "  <-- FAILURE"
-        print(f"  {tag:>12}  {tool.label:<24} {wall:8.3f} s "
-              f"{fmt_rss(rss, floor_kib):>9} MB  exit {code}{flag}", flush=True)
+        print(
+            f"  {tag:>12}  {tool.label:<24} {wall:8.3f} s {fmt_rss(rss, floor_kib):>9} MB  exit {code}{flag}",
+            flush=True,
+        )
 
-    print(f"[run] {scn.name}: 1 warm-up run of each tool (page cache), "
-          f"then {rounds} timed rounds, alternating", flush=True)
+    print(
+        f"[run] {scn.name}: 1 warm-up run of each tool (page cache), then {rounds} timed rounds, alternating",
+        flush=True,
+    )
     for tool in tools:
         one(tool, 0)
     for rnd in range(1, rounds + 1):
@@ -405,25 +419,26 @@ def fmt_codes(codes: list[int]) -> str:
     return ",".join(str(c) for c in codes)
 
 
-def print_table(res: ScenarioResult, tools: list[Tool],
-                floor_kib: int | None) -> None:
+def print_table(res: ScenarioResult, tools: list[Tool], floor_kib: int | None) -> None:
     """Print the side-by-side table for one scenario."""
     img = res.image
     print()
     print(f"== {res.scenario}: {res.description}")
-    print(f"   image {img.path}: {img.apparent_bytes / GIB:.1f} GiB apparent "
-          f"size, {img.disk_bytes / MB:.0f} MB on disk")
-    hdr = (f"   {'tool':<26}{'median s':>10}{'min s':>10}{'max s':>10}"
-           f"{'med RSS MB':>12}  {'exit codes':<14}status")
+    print(
+        f"   image {img.path}: {img.apparent_bytes / GIB:.1f} GiB apparent size, {img.disk_bytes / MB:.0f} MB on disk"
+    )
+    hdr = f"   {'tool':<26}{'median s':>10}{'min s':>10}{'max s':>10}{'med RSS MB':>12}  {'exit codes':<14}status"
     print(hdr)
     print("   " + "-" * (len(hdr) - 3))
     for tool in tools:
         s = res.stats[tool.label]
         status = "ok" if s.all_ok else "FAILURE"
-        print(f"   {s.tool:<26}{s.median_wall_s:>10.3f}{s.min_wall_s:>10.3f}"
-              f"{s.max_wall_s:>10.3f}"
-              f"{fmt_rss(s.median_rss_mb * MB / KIB, floor_kib):>12}  "
-              f"{fmt_codes(s.exit_codes):<14}{status}")
+        print(
+            f"   {s.tool:<26}{s.median_wall_s:>10.3f}{s.min_wall_s:>10.3f}"
+            f"{s.max_wall_s:>10.3f}"
+            f"{fmt_rss(s.median_rss_mb * MB / KIB, floor_kib):>12}  "
+            f"{fmt_codes(s.exit_codes):<14}{status}"
+        )
     lint = res.stats[tools[1].label]
     ref = res.stats[tools[0].label]
     ratio = f"{res.ratio:.2f}" if res.ratio is not None else "n/a"
@@ -431,10 +446,12 @@ def print_table(res: ScenarioResult, tools: list[Tool],
         print(f"   ratio qcow2lint/qemu-img (peak RSS): {lint.max_rss_mb / ref.max_rss_mb:.2f}")
     if res.ratio_min is not None:
         ratio += f" (min walls: {res.ratio_min:.2f})"
-    print(f"   ratio qcow2lint/qemu-img (median wall): {ratio}; "
-          f"qcow2lint peak RSS: {fmt_rss(lint.max_rss_mb * MB / KIB, floor_kib)}"
-          f" MB (median {fmt_rss(lint.median_rss_mb * MB / KIB, floor_kib)}"
-          " MB)")
+    print(
+        f"   ratio qcow2lint/qemu-img (median wall): {ratio}; "
+        f"qcow2lint peak RSS: {fmt_rss(lint.max_rss_mb * MB / KIB, floor_kib)}"
+        f" MB (median {fmt_rss(lint.median_rss_mb * MB / KIB, floor_kib)}"
+        " MB)"
+    )
 
 
 @dataclass
@@ -448,8 +465,7 @@ class Target:
     note: str = ""
 
 
-def evaluate_targets(results: dict[str, ScenarioResult],
-                     lint_label: str) -> list[Target]:
+def evaluate_targets(results: dict[str, ScenarioResult], lint_label: str) -> list[Target]:
     """Evaluate the targets that apply to the scenarios that were run."""
     targets: list[Target] = []
     for name in TARGET_RATIO_SCENARIOS:
@@ -457,40 +473,49 @@ def evaluate_targets(results: dict[str, ScenarioResult],
         if res is None:
             continue
         ok_runs = all(s.all_ok for s in res.stats.values())
-        passed = ok_runs and res.ratio is not None \
-            and res.ratio <= TARGET_MAX_RATIO
-        targets.append(Target(
-            f"{name}: time ratio qcow2lint/qemu-img",
-            f"{res.ratio:.2f}" if res.ratio is not None else "n/a",
-            f"<= {TARGET_MAX_RATIO:.1f}", passed,
-            "" if ok_runs else "a tool run failed"))
+        passed = ok_runs and res.ratio is not None and res.ratio <= TARGET_MAX_RATIO
+        targets.append(
+            Target(
+                f"{name}: time ratio qcow2lint/qemu-img",
+                f"{res.ratio:.2f}" if res.ratio is not None else "n/a",
+                f"<= {TARGET_MAX_RATIO:.1f}",
+                passed,
+                "" if ok_runs else "a tool run failed",
+            )
+        )
     res = results.get(TARGET_RSS_SCENARIO)
     if res is not None:
         s = res.stats[lint_label]
-        targets.append(Target(
-            f"{TARGET_RSS_SCENARIO}: qcow2lint peak RSS",
-            f"{s.max_rss_mb:.1f} MB", f"<= {TARGET_MAX_RSS_MB:.0f} MB",
-            s.all_ok and s.max_rss_mb <= TARGET_MAX_RSS_MB,
-            "" if s.all_ok else "qcow2lint run failed"))
+        targets.append(
+            Target(
+                f"{TARGET_RSS_SCENARIO}: qcow2lint peak RSS",
+                f"{s.max_rss_mb:.1f} MB",
+                f"<= {TARGET_MAX_RSS_MB:.0f} MB",
+                s.all_ok and s.max_rss_mb <= TARGET_MAX_RSS_MB,
+                "" if s.all_ok else "qcow2lint run failed",
+            )
+        )
     r1, r2 = results.get("prealloc-1t"), results.get("prealloc-2t")
     if r1 is not None and r2 is not None:
         s1, s2 = r1.stats[lint_label], r2.stats[lint_label]
-        scale = s2.median_wall_s / s1.median_wall_s \
-            if s1.median_wall_s > 0 else float("inf")
+        scale = s2.median_wall_s / s1.median_wall_s if s1.median_wall_s > 0 else float("inf")
         ok_runs = s1.all_ok and s2.all_ok
-        targets.append(Target(
-            "qcow2lint time prealloc-2t / prealloc-1t",
-            f"{scale:.2f}x", f"<= {TARGET_MAX_SCALING_2T_1T:.1f}x",
-            ok_runs and scale <= TARGET_MAX_SCALING_2T_1T,
-            "" if ok_runs else "qcow2lint run failed"))
+        targets.append(
+            Target(
+                "qcow2lint time prealloc-2t / prealloc-1t",
+                f"{scale:.2f}x",
+                f"<= {TARGET_MAX_SCALING_2T_1T:.1f}x",
+                ok_runs and scale <= TARGET_MAX_SCALING_2T_1T,
+                "" if ok_runs else "qcow2lint run failed",
+            )
+        )
     return targets
 
 
 def first_line(cmd: Sequence[str]) -> str:
     """First line of *cmd*'s stdout, or an error marker."""
     try:
-        out = subprocess.run(list(cmd), capture_output=True, text=True,
-                             check=False).stdout
+        out = subprocess.run(list(cmd), capture_output=True, text=True, check=False).stdout
     except OSError as exc:
         return f"<{exc}>"
     return out.splitlines()[0] if out.strip() else "<no output>"
@@ -531,8 +556,7 @@ def environment() -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
-    scen_help = "; ".join(f"{s.name}: {s.description}"
-                          for s in SCENARIOS.values())
+    scen_help = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -541,25 +565,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "exit codes: 0 = all runs ok and all evaluated targets PASS; "
             "1 = a target FAILed or a tool run failed;\n"
             "2 = usage error; 3 = setup error (image build failed, "
-            "tool missing)."),
+            "tool missing)."
+        ),
     )
-    p.add_argument("--scenario", action="append", choices=list(SCENARIOS),
-                   metavar="NAME",
-                   help="scenario to run (repeatable; default prealloc-1t; "
-                        f"choices: {', '.join(SCENARIOS)})")
-    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                   help=f"where images are kept (default {DEFAULT_WORKDIR})")
-    p.add_argument("--rebuild", action="store_true",
-                   help="rebuild images even if a matching one exists")
-    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                   help=f"timed rounds per tool (default {DEFAULT_ROUNDS})")
-    p.add_argument("--qcow2lint-cmd", default=DEFAULT_QCOW2LINT_CMD,
-                   help="qcow2lint command, split with shlex; the image "
-                        f"path is appended (default '{DEFAULT_QCOW2LINT_CMD}')")
-    p.add_argument("--json", type=Path, metavar="FILE",
-                   help="write all raw figures to FILE as JSON")
-    p.add_argument("--build-only", action="store_true",
-                   help="only build (or verify) the images, do not benchmark")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help=f"scenario to run (repeatable; default prealloc-1t; choices: {', '.join(SCENARIOS)})",
+    )
+    p.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"where images are kept (default {DEFAULT_WORKDIR})"
+    )
+    p.add_argument("--rebuild", action="store_true", help="rebuild images even if a matching one exists")
+    p.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"timed rounds per tool (default {DEFAULT_ROUNDS})"
+    )
+    p.add_argument(
+        "--qcow2lint-cmd",
+        default=DEFAULT_QCOW2LINT_CMD,
+        help=f"qcow2lint command, split with shlex; the image path is appended (default '{DEFAULT_QCOW2LINT_CMD}')",
+    )
+    p.add_argument("--json", type=Path, metavar="FILE", help="write all raw figures to FILE as JSON")
+    p.add_argument("--build-only", action="store_true", help="only build (or verify) the images, do not benchmark")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
@@ -579,17 +608,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     env = environment()
     print(f"qemu-img: {env['qemu_img_version']}")
-    print(f"machine:  nproc {env['nproc']}, CPU {env['cpu_model']}, "
-          f"kernel {env['kernel']}, Python {env['python']}")
+    print(f"machine:  nproc {env['nproc']}, CPU {env['cpu_model']}, kernel {env['kernel']}, Python {env['python']}")
     print(f"qcow2lint command: {shlex.join(args.lint_argv)} IMG")
-    print(f"scenarios: {', '.join(args.scenario)}; rounds: {args.rounds}; "
-          f"workdir: {args.workdir}")
-    print("(RSS in MB = 10^6 bytes; wall = time.perf_counter around the "
-          "child; peak RSS = ru_maxrss from os.wait4)")
+    print(f"scenarios: {', '.join(args.scenario)}; rounds: {args.rounds}; workdir: {args.workdir}")
+    print("(RSS in MB = 10^6 bytes; wall = time.perf_counter around the child; peak RSS = ru_maxrss from os.wait4)")
     print(flush=True)
 
-    needed = ["qemu-img"] if args.build_only else ["qemu-img",
-                                                   args.lint_argv[0]]
+    needed = ["qemu-img"] if args.build_only else ["qemu-img", args.lint_argv[0]]
     for exe in needed:
         if shutil.which(exe) is None:
             print(f"error: command not found: {exe}", file=sys.stderr)
@@ -602,9 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        images = {name: ensure_image(SCENARIOS[name], args.workdir,
-                                     args.rebuild)
-                  for name in args.scenario}
+        images = {name: ensure_image(SCENARIOS[name], args.workdir, args.rebuild) for name in args.scenario}
     except (BenchError, OSError) as exc:
         print(f"error: building images failed: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -616,16 +639,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         env["rss_floor_kib"] = floor_kib
         env["peak_rss_reset"] = reset_peak_rss()
         if floor_kib is not None:
-            print(f"\nRSS floor: `true` spawned the same way reports "
-                  f"{floor_kib * KIB / MB:.1f} MB (ru_maxrss counts the "
-                  "pre-exec memory shared with this Python process);\n"
-                  "figures shown as <=X are at that floor: the tool used "
-                  "that much or less.")
+            print(
+                f"\nRSS floor: `true` spawned the same way reports "
+                f"{floor_kib * KIB / MB:.1f} MB (ru_maxrss counts the "
+                "pre-exec memory shared with this Python process);\n"
+                "figures shown as <=X are at that floor: the tool used "
+                "that much or less."
+            )
         print()
         for name in args.scenario:
             try:
-                results[name] = bench_scenario(SCENARIOS[name], images[name],
-                                               tools, args.rounds, floor_kib)
+                results[name] = bench_scenario(SCENARIOS[name], images[name], tools, args.rounds, floor_kib)
             except OSError as exc:
                 print(f"error: running {name} failed: {exc}", file=sys.stderr)
                 return EXIT_SETUP
@@ -638,8 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("== targets")
         for t in targets:
             note = f"  ({t.note})" if t.note else ""
-            print(f"   {'PASS' if t.passed else 'FAIL'}  {t.name}: "
-                  f"{t.measured} (target {t.limit}){note}")
+            print(f"   {'PASS' if t.passed else 'FAIL'}  {t.name}: {t.measured} (target {t.limit}){note}")
 
     if args.json is not None:
         payload = {
@@ -650,12 +673,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rss_unit": "ru_maxrss KiB; *_mb fields are 10^6 bytes",
             "images": {n: asdict(i) for n, i in images.items()},
             "scenarios": {
-                n: {"description": r.description,
+                n: {
+                    "description": r.description,
                     "ratio_qcow2lint_over_qemu_img": r.ratio,
                     "ratio_min_walls": r.ratio_min,
                     "stats": {k: asdict(v) for k, v in r.stats.items()},
-                    "runs": [asdict(x) for x in r.runs]}
-                for n, r in results.items()},
+                    "runs": [asdict(x) for x in r.runs],
+                }
+                for n, r in results.items()
+            },
             "targets": [asdict(t) for t in targets],
         }
         try:
@@ -665,8 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_SETUP
         print(f"\nraw figures written to {args.json}")
 
-    failed_runs = any(not s.all_ok for r in results.values()
-                      for s in r.stats.values())
+    failed_runs = any(not s.all_ok for r in results.values() for s in r.stats.values())
     if failed_runs or any(not t.passed for t in targets):
         return EXIT_TARGETS
     return EXIT_OK

@@ -102,8 +102,7 @@ def deep_shared_compressed(img: Path) -> None:
         raw = Path(tmp) / "raw"
         with open(raw, "wb") as fh:
             fh.write(os.urandom(4096) * 512)
-        sh("qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=2M",
-           str(raw), str(img))
+        sh("qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=2M", str(raw), str(img))
     size_offset = 24
     patch(img, size_offset, ">Q", 512 << 30)  # one L2 table maps 512 GiB
     l1 = header_field(img, 40, ">Q")
@@ -148,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     base = shlex.split(args.qcow2lint)
     failed = 0
-    print(f"{'scenario':24} {'command':13} {'alloc MiB':>9} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} {'out KiB':>8} exit  ok")
+    print(
+        f"{'scenario':24} {'command':13} {'alloc MiB':>9} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} {'out KiB':>8} exit  ok"
+    )
     for name in args.only or SCENARIOS:
         img = args.workdir / f"{name}.qcow2"
         if not img.exists():
@@ -159,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             limit_rss = SPARSE_RSS_MB if name == "sparse-10t" and label == "check --deep" else MAX_RSS_MB
             ok = wall <= MAX_SECONDS and rss <= limit_rss and output <= MAX_OUTPUT and code in (0, 1)
             failed += not ok
-            print(f"{name:24} {label:13} {allocated:9.1f} {wall:7.2f} {cpu:6.2f} {rss:7.1f} {output / 1024:8.1f} "
-                  f"{code:4}  {'PASS' if ok else 'FAIL'}")
+            print(
+                f"{name:24} {label:13} {allocated:9.1f} {wall:7.2f} {cpu:6.2f} {rss:7.1f} {output / 1024:8.1f} "
+                f"{code:4}  {'PASS' if ok else 'FAIL'}"
+            )
     return 1 if failed else 0
 
 

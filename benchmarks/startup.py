@@ -44,7 +44,7 @@ def compare(name: str, pairs: dict[str, list[list[str]]], rounds: int, target: f
     of the first to the second."""
     walls: dict[str, list[float]] = {label: [] for label in pairs}
     rss: dict[str, list[float]] = {label: [] for label in pairs}
-    for label, cmds in pairs.items():  # warm-up (page cache)
+    for cmds in pairs.values():  # warm-up (page cache)
         run(cmds)
     for _ in range(rounds):
         for label, cmds in pairs.items():
@@ -79,22 +79,38 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(100):
             path = work / "batch" / f"img{index:03}.qcow2"
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
-            subprocess.run(["qemu-io", "-c", f"write -P {index % 256} 0 64k", str(path)],
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                ["qemu-io", "-c", f"write -P {index % 256} 0 64k", str(path)], check=True, stdout=subprocess.DEVNULL
+            )
         small = sorted((work / "batch").glob("*.qcow2"))
-    compare("--version start-up", {
-        "qcow2lint --version": [[*lint, "--version"]],
-        "python -c pass": [[args.python, "-c", "pass"]],
-    }, args.rounds, 1.5)  # fmt: skip
-    compare("fresh 1 GiB image", {
-        "qcow2lint check fresh-1g": [[*lint, "check", str(fresh)]],
-        "python -c 'import numpy'": [[args.python, "-c", "import numpy"]],
-        "qemu-img check fresh-1g": [["qemu-img", "check", str(fresh)]],
-    }, args.rounds, 1.5)  # fmt: skip
-    compare("batch of 100 small images", {
-        "qcow2lint check DIR (one call)": [[*lint, "check", str(work / "batch")]],
-        "qemu-img check x100": [["qemu-img", "check", "-q", str(p)] for p in small],
-    }, max(3, args.rounds // 2), None)  # fmt: skip
+    compare(
+        "--version start-up",
+        {
+            "qcow2lint --version": [[*lint, "--version"]],
+            "python -c pass": [[args.python, "-c", "pass"]],
+        },
+        args.rounds,
+        1.5,
+    )
+    compare(
+        "fresh 1 GiB image",
+        {
+            "qcow2lint check fresh-1g": [[*lint, "check", str(fresh)]],
+            "python -c 'import numpy'": [[args.python, "-c", "import numpy"]],
+            "qemu-img check fresh-1g": [["qemu-img", "check", str(fresh)]],
+        },
+        args.rounds,
+        1.5,
+    )
+    compare(
+        "batch of 100 small images",
+        {
+            "qcow2lint check DIR (one call)": [[*lint, "check", str(work / "batch")]],
+            "qemu-img check x100": [["qemu-img", "check", "-q", str(p)] for p in small],
+        },
+        max(3, args.rounds // 2),
+        None,
+    )
     return 0
 
 

@@ -18,7 +18,9 @@ CLUSTER = 4096
 def main() -> None:
     """Create the image with qemu-img, then plant the defects."""
     DEMO.unlink(missing_ok=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={CLUSTER}", str(DEMO), "1M"], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={CLUSTER}", str(DEMO), "1M"], check=True
+    )
     subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 8k", str(DEMO)], check=True, capture_output=True)
     subprocess.run(["qemu-img", "bitmap", "--add", str(DEMO), "nightly"], check=True)
     data = bytearray(DEMO.read_bytes())

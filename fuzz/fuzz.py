@@ -32,7 +32,6 @@ import random
 import resource
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -60,38 +59,85 @@ HOSTILE = (0, 1, 2, 0x1FF, 0x200, 1 << 31, (1 << 31) - 1, (1 << 32) - 1, 1 << 32
 
 SEEDS: dict[str, list[list[str]]] = {
     # name: qemu-img / qemu-io command lines ({img}, {dir} substituted)
-    "v3-64k": [["qemu-img", "create", "-q", "-f", "qcow2", "{img}", "4M"],
-               ["qemu-io", "-c", "write -P 0xab 0 192k", "-c", "write -z 1M 64k", "{img}"]],
-    "v2-4k": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10,cluster_size=4096", "{img}", "1M"],
-              ["qemu-io", "-c", "write -P 0x11 0 20k", "{img}"]],
-    "v3-512": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", "{img}", "256k"],
-               ["qemu-io", "-c", "write -P 0x22 0 8k", "-c", "write -P 0x23 100k 2k", "{img}"]],
-    "v3-2m": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", "{img}", "8M"],
-              ["qemu-io", "-c", "write -P 0x33 0 4k", "{img}"]],
-    "extl2": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=64k", "{img}", "2M"],
-              ["qemu-io", "-c", "write -P 0x44 0 4k", "-c", "write -P 0x45 64k 64k", "-c", "write -z 128k 2k", "{img}"]],
-    "zlib": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "1M"],
-             ["qemu-io", "-c", "write -c -P 0x55 0 16k", "-c", "write -P 0x56 64k 4k", "{img}"]],
-    "zstd": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd,cluster_size=4096", "{img}", "1M"],
-             ["qemu-io", "-c", "write -c -P 0x66 0 16k", "{img}"]],
-    "snapshots": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "1M"],
-                  ["qemu-io", "-c", "write -P 0x77 0 8k", "{img}"],
-                  ["qemu-img", "snapshot", "-q", "-c", "first", "{img}"],
-                  ["qemu-io", "-c", "write -P 0x78 4k 8k", "{img}"],
-                  ["qemu-img", "snapshot", "-q", "-c", "second", "{img}"]],
-    "bitmaps": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "4M"],
-                ["qemu-img", "bitmap", "--add", "{img}", "daily"],
-                ["qemu-img", "bitmap", "--add", "-g", "65536", "{img}", "weekly"],
-                ["qemu-io", "-c", "write -P 0x88 0 64k", "{img}"]],
-    "luks": [["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=abc", "-o",
-              "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10,cluster_size=4096", "{img}", "1M"]],
-    "datafile": [["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file={dir}/data.raw,cluster_size=4096",
-                  "{img}", "1M"],
-                 ["qemu-io", "-c", "write -P 0x99 0 8k", "{img}"]],
-    "backing": [["qemu-img", "create", "-q", "-f", "qcow2", "{dir}/base.qcow2", "1M"],
-                ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "-o",
-                 "cluster_size=4096", "{img}", "1M"],
-                ["qemu-io", "-c", "write -P 0xaa 0 4k", "{img}"]],
+    "v3-64k": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "{img}", "4M"],
+        ["qemu-io", "-c", "write -P 0xab 0 192k", "-c", "write -z 1M 64k", "{img}"],
+    ],
+    "v2-4k": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10,cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0x11 0 20k", "{img}"],
+    ],
+    "v3-512": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", "{img}", "256k"],
+        ["qemu-io", "-c", "write -P 0x22 0 8k", "-c", "write -P 0x23 100k 2k", "{img}"],
+    ],
+    "v3-2m": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", "{img}", "8M"],
+        ["qemu-io", "-c", "write -P 0x33 0 4k", "{img}"],
+    ],
+    "extl2": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=64k", "{img}", "2M"],
+        ["qemu-io", "-c", "write -P 0x44 0 4k", "-c", "write -P 0x45 64k 64k", "-c", "write -z 128k 2k", "{img}"],
+    ],
+    "zlib": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -c -P 0x55 0 16k", "-c", "write -P 0x56 64k 4k", "{img}"],
+    ],
+    "zstd": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd,cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -c -P 0x66 0 16k", "{img}"],
+    ],
+    "snapshots": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0x77 0 8k", "{img}"],
+        ["qemu-img", "snapshot", "-q", "-c", "first", "{img}"],
+        ["qemu-io", "-c", "write -P 0x78 4k 8k", "{img}"],
+        ["qemu-img", "snapshot", "-q", "-c", "second", "{img}"],
+    ],
+    "bitmaps": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "{img}", "4M"],
+        ["qemu-img", "bitmap", "--add", "{img}", "daily"],
+        ["qemu-img", "bitmap", "--add", "-g", "65536", "{img}", "weekly"],
+        ["qemu-io", "-c", "write -P 0x88 0 64k", "{img}"],
+    ],
+    "luks": [
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "--object",
+            "secret,id=sec0,data=abc",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10,cluster_size=4096",
+            "{img}",
+            "1M",
+        ]
+    ],
+    "datafile": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file={dir}/data.raw,cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0x99 0 8k", "{img}"],
+    ],
+    "backing": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "{dir}/base.qcow2", "1M"],
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "-o",
+            "cluster_size=4096",
+            "{img}",
+            "1M",
+        ],
+        ["qemu-io", "-c", "write -P 0xaa 0 4k", "{img}"],
+    ],
 }
 
 
@@ -117,8 +163,25 @@ def build_seeds(directory: Path) -> dict[str, bytes]:
 # --- where the structures are (a tolerant parser of its own) -----------------
 
 HEADER_FIELDS = (  # (offset, width) of every header field
-    (0, 4), (4, 4), (8, 8), (16, 4), (20, 4), (24, 8), (32, 4), (36, 4), (40, 8), (48, 8), (56, 4), (60, 4),
-    (64, 8), (72, 8), (80, 8), (88, 8), (96, 4), (100, 4), (104, 1),
+    (0, 4),
+    (4, 4),
+    (8, 8),
+    (16, 4),
+    (20, 4),
+    (24, 8),
+    (32, 4),
+    (36, 4),
+    (40, 8),
+    (48, 8),
+    (56, 4),
+    (60, 4),
+    (64, 8),
+    (72, 8),
+    (80, 8),
+    (88, 8),
+    (96, 4),
+    (100, 4),
+    (104, 1),
 )
 
 
@@ -364,7 +427,7 @@ def run_one(lib: _Lib, path: str, time_limit: float = TIME_LIMIT) -> list[str]:
             size_ok(name, timed(f"render {name}", render))
     for as_json in (False, True):
         name = "dump --json" if as_json else "dump"
-        dump = timed(name, lambda: build_dump(path, as_json))
+        dump = timed(name, lambda as_json=as_json: build_dump(path, as_json))
         if dump is not None:
             size_ok(name, dump.text)
             if dump.error is not None and not dump.error.strip():
@@ -386,8 +449,17 @@ def _vm_size() -> int:
     return 0
 
 
-def _worker(lib: _Lib, seeds: dict[str, bytes], names: list[str], base_seed: int, first: int, count: int,
-            workdir: Path, result_fd: int, time_limit: float) -> None:
+def _worker(
+    lib: _Lib,
+    seeds: dict[str, bytes],
+    names: list[str],
+    base_seed: int,
+    first: int,
+    count: int,
+    workdir: Path,
+    result_fd: int,
+    time_limit: float,
+) -> None:
     """Run mutants ``first .. first+count-1``; one line per mutant on ``result_fd``."""
     start_rss = _peak_rss()
     limit = _vm_size() + ADDRESS_SPACE_HEADROOM
@@ -493,12 +565,18 @@ def fuzz(minutes: float, base_seed: int, time_limit: float, failures_dir: Path) 
             if current is not None:  # the worker died inside a mutant
                 total += 1
                 index = current + 1
-                how = f"signal {-os.waitstatus_to_exitcode(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
+                how = (
+                    f"signal {-os.waitstatus_to_exitcode(status)}"
+                    if os.WIFSIGNALED(status)
+                    else f"exit {os.waitstatus_to_exitcode(status)}"
+                )
                 kinds["crash"] += 1
                 mutant = workdir / f"mutant-{current}.qcow2"
                 signature = f"crash:{how}"
                 if signature not in seen and mutant.exists():
-                    seen[signature] = save_failure(mutant, signature, f"worker died ({how}) on mutant {current}", failures_dir)
+                    seen[signature] = save_failure(
+                        mutant, signature, f"worker died ({how}) on mutant {current}", failures_dir
+                    )
                     print(f"FAIL {signature}\n  {seen[signature]}", flush=True)
                 mutant.unlink(missing_ok=True)
             elif index == 0:
@@ -509,8 +587,10 @@ def fuzz(minutes: float, base_seed: int, time_limit: float, failures_dir: Path) 
                 rate = total / (now - started)
                 print(f"{total} mutants, {rate:.1f}/s, failures {dict(kinds) or 0}", flush=True)
     elapsed = time.monotonic() - started
-    print(f"done: {total} mutants in {elapsed:.0f} s ({total / elapsed:.1f}/s); seed {base_seed}; "
-          f"failing mutants by kind: {dict(kinds) or 'none'}; distinct failures: {len(seen)}")
+    print(
+        f"done: {total} mutants in {elapsed:.0f} s ({total / elapsed:.1f}/s); seed {base_seed}; "
+        f"failing mutants by kind: {dict(kinds) or 'none'}; distinct failures: {len(seen)}"
+    )
     for signature, where in seen.items():
         print(f"  {signature}: {where}")
     return len(seen)

@@ -76,8 +76,9 @@ def image_key(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     return key.replace(os.sep, "/")
 
 
-def fingerprint(report_path: str | os.PathLike[str], finding: Finding,
-                root: str | os.PathLike[str] | None = None) -> Fingerprint:  # fmt: skip
+def fingerprint(
+    report_path: str | os.PathLike[str], finding: Finding, root: str | os.PathLike[str] | None = None
+) -> Fingerprint:
     """``(image, rule, structure path)`` of one finding."""
     return (image_key(report_path, root), finding.rule, finding.location)
 
@@ -110,11 +111,14 @@ def parse_baseline(text: str, source: str = "baseline") -> Counter[Fingerprint]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BaselineError(f"{source}: not a qcow2lint baseline: invalid JSON at line {exc.lineno}, "
-                            f"column {exc.colno}: {exc.msg}") from None  # fmt: skip
+        raise BaselineError(
+            f"{source}: not a qcow2lint baseline: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(document, dict) or document.get("tool") != TOOL or "findings" not in document:
-        raise BaselineError(f"{source}: not a qcow2lint baseline (expected a JSON object with "
-                            f"\"tool\": \"{TOOL}\" and \"findings\"; write one with --generate-baseline)")  # fmt: skip
+        raise BaselineError(
+            f"{source}: not a qcow2lint baseline (expected a JSON object with "
+            f'"tool": "{TOOL}" and "findings"; write one with --generate-baseline)'
+        )
     version = document.get("version")
     if version != BASELINE_VERSION:
         raise BaselineError(
@@ -123,7 +127,7 @@ def parse_baseline(text: str, source: str = "baseline") -> Counter[Fingerprint]:
         )
     entries = document["findings"]
     if not isinstance(entries, list):
-        raise BaselineError(f"{source}: \"findings\" must be a list, not {type(entries).__name__}")
+        raise BaselineError(f'{source}: "findings" must be a list, not {type(entries).__name__}')
     counts: Counter[Fingerprint] = Counter()
     for index, entry in enumerate(entries):
         counts[_entry(source, index, entry)] += _count(source, index, entry)
@@ -194,7 +198,7 @@ class BaselineFilter:
         """Findings the baseline accepts in the images checked (and read) so
         far that no finding used: fixed, or moved to another structure."""
         return sum(
-            count for (image, _, _), count in self.remaining.items()
+            count
+            for (image, _, _), count in self.remaining.items()
             if count > 0 and image in self.seen and image not in self.unreadable
-        )  # fmt: skip
-
+        )

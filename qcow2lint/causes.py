@@ -122,7 +122,9 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Ro
     covers = finding.covers
     if covers is not None and covers[1] > covers[0]:
         first, last = covers[0] >> tables.cluster_bits, (covers[1] - 1) >> tables.cluster_bits
-        own.update(range(first, min(last, tables.file_clusters - 1, first + (MAX_TABLE_BYTES >> tables.cluster_bits)) + 1))
+        own.update(
+            range(first, min(last, tables.file_clusters - 1, first + (MAX_TABLE_BYTES >> tables.cluster_bits)) + 1)
+        )
         if finding.reads:
             size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
             tables.tables = set()

@@ -19,7 +19,6 @@ import typer.core
 
 from qcow2lint import __version__
 from qcow2lint.config import ConfigError, load_config
-from qcow2lint.filekind import ImageError
 from qcow2lint.findings import Severity
 from qcow2lint.registry import Registry, RegistryError, load_registry
 from qcow2lint.text import exception_text
@@ -58,6 +57,7 @@ class _Command(typer.core.TyperCommand):
 
     def format_arguments(self, ctx: Any, formatter: Any) -> None:
         """Nothing: typer's format_options lists the arguments."""
+
 
 app = typer.Typer(
     add_completion=True,
@@ -154,48 +154,60 @@ ConfigOption = Annotated[
 PresetOption = Annotated[
     str | None,
     typer.Option(
-        "--preset", help="Start from a built-in preset (default, strict, untrusted); no configuration is "
-        "discovered, a --config file applies on top.", show_default=False,
+        "--preset",
+        help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+        "discovered, a --config file applies on top.",
+        show_default=False,
     ),
-]  # fmt: skip
+]
 SelectOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--select", metavar="RULES", show_default=False,
+        "--select",
+        metavar="RULES",
+        show_default=False,
         help="Enable only these rules (names, codes, code prefixes like Q07, or ALL; comma-separated or "
         "repeated), on top of the configuration.",
     ),
-]  # fmt: skip
+]
 ExtendSelectOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--extend-select", metavar="RULES", show_default=False,
+        "--extend-select",
+        metavar="RULES",
+        show_default=False,
         help="Enable these rules too (names, codes, code prefixes), on top of the configuration and --select.",
     ),
-]  # fmt: skip
+]
 IgnoreOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--ignore", metavar="RULES", show_default=False,
+        "--ignore",
+        metavar="RULES",
+        show_default=False,
         help="Disable these rules (names, codes, code prefixes), after --select and --extend-select.",
     ),
-]  # fmt: skip
+]
 ExcludeOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--exclude", metavar="GLOB", show_default=False,
+        "--exclude",
+        metavar="GLOB",
+        show_default=False,
         help="Skip paths matching GLOB when a directory or glob is searched (repeatable; added to the "
         "configuration's exclude).",
     ),
-]  # fmt: skip
+]
 DocsUrlOption = Annotated[
     str | None,
     typer.Option(
-        "--docs-url", metavar="URL", show_default=False,
+        "--docs-url",
+        metavar="URL",
+        show_default=False,
         help="Base URL of the rule pages (NAME.md) for SARIF's helpUri (default: the configuration's docs-url, "
         "else $QCOW2LINT_DOCS_URL, else the file:// URI of docs/rules/ in a source checkout).",
     ),
-]  # fmt: skip
+]
 
 
 def _items(values: list[str] | None) -> tuple[str, ...]:
@@ -203,15 +215,21 @@ def _items(values: list[str] | None) -> tuple[str, ...]:
 
 
 def _command_line(
-    select: list[str] | None, extend_select: list[str] | None, ignore: list[str] | None,
-    exclude: list[str] | None, docs_url: str | None,
-) -> Any:  # fmt: skip
+    select: list[str] | None,
+    extend_select: list[str] | None,
+    ignore: list[str] | None,
+    exclude: list[str] | None,
+    docs_url: str | None,
+) -> Any:
     from qcow2lint.config import CommandLine
 
     return CommandLine(
-        None if select is None else _items(select), _items(extend_select), _items(ignore),
-        tuple(exclude or ()), docs_url,
-    )  # fmt: skip
+        None if select is None else _items(select),
+        _items(extend_select),
+        _items(ignore),
+        tuple(exclude or ()),
+        docs_url,
+    )
 
 
 def _settings(registry: Registry, config: Path | None, preset: str | None, line: Any) -> Any:
@@ -277,7 +295,7 @@ def run_statistics(reports: list[Any]) -> str:
     epilog="\b\nExit codes:\n  0  no finding at or above --fail-level (or --exit-zero, or --generate-baseline)\n"
     "  1  findings at or above --fail-level\n"
     "  2  usage error, bad configuration or baseline, broken rule plugin, an output file that cannot be\n"
-    "     written, or an input that cannot be read at all (one line on stderr each)"
+    "     written, or an input that cannot be read at all (one line on stderr each)",
 )
 def check(
     images: Annotated[
@@ -306,14 +324,17 @@ def check(
     silent: Annotated[
         bool,
         typer.Option(
-            "--silent", "-s", help="Print nothing on stdout (files named by -o and --generate-baseline are "
+            "--silent",
+            "-s",
+            help="Print nothing on stdout (files named by -o and --generate-baseline are "
             "still written; errors still get their line on stderr): the exit code says it all.",
         ),
     ] = False,
     colour: Annotated[
         Colour,
         typer.Option(
-            "--color", help="Colour the text report: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
+            "--color",
+            help="Colour the text report: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
             "forces it), always or never.",
         ),
     ] = Colour.auto,
@@ -321,8 +342,8 @@ def check(
     statistics: Annotated[
         bool,
         typer.Option(
-            "--statistics", help="Print findings per rule and qemu-img check's figures per image, and "
-            "findings per rule over the run.",
+            "--statistics",
+            help="Print findings per rule and qemu-img check's figures per image, and findings per rule over the run.",
         ),
     ] = False,
     deep: Annotated[
@@ -347,14 +368,17 @@ def check(
     baseline: Annotated[
         Path | None,
         typer.Option(
-            "--baseline", help="Report only findings the baseline FILE does not hold; say how many it "
-            "suppressed and warn about entries that match nothing any more.", readable=False,
+            "--baseline",
+            help="Report only findings the baseline FILE does not hold; say how many it "
+            "suppressed and warn about entries that match nothing any more.",
+            readable=False,
         ),
     ] = None,
     generate_baseline: Annotated[
         Path | None,
         typer.Option(
-            "--generate-baseline", help="Write every current finding's fingerprint to FILE (image paths "
+            "--generate-baseline",
+            help="Write every current finding's fingerprint to FILE (image paths "
             "relative to FILE's directory), print how many entries, exit 0; no report.",
         ),
     ] = None,
@@ -362,7 +386,8 @@ def check(
     show_all: Annotated[
         bool,
         typer.Option(
-            "--show-all", help="List the follow-on findings of each root cause too (the text report lists root "
+            "--show-all",
+            help="List the follow-on findings of each root cause too (the text report lists root "
             "causes with a count of their follow-on findings).",
         ),
     ] = False,
@@ -384,8 +409,9 @@ def check(
     try:
         accept = (
             BaselineFilter(read_baseline(baseline), root=baseline.absolute().parent, source=str(baseline))
-            if baseline else None
-        )  # fmt: skip
+            if baseline
+            else None
+        )
     except BaselineError as exc:
         _fail(str(exc))
     threshold = Severity.parse(fail_level.value)
@@ -402,9 +428,13 @@ def check(
 
     waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) and not silent else None
     job = Job(
-        None if config is None else str(config), statistics or output_format is not Format.text, deep, dump, preset,
+        None if config is None else str(config),
+        statistics or output_format is not Format.text,
+        deep,
+        dump,
+        preset,
         line or None,
-    )  # fmt: skip
+    )
     outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
@@ -473,9 +503,14 @@ def check(
 
 
 def _render(
-    output_format: Format, reports: list[Any], extra: dict[str, Any], registry: Registry, settings: Any,
-    threshold: Severity, show_all: bool = False,
-) -> str:  # fmt: skip
+    output_format: Format,
+    reports: list[Any],
+    extra: dict[str, Any],
+    registry: Registry,
+    settings: Any,
+    threshold: Severity,
+    show_all: bool = False,
+) -> str:
     """The whole report in ``output_format`` (every format from one engine run)."""
     from qcow2lint.report import github, gitlab, junit, sarif
     from qcow2lint.report.jsonreport import render_json
@@ -546,7 +581,8 @@ def config_command(
     schema: Annotated[
         bool,
         typer.Option(
-            "--schema", help="Print the configuration file's JSON Schema (every rule and its options) instead.",
+            "--schema",
+            help="Print the configuration file's JSON Schema (every rule and its options) instead.",
         ),
     ] = False,
 ) -> None:

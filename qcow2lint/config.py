@@ -65,8 +65,14 @@ DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
 PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
 TOP_LEVEL_KEYS = (
-    "extends", "rules", "max-findings-per-rule", "warnings-are-errors", "per-file-ignores", "exclude", "docs-url",
-)  # fmt: skip
+    "extends",
+    "rules",
+    "max-findings-per-rule",
+    "warnings-are-errors",
+    "per-file-ignores",
+    "exclude",
+    "docs-url",
+)
 #: The configuration's JSON Schema, shipped in the package (and its path in
 #: the repository, for editors: ``# yaml-language-server: $schema=...``).
 SCHEMA_FILE = Path(__file__).parent / "schema" / "qcow2lint.schema.json"
@@ -223,8 +229,10 @@ def _candidates(path: str | os.PathLike[str], base: str | None, pattern: str) ->
     given = os.fspath(path)
     candidates = [_posix(given)]
     if base is not None:
-        for absolute, root in ((os.path.abspath(given), os.path.abspath(base)),
-                               (os.path.realpath(given), os.path.realpath(base))):  # fmt: skip
+        for absolute, root in (
+            (os.path.abspath(given), os.path.abspath(base)),
+            (os.path.realpath(given), os.path.realpath(base)),
+        ):
             try:
                 relative = os.path.relpath(absolute, root)
             except ValueError:  # another drive
@@ -479,9 +487,7 @@ class _Loader:
         label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                self.problems.append(
-                    f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}"
-                )
+                self.problems.append(f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
         if "extends" in data:
             base = data["extends"]
             if not isinstance(base, str):
@@ -539,7 +545,9 @@ class _Loader:
         if "docs-url" in data:
             value = data["docs-url"]
             if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
-                raise ConfigError(f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}")
+                raise ConfigError(
+                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}"
+                )
             self.docs_url = value
             self.sources["docs-url"] = label
 
@@ -645,10 +653,17 @@ class _Loader:
                 for name, s in settings.items()
             }
         return Config(
-            MappingProxyType(dict(settings)), self.max_findings, source, self.warnings_are_errors,
-            tuple(self.ignores.values()), sources, tuple(self.chain), found_by,
-            tuple(self.exclude.values()), self.docs_url,
-        )  # fmt: skip
+            MappingProxyType(dict(settings)),
+            self.max_findings,
+            source,
+            self.warnings_are_errors,
+            tuple(self.ignores.values()),
+            sources,
+            tuple(self.chain),
+            found_by,
+            tuple(self.exclude.values()),
+            self.docs_url,
+        )
 
 
 def option_problem(rule: Rule, option: str, value: Any) -> str | None:
@@ -754,17 +769,25 @@ def apply_command_line(config: Config, registry: Registry, line: CommandLine) ->
     docs_url = config.docs_url
     if line.docs_url is not None:
         if not ABSOLUTE_URL.match(line.docs_url):
-            raise ConfigError(f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}")
+            raise ConfigError(
+                f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}"
+            )
         docs_url = line.docs_url
         sources["docs-url"] = "--docs-url"
     return attrs.evolve(
-        config, rules=MappingProxyType(rules), sources=sources, exclude=exclude, docs_url=docs_url,
+        config,
+        rules=MappingProxyType(rules),
+        sources=sources,
+        exclude=exclude,
+        docs_url=docs_url,
         chain=(*config.chain, "command line"),
-    )  # fmt: skip
+    )
 
 
 def load_config(
-    registry: Registry, path: str | os.PathLike[str] | None = None, start: Path | None = None,
+    registry: Registry,
+    path: str | os.PathLike[str] | None = None,
+    start: Path | None = None,
     preset: str | None = None,
 ) -> Config:
     """The effective configuration: ``path``, else a discovered file, else defaults.
@@ -800,8 +823,9 @@ def render_config(config: Config, registry: Registry) -> str:
         header = "# no configuration file found; built-in defaults"
     else:
         how = {
-            "--config": "given with --config", "--preset": "given with --preset",
-        }.get(config.found_by, "found from the working directory upwards")  # fmt: skip
+            "--config": "given with --config",
+            "--preset": "given with --preset",
+        }.get(config.found_by, "found from the working directory upwards")
         header = f"# configuration: {config.source} ({how})"
     lines = ["# qcow2lint effective configuration", header]
     if config.chain:
@@ -817,9 +841,7 @@ def render_config(config: Config, registry: Registry) -> str:
         return config.sources.get(key, BUILTIN)
 
     lines.append(f"max-findings-per-rule: {config.max_findings_per_rule}  # {source('max-findings-per-rule')}")
-    lines.append(
-        f"warnings-are-errors: {dump(config.warnings_are_errors)}  # {source('warnings-are-errors')}"
-    )
+    lines.append(f"warnings-are-errors: {dump(config.warnings_are_errors)}  # {source('warnings-are-errors')}")
     if config.per_file_ignores:
         lines.append(f"per-file-ignores:  # {source('per-file-ignores')}")
         for entry in config.per_file_ignores:

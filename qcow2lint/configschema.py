@@ -33,7 +33,11 @@ def config_schema(registry: Registry) -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "level": {"enum": LEVELS, "default": str(rule.severity), "description": "The severity of its findings."},
+                "level": {
+                    "enum": LEVELS,
+                    "default": str(rule.severity),
+                    "description": "The severity of its findings.",
+                },
                 "enabled": {"type": "boolean", "default": rule.default_enabled},
                 **option_schema(rule),
             },
@@ -65,7 +69,9 @@ def config_schema(registry: Registry) -> dict[str, Any]:
                 "examples": presets(),
             },
             "max-findings-per-rule": {
-                "type": "integer", "minimum": 0, "default": DEFAULT_MAX_FINDINGS,
+                "type": "integer",
+                "minimum": 0,
+                "default": DEFAULT_MAX_FINDINGS,
                 "description": "Findings per rule per image before one final 'and N more' finding; 0: no cap.",
             },
             "warnings-are-errors": {"type": "boolean", "default": False},
@@ -78,9 +84,9 @@ def config_schema(registry: Registry) -> dict[str, Any]:
                 "default": [],
             },
             "docs-url": {
-                "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*:\\S+$",
-                "description": "Absolute base URL of the rule pages (NAME.md), for SARIF's helpUri and "
-                "informationUri.",
+                "type": "string",
+                "pattern": "^[A-Za-z][A-Za-z0-9+.-]*:\\S+$",
+                "description": "Absolute base URL of the rule pages (NAME.md), for SARIF's helpUri and informationUri.",
             },
             "per-file-ignores": {
                 "type": ["object", "null"],
@@ -95,7 +101,7 @@ def config_schema(registry: Registry) -> dict[str, Any]:
             },
         },
         "definitions": definitions,
-    }  # fmt: skip
+    }
 
 
 def render_schema(registry: Registry) -> str:

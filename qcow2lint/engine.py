@@ -160,7 +160,10 @@ def _where(record: object) -> tuple[int, str]:
 
 
 def run_rules(
-    image_file: ImageFile, config: Config, registry: Registry, stats: dict[str, int] | None = None,
+    image_file: ImageFile,
+    config: Config,
+    registry: Registry,
+    stats: dict[str, int] | None = None,
     deep: bool = False,
 ) -> list[Finding]:
     """Run every enabled rule over the image; findings sorted by offset, code.
@@ -172,9 +175,8 @@ def run_rules(
     """
     image = image_file.image
     rules = [
-        rule for rule in registry
-        if config.rules[rule.name].enabled and (deep or rule.scope != "CompressedCluster")
-    ]  # fmt: skip
+        rule for rule in registry if config.rules[rule.name].enabled and (deep or rule.scope != "CompressedCluster")
+    ]
     by_scope: dict[str, list[Rule]] = defaultdict(list)
     for rule in rules:
         by_scope[rule.scope].append(rule)
@@ -226,18 +228,31 @@ def run_rules(
                 crashed.add(rule.name)
                 offset, where = _where(record)
                 findings.append(
-                    Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, offset, where,
-                            f"rule {rule.name} ({rule.origin}) crashed on {where}: "
-                            f"{exception_text(exc)}; its other findings for this image are skipped")
-                )  # fmt: skip
+                    Finding(
+                        INTERNAL_ERROR,
+                        INTERNAL_ERROR_CODE,
+                        Severity.ERROR,
+                        offset,
+                        where,
+                        f"rule {rule.name} ({rule.origin}) crashed on {where}: "
+                        f"{exception_text(exc)}; its other findings for this image are skipped",
+                    )
+                )
 
     for rule in rules:
         if omitted.get(rule.name):
             findings.append(
-                Finding(rule.name, rule.code, config.rules[rule.name].severity, last_offset.get(rule.name, 0),
-                        "...", f"and {omitted[rule.name]} more {rule.name} findings not shown "
-                        f"(max-findings-per-rule is {config.max_findings_per_rule})", omitted=omitted[rule.name])
-            )  # fmt: skip
+                Finding(
+                    rule.name,
+                    rule.code,
+                    config.rules[rule.name].severity,
+                    last_offset.get(rule.name, 0),
+                    "...",
+                    f"and {omitted[rule.name]} more {rule.name} findings not shown "
+                    f"(max-findings-per-rule is {config.max_findings_per_rule})",
+                    omitted=omitted[rule.name],
+                )
+            )
     # The "and N more" finding stays last among its rule's findings.
     findings.sort(key=lambda f: (f.location == "...", f.sort_key()))
     return link_findings(findings, image_file)
@@ -247,9 +262,18 @@ def _stamp(rule: Rule, severity: Severity, item: Problem) -> Finding:
     """The finding for a rule's problem: the rule's identity, the problem's
     place, fact and root-cause hints."""
     return Finding(
-        rule.name, rule.code, severity, item.offset, item.location, item.message,
-        covers=item.covers, reads=item.reads, lost=item.lost, clusters=item.clusters, refs=item.refs,
-    )  # fmt: skip
+        rule.name,
+        rule.code,
+        severity,
+        item.offset,
+        item.location,
+        item.message,
+        covers=item.covers,
+        reads=item.reads,
+        lost=item.lost,
+        clusters=item.clusters,
+        refs=item.refs,
+    )
 
 
 def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Finding]:
@@ -265,12 +289,21 @@ def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Findin
 def _pass_failed(failed: Pass, message: str) -> Finding:
     """The internal-error finding for a whole-image pass that crashed."""
     offset, where = _where(failed.record)
-    return Finding(INTERNAL_ERROR, INTERNAL_ERROR_CODE, Severity.ERROR, offset, where,
-                   f"{failed.title} crashed ({message}); {failed.skips} were skipped")  # fmt: skip
+    return Finding(
+        INTERNAL_ERROR,
+        INTERNAL_ERROR_CODE,
+        Severity.ERROR,
+        offset,
+        where,
+        f"{failed.title} crashed ({message}); {failed.skips} were skipped",
+    )
 
 
 def lint_path(
-    path: str | os.PathLike[str], config: Config, registry: Registry, want_stats: bool = False,
+    path: str | os.PathLike[str],
+    config: Config,
+    registry: Registry,
+    want_stats: bool = False,
     deep: bool = False,
 ) -> ImageReport:
     """Read and lint one image file (and compute qemu-img check's figures)."""

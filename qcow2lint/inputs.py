@@ -123,18 +123,23 @@ def _glob(pattern: str) -> list[str]:
     named = set(Path(relative).parts)
     if not any(part.startswith(".") and glob.has_magic(part) for part in named):
         matches = {
-            match for match in matches
-            if not any(part.startswith(".") and part not in (".", "..") and part not in named
-                       for part in Path(match).parts)
-        }  # fmt: skip
+            match
+            for match in matches
+            if not any(
+                part.startswith(".") and part not in (".", "..") and part not in named for part in Path(match).parts
+            )
+        }
     return sorted(matches)
 
 
 def _expand_one(argument: str, excluded: Excluded | None = None) -> list[str] | Unmatched:
     if os.path.isdir(argument):
         found = list(walk_directory(argument, excluded))
-        return found or Unmatched(argument, "directory holds no qcow2 image (no *.qcow2 file, no file with the qcow2 magic"
-                                  + (")" if excluded is None else ", or all are excluded)"))  # fmt: skip
+        return found or Unmatched(
+            argument,
+            "directory holds no qcow2 image (no *.qcow2 file, no file with the qcow2 magic"
+            + (")" if excluded is None else ", or all are excluded)"),
+        )
     if os.path.lexists(argument):
         return [argument]
     if glob.has_magic(argument):

@@ -19,10 +19,19 @@ from qcow2lint.records import L1Table, L2Tables, StoredRefcounts
 from qcow2lint.spec import compressed_ranges
 
 __all__ = [
-    "allocated", "allocated_entries", "compressed", "compressed_ranges", "copied_mismatch_active",
-    "copied_mismatch_l1", "copied_mismatch_l2", "l1_misaligned", "l1_reserved", "l2_misaligned", "l2_reserved",
+    "allocated",
+    "allocated_entries",
+    "compressed",
+    "compressed_ranges",
+    "copied_mismatch_active",
+    "copied_mismatch_l1",
+    "copied_mismatch_l2",
+    "l1_misaligned",
+    "l1_reserved",
+    "l2_misaligned",
+    "l2_reserved",
     "misaligned_offsets",
-]  # fmt: skip
+]
 
 
 def _u64(value: int) -> np.uint64:
@@ -49,6 +58,7 @@ def l1_misaligned(table: L1Table, cluster_size: int) -> np.ndarray:
 
 def l2_reserved(batch: L2Tables) -> np.ndarray:
     """Uncompressed L2 entries with reserved bits set (also unallocated ones)."""
+
     def compute() -> np.ndarray:
         candidates = np.flatnonzero(batch.entries & _u64(spec.L2E_STD_RESERVED_MASK))
         return candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
@@ -71,6 +81,7 @@ def allocated(batch: L2Tables) -> np.ndarray:
     """Boolean mask of NORMAL and ZERO_ALLOC entries: those that own a host
     cluster (QEMU counts a reference for them unless there is a data file,
     where offset 0 with COPIED is a NORMAL cluster at host offset 0)."""
+
     def compute() -> np.ndarray:
         owned = batch.host_offsets != 0
         if batch.data_file:

@@ -159,9 +159,7 @@ class Reader:
             )
         return ReadProblem(structure, offset, length, max(offset + length - self.size, 0), message)
 
-    def u64_table(
-        self, offset: int, count: int, structure: str, what: str, problems: list[ReadProblem]
-    ) -> np.ndarray:
+    def u64_table(self, offset: int, count: int, structure: str, what: str, problems: list[ReadProblem]) -> np.ndarray:
         """``count`` u64 words at ``offset``, bounded by the file size."""
         length = count * 8
         # Read straight into the array's buffer: one copy of the table.
@@ -203,10 +201,15 @@ class Reader:
             data_offset = offset + spec.EXT_FRAMING_SIZE
             body = self.read(data_offset, min(padded, max(end - data_offset, 0), cluster_size))
             ext = HeaderExtension(
-                index=len(found), file_offset=offset, magic=magic, length=length,
-                data=body[:length], padding=body[length:padded],
-                payload=decode_payload(magic, body[:length], data_offset), area_end=end,
-            )  # fmt: skip
+                index=len(found),
+                file_offset=offset,
+                magic=magic,
+                length=length,
+                data=body[:length],
+                padding=body[length:padded],
+                payload=decode_payload(magic, body[:length], data_offset),
+                area_end=end,
+            )
             found.append(ext)
             if ext.overruns_area:
                 stop = "overrun"
@@ -335,23 +338,36 @@ class _ImageReader(Reader):
         # MAX_REFTABLE_SIZE (rules flag both): nothing past those caps is read.
         l1_read = min(header.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
         l1 = L1Table(
-            header.l1_table_offset, header.l1_size,
+            header.l1_table_offset,
+            header.l1_size,
             self.u64_table(header.l1_table_offset, l1_read, "l1", "the active L1 table", problems),
-        )  # fmt: skip
+        )
         reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
         reftable_read = min(reftable_entries, spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE)
         reftable = RefcountTable(
-            header.refcount_table_offset, reftable_entries,
+            header.refcount_table_offset,
+            reftable_entries,
             self.u64_table(header.refcount_table_offset, reftable_read, "reftable", "the refcount table", problems),
-        )  # fmt: skip
+        )
         snapshots, snapshot_l1 = self._snapshots(header, problems)
         encryption = self._encryption(header, extensions, problems)
         image = Image(
-            self.path, self.size, header, readable=True, extensions=extensions,
-            backing_file_name=backing, bitmaps=bitmaps, bitmap_directory=directory,
-            bitmap_tables=tables, l1=l1, refcount_table=reftable, snapshots=snapshots,
-            snapshot_l1_tables=snapshot_l1, extension_area=area, encryption=encryption,
-        )  # fmt: skip
+            self.path,
+            self.size,
+            header,
+            readable=True,
+            extensions=extensions,
+            backing_file_name=backing,
+            bitmaps=bitmaps,
+            bitmap_directory=directory,
+            bitmap_tables=tables,
+            l1=l1,
+            refcount_table=reftable,
+            snapshots=snapshots,
+            snapshot_l1_tables=snapshot_l1,
+            extension_area=area,
+            encryption=encryption,
+        )
         problems += self._table_problems(image)
         return evolve(image, problems=tuple(problems))
 
@@ -377,10 +393,14 @@ class _ImageReader(Reader):
         needed = max(dir_end, read_end)
         if needed > self.size:
             problems.append(
-                self.problem("bitmap-directory", ext.bitmap_directory_offset,
-                             needed - ext.bitmap_directory_offset,
-                             max(self.size - ext.bitmap_directory_offset, 0), "the bitmap directory")
-            )  # fmt: skip
+                self.problem(
+                    "bitmap-directory",
+                    ext.bitmap_directory_offset,
+                    needed - ext.bitmap_directory_offset,
+                    max(self.size - ext.bitmap_directory_offset, 0),
+                    "the bitmap directory",
+                )
+            )
         tables = []
         # Hostile directories may point thousands of large tables at the
         # same bytes: all tables together are read up to the file's size.
@@ -391,12 +411,19 @@ class _ImageReader(Reader):
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
             count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
             budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
-            words = self.u64_table(entry.bitmap_table_offset, count,
-                                   f"{entry.path}.table", f"the bitmap table of {entry.path}", problems)  # fmt: skip
+            words = self.u64_table(
+                entry.bitmap_table_offset, count, f"{entry.path}.table", f"the bitmap table of {entry.path}", problems
+            )
             tables.append(
-                BitmapTable(entry.index, entry.name, entry.bitmap_table_offset, entry.bitmap_table_size, words,
-                            **self._bitmap_tail(header, entry, words))  # type: ignore[arg-type]
-            )  # fmt: skip
+                BitmapTable(
+                    entry.index,
+                    entry.name,
+                    entry.bitmap_table_offset,
+                    entry.bitmap_table_size,
+                    words,
+                    **self._bitmap_tail(header, entry, words),
+                )  # type: ignore[arg-type]
+            )
         return tuple(entries), tuple(tables)
 
     def _encryption(
@@ -484,9 +511,14 @@ class _ImageReader(Reader):
                 words, cut = seen[key]
                 if cut:  # the same table, cut by EOF: each snapshot reports it
                     problems.append(
-                        self.problem(path, entry.l1_table_offset, key[1] * spec.L1_ENTRY_SIZE,
-                                     max(self.size - entry.l1_table_offset, 0), f"the L1 table of {entry.path}")
-                    )  # fmt: skip
+                        self.problem(
+                            path,
+                            entry.l1_table_offset,
+                            key[1] * spec.L1_ENTRY_SIZE,
+                            max(self.size - entry.l1_table_offset, 0),
+                            f"the L1 table of {entry.path}",
+                        )
+                    )
             l1_tables.append(L1Table(entry.l1_table_offset, entry.l1_size, words, entry.index, path))
         return SnapshotTable(header.snapshot_offset, header.nb_snapshots, tuple(entries)), tuple(l1_tables)
 
@@ -519,7 +551,9 @@ class _ImageReader(Reader):
         return {
             "offsets": unique,
             "refs": np.bincount(inverse, np.concatenate(weights) if weights else None, len(unique)).astype(np.int64),
-            "active_refs": np.bincount(inverse, np.concatenate(actives) if actives else None, len(unique)).astype(np.int64),
+            "active_refs": np.bincount(inverse, np.concatenate(actives) if actives else None, len(unique)).astype(
+                np.int64
+            ),
             "first_l1": np.where(first_l1 == np.iinfo(np.int64).max, -1, first_l1),
         }
 
@@ -533,15 +567,25 @@ class _ImageReader(Reader):
             outside = offsets[(offsets != 0) & (offsets + np.uint64(cluster_size) > np.uint64(self.size))]
             for offset in outside[:MAX_PROBLEMS_PER_KIND].tolist():
                 found.append(
-                    self.problem(f"{kind}@{offset:#x}", offset, cluster_size, max(self.size - offset, 0),
-                                 "an L2 table" if kind == "l2" else "a refcount block")
-                )  # fmt: skip
+                    self.problem(
+                        f"{kind}@{offset:#x}",
+                        offset,
+                        cluster_size,
+                        max(self.size - offset, 0),
+                        "an L2 table" if kind == "l2" else "a refcount block",
+                    )
+                )
             if len(outside) > MAX_PROBLEMS_PER_KIND:
                 first = int(outside[MAX_PROBLEMS_PER_KIND])
                 found.append(
-                    ReadProblem(kind, first, cluster_size, max(first + cluster_size - self.size, 0),
-                                f"and {len(outside) - MAX_PROBLEMS_PER_KIND} more {kind} clusters past the end of the file")
-                )  # fmt: skip
+                    ReadProblem(
+                        kind,
+                        first,
+                        cluster_size,
+                        max(first + cluster_size - self.size, 0),
+                        f"and {len(outside) - MAX_PROBLEMS_PER_KIND} more {kind} clusters past the end of the file",
+                    )
+                )
         return found
 
     def l2_batches(self, image: Image) -> Iterator[L2Tables]:
@@ -581,9 +625,14 @@ class _ImageReader(Reader):
                 entries, bitmaps = words.reshape(len(batch), -1), None
             rows = slice(start, start + per_batch)
             yield L2Tables(
-                batch, entries, bitmaps, tables["refs"][rows], tables["active_refs"][rows],
-                tables["first_l1"][rows], header.has_data_file,
-            )  # fmt: skip
+                batch,
+                entries,
+                bitmaps,
+                tables["refs"][rows],
+                tables["active_refs"][rows],
+                tables["first_l1"][rows],
+                header.has_data_file,
+            )
 
     def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payload of every compressed entry of a batch (for --deep)."""
@@ -600,11 +649,19 @@ class _ImageReader(Reader):
             row, column = divmod(index, columns)
             data = payloads.get((offset, length))
             if data is None:
-                data = payloads[offset, length] = self.read(offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE))
+                data = payloads[offset, length] = self.read(
+                    offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)
+                )
             yield CompressedCluster(
-                batch.entry_offset(row, column), batch.entry_path(row, column), offset, length,
-                data, kind, header.cluster_size, memo,
-            )  # fmt: skip
+                batch.entry_offset(row, column),
+                batch.entry_path(row, column),
+                offset,
+                length,
+                data,
+                kind,
+                header.cluster_size,
+                memo,
+            )
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""

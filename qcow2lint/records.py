@@ -120,9 +120,12 @@ class Header:
         on_disk = tuple(fields[name] for name in spec.HEADER_FIELDS[-5:])
         if fields["version"] == 2:
             fields.update(
-                incompatible_features=0, compatible_features=0, autoclear_features=0,
-                refcount_order=4, header_length=spec.V2_HEADER_LENGTH,
-            )  # fmt: skip
+                incompatible_features=0,
+                compatible_features=0,
+                autoclear_features=0,
+                refcount_order=4,
+                header_length=spec.V2_HEADER_LENGTH,
+            )
         compression_type = None
         padding = unknown = b""
         length = fields["header_length"]
@@ -132,10 +135,13 @@ class Header:
             padding = extra[1 : spec.HEADER_PADDING_END - spec.COMPRESSION_TYPE_OFFSET]
             unknown = extra[spec.HEADER_PADDING_END - spec.COMPRESSION_TYPE_OFFSET :]
         return cls(
-            **fields, compression_type=compression_type, padding=padding,
-            unknown_fields=unknown, bytes_available=min(len(head), max(length, _HEADER.size)),
+            **fields,
+            compression_type=compression_type,
+            padding=padding,
+            unknown_fields=unknown,
+            bytes_available=min(len(head), max(length, _HEADER.size)),
             v3_fields_on_disk=on_disk,
-        )  # fmt: skip
+        )
 
     @property
     def cluster_size(self) -> int:
@@ -413,9 +419,14 @@ class BitmapDirectoryEntry:
         fields = _BITMAP_ENTRY.unpack(fixed[: _BITMAP_ENTRY.size].ljust(_BITMAP_ENTRY.size, b"\0"))
         name_size = fields[5]
         return cls(
-            index, file_offset, *fields, extra_data=extra, name_bytes=tail[:name_size],
-            padding=tail[name_size:], inside_directory=inside,
-        )  # fmt: skip
+            index,
+            file_offset,
+            *fields,
+            extra_data=extra,
+            name_bytes=tail[:name_size],
+            padding=tail[name_size:],
+            inside_directory=inside,
+        )
 
     @property
     def size(self) -> int:
@@ -664,9 +675,14 @@ class SnapshotEntry:
         fields = _SNAPSHOT.unpack(fixed[: _SNAPSHOT.size].ljust(_SNAPSHOT.size, b"\0"))
         id_size, name_size = fields[2], fields[3]
         return cls(
-            index, file_offset, *fields, extra_data=extra, id_str=tail[:id_size],
-            name=tail[id_size : id_size + name_size], padding=tail[id_size + name_size :],
-        )  # fmt: skip
+            index,
+            file_offset,
+            *fields,
+            extra_data=extra,
+            id_str=tail[:id_size],
+            name=tail[id_size : id_size + name_size],
+            padding=tail[id_size + name_size :],
+        )
 
     @property
     def size(self) -> int:
@@ -681,7 +697,9 @@ class SnapshotEntry:
     def field_offset(self, name: str) -> int:
         """Byte offset of a fixed field, or of an extra data field
         (``vm_state_size_large``, ``disk_size``)."""
-        offsets = spec.SNAPSHOT_FIELD_OFFSETS if name in spec.SNAPSHOT_FIELD_OFFSETS else spec.SNAPSHOT_EXTRA_FIELD_OFFSETS
+        offsets = (
+            spec.SNAPSHOT_FIELD_OFFSETS if name in spec.SNAPSHOT_FIELD_OFFSETS else spec.SNAPSHOT_EXTRA_FIELD_OFFSETS
+        )
         return self.file_offset + offsets[name]
 
     @property

@@ -56,10 +56,24 @@ PACKAGE_GROUP = "qcow2lint.rule_packages"
 #: rule every record of its SCOPE in the image.  (Names, so that listing the
 #: rules imports neither the records nor the analysis.)
 SCOPES: tuple[str, ...] = (
-    "Image", "Header", "ExtensionArea", "HeaderExtension", "BitmapsExtension", "EncryptionArea",
-    "BitmapDirectoryEntry", "BitmapTable", "L1Table", "L2Tables", "RefcountTable", "RefcountBlock",
-    "SnapshotTable", "SnapshotEntry", "ReadProblem", "CompressedCluster", "RefcountCheck",
-)  # fmt: skip
+    "Image",
+    "Header",
+    "ExtensionArea",
+    "HeaderExtension",
+    "BitmapsExtension",
+    "EncryptionArea",
+    "BitmapDirectoryEntry",
+    "BitmapTable",
+    "L1Table",
+    "L2Tables",
+    "RefcountTable",
+    "RefcountBlock",
+    "SnapshotTable",
+    "SnapshotEntry",
+    "ReadProblem",
+    "CompressedCluster",
+    "RefcountCheck",
+)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CODE_PATTERN = re.compile(r"^[A-Z]+[0-9]{3,5}$")
 #: The engine's own pseudo-rule for a rule that crashed.
@@ -175,9 +189,8 @@ def _check_constraints(fail: Callable[[str], RegistryError], options: Mapping[st
         default = options[option]
         choices = constraint.get("choices")
         if choices is not None and (
-            not isinstance(choices, tuple | list) or not choices
-            or not all(option_type_ok(c, default) for c in choices)
-        ):  # fmt: skip
+            not isinstance(choices, tuple | list) or not choices or not all(option_type_ok(c, default) for c in choices)
+        ):
             raise fail(f"OPTION_CONSTRAINTS[{option!r}]: choices must be a non-empty tuple of {type(default).__name__}")
         for bound in ("minimum", "maximum"):
             if bound in constraint and (
@@ -206,8 +219,14 @@ def option_schema(rule: Rule) -> dict[str, dict[str, Any]]:
 
 
 def _check_identity(
-    fail: Callable[[str], RegistryError], name: Any, expected: str, code: Any, severity: Any, options: Any,
-    constraints: Any = None, default_enabled: Any = True,
+    fail: Callable[[str], RegistryError],
+    name: Any,
+    expected: str,
+    code: Any,
+    severity: Any,
+    options: Any,
+    constraints: Any = None,
+    default_enabled: Any = True,
 ) -> Severity:
     """The contract's checks shared by both doors; returns the parsed severity."""
     if name != expected or not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -245,9 +264,15 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     constraints = getattr(target, "OPTION_CONSTRAINTS", {})
     default_enabled = getattr(target, "DEFAULT_ENABLED", True)
     severity = _check_identity(
-        fail, getattr(target, "NAME", None), entry_name, getattr(target, "CODE", None),
-        getattr(target, "SEVERITY", ""), options, constraints, default_enabled,
-    )  # fmt: skip
+        fail,
+        getattr(target, "NAME", None),
+        entry_name,
+        getattr(target, "CODE", None),
+        getattr(target, "SEVERITY", ""),
+        options,
+        constraints,
+        default_enabled,
+    )
     scope = getattr(target, "SCOPE", None)
     if not isinstance(scope, type) or scope.__name__ not in SCOPES or not scope.__module__.startswith("qcow2lint."):
         raise fail(f"SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
@@ -260,9 +285,19 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
     if not isinstance(repro, str):
         raise fail("REPRO must be a string of shell commands")
     return Rule(
-        entry_name, target.CODE, severity, scope.__name__, check, options, doc, origin,
-        option_constraints=constraints, default_enabled=default_enabled, repro=repro, qemu_refuses=refuses,
-    )  # fmt: skip
+        entry_name,
+        target.CODE,
+        severity,
+        scope.__name__,
+        check,
+        options,
+        doc,
+        origin,
+        option_constraints=constraints,
+        default_enabled=default_enabled,
+        repro=repro,
+        qemu_refuses=refuses,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -460,9 +495,19 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
     if not isinstance(repro, str):
         raise fail("REPRO must be a string of shell commands")
     return Rule(
-        name, meta["CODE"], severity, scope, LazyCheck(module, path), options, meta.get("doc") or "", origin,
-        option_constraints=constraints, default_enabled=default_enabled, repro=repro, qemu_refuses=refuses,
-    )  # fmt: skip
+        name,
+        meta["CODE"],
+        severity,
+        scope,
+        LazyCheck(module, path),
+        options,
+        meta.get("doc") or "",
+        origin,
+        option_constraints=constraints,
+        default_enabled=default_enabled,
+        repro=repro,
+        qemu_refuses=refuses,
+    )
 
 
 def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:

@@ -55,7 +55,11 @@ def entry_hits(
 
 
 def entry_hits_at(
-    ctx: RuleContext, table: EntryTable, flat: np.ndarray, message: Callable[[int], str], entry_size: int = 8,
+    ctx: RuleContext,
+    table: EntryTable,
+    flat: np.ndarray,
+    message: Callable[[int], str],
+    entry_size: int = 8,
     hints: Callable[[int], dict[str, Any]] | None = None,
 ) -> Iterator[Problem | Omitted]:
     """Like ``entry_hits``, for the entry indices ``flat`` (as a predicate of
@@ -64,10 +68,12 @@ def entry_hits_at(
     entries = table.entries
     base, path = table.file_offset, table.path
     yield from each_hit(
-        ctx, flat,
-        lambda i: Problem(base + i * entry_size, f"{path}[{i}]", message(int(entries[i])),
-                          **(hints(int(entries[i])) if hints else {})),
-    )  # fmt: skip
+        ctx,
+        flat,
+        lambda i: Problem(
+            base + i * entry_size, f"{path}[{i}]", message(int(entries[i])), **(hints(int(entries[i])) if hints else {})
+        ),
+    )
 
 
 def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count: int) -> dict[str, Any]:
@@ -76,9 +82,10 @@ def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count
     and the ``count`` entries of the table at the cluster-aligned offset
     below it (where it most likely belongs) are lost."""
     return {
-        "covers": (offset, offset + length), "reads": reads,
+        "covers": (offset, offset + length),
+        "reads": reads,
         "lost": (offset - offset % ctx.cluster_size, count, reads),
-    }  # fmt: skip
+    }
 
 
 def l2_hits(
@@ -131,9 +138,10 @@ def unknown_feature_bits(ctx: RuleContext, field: str, feature_type: int, known_
         name = cast(FeatureTable, table.payload).name_of(feature_type, bit) if table is not None else None
         names.append(f"bit {bit}" + (f" ('{name}')" if name else ""))
     yield Problem(
-        header.field_offset(field), f"header.{field}",
+        header.field_offset(field),
+        f"header.{field}",
         f"{field} {value:#x} has bits QEMU does not know: {', '.join(names)} (known mask {known_mask:#x})",
-    )  # fmt: skip
+    )
 
 
 def header_field_misaligned(ctx: RuleContext, field: str, what: str) -> Iterator[Problem]:
@@ -142,9 +150,10 @@ def header_field_misaligned(ctx: RuleContext, field: str, what: str) -> Iterator
     offset = getattr(header, field)
     if misaligned(offset, header.cluster_size):
         yield Problem(
-            header.field_offset(field), f"header.{field}",
+            header.field_offset(field),
+            f"header.{field}",
             f"{what} offset {offset:#x} is not a multiple of the cluster size {header.cluster_size:#x}",
-        )  # fmt: skip
+        )
 
 
 # --- placement and snapshots (catalogue §2.5, §2.13) ---------------------------
@@ -205,6 +214,7 @@ def shown(raw: bytes, limit: int = 64) -> str:
 
 
 # --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------
+
 
 def bitmaps_ext_field(ext: HeaderExtension, field: str) -> int | None:
     """A field of a bitmaps extension, or None when ``ext`` is another
@@ -382,8 +392,13 @@ def refcount_entry(ctx: RuleContext, cluster: int) -> tuple[int, str]:
 
 
 def refcount_hits(
-    ctx: RuleContext, clusters: np.ndarray, message: Callable[[int], str], *,
-    refs: str | None = None, keys: tuple[np.ndarray, ...] = (), run: Callable[[int, int], str] | None = None,
+    ctx: RuleContext,
+    clusters: np.ndarray,
+    message: Callable[[int], str],
+    *,
+    refs: str | None = None,
+    keys: tuple[np.ndarray, ...] = (),
+    run: Callable[[int, int], str] | None = None,
 ) -> Iterator[Problem | Omitted]:
     """Problems located at the stored refcount of each cluster index, in
     ascending order.  With ``run``, each run of consecutive clusters with
@@ -426,13 +441,15 @@ def mismatch_hits(
         return int(stored[at]), int(computed[at])
 
     yield from refcount_hits(
-        ctx, clusters,
-        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values(c)[0]} "
-        f"but {values(c)[1]} references",
+        ctx,
+        clusters,
+        lambda c: (
+            f"cluster {c} (offset {c * ctx.cluster_size:#x}) has refcount {values(c)[0]} but {values(c)[1]} references"
+        ),
         refs="missing" if len(stored) and bool((stored > computed).all()) else "extra",
         keys=(stored, computed),
         run=lambda a, b: f"{cluster_span(ctx, a, b)} each have refcount {values(a)[0]} but {values(a)[1]} references",
-    )  # fmt: skip
+    )
 
 
 # --- external references (the untrusted preset) --------------------------------

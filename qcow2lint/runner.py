@@ -162,7 +162,12 @@ def _no_progress(index: int, path: str) -> AbstractContextManager[object]:
 
 
 def run(
-    paths: Sequence[str], job: Job, jobs: int = 1, *, registry: Any = None, config: Any = None,
+    paths: Sequence[str],
+    job: Job,
+    jobs: int = 1,
+    *,
+    registry: Any = None,
+    config: Any = None,
     waiting: Waiting | None = None,
 ) -> Iterator[Outcome]:
     """Check ``paths`` with ``jobs`` processes (1: in this process; 0: one per

@@ -30,12 +30,25 @@ SECTOR_SIZE = 512
 
 #: The header fields in spec order, their struct format and byte offsets.
 HEADER_FIELDS = (
-    "magic", "version", "backing_file_offset", "backing_file_size",
-    "cluster_bits", "size", "crypt_method", "l1_size", "l1_table_offset",
-    "refcount_table_offset", "refcount_table_clusters", "nb_snapshots",
-    "snapshot_offset", "incompatible_features", "compatible_features",
-    "autoclear_features", "refcount_order", "header_length",
-)  # fmt: skip
+    "magic",
+    "version",
+    "backing_file_offset",
+    "backing_file_size",
+    "cluster_bits",
+    "size",
+    "crypt_method",
+    "l1_size",
+    "l1_table_offset",
+    "refcount_table_offset",
+    "refcount_table_clusters",
+    "nb_snapshots",
+    "snapshot_offset",
+    "incompatible_features",
+    "compatible_features",
+    "autoclear_features",
+    "refcount_order",
+    "header_length",
+)
 HEADER_FORMAT = ">IIQIIQIIQQIIQQQQII"
 #: Byte offset of every header field, for findings.
 HEADER_FIELD_OFFSETS = field_offsets(HEADER_FORMAT, HEADER_FIELDS)
@@ -119,9 +132,11 @@ BITMAPS_EXT_SIZE = 24
 BITMAPS_EXT_FORMAT = ">IIQQ"
 #: Byte offset and width of each bitmaps extension field inside its data.
 BITMAPS_EXT_FIELDS = {
-    "nb_bitmaps": (0, 4), "reserved32": (4, 4),
-    "bitmap_directory_size": (8, 8), "bitmap_directory_offset": (16, 8),
-}  # fmt: skip
+    "nb_bitmaps": (0, 4),
+    "reserved32": (4, 4),
+    "bitmap_directory_size": (8, 8),
+    "bitmap_directory_offset": (16, 8),
+}
 #: The full disk encryption header pointer: offset and length (two u64).
 CRYPTO_EXT_SIZE = 16
 
@@ -170,10 +185,20 @@ MAX_REFTABLE_SIZE = 0x800000
 #: The fixed part of a snapshot table entry, its layout and field offsets.
 SNAPSHOT_HEADER_SIZE = 40
 SNAPSHOT_FORMAT = ">QIHHIIQII"
-SNAPSHOT_FIELD_OFFSETS = field_offsets(SNAPSHOT_FORMAT, (
-    "l1_table_offset", "l1_size", "id_str_size", "name_size", "date_sec", "date_nsec",
-    "vm_clock_nsec", "vm_state_size32", "extra_data_size",
-))  # fmt: skip
+SNAPSHOT_FIELD_OFFSETS = field_offsets(
+    SNAPSHOT_FORMAT,
+    (
+        "l1_table_offset",
+        "l1_size",
+        "id_str_size",
+        "name_size",
+        "date_sec",
+        "date_nsec",
+        "vm_clock_nsec",
+        "vm_state_size32",
+        "extra_data_size",
+    ),
+)
 #: Fields of a snapshot's extra data, as byte offsets in the entry.
 SNAPSHOT_EXTRA_FIELD_OFFSETS = {"vm_state_size_large": SNAPSHOT_HEADER_SIZE, "disk_size": SNAPSHOT_HEADER_SIZE + 8}
 MAX_SNAPSHOTS = 65536
@@ -192,9 +217,18 @@ MIN_V3_SNAPSHOT_EXTRA_DATA = 16
 #: The fixed part of a bitmap directory entry, its layout and field offsets.
 BITMAP_DIR_ENTRY_SIZE = 24
 BITMAP_DIR_ENTRY_FORMAT = ">QIIBBHI"
-BITMAP_ENTRY_FIELDS = field_offsets(BITMAP_DIR_ENTRY_FORMAT, (
-    "bitmap_table_offset", "bitmap_table_size", "flags", "type", "granularity_bits", "name_size", "extra_data_size",
-))  # fmt: skip
+BITMAP_ENTRY_FIELDS = field_offsets(
+    BITMAP_DIR_ENTRY_FORMAT,
+    (
+        "bitmap_table_offset",
+        "bitmap_table_size",
+        "flags",
+        "type",
+        "granularity_bits",
+        "name_size",
+        "extra_data_size",
+    ),
+)
 BME_FLAG_IN_USE = 1 << 0
 BME_FLAG_AUTO = 1 << 1
 BME_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2
@@ -222,13 +256,32 @@ LUKS_MAGIC = b"LUKS\xba\xbe"
 LUKS_HEADER_SIZE = 592
 LUKS_HEADER_FORMAT = ">6sH32s32s32sII20s32sI40s"
 LUKS_KEY_SLOT_FORMAT = ">II32sII"
-LUKS_HEADER_FIELDS = field_offsets(LUKS_HEADER_FORMAT, (
-    "magic", "version", "cipher_name", "cipher_mode", "hash_spec", "payload_offset", "key_bytes",
-    "mk_digest", "mk_digest_salt", "mk_digest_iterations", "uuid",
-))  # fmt: skip
-LUKS_KEY_SLOT_FIELDS = field_offsets(LUKS_KEY_SLOT_FORMAT, (
-    "active", "iterations", "salt", "key_material_offset", "stripes",
-))  # fmt: skip
+LUKS_HEADER_FIELDS = field_offsets(
+    LUKS_HEADER_FORMAT,
+    (
+        "magic",
+        "version",
+        "cipher_name",
+        "cipher_mode",
+        "hash_spec",
+        "payload_offset",
+        "key_bytes",
+        "mk_digest",
+        "mk_digest_salt",
+        "mk_digest_iterations",
+        "uuid",
+    ),
+)
+LUKS_KEY_SLOT_FIELDS = field_offsets(
+    LUKS_KEY_SLOT_FORMAT,
+    (
+        "active",
+        "iterations",
+        "salt",
+        "key_material_offset",
+        "stripes",
+    ),
+)
 LUKS_KEY_SLOT_SIZE = 48
 LUKS_KEY_SLOTS = 8
 

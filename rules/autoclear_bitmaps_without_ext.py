@@ -31,6 +31,7 @@ def check(header, ctx):
         return
     if ctx.image.extension(spec.EXT_BITMAPS) is None:
         yield Problem(
-            header.field_offset("autoclear_features"), "header.autoclear_features",
+            header.field_offset("autoclear_features"),
+            "header.autoclear_features",
             f"autoclear_features {autoclear:#x} sets bit 0 (bitmaps) but the image has no bitmaps extension",
-        )  # fmt: skip
+        )

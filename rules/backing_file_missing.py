@@ -48,7 +48,8 @@ def check(header, ctx):
         os.stat(path)
     except (OSError, ValueError):  # ValueError: a name too odd for the OS to look up
         yield Problem(
-            header.backing_file_offset, "backing_file_name",
+            header.backing_file_offset,
+            "backing_file_name",
             f"backing file {shown(name, 256)} does not exist (looked for {shown(path, 256)}); "
             "QEMU cannot open the image without it",
-        )  # fmt: skip
+        )

@@ -44,7 +44,8 @@ def check(header, ctx):
     name = qemu_name(raw)
     what = f"backing file {shown(name, 256)}" if name else "a backing file with an empty name"
     yield Problem(
-        header.field_offset("backing_file_offset"), "header.backing_file_offset",
+        header.field_offset("backing_file_offset"),
+        "header.backing_file_offset",
         f"the image names {what} (backing_file_offset {header.backing_file_offset:#x}); "
         "QEMU opens it to read every cluster the image does not allocate",
-    )  # fmt: skip
+    )

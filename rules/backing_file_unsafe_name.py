@@ -42,6 +42,7 @@ def check(header, ctx):
     hazards = name_hazards(name)
     if hazards:
         yield Problem(
-            header.backing_file_offset, "backing_file_name",
+            header.backing_file_offset,
+            "backing_file_name",
             f"backing file name {shown(name, 256)} {' and '.join(hazards)}",
-        )  # fmt: skip
+        )

@@ -34,6 +34,7 @@ def check(header, ctx):
         return
     what = "has no backing format extension" if ext is None else "has an empty backing format"
     yield Problem(
-        header.field_offset("backing_file_offset"), "header.backing_file_offset",
+        header.field_offset("backing_file_offset"),
+        "header.backing_file_offset",
         f"backing file {shown(name, 256)} {what}: QEMU probes the backing file's format from its contents",
-    )  # fmt: skip
+    )

@@ -28,6 +28,7 @@ def check(ext, ctx):
     """Flag a backing format extension of 16 bytes or more."""
     if ext.magic == spec.EXT_BACKING_FORMAT and ext.length >= QEMU_BUFFER:
         yield Problem(
-            ext.field_offset("length"), f"{ext.path}.length",
+            ext.field_offset("length"),
+            f"{ext.path}.length",
             f"backing format name {shown(ext.payload.name)} is {ext.length} bytes long; QEMU accepts at most {QEMU_BUFFER - 1}",
-        )  # fmt: skip
+        )

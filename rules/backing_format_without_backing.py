@@ -26,6 +26,7 @@ def check(ext, ctx):
     """Flag a backing format extension when backing_file_offset is 0."""
     if ext.magic == spec.EXT_BACKING_FORMAT and ctx.header.backing_file_offset == 0:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"backing format {shown(ext.payload.name)} is given, but backing_file_offset is 0 (no backing file)",
-        )  # fmt: skip
+        )

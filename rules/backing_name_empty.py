@@ -23,7 +23,8 @@ def check(header, ctx):
     """Flag backing_file_offset set with backing_file_size 0."""
     if header.backing_file_offset and header.backing_file_size == 0:
         yield Problem(
-            header.field_offset("backing_file_size"), "header.backing_file_size",
+            header.field_offset("backing_file_size"),
+            "header.backing_file_size",
             f"backing_file_offset is {header.backing_file_offset:#x}, but backing_file_size is 0: "
             "the backing file name is empty",
-        )  # fmt: skip
+        )

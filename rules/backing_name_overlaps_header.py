@@ -39,12 +39,14 @@ def check(area, ctx):
     if offset < area.start:
         what = "72-byte version 2 header" if header.version == 2 else f"header (header_length {header.header_length})"
         yield Problem(
-            header.field_offset("backing_file_offset"), "header.backing_file_offset",
+            header.field_offset("backing_file_offset"),
+            "header.backing_file_offset",
             f"backing file name at {offset:#x} lies inside the {what}, which ends at {area.start:#x}",
-        )  # fmt: skip
+        )
     elif offset < used:
         what = "its end marker included" if area.end_marker is not None else "the last one's padding included"
         yield Problem(
-            header.field_offset("backing_file_offset"), "header.backing_file_offset",
+            header.field_offset("backing_file_offset"),
+            "header.backing_file_offset",
             f"backing file name at {offset:#x} lies inside the header extensions, which end at {used:#x} ({what})",
-        )  # fmt: skip
+        )

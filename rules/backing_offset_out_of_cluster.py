@@ -25,7 +25,8 @@ def check(header, ctx):
     """Flag backing_file_offset above the cluster size."""
     if cluster_bits_supported(header) and header.backing_file_offset > header.cluster_size:
         yield Problem(
-            header.field_offset("backing_file_offset"), "header.backing_file_offset",
+            header.field_offset("backing_file_offset"),
+            "header.backing_file_offset",
             f"backing_file_offset {header.backing_file_offset:#x} is past the end of cluster 0 "
             f"({header.cluster_size:#x} bytes)",
-        )  # fmt: skip
+        )

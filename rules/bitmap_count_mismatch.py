@@ -44,7 +44,8 @@ def check(ext, ctx):
     found = sum(entry.inside_directory for entry in ctx.image.bitmap_directory)
     if found != count:
         yield bitmaps_ext_problem(
-            ext, "nb_bitmaps",
+            ext,
+            "nb_bitmaps",
             f"nb_bitmaps is {count} but the bitmap directory ({size} bytes at {start:#x}) holds "
             f"{found} {'entry' if found == 1 else 'entries'}",
-        )  # fmt: skip
+        )

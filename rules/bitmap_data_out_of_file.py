@@ -35,7 +35,11 @@ def check(table, ctx):
     offsets = table.entries & u64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
     # A cluster at or past EOF ends a whole cluster or more past it.
     yield from entry_hits(
-        ctx, table, offsets >= u64(max(ctx.file_size, 1)),
-        lambda e: f"bitmap data cluster {e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x} (entry {e:#x}) lies past the "
-        f"end of the file ({ctx.file_size} bytes)",
-    )  # fmt: skip
+        ctx,
+        table,
+        offsets >= u64(max(ctx.file_size, 1)),
+        lambda e: (
+            f"bitmap data cluster {e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x} (entry {e:#x}) lies past the "
+            f"end of the file ({ctx.file_size} bytes)"
+        ),
+    )

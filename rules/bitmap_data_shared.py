@@ -29,7 +29,8 @@ def check(refcounts, ctx):
         if bitmap.kind != "bitmap-data":
             bitmap, other = other, bitmap
         yield Problem(
-            overlap.cluster * ctx.cluster_size, bitmap.label,
+            overlap.cluster * ctx.cluster_size,
+            bitmap.label,
             f"bitmap data {bitmap.label} at {bitmap.offset:#x} is also {other.kind} {other.label} "
             f"(cluster {overlap.cluster})",
-        )  # fmt: skip
+        )

@@ -35,7 +35,8 @@ def check(ext, ctx):
         return
     if ends_out_of_file(start, size, ctx):
         yield bitmaps_ext_problem(
-            ext, "bitmap_directory_offset",
+            ext,
+            "bitmap_directory_offset",
             f"bitmap directory at {start:#x} ({size} bytes) ends {start + size - ctx.file_size} bytes past "
             f"the end of the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

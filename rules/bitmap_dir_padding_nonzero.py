@@ -20,6 +20,7 @@ def check(entry, ctx):
     """Flag non-zero padding bytes after a bitmap's name."""
     if any(entry.padding):
         yield Problem(
-            entry.padding_offset, f"{entry.path}.padding",
+            entry.padding_offset,
+            f"{entry.path}.padding",
             f"padding after the name must be zero, found {entry.padding.hex(' ')}",
-        )  # fmt: skip
+        )

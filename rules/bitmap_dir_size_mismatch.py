@@ -43,12 +43,15 @@ def check(ext, ctx):
     walk_end = walked[-1].file_offset + walked[-1].size if walked else start
     if walk_end > end:
         last = walked[-1]
-        message = (f"entry {last.path} ({last.size} bytes at {last.file_offset:#x}) crosses the end of the "
-                   f"{size}-byte bitmap directory by {walk_end - end} bytes")  # fmt: skip
+        message = (
+            f"entry {last.path} ({last.size} bytes at {last.file_offset:#x}) crosses the end of the "
+            f"{size}-byte bitmap directory by {walk_end - end} bytes"
+        )
     elif walk_end < end:
         eof = f"; the rest lies past the end of the file ({ctx.file_size} bytes)" if end > ctx.file_size else ""
-        message = (f"bitmap_directory_size is {size} but its {len(walked)} entries end after "
-                   f"{walk_end - start} bytes{eof}")  # fmt: skip
+        message = (
+            f"bitmap_directory_size is {size} but its {len(walked)} entries end after {walk_end - start} bytes{eof}"
+        )
     else:
         return
     yield bitmaps_ext_problem(ext, "bitmap_directory_size", message)

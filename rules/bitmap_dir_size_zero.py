@@ -23,6 +23,7 @@ def check(ext, ctx):
     """Flag a bitmap_directory_size of 0."""
     if bitmaps_ext_field(ext, "bitmap_directory_size") == 0:
         yield bitmaps_ext_problem(
-            ext, "bitmap_directory_size",
+            ext,
+            "bitmap_directory_size",
             f"bitmap_directory_size is 0, but nb_bitmaps is {ext.payload.nb_bitmaps}",
-        )  # fmt: skip
+        )

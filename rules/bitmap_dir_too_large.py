@@ -25,7 +25,8 @@ def check(ext, ctx):
     size = bitmaps_ext_field(ext, "bitmap_directory_size")
     if size is not None and size > spec.MAX_BITMAP_DIRECTORY_SIZE:
         yield bitmaps_ext_problem(
-            ext, "bitmap_directory_size",
+            ext,
+            "bitmap_directory_size",
             f"bitmap_directory_size is {size} bytes; QEMU supports at most {spec.MAX_BITMAP_DIRECTORY_SIZE} "
             f"(1024 * {spec.MAX_BITMAPS})",
-        )  # fmt: skip
+        )

@@ -36,12 +36,14 @@ def check(entry, ctx):
         return
     if reading == "qemu":
         yield bitmap_entry_problem(
-            entry, "extra_data_size",
+            entry,
+            "extra_data_size",
             f"bitmap extra_data_size is {entry.extra_data_size}; QEMU supports no bitmap extra data",
-        )  # fmt: skip
+        )
     elif not entry.flags & spec.BME_FLAG_EXTRA_DATA_COMPATIBLE:
         yield bitmap_entry_problem(
-            entry, "extra_data_size",
+            entry,
+            "extra_data_size",
             f"bitmap extra_data_size is {entry.extra_data_size} and flags {entry.flags:#x} lack bit 2 "
             f"(extra_data_compatible): the bitmap must not be used",
-        )  # fmt: skip
+        )

@@ -33,7 +33,8 @@ def check(entry, ctx):
     reading = option_choice(ctx, "reading", OPTION_CONSTRAINTS["reading"]["choices"])
     if reading == "qemu" and entry.inside_directory and entry.flags & spec.BME_FLAG_EXTRA_DATA_COMPATIBLE:
         yield bitmap_entry_problem(
-            entry, "flags",
+            entry,
+            "flags",
             f"flags {entry.flags:#x} set bit 2 (extra_data_compatible), which QEMU treats as reserved "
             f"(mask {spec.BME_QEMU_RESERVED_FLAGS:#x})",
-        )  # fmt: skip
+        )

@@ -28,6 +28,7 @@ def check(entry, ctx):
     """Flag reserved bits in a bitmap's flags."""
     if entry.flags & MASK:
         yield Problem(
-            entry.field_offset("flags"), f"{entry.path}.flags",
+            entry.field_offset("flags"),
+            f"{entry.path}.flags",
             f"flags {entry.flags:#x} have reserved bits {entry.flags & MASK:#x} set (mask {MASK:#x})",
-        )  # fmt: skip
+        )

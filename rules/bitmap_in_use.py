@@ -31,6 +31,7 @@ def check(entry, ctx):
     """Flag a bitmap with the in_use flag."""
     if entry.inside_directory and entry.flags & spec.BME_FLAG_IN_USE:
         yield bitmap_entry_problem(
-            entry, "flags",
+            entry,
+            "flags",
             f"flags {entry.flags:#x} set bit 0 (in_use): bitmap {shown(entry.name_bytes)} is inconsistent",
-        )  # fmt: skip
+        )

@@ -35,6 +35,7 @@ def check(image, ctx):
         if earlier is not entry:
             skipped = " (it is in use, so QEMU skips it)" if entry.flags & spec.BME_FLAG_IN_USE else ""
             yield Problem(
-                entry.name_offset, f"{entry.path}.name",
+                entry.name_offset,
+                f"{entry.path}.name",
                 f"bitmap name {shown(entry.name_bytes)} is already the name of {earlier.path}{skipped}",
-            )  # fmt: skip
+            )

@@ -25,6 +25,7 @@ def check(entry, ctx):
     """Flag a bitmap name longer than 1023 bytes."""
     if entry.inside_directory and entry.name_size > spec.BME_MAX_NAME_SIZE:
         yield bitmap_entry_problem(
-            entry, "name_size",
+            entry,
+            "name_size",
             f"bitmap name_size is {entry.name_size}; QEMU accepts at most {spec.BME_MAX_NAME_SIZE} bytes",
-        )  # fmt: skip
+        )

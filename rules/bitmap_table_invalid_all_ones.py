@@ -30,7 +30,11 @@ def check(table, ctx):
         (entries & u64(spec.BME_TABLE_ENTRY_OFFSET_MASK)) != 0
     )
     yield from entry_hits(
-        ctx, table, hits,
-        lambda e: f"bitmap table entry {e:#x} sets the all-ones flag (bit 0) but also has data offset "
-        f"{e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x}",
-    )  # fmt: skip
+        ctx,
+        table,
+        hits,
+        lambda e: (
+            f"bitmap table entry {e:#x} sets the all-ones flag (bit 0) but also has data offset "
+            f"{e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x}"
+        ),
+    )

@@ -28,7 +28,8 @@ def check(entry, ctx):
     offset, length = entry.bitmap_table_offset, entry.bitmap_table_size * spec.BITMAP_TABLE_ENTRY_SIZE
     if entry.inside_directory and offset != 0 and ends_out_of_file(offset, length, ctx):
         yield bitmap_entry_problem(
-            entry, "bitmap_table_offset",
+            entry,
+            "bitmap_table_offset",
             f"bitmap table at {offset:#x} ({length} bytes) ends {offset + length - ctx.file_size} bytes past "
             f"the end of the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

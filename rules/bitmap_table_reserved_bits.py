@@ -27,6 +27,8 @@ MASK = spec.BME_TABLE_ENTRY_RESERVED_MASK
 def check(table, ctx):
     """Flag every bitmap table entry with a reserved bit set."""
     yield from entry_hits(
-        ctx, table, (table.entries & u64(MASK)) != 0,
+        ctx,
+        table,
+        (table.entries & u64(MASK)) != 0,
         lambda e: f"bitmap table entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
-    )  # fmt: skip
+    )

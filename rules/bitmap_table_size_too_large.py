@@ -30,8 +30,10 @@ def check(entry, ctx):
     if size > spec.BME_MAX_TABLE_SIZE:
         message = f"bitmap_table_size is {size} entries; QEMU accepts at most {spec.BME_MAX_TABLE_SIZE:#x}"
     elif size * ctx.cluster_size > spec.BME_MAX_PHYS_SIZE:
-        message = (f"bitmap_table_size {size} * cluster size {ctx.cluster_size} = {size * ctx.cluster_size} bytes "
-                   f"of bitmap data; QEMU accepts at most {spec.BME_MAX_PHYS_SIZE}")  # fmt: skip
+        message = (
+            f"bitmap_table_size {size} * cluster size {ctx.cluster_size} = {size * ctx.cluster_size} bytes "
+            f"of bitmap data; QEMU accepts at most {spec.BME_MAX_PHYS_SIZE}"
+        )
     else:
         return
     yield bitmap_entry_problem(entry, "bitmap_table_size", message)

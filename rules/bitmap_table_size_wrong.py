@@ -48,8 +48,9 @@ def check(entry, ctx):
     size = entry.bitmap_table_size
     if entry.inside_directory and size != 0 and needed is not None and size != needed:
         yield bitmap_entry_problem(
-            entry, "bitmap_table_size",
+            entry,
+            "bitmap_table_size",
             f"bitmap_table_size is {size} but a {bitmap_disk_length(ctx.header)}-byte disk with granularity_bits "
             f"{entry.granularity_bits} and {ctx.cluster_size}-byte clusters needs {needed}"
             + (" (the bitmap is in use)" if in_use else ""),
-        )  # fmt: skip
+        )

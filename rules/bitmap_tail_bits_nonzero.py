@@ -39,8 +39,9 @@ def check(table, ctx):
         byte = first_byte + int(nonzero[0])
         shared = f", whose bits 0..{first_bit - 1} are the bitmap's" if byte == first_byte and first_bit else ""
         yield Problem(
-            data + byte, f"{table.path}[{table.tail_index}].data",
+            data + byte,
+            f"{table.path}[{table.tail_index}].data",
             f"bitmap has {table.bit_count} bits, but its last data cluster {data:#x} has bits set past them: "
             f"first in byte {byte} ({table.tail_cluster[byte]:#04x}{shared}); "
             f"{len(nonzero)} tail {'byte is' if len(nonzero) == 1 else 'bytes are'} non-zero",
-        )  # fmt: skip
+        )

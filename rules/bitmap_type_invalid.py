@@ -25,6 +25,7 @@ def check(entry, ctx):
     """Flag a bitmap whose type is not 1."""
     if entry.inside_directory and entry.type != spec.BITMAP_TYPE_DIRTY_TRACKING:
         yield bitmap_entry_problem(
-            entry, "type",
+            entry,
+            "type",
             f"bitmap type is {entry.type}; only {spec.BITMAP_TYPE_DIRTY_TRACKING} (dirty tracking) is defined",
-        )  # fmt: skip
+        )

@@ -28,6 +28,7 @@ def check(ext, ctx):
     """Flag a bitmaps extension whose length is not 24."""
     if ext.magic == spec.EXT_BITMAPS and ext.length != spec.BITMAPS_EXT_SIZE:
         yield Problem(
-            ext.field_offset("length"), f"{ext.path}.length",
+            ext.field_offset("length"),
+            f"{ext.path}.length",
             f"bitmaps extension length is {ext.length}; it must be exactly {spec.BITMAPS_EXT_SIZE}",
-        )  # fmt: skip
+        )

@@ -21,6 +21,7 @@ def check(ext, ctx):
     """Flag a non-zero reserved32 in the bitmaps extension."""
     if ext.magic == spec.EXT_BITMAPS and ext.payload.reserved32:
         yield Problem(
-            ext.data_offset + spec.BITMAPS_EXT_FIELDS["reserved32"][0], f"{ext.path}.reserved32",
+            ext.data_offset + spec.BITMAPS_EXT_FIELDS["reserved32"][0],
+            f"{ext.path}.reserved32",
             f"reserved field is {ext.payload.reserved32:#x}, must be 0",
-        )  # fmt: skip
+        )

@@ -31,7 +31,8 @@ def check(header, ctx):
     ext = ctx.image.extension(spec.EXT_BITMAPS)
     if header.version >= 3 and ext is not None and not autoclear & spec.AUTOCLEAR_BITMAPS:
         yield Problem(
-            header.field_offset("autoclear_features"), "header.autoclear_features",
+            header.field_offset("autoclear_features"),
+            "header.autoclear_features",
             f"autoclear_features {autoclear:#x} has bit 0 (bitmaps) clear, but {ext.path} is a bitmaps "
             f"extension: all its bitmaps are to be considered inconsistent",
-        )  # fmt: skip
+        )

@@ -27,7 +27,8 @@ def check(ext, ctx):
     """Flag a bitmaps extension in a version 2 image."""
     if ext.magic == spec.EXT_BITMAPS and ctx.header.version == 2:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             "version 2 image has a bitmaps extension; v2 has no autoclear bit 0, so its bitmaps are "
             "always inconsistent",
-        )  # fmt: skip
+        )

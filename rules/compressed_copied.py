@@ -25,6 +25,8 @@ def check(batch, ctx):
     """Flag compressed entries with COPIED set."""
     hits = predicates.compressed(batch) & ((batch.entries & u64(spec.OFLAG_COPIED)) != 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, _: f"compressed L2 entry {e:#x} sets COPIED (bit 63), which compressed clusters never have",
-    )  # fmt: skip
+    )

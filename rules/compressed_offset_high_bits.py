@@ -27,6 +27,10 @@ def check(batch, ctx):
     high = (coffset >> np.uint64(56)) != 0
     offset = dict(zip(flat[high].tolist(), coffset[high].tolist()))
     yield from l2_hits_at(
-        ctx, batch, flat[high],
-        lambda i: f"compressed L2 entry {int(batch.entries.ravel()[i]):#x} has host offset {offset[i]:#x}, at or above 2^56",
-    )  # fmt: skip
+        ctx,
+        batch,
+        flat[high],
+        lambda i: (
+            f"compressed L2 entry {int(batch.entries.ravel()[i]):#x} has host offset {offset[i]:#x}, at or above 2^56"
+        ),
+    )

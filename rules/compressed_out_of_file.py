@@ -28,7 +28,11 @@ def check(batch, ctx):
     outside = coffset + csize >= np.uint64(ctx.file_size + ctx.cluster_size)
     ranges = dict(zip(flat[outside].tolist(), zip(coffset[outside].tolist(), csize[outside].tolist())))
     yield from l2_hits_at(
-        ctx, batch, flat[outside],
-        lambda i: f"compressed data at {ranges[i][0]:#x} ({ranges[i][1]} bytes) ends a cluster or more past "
-        f"the end of the file ({ctx.file_size} bytes)",
-    )  # fmt: skip
+        ctx,
+        batch,
+        flat[outside],
+        lambda i: (
+            f"compressed data at {ranges[i][0]:#x} ({ranges[i][1]} bytes) ends a cluster or more past "
+            f"the end of the file ({ctx.file_size} bytes)"
+        ),
+    )

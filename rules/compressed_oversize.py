@@ -26,7 +26,11 @@ def check(batch, ctx):
     big = csize > np.uint64(ctx.cluster_size + 511)
     size = dict(zip(flat[big].tolist(), csize[big].tolist()))
     yield from l2_hits_at(
-        ctx, batch, flat[big],
-        lambda i: f"compressed L2 entry {int(batch.entries.ravel()[i]):#x} spans {size[i]} bytes, more than a "
-        f"{ctx.cluster_size}-byte cluster can need",
-    )  # fmt: skip
+        ctx,
+        batch,
+        flat[big],
+        lambda i: (
+            f"compressed L2 entry {int(batch.entries.ravel()[i]):#x} spans {size[i]} bytes, more than a "
+            f"{ctx.cluster_size}-byte cluster can need"
+        ),
+    )

@@ -48,6 +48,7 @@ def check(cluster, ctx):
     problem = cluster.once(NAME, lambda: _problem(cluster))
     if problem:
         yield Problem(
-            cluster.file_offset, cluster.path,
+            cluster.file_offset,
+            cluster.path,
             f"{name} payload at {cluster.host_offset:#x} ({cluster.length} bytes) {problem}",
-        )  # fmt: skip
+        )

@@ -26,6 +26,8 @@ def check(batch, ctx):
     """Flag compressed entries when incompatible bit 2 (data file) is set."""
     if batch.data_file:
         yield from l2_hits(
-            ctx, batch, np.flatnonzero(predicates.compressed(batch)),
+            ctx,
+            batch,
+            np.flatnonzero(predicates.compressed(batch)),
             lambda e, _: f"compressed L2 entry {e:#x} in an image whose data lives in an external data file",
-        )  # fmt: skip
+        )

@@ -30,7 +30,8 @@ def check(header, ctx):
             else "compression_type is 0 (zlib)"
         )
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"incompatible_features {header.incompatible_features:#x} has the compression type bit (bit 3) "
             f"set, but {why}",
-        )  # fmt: skip
+        )

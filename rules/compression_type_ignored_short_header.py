@@ -38,7 +38,8 @@ def check(header, ctx):
     if at_104 and at_104[0].magic not in spec.EXT_NAMES and at_104[0].magic >> 24:
         value = at_104[0].magic >> 24
         yield Problem(
-            spec.COMPRESSION_TYPE_OFFSET, "header.compression_type",
+            spec.COMPRESSION_TYPE_OFFSET,
+            "header.compression_type",
             f"byte 104 holds compression type {value} ({NAMES.get(value, 'unknown')}), but header_length "
             f"{header.header_length} ends the header before it: QEMU ignores it and uses zlib",
-        )  # fmt: skip
+        )

@@ -25,6 +25,7 @@ def check(header, ctx):
     """Flag a compression type other than 0 or 1."""
     if header.version >= 3 and header.compression_type is not None and header.compression_type not in KNOWN:
         yield Problem(
-            spec.COMPRESSION_TYPE_OFFSET, "header.compression_type",
+            spec.COMPRESSION_TYPE_OFFSET,
+            "header.compression_type",
             f"compression_type {header.compression_type} is neither 0 (zlib) nor 1 (zstd)",
-        )  # fmt: skip
+        )

@@ -24,13 +24,10 @@ QEMU_REFUSES = ("qcow2: Compression type incompatible feature bit must be set",)
 
 def check(header, ctx):
     """Flag a non-zero compression type with incompatible bit 3 clear."""
-    if (
-        header.version >= 3
-        and header.compression_type
-        and not header.incompatible_features & spec.INCOMPAT_COMPRESSION
-    ):
+    if header.version >= 3 and header.compression_type and not header.incompatible_features & spec.INCOMPAT_COMPRESSION:
         yield Problem(
-            spec.COMPRESSION_TYPE_OFFSET, "header.compression_type",
+            spec.COMPRESSION_TYPE_OFFSET,
+            "header.compression_type",
             f"compression_type {header.compression_type} is not zlib, but incompatible_features "
             f"{header.incompatible_features:#x} lacks the compression type bit (bit 3)",
-        )  # fmt: skip
+        )

@@ -31,7 +31,8 @@ def check(header, ctx):
     """Flag incompatible feature bit 1."""
     if header.version >= 3 and header.incompatible_features & spec.INCOMPAT_CORRUPT:
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"incompatible_features {header.incompatible_features:#x} has the corrupt bit (bit 1) set: "
             "QEMU found corrupted metadata and refuses read-write opens",
-        )  # fmt: skip
+        )

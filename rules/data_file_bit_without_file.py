@@ -27,7 +27,8 @@ def check(header, ctx):
     # The extensions are only known when the header could be followed.
     if ctx.image.readable and header.has_data_file and ctx.image.extension(spec.EXT_DATA_FILE) is None:
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"incompatible_features {header.incompatible_features:#x} has the external data file bit (bit 2) "
             "set, but there is no external data file name extension (0x44415441)",
-        )  # fmt: skip
+        )

@@ -26,6 +26,8 @@ def check(batch, ctx):
         return
     plain = (batch.entries & u64(spec.OFLAG_COMPRESSED | spec.OFLAG_COPIED)) == 0
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(plain & (batch.host_offsets != 0)),
+        ctx,
+        batch,
+        np.flatnonzero(plain & (batch.host_offsets != 0)),
         lambda e, _: f"L2 entry {e:#x} maps data file offset {e & spec.L2E_OFFSET_MASK:#x} without COPIED (bit 63)",
-    )  # fmt: skip
+    )

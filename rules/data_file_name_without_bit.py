@@ -27,7 +27,8 @@ def check(ext, ctx):
     """Flag a data file name extension without incompatible bit 2."""
     if ext.magic == spec.EXT_DATA_FILE and not ctx.header.has_data_file:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"external data file name {shown(ext.payload.name)} is set, but incompatible_features "
             f"{ctx.header.incompatible_features:#x} has no external data file bit (bit 2)",
-        )  # fmt: skip
+        )

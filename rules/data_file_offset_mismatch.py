@@ -37,6 +37,8 @@ def check(batch, ctx):
     wrong = (l1_index >= 0) & (host[flat] != guest)
     expected = dict(zip(flat[wrong].tolist(), guest[wrong].tolist()))
     yield from l2_hits_at(
-        ctx, batch, flat[wrong],
+        ctx,
+        batch,
+        flat[wrong],
         lambda i: f"host offset {int(host[i]):#x} in the data file does not match guest offset {expected[i]:#x}",
-    )  # fmt: skip
+    )

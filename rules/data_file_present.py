@@ -46,12 +46,14 @@ def check(header, ctx):
     named = f"names the external data file {shown(name, 256)}" if name else "names no data file"
     if header.has_data_file:
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"the image uses an external data file (incompatible bit 2) and {named}; "
             "QEMU opens it and reads guest data from it",
-        )  # fmt: skip
+        )
     else:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"the image {named} (without incompatible bit 2, so QEMU 7.2 ignores it)",
-        )  # fmt: skip
+        )

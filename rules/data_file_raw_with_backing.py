@@ -27,7 +27,8 @@ def check(header, ctx):
     """Flag autoclear bit 1 together with a backing file offset."""
     if header.version >= 3 and header.autoclear_features & spec.AUTOCLEAR_DATA_FILE_RAW and header.backing_file_offset:
         yield Problem(
-            header.field_offset("autoclear_features"), "header.autoclear_features",
+            header.field_offset("autoclear_features"),
+            "header.autoclear_features",
             f"autoclear_features {header.autoclear_features:#x} has the raw external data bit (bit 1) set, but "
             f"the image has a backing file (backing_file_offset {header.backing_file_offset:#x})",
-        )  # fmt: skip
+        )

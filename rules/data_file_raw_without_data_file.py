@@ -25,7 +25,8 @@ def check(header, ctx):
     """Flag autoclear bit 1 without incompatible bit 2."""
     if header.version >= 3 and header.autoclear_features & spec.AUTOCLEAR_DATA_FILE_RAW and not header.has_data_file:
         yield Problem(
-            header.field_offset("autoclear_features"), "header.autoclear_features",
+            header.field_offset("autoclear_features"),
+            "header.autoclear_features",
             f"autoclear_features {header.autoclear_features:#x} has the raw external data bit (bit 1) set, but "
             f"incompatible_features {header.incompatible_features:#x} has no external data file (bit 2)",
-        )  # fmt: skip
+        )

@@ -21,6 +21,7 @@ def check(header, ctx):
     """Flag nb_snapshots > 0 together with incompatible bit 2."""
     if header.has_data_file and header.nb_snapshots:
         yield Problem(
-            header.field_offset("nb_snapshots"), "header.nb_snapshots",
+            header.field_offset("nb_snapshots"),
+            "header.nb_snapshots",
             f"{header.nb_snapshots} snapshots in an image with an external data file",
-        )  # fmt: skip
+        )

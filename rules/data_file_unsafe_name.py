@@ -47,6 +47,7 @@ def check(ext, ctx):
     hazards = name_hazards(name)
     if hazards:
         yield Problem(
-            ext.data_offset, f"{ext.path}.name",
+            ext.data_offset,
+            f"{ext.path}.name",
             f"external data file name {shown(name, 256)} {' and '.join(hazards)}",
-        )  # fmt: skip
+        )

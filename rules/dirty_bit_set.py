@@ -36,7 +36,8 @@ def check(header, ctx):
     """Flag incompatible feature bit 0."""
     if header.version >= 3 and header.incompatible_features & spec.INCOMPAT_DIRTY:
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"incompatible_features {header.incompatible_features:#x} has the dirty bit (bit 0) set: "
             "the refcounts may be stale",
-        )  # fmt: skip
+        )

@@ -26,7 +26,8 @@ def check(header, ctx):
     dirty = header.incompatible_features & spec.INCOMPAT_DIRTY
     if header.version >= 3 and dirty and not header.compatible_features & spec.COMPAT_LAZY_REFCOUNTS:
         yield Problem(
-            header.field_offset("incompatible_features"), "header.incompatible_features",
+            header.field_offset("incompatible_features"),
+            "header.incompatible_features",
             f"the dirty bit is set, but compatible_features {header.compatible_features:#x} lacks lazy refcounts "
             "(bit 0), the only mode in which QEMU sets it",
-        )  # fmt: skip
+        )

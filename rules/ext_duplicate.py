@@ -44,7 +44,8 @@ def check(ext, ctx):
     first = _first_of_type(ctx.image.extensions).get(ext.magic)
     if ext.magic in spec.EXT_NAMES and first is not None and first.index < ext.index:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"{extension_label(ext.magic)} appears again at {ext.file_offset:#x} (first at "
             f"{first.file_offset:#x}, {first.path}); QEMU uses the last one",
-        )  # fmt: skip
+        )

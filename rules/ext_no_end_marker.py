@@ -32,13 +32,15 @@ def check(area, ctx):
     count = len(ctx.image.extensions)
     if area.stop == "eof":
         yield Problem(
-            min(extensions_end(ctx.image), ctx.file_size), "extensions",
+            min(extensions_end(ctx.image), ctx.file_size),
+            "extensions",
             f"the file ends at {ctx.file_size:#x}, after {count} header extensions and before an "
             "end-of-extensions marker",
-        )  # fmt: skip
+        )
     else:
         yield Problem(
-            min(extensions_end(ctx.image), area.end), "extensions",
+            min(extensions_end(ctx.image), area.end),
+            "extensions",
             f"no end-of-extensions marker: {count} header extensions fill the extension area "
             f"{area.start:#x}..{area.end:#x} up to {extension_area_limit(ctx.header)}",
-        )  # fmt: skip
+        )

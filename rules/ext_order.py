@@ -22,8 +22,12 @@ SEVERITY = "info"
 SCOPE = HeaderExtension
 #: QEMU's write order; unknown types come after all of these.
 QEMU_ORDER = (
-    spec.EXT_BACKING_FORMAT, spec.EXT_DATA_FILE, spec.EXT_CRYPTO_HEADER, spec.EXT_FEATURE_TABLE, spec.EXT_BITMAPS,
-)  # fmt: skip
+    spec.EXT_BACKING_FORMAT,
+    spec.EXT_DATA_FILE,
+    spec.EXT_CRYPTO_HEADER,
+    spec.EXT_FEATURE_TABLE,
+    spec.EXT_BITMAPS,
+)
 
 
 def _rank(magic: int) -> int:
@@ -56,8 +60,9 @@ def check(ext, ctx):
     first = _first_later_ranked(ctx.image.extensions).get(ext.index)
     if first is not None:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"{extension_label(ext.magic)} at {ext.file_offset:#x} comes after the {extension_label(first.magic)} "
             f"({first.path}); QEMU writes backing format, data file, crypto header, feature table, bitmaps, "
             "then unknown extensions",
-        )  # fmt: skip
+        )

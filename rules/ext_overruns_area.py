@@ -33,16 +33,20 @@ def check(area, ctx):
         label = extension_label(ext.magic)
         if ext.data_offset > area.end:
             yield Problem(
-                ext.file_offset, ext.path, f"the type and length of the {label} at {ext.file_offset:#x} run past {limit}"
+                ext.file_offset,
+                ext.path,
+                f"the type and length of the {label} at {ext.file_offset:#x} run past {limit}",
             )
         elif ext.overruns_area:
             yield Problem(
-                ext.field_offset("length"), f"{ext.path}.length",
+                ext.field_offset("length"),
+                f"{ext.path}.length",
                 f"the {label} at {ext.file_offset:#x} has length {ext.length}: its data runs to "
                 f"{ext.data_offset + ext.length:#x}, past {limit}",
-            )  # fmt: skip
+            )
     if area.end_marker is not None and area.end_marker + spec.EXT_FRAMING_SIZE > area.end:
         yield Problem(
-            area.end_marker, "extensions.end_marker",
+            area.end_marker,
+            "extensions.end_marker",
             f"the end-of-extensions marker at {area.end_marker:#x} runs to {area.end_marker + spec.EXT_FRAMING_SIZE:#x}, past {limit}",
-        )  # fmt: skip
+        )

@@ -24,7 +24,8 @@ def check(ext, ctx):
     """Flag an extension of an unknown type."""
     if ext.magic not in spec.EXT_NAMES:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"header extension type {ext.magic:#010x} ({ext.length} bytes) at {ext.file_offset:#x} "
             "is not a type QEMU knows",
-        )  # fmt: skip
+        )

@@ -28,6 +28,8 @@ def check(batch, ctx):
     bitmaps = batch.bitmaps
     hits = (batch.host_offsets != 0) & ~predicates.compressed(batch) & (((bitmaps >> u64(32)) & bitmaps) != 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, b: f"subcluster bitmap {b:#018x} marks subclusters {(b >> 32) & b:#x} both allocated and zero",
-    )  # fmt: skip
+    )

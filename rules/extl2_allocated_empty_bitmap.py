@@ -31,6 +31,8 @@ def check(batch, ctx):
         return
     hits = (batch.host_offsets != 0) & ~predicates.compressed(batch) & (batch.bitmaps == 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, _: f"host cluster {e & spec.L2E_OFFSET_MASK:#x} is reserved but no subcluster is allocated",
-    )  # fmt: skip
+    )

@@ -26,7 +26,8 @@ def check(header, ctx):
     too_small = spec.MIN_CLUSTER_BITS <= header.cluster_bits < spec.MIN_EXTL2_CLUSTER_BITS
     if header.version >= 3 and header.extended_l2 and too_small:
         yield Problem(
-            header.field_offset("cluster_bits"), "header.cluster_bits",
+            header.field_offset("cluster_bits"),
+            "header.cluster_bits",
             f"extended L2 (incompatible bit 4) needs cluster_bits >= {spec.MIN_EXTL2_CLUSTER_BITS}, but cluster_bits "
             f"is {header.cluster_bits}: subclusters of {header.cluster_size // spec.SUBCLUSTERS_PER_CLUSTER} bytes",
-        )  # fmt: skip
+        )

@@ -25,6 +25,8 @@ def check(batch, ctx):
         return
     hits = predicates.compressed(batch) & (batch.bitmaps != 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, b: f"compressed cluster (L2 entry {e:#x}) has subcluster bitmap {b:#018x}, must be 0",
-    )  # fmt: skip
+    )

@@ -28,6 +28,10 @@ def check(batch, ctx):
     unallocated = ~predicates.allocated(batch) & ~predicates.compressed(batch)
     hits = unallocated & ((batch.bitmaps & u64(spec.SUBCLUSTER_ALLOC_MASK)) != 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
-        lambda e, b: f"unallocated cluster (L2 entry {e:#x}) has allocation bits {b & spec.SUBCLUSTER_ALLOC_MASK:#x} set",
-    )  # fmt: skip
+        ctx,
+        batch,
+        np.flatnonzero(hits),
+        lambda e, b: (
+            f"unallocated cluster (L2 entry {e:#x}) has allocation bits {b & spec.SUBCLUSTER_ALLOC_MASK:#x} set"
+        ),
+    )

@@ -25,6 +25,8 @@ def check(batch, ctx):
         return
     hits = ((batch.entries & u64(spec.OFLAG_ZERO)) != 0) & ~predicates.compressed(batch)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, _: f"extended L2 entry {e:#x} sets bit 0, which extended L2 reserves",
-    )  # fmt: skip
+    )

@@ -30,7 +30,8 @@ def check(area, ctx):
         ext = ctx.image.extension(spec.EXT_CRYPTO_HEADER)
         end = area.file_offset + area.length
         yield Problem(
-            ext.data_offset, f"{ext.path}.offset",
+            ext.data_offset,
+            f"{ext.path}.offset",
             f"encryption area {area.file_offset:#x}..{end:#x} ({area.length} bytes) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

@@ -24,7 +24,8 @@ def check(ext, ctx):
     """Flag an encryption header pointer whose length is not 16."""
     if ext.magic == spec.EXT_CRYPTO_HEADER and ext.length != spec.CRYPTO_EXT_SIZE:
         yield Problem(
-            ext.field_offset("length"), f"{ext.path}.length",
+            ext.field_offset("length"),
+            f"{ext.path}.length",
             f"full disk encryption header pointer is {ext.length} bytes long; it must be "
             f"{spec.CRYPTO_EXT_SIZE} (u64 offset, u64 length)",
-        )  # fmt: skip
+        )

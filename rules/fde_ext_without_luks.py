@@ -25,8 +25,9 @@ def check(ext, ctx):
     """Flag an encryption header pointer in an image that is not LUKS-encrypted."""
     if ext.magic == spec.EXT_CRYPTO_HEADER and ctx.header.crypt_method != spec.CRYPT_LUKS:
         yield Problem(
-            ext.file_offset, ext.path,
+            ext.file_offset,
+            ext.path,
             f"full disk encryption header pointer present but crypt_method is {ctx.header.crypt_method} "
             f"({METHODS.get(ctx.header.crypt_method, 'unknown')}); "
             f"it is only allowed with crypt_method {spec.CRYPT_LUKS} (LUKS)",
-        )  # fmt: skip
+        )

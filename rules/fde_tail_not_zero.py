@@ -26,7 +26,8 @@ def check(area, ctx):
         start = area.file_offset + area.length
         first = start + nonzero[0]
         yield Problem(
-            first, "encryption.tail",
+            first,
+            "encryption.tail",
             f"{len(nonzero)} of the {len(area.tail)} bytes {start:#x}..{start + len(area.tail):#x} after the "
             f"{area.length}-byte encryption area are not zero (first at {first:#x}: {area.tail[nonzero[0]]:#04x})",
-        )  # fmt: skip
+        )

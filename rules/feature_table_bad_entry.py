@@ -27,13 +27,15 @@ def check(ext, ctx):
         where = f"{ext.path}.entries[{index}]"
         if entry.type not in spec.FEATURE_TYPES:
             yield Problem(
-                entry.file_offset, f"{where}.type",
+                entry.file_offset,
+                f"{where}.type",
                 f"feature '{entry.label}' (bit {entry.bit}) has type {entry.type}; valid types are 0 (incompatible), "
                 "1 (compatible) and 2 (autoclear)",
-            )  # fmt: skip
+            )
         elif entry.bit > 63:
             yield Problem(
-                entry.file_offset + 1, f"{where}.bit",
+                entry.file_offset + 1,
+                f"{where}.bit",
                 f"{spec.FEATURE_TYPES[entry.type]} feature '{entry.label}' has bit number {entry.bit}; "
                 "valid bits are 0..63",
-            )  # fmt: skip
+            )

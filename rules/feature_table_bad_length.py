@@ -24,7 +24,8 @@ def check(ext, ctx):
     size = spec.FEATURE_TABLE_ENTRY_SIZE
     if ext.magic == spec.EXT_FEATURE_TABLE and ext.length % size:
         yield Problem(
-            ext.field_offset("length"), f"{ext.path}.length",
+            ext.field_offset("length"),
+            f"{ext.path}.length",
             f"feature name table length {ext.length} is not a multiple of {size}: {ext.length // size} entries "
             f"and {ext.length % size} bytes left over",
-        )  # fmt: skip
+        )

@@ -31,7 +31,8 @@ def check(image, ctx):
     tail = image.file_size % ctx.cluster_size
     if tail:
         yield Problem(
-            image.file_size - tail, "file",
+            image.file_size - tail,
+            "file",
             f"file size {image.file_size} is not a multiple of the cluster size {ctx.cluster_size}: "
             f"the last cluster holds {tail} bytes",
-        )  # fmt: skip
+        )

@@ -40,7 +40,8 @@ def check(image, ctx):
     if cut:
         farthest = max(cut, key=lambda problem: problem.offset + problem.length)
         yield Problem(
-            image.file_size, "file",
+            image.file_size,
+            "file",
             f"the file ends at {image.file_size:#x} but {len(cut)} structure(s) lie past it; the farthest, "
             f"{farthest.structure}, ends at {farthest.offset + farthest.length:#x}",
-        )  # fmt: skip
+        )

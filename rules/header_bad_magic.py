@@ -22,7 +22,8 @@ def check(image, ctx):
     header = image.header
     if header.bytes_available >= 4 and header.magic != spec.QCOW_MAGIC:
         yield Problem(
-            0, "header.magic",
+            0,
+            "header.magic",
             f"not a qcow2 image: magic {header.magic:#010x} (bytes {header.magic.to_bytes(4, 'big')!r}), "
             f"expected {spec.QCOW_MAGIC:#x} (b'QFI\\xfb')",
-        )  # fmt: skip
+        )

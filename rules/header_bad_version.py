@@ -20,5 +20,9 @@ QEMU_REFUSES = ("Unsupported qcow2 version N",)
 def check(image, ctx):
     """Flag an unknown version in a file with the qcow2 magic."""
     header = image.header
-    if header.magic == spec.QCOW_MAGIC and header.bytes_available >= 8 and header.version not in spec.SUPPORTED_VERSIONS:
+    if (
+        header.magic == spec.QCOW_MAGIC
+        and header.bytes_available >= 8
+        and header.version not in spec.SUPPORTED_VERSIONS
+    ):
         yield Problem(4, "header.version", f"version {header.version} is not a qcow2 version (2 or 3)")

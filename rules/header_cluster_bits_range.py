@@ -27,7 +27,8 @@ def check(image, ctx):
         and not spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
     ):
         yield Problem(
-            20, "header.cluster_bits",
+            20,
+            "header.cluster_bits",
             f"cluster_bits {header.cluster_bits} is outside {spec.MIN_CLUSTER_BITS}..{spec.MAX_CLUSTER_BITS} "
             "(512 B to 2 MiB clusters)",
-        )  # fmt: skip
+        )

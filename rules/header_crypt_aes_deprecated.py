@@ -27,6 +27,7 @@ def check(header, ctx):
     """Flag crypt_method 1."""
     if header.crypt_method == spec.CRYPT_AES:
         yield Problem(
-            header.field_offset("crypt_method"), "header.crypt_method",
+            header.field_offset("crypt_method"),
+            "header.crypt_method",
             "crypt_method 1 is the legacy AES-CBC encryption, which QEMU no longer supports in system emulators",
-        )  # fmt: skip
+        )

@@ -24,6 +24,7 @@ def check(header, ctx):
     """Flag crypt_method above 2."""
     if header.crypt_method > spec.CRYPT_LUKS:
         yield Problem(
-            header.field_offset("crypt_method"), "header.crypt_method",
+            header.field_offset("crypt_method"),
+            "header.crypt_method",
             f"crypt_method {header.crypt_method} is not 0 (none), 1 (AES) or 2 (LUKS)",
-        )  # fmt: skip
+        )

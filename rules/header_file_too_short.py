@@ -27,6 +27,7 @@ def check(image, ctx):
         needed = spec.V2_HEADER_LENGTH
     if image.file_size < needed:
         yield Problem(
-            0, "header",
+            0,
+            "header",
             f"the file has {image.file_size} bytes, fewer than the {needed}-byte qcow2 header",
-        )  # fmt: skip
+        )

@@ -24,6 +24,7 @@ def check(header, ctx):
     """Flag header_length above the cluster size."""
     if cluster_bits_supported(header) and header.header_length > header.cluster_size:
         yield Problem(
-            header.field_offset("header_length"), "header.header_length",
+            header.field_offset("header_length"),
+            "header.header_length",
             f"header_length {header.header_length} exceeds the cluster size {header.cluster_size}",
-        )  # fmt: skip
+        )

@@ -24,6 +24,7 @@ def check(header, ctx):
     """Flag a v3 header_length below 104."""
     if header.version >= 3 and header.header_length < spec.V3_HEADER_LENGTH:
         yield Problem(
-            header.field_offset("header_length"), "header.header_length",
+            header.field_offset("header_length"),
+            "header.header_length",
             f"header_length {header.header_length} is shorter than the {spec.V3_HEADER_LENGTH}-byte v3 header",
-        )  # fmt: skip
+        )

@@ -19,6 +19,7 @@ def check(header, ctx):
     """Flag a v3 header_length that is not 8-aligned."""
     if header.version >= 3 and header.header_length % 8:
         yield Problem(
-            header.field_offset("header_length"), "header.header_length",
+            header.field_offset("header_length"),
+            "header.header_length",
             f"header_length {header.header_length} is not a multiple of 8",
-        )  # fmt: skip
+        )

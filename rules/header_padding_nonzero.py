@@ -27,7 +27,7 @@ def check(header, ctx):
     if header.version >= 3 and nonzero:
         first = spec.COMPRESSION_TYPE_OFFSET + 1 + nonzero[0]
         yield Problem(
-            first, "header.padding",
-            f"header padding bytes 105..{104 + len(header.padding)} must be zero, "
-            f"found {header.padding.hex(' ')}",
-        )  # fmt: skip
+            first,
+            "header.padding",
+            f"header padding bytes 105..{104 + len(header.padding)} must be zero, found {header.padding.hex(' ')}",
+        )

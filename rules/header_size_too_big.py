@@ -33,7 +33,8 @@ def check(header, ctx):
     needed = size_to_l1(header, header.size)
     if needed > INT_MAX:
         yield Problem(
-            header.field_offset("size"), "header.size",
+            header.field_offset("size"),
+            "header.size",
             f"virtual size {header.size} needs {needed} L1 entries ({header.cluster_size}-byte clusters, "
             f"{header.l2_entries} entries per L2 table); QEMU allows at most {INT_MAX}",
-        )  # fmt: skip
+        )

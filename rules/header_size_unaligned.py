@@ -22,6 +22,7 @@ def check(header, ctx):
     """Flag a virtual size that is not sector-aligned."""
     if header.size % 512:
         yield Problem(
-            header.field_offset("size"), "header.size",
+            header.field_offset("size"),
+            "header.size",
             f"virtual size {header.size} is not a multiple of 512; QEMU rounds it down to {header.size // 512 * 512}",
-        )  # fmt: skip
+        )

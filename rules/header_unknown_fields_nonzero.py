@@ -26,8 +26,9 @@ def check(header, ctx):
     if header.version >= 3 and nonzero:
         first = spec.HEADER_PADDING_END + nonzero[0]
         yield Problem(
-            first, "header.unknown_fields",
+            first,
+            "header.unknown_fields",
             f"header_length {header.header_length} declares unknown header fields at bytes "
             f"112..{header.header_length - 1}; non-zero bytes: {len(nonzero)} of {len(header.unknown_fields)}, "
             f"the first is byte {first} ({header.unknown_fields[nonzero[0]]:#04x})",
-        )  # fmt: skip
+        )

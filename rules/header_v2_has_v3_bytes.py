@@ -46,8 +46,9 @@ def check(header, ctx):
     )
     if header.version == 2 and looks_like_v3:
         yield Problem(
-            spec.V2_HEADER_LENGTH, "header.v3_fields_on_disk",
+            spec.V2_HEADER_LENGTH,
+            "header.v3_fields_on_disk",
             f"version 2 header, but bytes 72..103 read as v3 fields: incompatible_features {incompat:#x}, "
             f"compatible_features {compat:#x}, autoclear_features {autoclear:#x}, refcount_order {refcount_order}, "
             f"header_length {header_length}; QEMU reads them as the v2 extension area",
-        )  # fmt: skip
+        )

@@ -26,7 +26,11 @@ def check(table, ctx):
     beyond = (table.entries & u64(spec.L1E_OFFSET_MASK)) != 0
     beyond[: min(needed, len(beyond))] = False
     yield from entry_hits(
-        ctx, table, beyond,
-        lambda e: f"L1 entry {e:#x} maps guest data past the virtual disk ({ctx.header.size} bytes need "
-        f"{needed} L1 entries): the VM state area",
-    )  # fmt: skip
+        ctx,
+        table,
+        beyond,
+        lambda e: (
+            f"L1 entry {e:#x} maps guest data past the virtual disk ({ctx.header.size} bytes need "
+            f"{needed} L1 entries): the VM state area"
+        ),
+    )

@@ -33,7 +33,11 @@ def check(table, ctx):
     hits = np.zeros(len(table.entries), bool)
     hits[predicates.copied_mismatch_l1(table, counts, readable)] = True
     yield from entry_hits(
-        ctx, table, hits,
-        lambda e: f"L1 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its L2 table "
-        f"at {e & spec.L1E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L1E_OFFSET_MASK)}",
-    )  # fmt: skip
+        ctx,
+        table,
+        hits,
+        lambda e: (
+            f"L1 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its L2 table "
+            f"at {e & spec.L1E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L1E_OFFSET_MASK)}"
+        ),
+    )

@@ -28,9 +28,11 @@ def check(refcounts, ctx):
         first, second = overlap.first, overlap.second
         table, other = (first, second) if first.kind in L2_KINDS else (second, first)
         yield Problem(
-            overlap.cluster * ctx.cluster_size, table.label,
+            overlap.cluster * ctx.cluster_size,
+            table.label,
             f"L2 table {table.label} lands on {other.kind} {other.label} at {other.offset:#x} "
             f"(cluster {overlap.cluster})",
             # QEMU reads the other structure's bytes as L2 entries.
-            covers=(table.offset, table.offset + table.length), reads="l2",
-        )  # fmt: skip
+            covers=(table.offset, table.offset + table.length),
+            reads="l2",
+        )

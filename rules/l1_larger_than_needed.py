@@ -32,7 +32,7 @@ def check(header, ctx):
     # A table too large for QEMU is reported by l1-too-large instead.
     if needed < header.l1_size <= spec.MAX_L1_SIZE // 8:
         yield Problem(
-            header.field_offset("l1_size"), "header.l1_size",
-            f"l1_size {header.l1_size} is larger than the {needed} entries the virtual size "
-            f"{header.size} needs",
-        )  # fmt: skip
+            header.field_offset("l1_size"),
+            "header.l1_size",
+            f"l1_size {header.l1_size} is larger than the {needed} entries the virtual size {header.size} needs",
+        )

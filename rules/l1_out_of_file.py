@@ -31,7 +31,8 @@ def check(table, ctx):
     if table.active and size <= spec.MAX_L1_SIZE and ends_out_of_file(header.l1_table_offset, size, ctx):
         end = header.l1_table_offset + size
         yield Problem(
-            header.field_offset("l1_table_offset"), "header.l1_table_offset",
+            header.field_offset("l1_table_offset"),
+            "header.l1_table_offset",
             f"active L1 table {header.l1_table_offset:#x}..{end:#x} (l1_size {header.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

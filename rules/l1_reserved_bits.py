@@ -23,6 +23,8 @@ MASK = spec.L1E_RESERVED_MASK
 def check(table, ctx):
     """Flag every L1 entry with a reserved bit set."""
     yield from entry_hits_at(
-        ctx, table, predicates.l1_reserved(table),
+        ctx,
+        table,
+        predicates.l1_reserved(table),
         lambda e: f"L1 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
-    )  # fmt: skip
+    )

@@ -30,8 +30,10 @@ def check(header, ctx):
         needed = min(size_to_l1(header, header.size) if cluster_bits_supported(header) else 0, header.l1_size)
         start = header.l1_table_offset + needed * spec.L1_ENTRY_SIZE
         yield Problem(
-            header.field_offset("l1_size"), "header.l1_size",
+            header.field_offset("l1_size"),
+            "header.l1_size",
             f"l1_size {header.l1_size} makes a {header.l1_size * spec.L1_ENTRY_SIZE}-byte L1 table; QEMU allows at most "
             f"{MAX_ENTRIES} entries ({spec.MAX_L1_SIZE} bytes)",
-            covers=(start, header.l1_table_offset + header.l1_size * spec.L1_ENTRY_SIZE), reads="l1",
-        )  # fmt: skip
+            covers=(start, header.l1_table_offset + header.l1_size * spec.L1_ENTRY_SIZE),
+            reads="l1",
+        )

@@ -30,10 +30,11 @@ def check(header, ctx):
     # Past INT_MAX QEMU says "Image is too big" first (header-size-too-big).
     if header.l1_size < needed <= INT_MAX:
         yield Problem(
-            header.field_offset("l1_size"), "header.l1_size",
+            header.field_offset("l1_size"),
+            "header.l1_size",
             f"l1_size {header.l1_size} is too small for the virtual size {header.size}: "
             f"{needed} entries are needed ({header.cluster_size * header.l2_entries} bytes each)",
             # The entries past l1_size are never read: what only they
             # reference leaks.
             lost=(header.l1_table_offset + header.l1_size * 8, needed - header.l1_size, "l1"),
-        )  # fmt: skip
+        )

@@ -26,7 +26,11 @@ def check(batch, ctx):
     if batch.data_file or ctx.stored_refcounts is None:
         return
     yield from l2_hits(
-        ctx, batch, predicates.copied_mismatch_active(batch, ctx.stored_refcounts, ctx.header.cluster_bits),
-        lambda e, _: f"L2 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its data cluster "
-        f"at {e & spec.L2E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L2E_OFFSET_MASK)}",
-    )  # fmt: skip
+        ctx,
+        batch,
+        predicates.copied_mismatch_active(batch, ctx.stored_refcounts, ctx.header.cluster_bits),
+        lambda e, _: (
+            f"L2 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its data cluster "
+            f"at {e & spec.L2E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L2E_OFFSET_MASK)}"
+        ),
+    )

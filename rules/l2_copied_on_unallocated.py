@@ -28,6 +28,8 @@ def check(batch, ctx):
     flags = u64(spec.OFLAG_COPIED | spec.OFLAG_COMPRESSED | spec.OFLAG_ZERO)
     hits = ((batch.entries & flags) == u64(spec.OFLAG_COPIED | spec.OFLAG_ZERO)) & (batch.host_offsets == 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, _: f"L2 entry {e:#x} is a zero cluster without a host cluster but sets COPIED (bit 63)",
-    )  # fmt: skip
+    )

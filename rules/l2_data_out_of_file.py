@@ -29,7 +29,10 @@ def check(batch, ctx):
         return
     hits = predicates.allocated(batch) & (batch.host_offsets >= u64(ctx.file_size))
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
-        lambda e, _: f"data cluster at {e & spec.L2E_OFFSET_MASK:#x} lies past the end of the file "
-        f"({ctx.file_size} bytes)",
-    )  # fmt: skip
+        ctx,
+        batch,
+        np.flatnonzero(hits),
+        lambda e, _: (
+            f"data cluster at {e & spec.L2E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)"
+        ),
+    )

@@ -37,11 +37,15 @@ def check(batch, ctx):
         return
     offsets = batch.host_offsets.ravel()
     start = u64(ctx.file_size - ctx.file_size % ctx.cluster_size)
-    flat = np.flatnonzero(predicates.allocated(batch) & (batch.host_offsets >= start) & (batch.host_offsets < u64(ctx.file_size)))
+    flat = np.flatnonzero(
+        predicates.allocated(batch) & (batch.host_offsets >= start) & (batch.host_offsets < u64(ctx.file_size))
+    )
     bitmaps = batch.bitmaps.ravel() if batch.extended else np.zeros(len(offsets), np.uint64)
     ends = {i: _data_end(int(offsets[i]), int(bitmaps[i]), ctx.cluster_size, batch.extended) for i in flat.tolist()}
     cut = np.array([i for i, end in ends.items() if end > ctx.file_size], np.int64)
     yield from l2_hits_at(
-        ctx, batch, cut,
+        ctx,
+        batch,
+        cut,
         lambda i: f"data cluster at {int(offsets[i]):#x} ends {ends[i] - ctx.file_size} bytes past the end of the file",
-    )  # fmt: skip
+    )

@@ -26,6 +26,8 @@ def check(batch, ctx):
     flags = spec.OFLAG_COPIED | spec.OFLAG_COMPRESSED | (0 if batch.extended else spec.OFLAG_ZERO)
     hits = ((batch.entries & u64(flags)) == u64(spec.OFLAG_COPIED)) & (batch.host_offsets == 0)
     yield from l2_hits(
-        ctx, batch, np.flatnonzero(hits),
+        ctx,
+        batch,
+        np.flatnonzero(hits),
         lambda e, _: f"L2 entry {e:#x} has host offset 0 and COPIED set, but the image has no external data file",
-    )  # fmt: skip
+    )

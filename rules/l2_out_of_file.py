@@ -26,6 +26,8 @@ def check(table, ctx):
     """Flag L1 entries whose L2 table starts at or past the end of the file."""
     offsets = table.entries & u64(spec.L1E_OFFSET_MASK)
     yield from entry_hits(
-        ctx, table, (offsets != 0) & (offsets >= u64(ctx.file_size)),
+        ctx,
+        table,
+        (offsets != 0) & (offsets >= u64(ctx.file_size)),
         lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
-    )  # fmt: skip
+    )

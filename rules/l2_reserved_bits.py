@@ -30,6 +30,8 @@ MASK = spec.L2E_STD_RESERVED_MASK
 def check(batch, ctx):
     """Flag every uncompressed L2 entry with a reserved bit set."""
     yield from l2_hits(
-        ctx, batch, predicates.l2_reserved(batch),
+        ctx,
+        batch,
+        predicates.l2_reserved(batch),
         lambda e, _: f"L2 entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
-    )  # fmt: skip
+    )

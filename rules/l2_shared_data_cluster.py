@@ -24,8 +24,10 @@ SCOPE = RefcountCheck
 def check(refcounts, ctx):
     """Note data clusters with more than one reference."""
     yield from refcount_hits(
-        ctx, np.array(refcounts.shared_data, np.int64),
-        lambda c: f"data cluster {c} (offset {c * ctx.cluster_size:#x}) is mapped by "
-        f"{int(refcounts.computed[c])} L2 entries",
+        ctx,
+        np.array(refcounts.shared_data, np.int64),
+        lambda c: (
+            f"data cluster {c} (offset {c * ctx.cluster_size:#x}) is mapped by {int(refcounts.computed[c])} L2 entries"
+        ),
         refs="extra",
-    )  # fmt: skip
+    )

@@ -25,4 +25,6 @@ def check(batch, ctx):
     if ctx.header.version != 2 or batch.extended:
         return
     zero = ((batch.entries & u64(spec.OFLAG_ZERO)) != 0) & ~predicates.compressed(batch)
-    yield from l2_hits(ctx, batch, np.flatnonzero(zero), lambda e, _: f"L2 entry {e:#x} sets the zero flag (bit 0), which v2 lacks")
+    yield from l2_hits(
+        ctx, batch, np.flatnonzero(zero), lambda e, _: f"L2 entry {e:#x} sets the zero flag (bit 0), which v2 lacks"
+    )

@@ -32,12 +32,14 @@ def check(area, ctx):
         return
     if luks.magic != spec.LUKS_MAGIC:
         yield Problem(
-            luks.file_offset, "encryption.luks.magic",
+            luks.file_offset,
+            "encryption.luks.magic",
             f"encryption area at {luks.file_offset:#x} starts with {luks.magic.hex(' ')}, "
             f"not the LUKS magic {spec.LUKS_MAGIC.hex(' ')}",
-        )  # fmt: skip
+        )
     elif luks.version != LUKS_VERSION:
         yield Problem(
-            luks.field_offset("version"), "encryption.luks.version",
+            luks.field_offset("version"),
+            "encryption.luks.version",
             f"LUKS header version is {luks.version}; QEMU's qcow2 encryption supports only {LUKS_VERSION}",
-        )  # fmt: skip
+        )

@@ -62,22 +62,31 @@ def check(area, ctx):
         if b"\0" not in getattr(luks, field):
             yield Problem(at[field], f"encryption.luks.{field}", f"the LUKS {what} fills its 32 bytes with no NUL")
     if luks.payload_offset < HEADER_SECTORS:
-        yield Problem(at["payload_offset"], "encryption.luks.payload_offset",
-                      f"the LUKS payload starts at sector {luks.payload_offset}, inside the "
-                      f"{HEADER_SECTORS}-sector LUKS header")  # fmt: skip
+        yield Problem(
+            at["payload_offset"],
+            "encryption.luks.payload_offset",
+            f"the LUKS payload starts at sector {luks.payload_offset}, inside the {HEADER_SECTORS}-sector LUKS header",
+        )
     if luks.mk_digest_iterations == 0:
-        yield Problem(at["mk_digest_iterations"], "encryption.luks.mk_digest_iterations",
-                      "the LUKS master key digest has 0 PBKDF2 iterations")  # fmt: skip
+        yield Problem(
+            at["mk_digest_iterations"],
+            "encryption.luks.mk_digest_iterations",
+            "the LUKS master key digest has 0 PBKDF2 iterations",
+        )
     name = luks.cipher_name.split(b"\0", 1)[0]
     if b"\0" in luks.cipher_name and name not in CIPHERS:
-        yield Problem(at["cipher_name"], "encryption.luks.cipher_name", f"the LUKS cipher {shown(name)} is not one "
-                      f"QEMU supports ({', '.join(c.decode() for c in CIPHERS)})")  # fmt: skip
+        yield Problem(
+            at["cipher_name"],
+            "encryption.luks.cipher_name",
+            f"the LUKS cipher {shown(name)} is not one QEMU supports ({', '.join(c.decode() for c in CIPHERS)})",
+        )
     if b"\0" in luks.cipher_mode:
         yield from _mode(luks.cipher_mode.split(b"\0", 1)[0], at["cipher_mode"])
     spec_name = luks.hash_spec.split(b"\0", 1)[0]
     if b"\0" in luks.hash_spec and spec_name not in HASHES:
-        yield Problem(at["hash_spec"], "encryption.luks.hash_spec",
-                      f"the LUKS hash {shown(spec_name)} is not one QEMU supports")  # fmt: skip
+        yield Problem(
+            at["hash_spec"], "encryption.luks.hash_spec", f"the LUKS hash {shown(spec_name)} is not one QEMU supports"
+        )
 
 
 def _mode(mode, offset):

@@ -59,21 +59,24 @@ def check(area, ctx):
     active = [slot for slot in luks.key_slots if slot.active == SLOT_ENABLED]
     if luks.mk_digest_iterations > limit:
         yield Problem(
-            luks.file_offset + MK_ITERATIONS_OFFSET, "encryption.luks.mk_digest_iterations",
+            luks.file_offset + MK_ITERATIONS_OFFSET,
+            "encryption.luks.mk_digest_iterations",
             f"the LUKS master-key digest asks for {luks.mk_digest_iterations} PBKDF2 iterations, above "
             f"max-iterations {limit}",
-        )  # fmt: skip
+        )
     for slot in active:
         if slot.iterations > limit:
             yield Problem(
-                slot.file_offset + SLOT_ITERATIONS_OFFSET, f"encryption.luks.key_slots[{slot.index}].iterations",
+                slot.file_offset + SLOT_ITERATIONS_OFFSET,
+                f"encryption.luks.key_slots[{slot.index}].iterations",
                 f"LUKS key slot {slot.index} asks for {slot.iterations} PBKDF2 iterations, above max-iterations "
                 f"{limit}",
-            )  # fmt: skip
+            )
     unlock = sum(slot.iterations + luks.mk_digest_iterations for slot in active)
     if len(active) > 1 and unlock > unlock_limit:
         yield Problem(
-            luks.file_offset, "encryption.luks",
+            luks.file_offset,
+            "encryption.luks",
             f"trying a key on the {len(active)} active LUKS key slots costs {unlock} PBKDF2 iterations "
             f"(slot and digest iterations), above max-unlock-iterations {unlock_limit}",
-        )  # fmt: skip
+        )

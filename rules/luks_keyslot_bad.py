@@ -65,14 +65,18 @@ def check(area, ctx):
         where = f"encryption.luks.key_slots[{slot.index}]"
         if slot.active not in (SLOT_ENABLED, SLOT_DISABLED):
             yield Problem(
-                slot.file_offset, f"{where}.active",
+                slot.file_offset,
+                f"{where}.active",
                 f"LUKS key slot {slot.index} state is {slot.active:#010x}, neither enabled "
                 f"({SLOT_ENABLED:#010x}) nor disabled ({SLOT_DISABLED:#010x})",
-            )  # fmt: skip
+            )
             continue
         if slot.active == SLOT_ENABLED and slot.iterations == 0:
-            yield Problem(slot.file_offset + 4, f"{where}.iterations",
-                          f"LUKS key slot {slot.index} is enabled with 0 PBKDF2 iterations")  # fmt: skip
+            yield Problem(
+                slot.file_offset + 4,
+                f"{where}.iterations",
+                f"LUKS key slot {slot.index} is enabled with 0 PBKDF2 iterations",
+            )
         problem = _material_problem(luks, slot, area.length if length_known else None)
         if problem is not None:  # one finding per slot: the first check of QEMU's that fails
             yield Problem(slot.field_offset("key_material_offset"), f"{where}.key_material_offset", problem)
@@ -83,19 +87,27 @@ def _material_problem(luks, slot, area_length):
     of checks, then the encryption area's bound (None when nothing)."""
     start, length = slot.key_material_offset, material_sectors(luks, slot)
     if start < HEADER_SECTORS:
-        return (f"LUKS key slot {slot.index} key material starts at sector {start}, inside the LUKS header's "
-                f"first {HEADER_SECTORS} sectors")  # fmt: skip
+        return (
+            f"LUKS key slot {slot.index} key material starts at sector {start}, inside the LUKS header's "
+            f"first {HEADER_SECTORS} sectors"
+        )
     if start + length > luks.payload_offset >= HEADER_SECTORS:  # a payload inside the header is luks-header-bad's
-        return (f"LUKS key slot {slot.index} key material (sectors {start}..{start + length}) runs into the "
-                f"encrypted payload at sector {luks.payload_offset}")  # fmt: skip
+        return (
+            f"LUKS key slot {slot.index} key material (sectors {start}..{start + length}) runs into the "
+            f"encrypted payload at sector {luks.payload_offset}"
+        )
     for other in luks.key_slots[slot.index + 1 :]:
         other_start = other.key_material_offset
         if start < other_start + material_sectors(luks, other) and other_start < start + length:
-            return (f"LUKS key slots {slot.index} and {other.index} have overlapping key material "
-                    f"(sectors {start} and {other_start})")  # fmt: skip
+            return (
+                f"LUKS key slots {slot.index} and {other.index} have overlapping key material "
+                f"(sectors {start} and {other_start})"
+            )
     material = -(-luks.key_bytes * slot.stripes // SECTOR) * SECTOR
     end = start * SECTOR + material
     if slot.active == SLOT_ENABLED and area_length is not None and end > area_length:
-        return (f"LUKS key slot {slot.index} key material (sector {start}, {material} bytes) ends at byte {end} "
-                f"of the encryption area, past its length {area_length}")  # fmt: skip
+        return (
+            f"LUKS key slot {slot.index} key material (sector {start}, {material} bytes) ends at byte {end} "
+            f"of the encryption area, past its length {area_length}"
+        )
     return None

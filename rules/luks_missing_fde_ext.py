@@ -28,7 +28,8 @@ def check(header, ctx):
         return
     if ctx.image.extension(spec.EXT_CRYPTO_HEADER) is None:
         yield Problem(
-            header.field_offset("crypt_method"), "header.crypt_method",
+            header.field_offset("crypt_method"),
+            "header.crypt_method",
             f"crypt_method is {header.crypt_method} (LUKS) but there is no full disk encryption header "
             f"pointer extension ({spec.EXT_CRYPTO_HEADER:#010x})",
-        )  # fmt: skip
+        )

@@ -38,14 +38,16 @@ def check(area, ctx):
         return
     if luks.key_bytes not in KEY_BYTES:
         yield Problem(
-            luks.file_offset + KEY_BYTES_OFFSET, "encryption.luks.key_bytes",
+            luks.file_offset + KEY_BYTES_OFFSET,
+            "encryption.luks.key_bytes",
             f"the LUKS master key is {luks.key_bytes} bytes long; QEMU's ciphers use "
             f"{', '.join(map(str, KEY_BYTES))} (key material per slot is key_bytes * stripes bytes)",
-        )  # fmt: skip
+        )
     for slot in luks.key_slots:
         if slot.stripes != STRIPES:
             yield Problem(
-                slot.file_offset + SLOT_STRIPES_OFFSET, f"encryption.luks.key_slots[{slot.index}].stripes",
+                slot.file_offset + SLOT_STRIPES_OFFSET,
+                f"encryption.luks.key_slots[{slot.index}].stripes",
                 f"LUKS key slot {slot.index} has {slot.stripes} anti-forensic stripes, not {STRIPES} "
                 f"({luks.key_bytes * slot.stripes} bytes of key material to read and hash)",
-            )  # fmt: skip
+            )

@@ -34,10 +34,15 @@ def check(refcounts, ctx):
             continue
         first, second = overlap.first, overlap.second
         if second.kind == "data":
-            message = f"L2 entry {second.label} maps guest data to {second.offset:#x}, inside the {first.kind} {first.label}"
+            message = (
+                f"L2 entry {second.label} maps guest data to {second.offset:#x}, inside the {first.kind} {first.label}"
+            )
         else:
             message = f"{second.kind} {second.label} at {second.offset:#x} overlaps {first.kind} {first.label} at {first.offset:#x}"
         yield Problem(
-            overlap.cluster * ctx.cluster_size, second.label, f"{message} (cluster {overlap.cluster})",
-            clusters=(overlap.cluster, overlap.cluster), refs="extra",
-        )  # fmt: skip
+            overlap.cluster * ctx.cluster_size,
+            second.label,
+            f"{message} (cluster {overlap.cluster})",
+            clusters=(overlap.cluster, overlap.cluster),
+            refs="extra",
+        )

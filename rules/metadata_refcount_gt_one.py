@@ -42,8 +42,10 @@ def check(refcounts, ctx):
         for start, length, stored in spans:
             where = f"cluster {start}" if length == 1 else f"clusters {start}..{start + length - 1} ({length} clusters)"
             yield Problem(
-                start << bits, extent.label,
+                start << bits,
+                extent.label,
                 f"{extent.kind} {extent.label} at {extent.offset:#x}: {where} {'has' if length == 1 else 'each have'} "
                 f"refcount {stored}, must be 1",
-                clusters=(start, start + length - 1), refs="missing" if stored > 1 else "extra",
-            )  # fmt: skip
+                clusters=(start, start + length - 1),
+                refs="missing" if stored > 1 else "extra",
+            )

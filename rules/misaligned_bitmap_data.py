@@ -26,7 +26,11 @@ def check(table, ctx):
     """Flag bitmap table entries with a misaligned data offset."""
     offsets = table.entries & u64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
     yield from entry_hits(
-        ctx, table, (offsets & u64(ctx.cluster_size - 1)) != 0,
-        lambda e: f"bitmap data offset {e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x} (entry {e:#x}) is not a "
-        f"multiple of the cluster size {ctx.cluster_size:#x}",
-    )  # fmt: skip
+        ctx,
+        table,
+        (offsets & u64(ctx.cluster_size - 1)) != 0,
+        lambda e: (
+            f"bitmap data offset {e & spec.BME_TABLE_ENTRY_OFFSET_MASK:#x} (entry {e:#x}) is not a "
+            f"multiple of the cluster size {ctx.cluster_size:#x}"
+        ),
+    )

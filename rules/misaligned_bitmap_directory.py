@@ -23,7 +23,8 @@ def check(ext, ctx):
     """Flag a bitmaps extension whose directory offset is misaligned."""
     if ext.magic == spec.EXT_BITMAPS and misaligned(ext.payload.bitmap_directory_offset, ctx.cluster_size):
         yield Problem(
-            ext.data_offset + spec.BITMAPS_EXT_FIELDS["bitmap_directory_offset"][0], f"{ext.path}.bitmap_directory_offset",
+            ext.data_offset + spec.BITMAPS_EXT_FIELDS["bitmap_directory_offset"][0],
+            f"{ext.path}.bitmap_directory_offset",
             f"bitmap directory offset {ext.payload.bitmap_directory_offset:#x} is not a multiple of the "
             f"cluster size {ctx.cluster_size:#x}",
-        )  # fmt: skip
+        )

@@ -26,7 +26,8 @@ def check(entry, ctx):
     """Flag a bitmap whose table offset is misaligned."""
     if misaligned(entry.bitmap_table_offset, ctx.cluster_size):
         yield Problem(
-            entry.file_offset, f"{entry.path}.bitmap_table_offset",
+            entry.file_offset,
+            f"{entry.path}.bitmap_table_offset",
             f"bitmap table offset {entry.bitmap_table_offset:#x} is not a multiple of the cluster size "
             f"{ctx.cluster_size:#x}",
-        )  # fmt: skip
+        )

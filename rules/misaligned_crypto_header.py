@@ -23,7 +23,8 @@ def check(ext, ctx):
     """Flag an encryption header pointer whose offset is misaligned."""
     if ext.magic == spec.EXT_CRYPTO_HEADER and misaligned(ext.payload.offset, ctx.cluster_size):
         yield Problem(
-            ext.data_offset, f"{ext.path}.offset",
+            ext.data_offset,
+            f"{ext.path}.offset",
             f"encryption header offset {ext.payload.offset:#x} is not a multiple of the cluster size "
             f"{ctx.cluster_size:#x}",
-        )  # fmt: skip
+        )

@@ -23,7 +23,11 @@ SCOPE = L2Tables
 def check(batch, ctx):
     """Flag normal L2 entries with a misaligned host offset."""
     yield from l2_hits(
-        ctx, batch, predicates.l2_misaligned(batch, ctx.cluster_size, spec.CLUSTER_NORMAL),
-        lambda e, _: f"data cluster offset {e & spec.L2E_OFFSET_MASK:#x} (L2 entry {e:#x}) is not a "
-        f"multiple of the cluster size {ctx.cluster_size:#x}",
-    )  # fmt: skip
+        ctx,
+        batch,
+        predicates.l2_misaligned(batch, ctx.cluster_size, spec.CLUSTER_NORMAL),
+        lambda e, _: (
+            f"data cluster offset {e & spec.L2E_OFFSET_MASK:#x} (L2 entry {e:#x}) is not a "
+            f"multiple of the cluster size {ctx.cluster_size:#x}"
+        ),
+    )

@@ -23,8 +23,12 @@ SCOPE = L1Table
 def check(table, ctx):
     """Flag L1 entries whose L2 offset is not a multiple of the cluster size."""
     yield from entry_hits_at(
-        ctx, table, predicates.l1_misaligned(table, ctx.cluster_size),
-        lambda e: f"L2 table offset {e & spec.L1E_OFFSET_MASK:#x} (L1 entry {e:#x}) is not a multiple "
-        f"of the cluster size {ctx.cluster_size:#x}",
+        ctx,
+        table,
+        predicates.l1_misaligned(table, ctx.cluster_size),
+        lambda e: (
+            f"L2 table offset {e & spec.L1E_OFFSET_MASK:#x} (L1 entry {e:#x}) is not a multiple "
+            f"of the cluster size {ctx.cluster_size:#x}"
+        ),
         hints=lambda e: unusable_table(e & spec.L1E_OFFSET_MASK, ctx.cluster_size, "l2", ctx, ctx.header.l2_entries),
-    )  # fmt: skip
+    )

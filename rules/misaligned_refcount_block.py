@@ -23,7 +23,11 @@ def check(table, ctx):
     """Flag refcount table entries whose block offset is misaligned."""
     offsets = table.entries & u64(spec.REFT_OFFSET_MASK)
     yield from entry_hits(
-        ctx, table, (offsets & u64(ctx.cluster_size - 1)) != 0,
-        lambda e: f"refcount block offset {e & spec.REFT_OFFSET_MASK:#x} (entry {e:#x}) is not a multiple "
-        f"of the cluster size {ctx.cluster_size:#x}",
-    )  # fmt: skip
+        ctx,
+        table,
+        (offsets & u64(ctx.cluster_size - 1)) != 0,
+        lambda e: (
+            f"refcount block offset {e & spec.REFT_OFFSET_MASK:#x} (entry {e:#x}) is not a multiple "
+            f"of the cluster size {ctx.cluster_size:#x}"
+        ),
+    )

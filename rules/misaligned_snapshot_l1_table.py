@@ -24,11 +24,12 @@ def check(entry, ctx):
     """Flag a snapshot whose L1 table offset is misaligned."""
     if misaligned(entry.l1_table_offset, ctx.cluster_size):
         yield Problem(
-            entry.file_offset, f"{entry.path}.l1_table_offset",
+            entry.file_offset,
+            f"{entry.path}.l1_table_offset",
             f"snapshot L1 table offset {entry.l1_table_offset:#x} is not a multiple of the cluster size "
             f"{ctx.cluster_size:#x}",
             # qemu-img check skips the table: what only the snapshot
             # references (the entries at the aligned offset) leaks.
             covers=(entry.l1_table_offset, entry.l1_table_offset + entry.l1_size * 8),
             lost=(entry.l1_table_offset - entry.l1_table_offset % ctx.cluster_size, entry.l1_size, "l1"),
-        )  # fmt: skip
+        )

@@ -36,6 +36,7 @@ def check(header, ctx):
     else:
         return
     yield Problem(
-        header.field_offset("snapshot_offset"), "header.snapshot_offset",
+        header.field_offset("snapshot_offset"),
+        "header.snapshot_offset",
         f"the snapshot table offset {offset:#x} {reason} (nb_snapshots {header.nb_snapshots})",
-    )  # fmt: skip
+    )

@@ -64,7 +64,8 @@ def check(image, ctx):
     if total > limit:
         detail = ", ".join(f"{name} {size}" for name, size in sorted(parts.items(), key=lambda p: -p[1]))
         yield Problem(
-            0, "image",
+            0,
+            "image",
             f"opening the image reads or holds {total} bytes of metadata ({detail}), above max-open-metadata "
             f"{limit} bytes",
-        )  # fmt: skip
+        )

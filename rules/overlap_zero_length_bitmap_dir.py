@@ -25,7 +25,8 @@ def check(header, ctx):
     """Flag autoclear bit 0 without a bitmaps extension."""
     if header.autoclear_features & spec.AUTOCLEAR_BITMAPS and ctx.image.bitmaps is None:
         yield Problem(
-            header.field_offset("autoclear_features"), "header.autoclear_features",
+            header.field_offset("autoclear_features"),
+            "header.autoclear_features",
             "autoclear bit 0 is set without a bitmaps extension: QEMU's overlap check sees a bitmap "
             "directory covering the whole image and refuses every guest write",
-        )  # fmt: skip
+        )

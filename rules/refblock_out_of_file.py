@@ -25,6 +25,10 @@ def check(table, ctx):
     usable = ((entries & u64(spec.REFT_RESERVED_MASK)) == 0) & ((offsets & u64(ctx.cluster_size - 1)) == 0)
     clusters = -(-ctx.file_size // ctx.cluster_size)
     yield from entry_hits(
-        ctx, table, usable & (offsets >= u64(clusters * ctx.cluster_size)),
-        lambda e: f"refcount block at {e & spec.REFT_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
-    )  # fmt: skip
+        ctx,
+        table,
+        usable & (offsets >= u64(clusters * ctx.cluster_size)),
+        lambda e: (
+            f"refcount block at {e & spec.REFT_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)"
+        ),
+    )

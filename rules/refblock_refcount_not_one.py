@@ -25,6 +25,7 @@ def check(refcounts, ctx):
     for issue in refcounts.refblock_issues:
         if issue.kind == "refcount":
             yield Problem(
-                reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * issue.index, f"reftable[{issue.index}]",
+                reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * issue.index,
+                f"reftable[{issue.index}]",
                 f"refcount block at {issue.offset:#x} has {issue.value} references, must be 1",
-            )  # fmt: skip
+            )

@@ -27,14 +27,21 @@ def check(refcounts, ctx):
     unused = refcounts.computed[start : start + len(tail)] == 0
     beyond = dict(stored.beyond)
     clusters = np.concatenate([start + np.flatnonzero((tail != 0) & unused), np.array(list(beyond), np.int64)])
+
     def refcount(c):
         return beyond[c] if c in beyond else int(stored.counts[c])
 
     yield from refcount_hits(
-        ctx, clusters,
-        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) lies past the end of the file "
-        f"({ctx.file_size} bytes) but has refcount {refcount(c)}",
-        refs="missing", keys=(np.array([refcount(c) for c in clusters.tolist()], np.int64),),
-        run=lambda a, b: f"{cluster_span(ctx, a, b)} lie past the end of the file ({ctx.file_size} bytes) "
-        f"but each has refcount {refcount(a)}",
-    )  # fmt: skip
+        ctx,
+        clusters,
+        lambda c: (
+            f"cluster {c} (offset {c * ctx.cluster_size:#x}) lies past the end of the file "
+            f"({ctx.file_size} bytes) but has refcount {refcount(c)}"
+        ),
+        refs="missing",
+        keys=(np.array([refcount(c) for c in clusters.tolist()], np.int64),),
+        run=lambda a, b: (
+            f"{cluster_span(ctx, a, b)} lie past the end of the file ({ctx.file_size} bytes) "
+            f"but each has refcount {refcount(a)}"
+        ),
+    )

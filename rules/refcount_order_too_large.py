@@ -25,7 +25,8 @@ def check(header, ctx):
     """Flag a v3 refcount_order above 6."""
     if header.version >= 3 and header.refcount_order > spec.MAX_REFCOUNT_ORDER:
         yield Problem(
-            header.field_offset("refcount_order"), "header.refcount_order",
+            header.field_offset("refcount_order"),
+            "header.refcount_order",
             f"refcount_order {header.refcount_order} asks for refcounts of 2^{header.refcount_order} bits; "
             f"the maximum is {spec.MAX_REFCOUNT_ORDER} (64-bit refcounts)",
-        )  # fmt: skip
+        )

@@ -26,10 +26,15 @@ def check(refcounts, ctx):
     """Flag clusters whose reference count passes the refcount maximum."""
     clusters = np.array(refcounts.overflows, np.int64) // ctx.cluster_size
     yield from refcount_hits(
-        ctx, clusters,
-        lambda c: f"cluster {c} (offset {c * ctx.cluster_size:#x}) has more references than "
-        f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})",
+        ctx,
+        clusters,
+        lambda c: (
+            f"cluster {c} (offset {c * ctx.cluster_size:#x}) has more references than "
+            f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})"
+        ),
         refs="extra",
-        run=lambda a, b: f"{cluster_span(ctx, a, b)} each have more references than "
-        f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})",
-    )  # fmt: skip
+        run=lambda a, b: (
+            f"{cluster_span(ctx, a, b)} each have more references than "
+            f"{ctx.header.refcount_bits}-bit refcounts can count (maximum {refcounts.refcount_max})"
+        ),
+    )

@@ -20,4 +20,4 @@ SCOPE = RefcountCheck
 
 def check(refcounts, ctx):
     """Compare the stored refcounts with the rebuilt ones."""
-    yield from mismatch_hits(ctx, refcounts, lambda s, c: (s == 0))
+    yield from mismatch_hits(ctx, refcounts, lambda s, c: s == 0)

@@ -38,7 +38,8 @@ def check(refcounts, ctx):
         count = int(np.count_nonzero(used[index * per_block : (index + 1) * per_block]))
         where = "past the end of the refcount table" if index >= reftable.expected_entries else "empty"
         yield Problem(
-            reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * index, f"reftable[{index}]",
+            reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * index,
+            f"reftable[{index}]",
             f"{count} clusters in use from cluster {index * per_block} have no refcount block: "
             f"refcount table entry {index} is {where}",
-        )  # fmt: skip
+        )

@@ -23,6 +23,7 @@ def check(header, ctx):
     """Flag refcount_table_clusters 0."""
     if header.refcount_table_clusters == 0:
         yield Problem(
-            header.field_offset("refcount_table_clusters"), "header.refcount_table_clusters",
+            header.field_offset("refcount_table_clusters"),
+            "header.refcount_table_clusters",
             "refcount_table_clusters is 0: the image has no refcount table",
-        )  # fmt: skip
+        )

@@ -31,8 +31,9 @@ def check(table, ctx):
     if size <= spec.MAX_REFTABLE_SIZE and ends_out_of_file(header.refcount_table_offset, size, ctx):
         end = header.refcount_table_offset + size
         yield Problem(
-            header.field_offset("refcount_table_offset"), "header.refcount_table_offset",
+            header.field_offset("refcount_table_offset"),
+            "header.refcount_table_offset",
             f"refcount table {header.refcount_table_offset:#x}..{end:#x} "
             f"(refcount_table_clusters {header.refcount_table_clusters}) ends {end - ctx.file_size} bytes past the end of "
             f"the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

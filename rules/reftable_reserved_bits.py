@@ -22,6 +22,8 @@ MASK = spec.REFT_RESERVED_MASK
 def check(table, ctx):
     """Flag every refcount table entry with a reserved bit set."""
     yield from entry_hits(
-        ctx, table, (table.entries & u64(MASK)) != 0,
+        ctx,
+        table,
+        (table.entries & u64(MASK)) != 0,
         lambda e: f"refcount table entry {e:#x} has reserved bits {e & MASK:#x} set (mask {MASK:#x})",
-    )  # fmt: skip
+    )

@@ -34,9 +34,10 @@ def check(header, ctx):
         needed = min(-(-file_clusters // max(block_entries, 1)), limit * header.cluster_size // 8)
         start = header.refcount_table_offset + needed * spec.REFTABLE_ENTRY_SIZE
         yield Problem(
-            header.field_offset("refcount_table_clusters"), "header.refcount_table_clusters",
+            header.field_offset("refcount_table_clusters"),
+            "header.refcount_table_clusters",
             f"refcount_table_clusters {header.refcount_table_clusters} makes a "
             f"{header.refcount_table_clusters * header.cluster_size}-byte refcount table; QEMU allows at most "
             f"{limit} clusters ({spec.MAX_REFTABLE_SIZE} bytes)",
             covers=(start, header.refcount_table_offset + header.refcount_table_clusters * header.cluster_size),
-        )  # fmt: skip
+        )

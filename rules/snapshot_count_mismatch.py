@@ -36,7 +36,8 @@ def check(table, ctx):
     real = blank_snapshot_tail(table)
     if real < len(table.entries):
         yield Problem(
-            ctx.header.field_offset("nb_snapshots"), "header.nb_snapshots",
+            ctx.header.field_offset("nb_snapshots"),
+            "header.nb_snapshots",
             f"nb_snapshots is {table.nb_snapshots} but entries {real}..{len(table.entries) - 1} are blank "
             f"(L1 table offset 0, l1_size 0, empty id); the table has {real} real entries",
-        )  # fmt: skip
+        )

@@ -25,6 +25,7 @@ def check(header, ctx):
     """Flag nb_snapshots above 65536."""
     if header.nb_snapshots > spec.MAX_SNAPSHOTS:
         yield Problem(
-            header.field_offset("nb_snapshots"), "header.nb_snapshots",
+            header.field_offset("nb_snapshots"),
+            "header.nb_snapshots",
             f"nb_snapshots is {header.nb_snapshots}; QEMU allows at most {spec.MAX_SNAPSHOTS}",
-        )  # fmt: skip
+        )

@@ -27,6 +27,7 @@ def check(entry, ctx):
     current = ctx.header.size // 512 * 512
     if entry.disk_size is not None and entry.disk_size != current:
         yield Problem(
-            entry.field_offset("disk_size"), f"{entry.path}.disk_size",
+            entry.field_offset("disk_size"),
+            f"{entry.path}.disk_size",
             f"snapshot disk_size is {entry.disk_size}, the current virtual size is {current}",
-        )  # fmt: skip
+        )

@@ -24,7 +24,8 @@ def check(entry, ctx):
     """Flag a v3 entry with extra_data_size below 16."""
     if ctx.header.version >= 3 and entry.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA:
         yield Problem(
-            entry.field_offset("extra_data_size"), f"{entry.path}.extra_data_size",
+            entry.field_offset("extra_data_size"),
+            f"{entry.path}.extra_data_size",
             f"snapshot extra_data_size is {entry.extra_data_size}; a v3 image needs at least "
             f"{spec.MIN_V3_SNAPSHOT_EXTRA_DATA} (vm_state_size and disk_size)",
-        )  # fmt: skip
+        )

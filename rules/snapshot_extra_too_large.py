@@ -26,7 +26,8 @@ def check(entry, ctx):
     """Flag extra_data_size above 1024."""
     if entry.extra_data_size > spec.MAX_SNAPSHOT_EXTRA_DATA:
         yield Problem(
-            entry.field_offset("extra_data_size"), f"{entry.path}.extra_data_size",
+            entry.field_offset("extra_data_size"),
+            f"{entry.path}.extra_data_size",
             f"snapshot extra_data_size is {entry.extra_data_size}; QEMU accepts at most "
             f"{spec.MAX_SNAPSHOT_EXTRA_DATA} bytes",
-        )  # fmt: skip
+        )

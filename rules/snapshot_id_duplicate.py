@@ -28,9 +28,9 @@ def check(table, ctx):
             continue
         if entry.id_str in first:
             yield Problem(
-                entry.id_str_offset, f"{entry.path}.id_str",
-                f"snapshot {entry.index} has the id {shown(entry.id_str)} "
-                f"of snapshot {first[entry.id_str]}",
-            )  # fmt: skip
+                entry.id_str_offset,
+                f"{entry.path}.id_str",
+                f"snapshot {entry.index} has the id {shown(entry.id_str)} of snapshot {first[entry.id_str]}",
+            )
         else:
             first[entry.id_str] = entry.index

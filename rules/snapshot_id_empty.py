@@ -24,6 +24,7 @@ def check(entry, ctx):
     """Flag id_str_size 0."""
     if entry.id_str_size == 0 and entry.index < blank_snapshot_tail(ctx.image.snapshots):
         yield Problem(
-            entry.field_offset("id_str_size"), f"{entry.path}.id_str_size",
+            entry.field_offset("id_str_size"),
+            f"{entry.path}.id_str_size",
             f"snapshot {entry.index} (name {shown(entry.name)}) has an empty id",
-        )  # fmt: skip
+        )

@@ -30,7 +30,8 @@ def check(entry, ctx):
     if size <= spec.MAX_L1_SIZE and ends_out_of_file(entry.l1_table_offset, size, ctx):
         end = entry.l1_table_offset + size
         yield Problem(
-            entry.file_offset, f"{entry.path}.l1_table_offset",
+            entry.file_offset,
+            f"{entry.path}.l1_table_offset",
             f"snapshot L1 table {entry.l1_table_offset:#x}..{end:#x} (l1_size {entry.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
-        )  # fmt: skip
+        )

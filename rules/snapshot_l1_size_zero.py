@@ -27,6 +27,7 @@ def check(entry, ctx):
     disk_size = snapshot_disk_size(entry, ctx.header)
     if entry.l1_size == 0 and disk_size > 0 and entry.index < blank_snapshot_tail(ctx.image.snapshots):
         yield Problem(
-            entry.field_offset("l1_size"), f"{entry.path}.l1_size",
+            entry.field_offset("l1_size"),
+            f"{entry.path}.l1_size",
             f"snapshot l1_size is 0 but its disk is {disk_size} bytes: the snapshot maps no data",
-        )  # fmt: skip
+        )

@@ -31,13 +31,17 @@ def check(entry, ctx):
         disk = snapshot_disk_size(entry, header)
         needed = min(size_to_l1(header, disk) if cluster_bits_supported(header) else 0, entry.l1_size)
         yield Problem(
-            entry.field_offset("l1_size"), f"{entry.path}.l1_size",
+            entry.field_offset("l1_size"),
+            f"{entry.path}.l1_size",
             f"snapshot l1_size {entry.l1_size} makes a {entry.l1_size * spec.L1_ENTRY_SIZE}-byte L1 table; QEMU allows at "
             f"most {MAX_ENTRIES} entries ({spec.MAX_L1_SIZE} bytes)",
             # QEMU skips the table: what is read past the entries the disk
             # needs follows from this finding, and what only the needed
             # entries reference leaks.
-            covers=(entry.l1_table_offset + needed * spec.L1_ENTRY_SIZE,
-                    entry.l1_table_offset + entry.l1_size * spec.L1_ENTRY_SIZE), reads="l1",
+            covers=(
+                entry.l1_table_offset + needed * spec.L1_ENTRY_SIZE,
+                entry.l1_table_offset + entry.l1_size * spec.L1_ENTRY_SIZE,
+            ),
+            reads="l1",
             lost=(entry.l1_table_offset, needed, "l1"),
-        )  # fmt: skip
+        )

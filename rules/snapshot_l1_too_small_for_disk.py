@@ -30,7 +30,7 @@ def check(entry, ctx):
     needed = size_to_l1(ctx.header, disk_size)
     if 0 < entry.l1_size < needed:
         yield Problem(
-            entry.field_offset("l1_size"), f"{entry.path}.l1_size",
-            f"snapshot l1_size {entry.l1_size} is too small for its disk size {disk_size}: "
-            f"{needed} entries are needed",
-        )  # fmt: skip
+            entry.field_offset("l1_size"),
+            f"{entry.path}.l1_size",
+            f"snapshot l1_size {entry.l1_size} is too small for its disk size {disk_size}: {needed} entries are needed",
+        )

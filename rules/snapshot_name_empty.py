@@ -21,6 +21,7 @@ def check(entry, ctx):
     """Report name_size 0."""
     if entry.name_size == 0 and entry.index < blank_snapshot_tail(ctx.image.snapshots):
         yield Problem(
-            entry.field_offset("name_size"), f"{entry.path}.name_size",
+            entry.field_offset("name_size"),
+            f"{entry.path}.name_size",
             f"snapshot {entry.index} (id {shown(entry.id_str)}) has an empty name",
-        )  # fmt: skip
+        )

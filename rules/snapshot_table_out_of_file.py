@@ -44,8 +44,9 @@ def check(table, ctx):
     overrun = end - ctx.file_size
     if overrun >= (ctx.cluster_size if ctx.options["tolerate-partial"] else 1):
         yield Problem(
-            ctx.header.field_offset("snapshot_offset"), "header.snapshot_offset",
+            ctx.header.field_offset("snapshot_offset"),
+            "header.snapshot_offset",
             f"the snapshot table at {table.file_offset:#x} (nb_snapshots {table.nb_snapshots}) ends at {end:#x}, "
             f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
             + (f"; {unread} of its entries lie wholly past it" if unread > 0 else ""),
-        )  # fmt: skip
+        )

@@ -30,8 +30,9 @@ def check(table, ctx):
         length = spec.round_up(length, 8) + 40 + entry.extra_data_size + entry.id_str_size + entry.name_size
         if length > spec.MAX_SNAPSHOTS_SIZE:
             yield Problem(
-                entry.file_offset, entry.path,
+                entry.file_offset,
+                entry.path,
                 f"the snapshot table reaches {length} bytes with entry {entry.index} of {table.nb_snapshots}; "
                 f"QEMU allows at most {spec.MAX_SNAPSHOTS_SIZE} bytes",
-            )  # fmt: skip
+            )
             return

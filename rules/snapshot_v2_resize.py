@@ -26,6 +26,7 @@ def check(table, ctx):
     """Report snapshots in a v2 image."""
     if ctx.header.version == 2:
         yield Problem(
-            ctx.header.field_offset("nb_snapshots"), "header.nb_snapshots",
+            ctx.header.field_offset("nb_snapshots"),
+            "header.nb_snapshots",
             f"version 2 image with {table.nb_snapshots} snapshots: QEMU cannot resize it",
-        )  # fmt: skip
+        )

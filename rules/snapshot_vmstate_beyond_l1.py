@@ -32,7 +32,8 @@ def check(entry, ctx):
     if disk + state > entry.l1_size:
         large = len(entry.extra_data) >= 8
         yield Problem(
-            entry.field_offset("vm_state_size_large" if large else "vm_state_size32"), f"{entry.path}.vm_state_size",
+            entry.field_offset("vm_state_size_large" if large else "vm_state_size32"),
+            f"{entry.path}.vm_state_size",
             f"snapshot vm_state_size {vm_state} needs {disk + state} L1 entries ({disk} for the disk, "
             f"{state} for the VM state), but l1_size is {entry.l1_size}",
-        )  # fmt: skip
+        )

@@ -31,7 +31,8 @@ def check(header, ctx):
     limit = ctx.options["max-virtual-size"]
     if limit > 0 and header.size > limit:
         yield Problem(
-            header.field_offset("size"), "header.size",
+            header.field_offset("size"),
+            "header.size",
             f"virtual size {header.size} bytes ({header.size / 2**40:.2f} TiB) is above max-virtual-size "
             f"{limit} bytes ({limit / 2**40:.2f} TiB)",
-        )  # fmt: skip
+        )

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import Bases, RowImages
 
 

@@ -430,7 +430,7 @@ def _bitmap(name: str, granularity: int | None = None) -> Callable[[Path], None]
 def _reverse_writes(cluster_size: int, count: int) -> Callable[[Path], None]:
     """One cluster at a time from the last to the first: every host cluster
     follows the previous guest cluster's, so nearly all are fragmented."""
-    return _io(*(f"write -P {0x10 + i % 0xe0:#x} {i * cluster_size} {cluster_size}" for i in reversed(range(count))))
+    return _io(*(f"write -P {0x10 + i % 0xE0:#x} {i * cluster_size} {cluster_size}" for i in reversed(range(count))))
 
 
 def _check_repair(mode: str) -> Callable[[Path], None]:
@@ -459,9 +459,11 @@ def _crash_after(*commands: str) -> Callable[[Path], None]:
         for cmd in (*commands, "abort"):
             argv += ["-c", cmd]
         subprocess.run(
-            argv + ["-f", "qcow2", str(path)], capture_output=True, stdin=subprocess.DEVNULL,
+            argv + ["-f", "qcow2", str(path)],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
-        )  # fmt: skip
+        )
 
     return step
 
@@ -559,18 +561,43 @@ VARIANTS: list[Variant] = [
         for order in range(7)
     ),
     Variant("refcount-bits-64-512b", _from_recipe("tiny-rc64")),
-    Variant("refcount-bits-4-amended-with-snapshot",
-            _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s1"), _io("write -P 0x77 0 64k"), _amend(refcount_bits=4))),
+    Variant(
+        "refcount-bits-4-amended-with-snapshot",
+        _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s1"), _io("write -P 0x77 0 64k"), _amend(refcount_bits=4)),
+    ),
     # extended L2
-    Variant("v3-2m-three-l2-tables", _recipe(2 << 40, {"cluster_size": 2 * MIB},
-                                             _io("write -P 1 0 4M", "write -P 2 600G 2M", "write -c -P 3 1100G 2M",
-                                                 f"write -P 4 {1100 * GIB + 2 * MIB} 1k"))),
-    Variant("extl2-2m-three-l2-tables", _recipe(1 << 40, {"cluster_size": 2 * MIB, "extended_l2": True},
-                                                _io("write -P 1 0 3M", "write -P 2 300G 64k", "write -P 3 600G 2M"))),
+    Variant(
+        "v3-2m-three-l2-tables",
+        _recipe(
+            2 << 40,
+            {"cluster_size": 2 * MIB},
+            _io(
+                "write -P 1 0 4M",
+                "write -P 2 600G 2M",
+                "write -c -P 3 1100G 2M",
+                f"write -P 4 {1100 * GIB + 2 * MIB} 1k",
+            ),
+        ),
+    ),
+    Variant(
+        "extl2-2m-three-l2-tables",
+        _recipe(
+            1 << 40,
+            {"cluster_size": 2 * MIB, "extended_l2": True},
+            _io("write -P 1 0 3M", "write -P 2 300G 64k", "write -P 3 600G 2M"),
+        ),
+    ),
     Variant("zero-size-disk-with-snapshot", _recipe(0, {}, _snap("empty"))),
     Variant("extl2-64k", _recipe(SMALL_VIRTUAL, {"extended_l2": True}, _P16, _io("write -P 0x99 5k 3k"))),
-    Variant("extl2-2m", _recipe(64 * MIB, {"extended_l2": True, "cluster_size": 2 * MIB},
-                                _populate(2 * MIB, 64 * MIB), _io("write -P 0x99 70k 1k"))),
+    Variant(
+        "extl2-2m",
+        _recipe(
+            64 * MIB,
+            {"extended_l2": True, "cluster_size": 2 * MIB},
+            _populate(2 * MIB, 64 * MIB),
+            _io("write -P 0x99 70k 1k"),
+        ),
+    ),
     Variant("extl2-shared-base", _shared_base("extl2")),
     Variant("extl2-zlib", _from_recipe("extl2-zlib")),
     # compression
@@ -579,81 +606,141 @@ VARIANTS: list[Variant] = [
     Variant("zlib-spread", _from_recipe("spread-zlib")),
     Variant("zstd-spread", _from_recipe("spread-zstd")),
     Variant("zlib-4k-clusters", _from_recipe("small-zlib")),
-    Variant("zstd-overwritten",
-            _recipe(SMALL_VIRTUAL, {"compression_type": "zstd"}, _io("write -c -P 1 0 64k", "write -c -P 2 64k 64k",
-                                                                     "write -P 3 0 64k", "write -c -P 4 1M 64k",
-                                                                     "discard 64k 64k"))),
+    Variant(
+        "zstd-overwritten",
+        _recipe(
+            SMALL_VIRTUAL,
+            {"compression_type": "zstd"},
+            _io(
+                "write -c -P 1 0 64k",
+                "write -c -P 2 64k 64k",
+                "write -P 3 0 64k",
+                "write -c -P 4 1M 64k",
+                "discard 64k 64k",
+            ),
+        ),
+    ),
     # refcount-related features
     Variant("lazy-refcounts", _recipe(SMALL_VIRTUAL, {"lazy_refcounts": True}, _P16)),
-    Variant("lazy-refcounts-dirty-after-crash",
-            _recipe(SMALL_VIRTUAL, {"lazy_refcounts": True}, _crash_after("write -P 1 0 64k", "write -P 2 1M 64k"))),
-    Variant("leak-raised-shared-refcount", _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _patch(_raise_first_data_refcount))),
+    Variant(
+        "lazy-refcounts-dirty-after-crash",
+        _recipe(SMALL_VIRTUAL, {"lazy_refcounts": True}, _crash_after("write -P 1 0 64k", "write -P 2 1M 64k")),
+    ),
+    Variant(
+        "leak-raised-shared-refcount", _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _patch(_raise_first_data_refcount))
+    ),
     Variant("leak-raised-copied-refcount", _recipe(SMALL_VIRTUAL, {}, _P16, _patch(_raise_first_data_refcount))),
     Variant("leak-unused-cluster", _recipe(SMALL_VIRTUAL, {}, _P16, _patch(lambda img: append_clusters(img, 2)))),
-    Variant("leak-failed-rc1-snapshot", _recipe(SMALL_VIRTUAL, {"refcount_bits": 1}, _P16,
-                                                lambda p: ib.run_tool([ib.QEMU_IMG, "snapshot", "-c", "s", p],
-                                                                      check=False))),
+    Variant(
+        "leak-failed-rc1-snapshot",
+        _recipe(
+            SMALL_VIRTUAL,
+            {"refcount_bits": 1},
+            _P16,
+            lambda p: ib.run_tool([ib.QEMU_IMG, "snapshot", "-c", "s", p], check=False),
+        ),
+    ),
     Variant("rc1-with-snapshot-overflow", _from_recipe("rc1-snap")),
     # backing and data files
     Variant("backing-qcow2", _with_backing("qcow2")),
     Variant("backing-raw", _with_backing("raw")),
     Variant("data-file-raw", _from_recipe("data-file")),
     Variant("data-file", _from_recipe("data-file-nonraw")),
-    Variant("data-file-extl2", lambda p, w: (ib.create(p, SMALL_VIRTUAL, {"extended_l2": True,
-                                                                           "data_file": str(w / f"{p.stem}.raw")}),
-                                               qemu_io(p, "write -P 1 0 64k", "write -P 2 1M 5k"))[0]),
+    Variant(
+        "data-file-extl2",
+        lambda p, w: (
+            ib.create(p, SMALL_VIRTUAL, {"extended_l2": True, "data_file": str(w / f"{p.stem}.raw")}),
+            qemu_io(p, "write -P 1 0 64k", "write -P 2 1M 5k"),
+        )[0],
+    ),
     # snapshots
     Variant("snapshot-shared-base", _shared_base("snapshot")),
     Variant("snapshots-two", _from_recipe("snap2x")),
     Variant("snapshot-of-empty-disk", _from_recipe("snap-empty")),
-    Variant("snapshots-with-writes-between",
-            _recipe(SMALL_VIRTUAL, {}, _P16, _snap("a"), _io("write -P 1 0 128k", "write -c -P 2 3M 64k"),
-                    _snap("b"), _io("write -P 3 64k 64k", "discard 12M 1M"), _snap("c"), _io("write -z 0 64k"))),
-    Variant("snapshot-deleted", _recipe(SMALL_VIRTUAL, {}, _P16, _snap("a"), _io("write -P 1 0 128k"), _snap("b"),
-                                        _snap_delete("a"))),
+    Variant(
+        "snapshots-with-writes-between",
+        _recipe(
+            SMALL_VIRTUAL,
+            {},
+            _P16,
+            _snap("a"),
+            _io("write -P 1 0 128k", "write -c -P 2 3M 64k"),
+            _snap("b"),
+            _io("write -P 3 64k 64k", "discard 12M 1M"),
+            _snap("c"),
+            _io("write -z 0 64k"),
+        ),
+    ),
+    Variant(
+        "snapshot-deleted",
+        _recipe(SMALL_VIRTUAL, {}, _P16, _snap("a"), _io("write -P 1 0 128k"), _snap("b"), _snap_delete("a")),
+    ),
     Variant("snapshot-v2", _recipe(SMALL_VIRTUAL, {"compat": "0.10"}, _P16, _snap("old"), _io("write -P 9 0 64k"))),
-    Variant("snapshot-extl2", _recipe(SMALL_VIRTUAL, {"extended_l2": True}, _P16, _snap("s"),
-                                      _io("write -P 9 1k 2k"))),
+    Variant("snapshot-extl2", _recipe(SMALL_VIRTUAL, {"extended_l2": True}, _P16, _snap("s"), _io("write -P 9 1k 2k"))),
     Variant("vm-state", _from_recipe("vmstate")),
     # bitmaps
     Variant("bitmaps-shared-base", _shared_base("bitmaps")),
-    Variant("bitmaps-three", _recipe(SMALL_VIRTUAL, {}, _bitmap("a", 512), _bitmap("b"), _P16, _bitmap("c", 1 << 20),
-                                     _io("write -P 1 5M 1M"))),
+    Variant(
+        "bitmaps-three",
+        _recipe(
+            SMALL_VIRTUAL, {}, _bitmap("a", 512), _bitmap("b"), _P16, _bitmap("c", 1 << 20), _io("write -P 1 5M 1M")
+        ),
+    ),
     # preallocation
     Variant("prealloc-metadata", _recipe(SMALL_VIRTUAL, {"preallocation": "metadata"}, _io("write -P 1 1M 64k"))),
     Variant("prealloc-falloc", _recipe(SMALL_VIRTUAL, {"preallocation": "falloc"}, _io("write -P 1 1M 64k"))),
     Variant("prealloc-full", _recipe(4 * MIB, {"preallocation": "full"})),
-    Variant("prealloc-metadata-extl2", _recipe(SMALL_VIRTUAL, {"preallocation": "metadata", "extended_l2": True},
-                                               _io("write -P 1 1M 8k"))),
+    Variant(
+        "prealloc-metadata-extl2",
+        _recipe(SMALL_VIRTUAL, {"preallocation": "metadata", "extended_l2": True}, _io("write -P 1 1M 8k")),
+    ),
     # layouts
     Variant("fragmented-reverse-writes", _recipe(SMALL_VIRTUAL, {}, _reverse_writes(CLUSTER, 24))),
-    Variant("fragmented-reverse-writes-4k", _recipe(2 * MIB, {"cluster_size": 4 * KIB},
-                                                    _reverse_writes(4 * KIB, 300))),
-    Variant("v3-64k-70-l2-tables-two-batches",
-            _recipe(40 * GIB, {}, _io(*(f"write -{'c' if i % 7 == 0 else ''}P {i + 1} {i * 512 * MIB} 64k"
-                                        for i in range(70))),
-                    _snap("s"), _io(*(f"write -P 0xee {i * 512 * MIB + 64 * KIB} 4k" for i in range(0, 70, 3))))),
-    Variant("refcount-bits-64-512b-reftable-grown", _recipe(12 * MIB, {"cluster_size": 512, "refcount_bits": 64},
-                                                             _io("write -P 1 0 8M", "write -P 2 10M 64k"))),
-    Variant("repaired-after-refcount-rebuild", _recipe(SMALL_VIRTUAL, {}, _P16, _patch(_zero_first_data_refcount),
-                                                       _check_repair("all"))),
-    Variant("repaired-leaks", _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _patch(_raise_first_data_refcount),
-                                      _check_repair("leaks"))),
-    Variant("bitmap-removed", _recipe(SMALL_VIRTUAL, {}, _bitmap("a", 512), _bitmap("b"), _P16,
-                                      _bitmap_remove("a"))),
+    Variant("fragmented-reverse-writes-4k", _recipe(2 * MIB, {"cluster_size": 4 * KIB}, _reverse_writes(4 * KIB, 300))),
+    Variant(
+        "v3-64k-70-l2-tables-two-batches",
+        _recipe(
+            40 * GIB,
+            {},
+            _io(*(f"write -{'c' if i % 7 == 0 else ''}P {i + 1} {i * 512 * MIB} 64k" for i in range(70))),
+            _snap("s"),
+            _io(*(f"write -P 0xee {i * 512 * MIB + 64 * KIB} 4k" for i in range(0, 70, 3))),
+        ),
+    ),
+    Variant(
+        "refcount-bits-64-512b-reftable-grown",
+        _recipe(12 * MIB, {"cluster_size": 512, "refcount_bits": 64}, _io("write -P 1 0 8M", "write -P 2 10M 64k")),
+    ),
+    Variant(
+        "repaired-after-refcount-rebuild",
+        _recipe(SMALL_VIRTUAL, {}, _P16, _patch(_zero_first_data_refcount), _check_repair("all")),
+    ),
+    Variant(
+        "repaired-leaks",
+        _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _patch(_raise_first_data_refcount), _check_repair("leaks")),
+    ),
+    Variant("bitmap-removed", _recipe(SMALL_VIRTUAL, {}, _bitmap("a", 512), _bitmap("b"), _P16, _bitmap_remove("a"))),
     Variant("grown", _recipe(SMALL_VIRTUAL, {}, _P16, _resize("+2G"), _io("write -P 1 2G 64k"))),
     Variant("shrunk", _recipe(3 * GIB, {}, _io("write -P 1 0 64k", "write -P 2 2G 64k"), _resize("1G", True))),
     Variant("virtual-size-not-multiple-of-cluster", _recipe(10 * MIB + 3 * 512, {}, _io("write -P 1 10M 1536"))),
-    Variant("downgraded-to-v2", _recipe(SMALL_VIRTUAL, {}, _populate(CLUSTER, SMALL_VIRTUAL, compressed=False),
-                                        _amend(compat="0.10"))),
+    Variant(
+        "downgraded-to-v2",
+        _recipe(SMALL_VIRTUAL, {}, _populate(CLUSTER, SMALL_VIRTUAL, compressed=False), _amend(compat="0.10")),
+    ),
     Variant("empty", _recipe(SMALL_VIRTUAL, {})),
     # made by hand, consistent for qemu-img check
-    Variant("crafted-l2-table-twice-in-active-l1",
-            _recipe(2 * GIB, {}, _io("write -P 1 0 128k", "write -P 2 1M 64k"), _patch(_l2_table_twice_in_active_l1))),
-    Variant("crafted-nb-snapshots-zeroed", _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _io("write -P 5 0 128k"),
-                                                   _patch(_forget_snapshots))),
-    Variant("crafted-bitmap-entry-all-ones", lambda p, w: (_shared_base("bitmaps")(p, w),
-                                                           _patch(_bitmap_entry_all_ones)(p))[0]),
+    Variant(
+        "crafted-l2-table-twice-in-active-l1",
+        _recipe(2 * GIB, {}, _io("write -P 1 0 128k", "write -P 2 1M 64k"), _patch(_l2_table_twice_in_active_l1)),
+    ),
+    Variant(
+        "crafted-nb-snapshots-zeroed",
+        _recipe(SMALL_VIRTUAL, {}, _P16, _snap("s"), _io("write -P 5 0 128k"), _patch(_forget_snapshots)),
+    ),
+    Variant(
+        "crafted-bitmap-entry-all-ones",
+        lambda p, w: (_shared_base("bitmaps")(p, w), _patch(_bitmap_entry_all_ones)(p))[0],
+    ),
     Variant("crafted-size-not-multiple-of-512", _recipe(SMALL_VIRTUAL, {}, _P16, _patch(_size_not_multiple_of_512))),
     Variant("luks-shared-base", _shared_base("luks"), ib.LUKS_ACCESS),
-]  # fmt: skip
+]

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
-import pytest
-
 import baseimages
 import consistency_builders
 import imagebuilder as ib
+import pytest
 import snapshot_builders
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -65,7 +64,9 @@ def pypi_host() -> str:
 
 def npm_host() -> str:
     """The host of the npm registry (``NPM_CONFIG_REGISTRY``, else npmjs)."""
-    return urlparse(os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/")).hostname or "registry.npmjs.org"
+    return (
+        urlparse(os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/")).hostname or "registry.npmjs.org"
+    )
 
 
 @functools.cache
@@ -213,10 +214,13 @@ def rules_fired(report: Report, image: int = 0) -> dict[str, list[Finding]]:
 
 def format_findings(items: Iterable[Finding]) -> str:
     """Findings as readable lines, for assertion messages."""
-    return "\n".join(
-        f"  {f.get('severity')} {f.get('rule')} @{f.get('offset')!r} {f.get('location')}: {f.get('message')}"
-        for f in items
-    ) or "  (none)"
+    return (
+        "\n".join(
+            f"  {f.get('severity')} {f.get('rule')} @{f.get('offset')!r} {f.get('location')}: {f.get('message')}"
+            for f in items
+        )
+        or "  (none)"
+    )
 
 
 def write_config(directory: Path, text: str, name: str = "qcow2lint.yaml") -> Path:
@@ -437,7 +441,10 @@ def _merge_recipes() -> dict[str, tuple[Recipe, ib.Access]]:
     sources: list[tuple[str, Mapping[str, Any]]] = [
         ("baseimages.BASES", {n: (lambda p, w, b=b: b.build(p), b.access) for n, b in baseimages.BASES.items()}),
         ("baseimages.EXTRA", {n: (r, ib.PLAIN) for n, r in baseimages.EXTRA.items()}),
-        ("snapshot_builders.RECIPES", {n: (lambda p, w, r=r: r(p), ib.PLAIN) for n, r in snapshot_builders.RECIPES.items()}),
+        (
+            "snapshot_builders.RECIPES",
+            {n: (lambda p, w, r=r: r(p), ib.PLAIN) for n, r in snapshot_builders.RECIPES.items()},
+        ),
         ("consistency_builders.RECIPES", {n: (r, ib.PLAIN) for n, r in consistency_builders.RECIPES.items()}),
     ]
     for source, recipes in sources:

@@ -128,22 +128,17 @@ def _round_up(value: int, align: int) -> int:
     return (value + align - 1) // align * align
 
 
-def run_tool(
-    argv: Sequence[str | os.PathLike[str]], *, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def run_tool(argv: Sequence[str | os.PathLike[str]], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a QEMU tool; raise :class:`QemuError` with its output if ``check`` and it fails.
 
     qemu-io reports some failures (e.g. "write failed") on stdout with exit 0,
     so such output is treated as a failure too.
     """
-    proc = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     failed = proc.returncode != 0 or "failed" in proc.stdout.lower()
     if check and failed:
         raise QemuError(
-            f"{' '.join(map(str, argv))} -> exit {proc.returncode}\n"
-            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            f"{' '.join(map(str, argv))} -> exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
     return proc
 
@@ -171,9 +166,7 @@ class Access:
         for obj in self.objects:
             argv += ["--object", obj]
         if self.opts:
-            image_opts = ",".join(
-                [f"driver=qcow2,file.filename={path}"] + [f"{k}={v}" for k, v in self.opts]
-            )
+            image_opts = ",".join([f"driver=qcow2,file.filename={path}"] + [f"{k}={v}" for k, v in self.opts])
             argv += ["--image-opts", image_opts]
         else:
             argv += ["-f", "qcow2", str(path)]
@@ -265,9 +258,7 @@ def snapshot_create(path: Path, name: str) -> None:
     run_tool([QEMU_IMG, "snapshot", "-q", "-c", name, path])
 
 
-def bitmap_add(
-    path: Path, name: str, *, granularity: int | None = None, disabled: bool = False
-) -> None:
+def bitmap_add(path: Path, name: str, *, granularity: int | None = None, disabled: bool = False) -> None:
     """Add a persistent bitmap (enabled, i.e. with the ``auto`` flag, unless ``disabled``).
 
     Data written afterwards with :func:`write` is recorded in every enabled
@@ -338,12 +329,7 @@ class BitmapEntry:
     @property
     def padding_offset(self) -> int:
         """Absolute offset of the first padding byte after the name."""
-        return (
-            self.offset
-            + BITMAP_DIR_FIXED
-            + self.fields["extra_data_size"]
-            + self.fields["name_size"]
-        )
+        return self.offset + BITMAP_DIR_FIXED + self.fields["extra_data_size"] + self.fields["name_size"]
 
     @property
     def padding_len(self) -> int:
@@ -427,9 +413,7 @@ class Qcow2Image:
 
     def reload(self) -> None:
         """(Re)parse every structure from the file."""
-        self.header = {
-            name: self.read_int(off, fmt) for name, (off, fmt) in HEADER_FIELDS.items()
-        }
+        self.header = {name: self.read_int(off, fmt) for name, (off, fmt) in HEADER_FIELDS.items()}
         if self.version == 2:
             # v2 has no such fields (1.1): the bytes at 72.. are the extension area
             self.header.update(
@@ -489,9 +473,7 @@ class Qcow2Image:
         for index in range(min(nb, 1024)):
             if pos >= dir_offset + dir_size or pos >= self.file_size:
                 break
-            fields = {
-                name: self.read_int(pos + off, fmt) for name, (off, fmt) in BITMAP_DIR_FIELDS.items()
-            }
+            fields = {name: self.read_int(pos + off, fmt) for name, (off, fmt) in BITMAP_DIR_FIELDS.items()}
             name_at = pos + BITMAP_DIR_FIXED + fields["extra_data_size"]
             name = self.read_bytes(name_at, fields["name_size"])
             size = _round_up(BITMAP_DIR_FIXED + fields["extra_data_size"] + fields["name_size"], 8)
@@ -730,4 +712,3 @@ class Qcow2Image:
         entry = self.snapshot(which)
         entry.l1[index] = value
         return self.write_int(entry.fields["l1_table_offset"] + 8 * index, "Q", value)
-

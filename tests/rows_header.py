@@ -69,9 +69,16 @@ def _row(rule: str, base: str, patch: Patch, qemu: QemuExpect | None = None, var
 
 #: The clean bases the rows patch (the clean-image test lints them all).
 BASE_NAMES = (
-    "v3", "v2", "backing", "backing-v2", "backing-v2-raw", "lazy", "small-cluster", "hdr-data-file",
+    "v3",
+    "v2",
+    "backing",
+    "backing-v2",
+    "backing-v2-raw",
+    "lazy",
+    "small-cluster",
+    "hdr-data-file",
     "hdr-data-file-raw",
-)  # fmt: skip
+)
 
 
 def header_at(name: str) -> int:
@@ -272,8 +279,10 @@ def patch_unknown_extension(img: ib.Qcow2Image) -> Target:
 
 def patch_long_backing_format(img: ib.Qcow2Image) -> Target:
     """A 16-byte backing format name."""
-    exts = [(ib.EXT_BACKING_FORMAT, b"qcow2-extralong!") if t == ib.EXT_BACKING_FORMAT else (t, d)
-            for t, d in extension_list(img)]  # fmt: skip
+    exts = [
+        (ib.EXT_BACKING_FORMAT, b"qcow2-extralong!") if t == ib.EXT_BACKING_FORMAT else (t, d)
+        for t, d in extension_list(img)
+    ]
     area = rewrite_area(img, exts)
     return Target((area.extensions[0] + 4,), re.escape("extensions[0](backing-format).length"))
 
@@ -319,78 +328,191 @@ def _bits(field: str, bits: int):
 
 ROWS: list[Row] = [
     # --- §2.1 header ------------------------------------------------------------
-    _row("header-crypt-method-unknown", "v3", _field("crypt_method", lambda v: 3),
-        QemuExpect("info", 1, "Unsupported encryption method 3")),
-    _row("header-crypt-aes-deprecated", "v3", _field("crypt_method", lambda v: 1),
-        QemuExpect("check", 1, "Parameter 'encrypt.key-secret' is required for cipher")),
-    _row("header-length-too-small", "v3", _field("header_length", lambda v: 100),
-        QemuExpect("info", 1, "qcow2 header too short")),
-    _row("header-length-too-large", "v3", _field("header_length", lambda v: CLUSTER + 8),
-        QemuExpect("info", 1, "qcow2 header exceeds cluster size")),
+    _row(
+        "header-crypt-method-unknown",
+        "v3",
+        _field("crypt_method", lambda v: 3),
+        QemuExpect("info", 1, "Unsupported encryption method 3"),
+    ),
+    _row(
+        "header-crypt-aes-deprecated",
+        "v3",
+        _field("crypt_method", lambda v: 1),
+        QemuExpect("check", 1, "Parameter 'encrypt.key-secret' is required for cipher"),
+    ),
+    _row(
+        "header-length-too-small",
+        "v3",
+        _field("header_length", lambda v: 100),
+        QemuExpect("info", 1, "qcow2 header too short"),
+    ),
+    _row(
+        "header-length-too-large",
+        "v3",
+        _field("header_length", lambda v: CLUSTER + 8),
+        QemuExpect("info", 1, "qcow2 header exceeds cluster size"),
+    ),
     _row("header-unknown-fields-nonzero", "v3", patch_unknown_fields, QemuExpect("check", 0)),
-    _row("header-size-unaligned", "v3", _field("size", lambda v: v - 1),
-        QemuExpect("info", 0, '"virtual-size": 2147483136')),
+    _row(
+        "header-size-unaligned",
+        "v3",
+        _field("size", lambda v: v - 1),
+        QemuExpect("info", 0, '"virtual-size": 2147483136'),
+    ),
     _row("header-size-too-big", "v3", _field("size", lambda v: 1 << 61), QemuExpect("info", 1, "Image is too big")),
-    _row("header-size-too-big", "small-cluster", _field("size", lambda v: 1 << 52),
-        QemuExpect("info", 1, "Image is too big"), "4k-clusters"),
+    _row(
+        "header-size-too-big",
+        "small-cluster",
+        _field("size", lambda v: 1 << 52),
+        QemuExpect("info", 1, "Image is too big"),
+        "4k-clusters",
+    ),
     _row("header-v2-has-v3-bytes", "v2", patch_v2_v3_bytes, QemuExpect("check", 0)),
     # --- §2.2 feature bits --------------------------------------------------------
     _row("dirty-bit-set", "lazy", _bits("incompatible_features", 0x1), QemuExpect("info", 0, '"dirty-flag": true')),
     _row("dirty-without-lazy-refcounts", "v3", _bits("incompatible_features", 0x1), QemuExpect("check", 0)),
-    _row("corrupt-bit-set", "v3", _bits("incompatible_features", 0x2),
-        QemuExpect("rw", 1, "qcow2: Image is corrupt; cannot be opened read/write")),
-    _row("corrupt-bit-set", "v3", _bits("incompatible_features", 0x2), QemuExpect("check", 0, "No errors"),
-        "check-is-silent"),
-    _row("compression-type-unknown", "v3", patch_compression_byte(7, incompat=0x8),
-        QemuExpect("info", 1, "qcow2: unknown compression type: 7")),
-    _row("compression-type-without-bit", "v3", patch_compression_byte(1),
-        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must be set")),
-    _row("compression-bit-without-type", "v3", _bits("incompatible_features", 0x8),
-        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must not be set")),
-    _row("compression-bit-without-type", "v3", patch_bit3_short_header,
-        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must not be set"), "header-104"),
-    _row("compression-type-ignored-short-header", "v3", patch_ignored_compression_type,
-        QemuExpect("info", 0, '"compression-type": "zlib"')),
-    _row("extl2-cluster-too-small", "small-cluster",
+    _row(
+        "corrupt-bit-set",
+        "v3",
+        _bits("incompatible_features", 0x2),
+        QemuExpect("rw", 1, "qcow2: Image is corrupt; cannot be opened read/write"),
+    ),
+    _row(
+        "corrupt-bit-set",
+        "v3",
+        _bits("incompatible_features", 0x2),
+        QemuExpect("check", 0, "No errors"),
+        "check-is-silent",
+    ),
+    _row(
+        "compression-type-unknown",
+        "v3",
+        patch_compression_byte(7, incompat=0x8),
+        QemuExpect("info", 1, "qcow2: unknown compression type: 7"),
+    ),
+    _row(
+        "compression-type-without-bit",
+        "v3",
+        patch_compression_byte(1),
+        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must be set"),
+    ),
+    _row(
+        "compression-bit-without-type",
+        "v3",
+        _bits("incompatible_features", 0x8),
+        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must not be set"),
+    ),
+    _row(
+        "compression-bit-without-type",
+        "v3",
+        patch_bit3_short_header,
+        QemuExpect("info", 1, "qcow2: Compression type incompatible feature bit must not be set"),
+        "header-104",
+    ),
+    _row(
+        "compression-type-ignored-short-header",
+        "v3",
+        patch_ignored_compression_type,
+        QemuExpect("info", 0, '"compression-type": "zlib"'),
+    ),
+    _row(
+        "extl2-cluster-too-small",
+        "small-cluster",
         _fields({"incompatible_features": lambda v: v | 0x10}, "cluster_bits"),
-        QemuExpect("info", 1, "Unsupported subcluster size: 128")),
-    _row("data-file-bit-without-file", "v3", _bits("incompatible_features", 0x4),
-        QemuExpect("check", 1, "'data-file' is required for this image")),
-    _row("data-file-raw-without-data-file", "v3", _bits("autoclear_features", 0x2),
-        QemuExpect("check", 1, "data-file-raw requires a data file")),
-    _row("data-file-raw-with-backing", "hdr-data-file-raw", patch_raw_with_backing,
-        QemuExpect("info", 0, '"backing-filename"')),
+        QemuExpect("info", 1, "Unsupported subcluster size: 128"),
+    ),
+    _row(
+        "data-file-bit-without-file",
+        "v3",
+        _bits("incompatible_features", 0x4),
+        QemuExpect("check", 1, "'data-file' is required for this image"),
+    ),
+    _row(
+        "data-file-raw-without-data-file",
+        "v3",
+        _bits("autoclear_features", 0x2),
+        QemuExpect("check", 1, "data-file-raw requires a data file"),
+    ),
+    _row(
+        "data-file-raw-with-backing",
+        "hdr-data-file-raw",
+        patch_raw_with_backing,
+        QemuExpect("info", 0, '"backing-filename"'),
+    ),
     _row("data-file-name-without-bit", "hdr-data-file", patch_data_file_name_without_bit, QemuExpect("check", 0)),
-    _row("refcount-order-too-large", "v3", _field("refcount_order", lambda v: 7),
-        QemuExpect("info", 1, "Reference count entry width too large; may not exceed 64 bits")),
+    _row(
+        "refcount-order-too-large",
+        "v3",
+        _field("refcount_order", lambda v: 7),
+        QemuExpect("info", 1, "Reference count entry width too large; may not exceed 64 bits"),
+    ),
     # --- §2.3 extensions and backing file name --------------------------------
-    _row("ext-overruns-area", "v3", _ext_length(ib.EXT_FEATURE_TABLE, lambda n: CLUSTER),
-        QemuExpect("info", 1, "Header extension too large")),
-    _row("ext-overruns-area", "backing", patch_marker_into_name,
-        QemuExpect("info", 1, "Header extension too large"), "end-marker"),
-    _row("ext-duplicate", "backing", patch_duplicate_backing_format,
-        QemuExpect("info", 0, '"backing-filename-format": "qcow2"')),
+    _row(
+        "ext-overruns-area",
+        "v3",
+        _ext_length(ib.EXT_FEATURE_TABLE, lambda n: CLUSTER),
+        QemuExpect("info", 1, "Header extension too large"),
+    ),
+    _row(
+        "ext-overruns-area",
+        "backing",
+        patch_marker_into_name,
+        QemuExpect("info", 1, "Header extension too large"),
+        "end-marker",
+    ),
+    _row(
+        "ext-duplicate",
+        "backing",
+        patch_duplicate_backing_format,
+        QemuExpect("info", 0, '"backing-filename-format": "qcow2"'),
+    ),
     _row("ext-no-end-marker", "backing", patch_no_end_marker, QemuExpect("info", 0, '"backing-filename"')),
     _row("ext-order", "backing", patch_swap_extensions, QemuExpect("info", 0, '"backing-filename-format": "qcow2"')),
     _row("ext-unknown-type", "v3", patch_unknown_extension, QemuExpect("check", 0)),
-    _row("backing-format-too-long", "backing", patch_long_backing_format,
-        QemuExpect("info", 1, "ERROR: ext_backing_format: len=16 too large (>=16)")),
+    _row(
+        "backing-format-too-long",
+        "backing",
+        patch_long_backing_format,
+        QemuExpect("info", 1, "ERROR: ext_backing_format: len=16 too large (>=16)"),
+    ),
     _row("backing-format-without-backing", "backing", patch_drop_backing, QemuExpect("check", 0)),
     _row("feature-table-bad-length", "v3", _ext_length(ib.EXT_FEATURE_TABLE, lambda n: n - 1), QemuExpect("check", 0)),
     _row("feature-table-bad-entry", "v3", _feature_entry(2, 0, 3, "type"), QemuExpect("check", 0), "type"),
     _row("feature-table-bad-entry", "v3", _feature_entry(1, 1, 64, "bit"), QemuExpect("check", 0), "bit"),
-    _row("backing-offset-out-of-cluster", "backing", _field("backing_file_offset", lambda v: CLUSTER + 8),
-        QemuExpect("info", 1, "Invalid backing file offset")),
-    _row("backing-name-too-long", "backing", _field("backing_file_size", lambda v: 1024),
-        QemuExpect("info", 1, "Backing file name too long")),
-    _row("backing-name-too-long", "backing",
+    _row(
+        "backing-offset-out-of-cluster",
+        "backing",
+        _field("backing_file_offset", lambda v: CLUSTER + 8),
+        QemuExpect("info", 1, "Invalid backing file offset"),
+    ),
+    _row(
+        "backing-name-too-long",
+        "backing",
+        _field("backing_file_size", lambda v: 1024),
+        QemuExpect("info", 1, "Backing file name too long"),
+    ),
+    _row(
+        "backing-name-too-long",
+        "backing",
         _fields({"backing_file_offset": lambda v: CLUSTER - 4}, "backing_file_size"),
-        QemuExpect("info", 1, "Backing file name too long"), "past-cluster-0"),
-    _row("backing-name-overlaps-header", "backing", _field("backing_file_offset", lambda v: 64),
-        QemuExpect("info", 0), "in-header"),
-    _row("backing-name-overlaps-header", "backing", patch_name_in_extensions,
-        QemuExpect("info", 1, "Header extension too large"), "in-extensions"),
+        QemuExpect("info", 1, "Backing file name too long"),
+        "past-cluster-0",
+    ),
+    _row(
+        "backing-name-overlaps-header",
+        "backing",
+        _field("backing_file_offset", lambda v: 64),
+        QemuExpect("info", 0),
+        "in-header",
+    ),
+    _row(
+        "backing-name-overlaps-header",
+        "backing",
+        patch_name_in_extensions,
+        QemuExpect("info", 1, "Header extension too large"),
+        "in-extensions",
+    ),
     _row("backing-name-empty", "backing", _field("backing_file_size", lambda v: 0), QemuExpect("check", 0)),
     # --- §2.15 file level ---------------------------------------------------------
     _row("file-trailing-partial-cluster", "v3", patch_partial_cluster, QemuExpect("check", 0)),
-]  # fmt: skip
+]

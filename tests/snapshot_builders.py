@@ -103,9 +103,16 @@ class RawSnapshot:
         """The entry's bytes, padded to a multiple of 8."""
         extra_size = len(self.extra) if self.extra_data_size is None else self.extra_data_size
         head = SNAPSHOT_HEADER.pack(
-            self.l1_table_offset, self.l1_size, len(self.id_str), len(self.name),
-            self.date_sec, self.date_nsec, self.vm_clock_nsec, self.vm_state_size32, extra_size,
-        )  # fmt: skip
+            self.l1_table_offset,
+            self.l1_size,
+            len(self.id_str),
+            len(self.name),
+            self.date_sec,
+            self.date_nsec,
+            self.vm_clock_nsec,
+            self.vm_state_size32,
+            extra_size,
+        )
         raw = head + self.extra + self.id_str + self.name
         return raw + bytes(_round_up(len(raw), 8) - len(raw))
 
@@ -123,10 +130,18 @@ def read_snapshots(img: ib.Qcow2Image) -> list[RawSnapshot]:
         extra = img.read_bytes(snap.offset + ib.SNAPSHOT_FIXED, f["extra_data_size"])
         result.append(
             RawSnapshot(
-                f["l1_table_offset"], f["l1_size"], f["date_sec"], f["date_nsec"], f["vm_clock_nsec"],
-                f["vm_state_size"], extra, snap.id_str, snap.name, offset=snap.offset,
+                f["l1_table_offset"],
+                f["l1_size"],
+                f["date_sec"],
+                f["date_nsec"],
+                f["vm_clock_nsec"],
+                f["vm_state_size"],
+                extra,
+                snap.id_str,
+                snap.name,
+                offset=snap.offset,
             )
-        )  # fmt: skip
+        )
     return result
 
 

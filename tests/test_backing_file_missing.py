@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
-import qcow2lint
+import pytest
 from harness import write_config
+
+import qcow2lint
 
 RULE = "backing-file-missing"
 

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import attrs
+import imagebuilder as ib
 import pytest
 
-import imagebuilder as ib
 from qcow2lint.baseline import (
     BaselineError,
     BaselineFilter,
@@ -184,9 +184,14 @@ def test_fingerprint_ignores_offset_and_message(images: list[Path], registry, tm
         ('{"tool": "qcow2lint", "findings": []}', "baseline version None"),
         ('{"tool": "qcow2lint", "version": 1, "findings": {}}', '"findings" must be a list'),
         ('{"tool": "qcow2lint", "version": 1, "findings": [3]}', "findings[0] must be an object"),
-        ('{"tool": "qcow2lint", "version": 1, "findings": [{"image": "a", "rule": "r"}]}', "'location' must be a string"),
-        ('{"tool": "qcow2lint", "version": 1, "findings": [{"image": "a", "rule": "r", "location": "l", "count": 0}]}',
-         "'count' must be a whole number >= 1"),
+        (
+            '{"tool": "qcow2lint", "version": 1, "findings": [{"image": "a", "rule": "r"}]}',
+            "'location' must be a string",
+        ),
+        (
+            '{"tool": "qcow2lint", "version": 1, "findings": [{"image": "a", "rule": "r", "location": "l", "count": 0}]}',
+            "'count' must be a whole number >= 1",
+        ),
     ],
 )
 def test_a_malformed_baseline_is_a_one_line_error(text: str, needle: str) -> None:

@@ -9,9 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import REPO_ROOT, run_cli
 
 DEMO = REPO_ROOT / "examples" / "demo.qcow2"

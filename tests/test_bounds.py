@@ -62,8 +62,9 @@ def _check_peak_rss(path: Path) -> tuple[int, str, int]:
     peak = path.with_suffix(".peak")
     child = subprocess.run(
         [sys.executable, "-c", _PEAK_WRAPPER, str(peak), "check", "--format", "json", "--statistics", str(path)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     return child.returncode, child.stdout + child.stderr, int(peak.read_text()) * 1024
 
 

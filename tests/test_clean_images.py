@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import format_findings, lint
-from qcow2lint.registry import load_registry
 from rows_basic import REQUIRED_RULES
+
+from qcow2lint.registry import load_registry
 
 KIB = 1024
 #: The default preset as a file, so that no configuration discovered from the
@@ -261,8 +261,9 @@ def _backing_chain(directory: Path) -> Path:
     ib.run_tool([ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", mid])
     ib.write(mid, 128 * KIB, 4 * KIB, 0x45)
     top = directory / "top.qcow2"
-    ib.run_tool([ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2",
-                 "-o", "extended_l2=on", top])  # fmt: skip
+    ib.run_tool(
+        [ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", "-o", "extended_l2=on", top]
+    )
     ib.write(top, 300 * KIB, 4 * KIB, 0x46)
     return top
 

@@ -14,9 +14,8 @@ import os
 import re
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from baseimages import PATCH_L1_INDEX
 from harness import (
     Bases,

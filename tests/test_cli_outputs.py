@@ -9,9 +9,8 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import cli_argv, run_cli
 
 
@@ -75,8 +74,10 @@ def test_github_format_appends_a_step_summary(images: tuple[Path, Path], tmp_pat
     summary.write_text("# earlier step\n")
     result = subprocess.run(
         [*cli_argv(), "check", "--format", "github", str(bad)],
-        capture_output=True, text=True, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert result.returncode == 1 and result.stdout.startswith("::error ")
     text = summary.read_text()
     assert text.startswith("# earlier step\n") and "l2-reserved-bits" in text

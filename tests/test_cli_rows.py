@@ -11,7 +11,6 @@ that need it) must give, image by image, exactly the findings of
 from __future__ import annotations
 
 import pytest
-
 import rows_basic
 import rows_bitmaps
 import rows_consistency

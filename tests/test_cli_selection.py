@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from harness import REPO_ROOT, cli_argv, run_cli
 
 DEMO = REPO_ROOT / "examples" / "demo.qcow2"
@@ -62,7 +61,9 @@ def test_selection_applies_on_top_of_the_configuration(tmp_path: Path) -> None:
     ]
     assert "Q0203 autoclear-unknown-bits error" in result.stdout  # the configured level stays
     assert _rules(result.stdout) == ["autoclear-unknown-bits", "l2-reserved-bits"]
-    shown = run_cli("config", "-c", config, "--select", "Q02", "--extend-select", "l2-reserved-bits", "--ignore", "Q0204")
+    shown = run_cli(
+        "config", "-c", config, "--select", "Q02", "--extend-select", "l2-reserved-bits", "--ignore", "Q0204"
+    )
     assert shown.returncode == 0
     lines = {line.split(":")[0].strip(): line for line in shown.stdout.splitlines() if line.startswith("  ")}
     assert "enabled by --extend-select" in lines["l2-reserved-bits"] and f"{config}" in lines["l2-reserved-bits"]
@@ -160,8 +161,9 @@ def test_color_auto_always_never_and_the_environment() -> None:
     red = "\033[1;31merror\033[0m"
 
     def piped(*args: str, **extra: str) -> str:
-        return subprocess.run([*cli_argv(), "check", *args, str(DEMO)], capture_output=True, text=True,
-                              env={**env, **extra}).stdout  # fmt: skip
+        return subprocess.run(
+            [*cli_argv(), "check", *args, str(DEMO)], capture_output=True, text=True, env={**env, **extra}
+        ).stdout
 
     assert red not in piped()
     assert red in piped("--color", "always")
@@ -215,10 +217,16 @@ def test_shell_completion_prints_a_script() -> None:
     result = run_cli("--show-completion", "bash")
     assert result.returncode == 0 and "_qcow2lint_completion" in result.stdout and "complete " in result.stdout
     completed = subprocess.run(
-        cli_argv(), capture_output=True, text=True,
-        env={**os.environ, "_QCOW2LINT_COMPLETE": "complete_bash", "COMP_WORDS": "qcow2lint check --sel",
-             "COMP_CWORD": "2"},
-    )  # fmt: skip
+        cli_argv(),
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "_QCOW2LINT_COMPLETE": "complete_bash",
+            "COMP_WORDS": "qcow2lint check --sel",
+            "COMP_CWORD": "2",
+        },
+    )
     assert completed.stdout.split() == ["--select"]
     assert "--install-completion" in run_cli("--help").stdout
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from harness import REPO_ROOT, run_cli
+
 from qcow2lint.config import ConfigError, discover, load_config, reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry
@@ -34,10 +34,7 @@ def test_the_reference_config_is_the_default_config(registry) -> None:
 def test_levels_options_and_selection_by_code(registry, tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
-        "rules:\n"
-        "  l1-reserved-bits: {level: warning}\n"
-        "  Q0110: disable\n"
-        "  file-truncated: {tolerate-partial: false}\n"
+        "rules:\n  l1-reserved-bits: {level: warning}\n  Q0110: disable\n  file-truncated: {tolerate-partial: false}\n"
     )
     config = load_config(registry, path)
     assert config.rules["l1-reserved-bits"].severity is Severity.WARNING
@@ -75,7 +72,10 @@ def test_discovery_walks_up_from_the_working_directory(registry, tmp_path: Path)
     ("text", "needles"),
     [
         ("rules: {l1-reserved-bit: disable}\n", ["unknown rule 'l1-reserved-bit'", "did you mean 'l1-reserved-bits'"]),
-        ("rules: {file-truncated: {tolerate-partal: true}}\n", ["'file-truncated'", "unknown option 'tolerate-partal'", "tolerate-partial"]),
+        (
+            "rules: {file-truncated: {tolerate-partal: true}}\n",
+            ["'file-truncated'", "unknown option 'tolerate-partal'", "tolerate-partial"],
+        ),
         ("rules: {file-truncated: {tolerate-partial: 3}}\n", ["'file-truncated'", "must be bool, got int 3"]),
         ("rules: {l1-reserved-bits: {level: fatal}}\n", ["'l1-reserved-bits'", "unknown level 'fatal'"]),
         ("rules: {l1-reserved-bits: maybe}\n", ["'l1-reserved-bits'", "expected enable, disable"]),
@@ -84,15 +84,19 @@ def test_discovery_walks_up_from_the_working_directory(registry, tmp_path: Path)
         ("rulez: {}\n", ["unknown key 'rulez'", "did you mean 'rules'"]),
         ("rules: [\n", ["invalid YAML at line"]),
         ("- a list\n", ["must be a mapping"]),
-        ("per-file-ignores: {'*.qcow2': [l2-reserved-bitz]}\n",
-         ["per-file-ignores '*.qcow2'", "unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"]),
+        (
+            "per-file-ignores: {'*.qcow2': [l2-reserved-bitz]}\n",
+            ["per-file-ignores '*.qcow2'", "unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"],
+        ),
         ("per-file-ignores: {'*.qcow2': [Q9999]}\n", ["unknown rule 'Q9999'"]),
         ("per-file-ignores: {'*.qcow2': 3}\n", ["expected a list of rule names or codes"]),
         ("per-file-ignores: [a, b]\n", ["'per-file-ignores' must be a mapping"]),
         ("per-file-ignore: {}\n", ["unknown key 'per-file-ignore'", "did you mean 'per-file-ignores'"]),
     ],
 )
-def test_bad_configs_fail_with_one_line_naming_file_rule_and_problem(registry, tmp_path: Path, text: str, needles: list[str]) -> None:
+def test_bad_configs_fail_with_one_line_naming_file_rule_and_problem(
+    registry, tmp_path: Path, text: str, needles: list[str]
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as error:

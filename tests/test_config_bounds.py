@@ -15,7 +15,7 @@ from qcow2lint.config import MAX_CONFIG_BYTES, MAX_YAML_NODES, ConfigError, load
 from qcow2lint.registry import load_registry
 
 LAUGHS = "\n".join(
-    [f'a0: &a0 [{", ".join(["lol"] * 9)}]']
+    [f"a0: &a0 [{', '.join(['lol'] * 9)}]"]
     + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     + ["rules: {l1-too-large: *a9}", ""]
 )
@@ -58,7 +58,9 @@ def test_aliases_under_the_budget_still_work(registry, tmp_path: Path) -> None: 
     path = tmp_path / "aliases.yaml"
     path.write_text("per-file-ignores:\n  a.qcow2: &r [l1-too-large, Q0110]\n  b.qcow2: *r\n")
     config = load_config(registry, path)
-    assert [entry.rules for entry in config.per_file_ignores][0] == [entry.rules for entry in config.per_file_ignores][1]
+    assert [entry.rules for entry in config.per_file_ignores][0] == [entry.rules for entry in config.per_file_ignores][
+        1
+    ]
 
 
 def test_deep_nesting_is_refused(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

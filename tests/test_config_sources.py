@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import assert_one_line_error, run_cli
+
 from qcow2lint.config import (
     BUILTIN,
     ConfigError,
@@ -115,11 +115,20 @@ def test_pyproject_given_with_config(registry, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "needles"),
     [
-        ('[tool.qcow2lint.rules]\nl1-reserved-bit = "disable"\n', ["unknown rule 'l1-reserved-bit'", "did you mean 'l1-reserved-bits'"]),
+        (
+            '[tool.qcow2lint.rules]\nl1-reserved-bit = "disable"\n',
+            ["unknown rule 'l1-reserved-bit'", "did you mean 'l1-reserved-bits'"],
+        ),
         ("[tool.qcow2lint]\nrulez = {}\n", ["unknown key 'rulez'", "did you mean 'rules'"]),
         ("[tool.qcow2lint]\nmax-findings-per-rule = -1\n", ["max-findings-per-rule"]),
-        ('[tool.qcow2lint.rules]\nl1-reserved-bits = {level = "fatal"}\n', ["'l1-reserved-bits'", "unknown level 'fatal'"]),
-        ('[tool.qcow2lint.per-file-ignores]\n"*.qcow2" = ["l2-reserved-bitz"]\n', ["unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"]),
+        (
+            '[tool.qcow2lint.rules]\nl1-reserved-bits = {level = "fatal"}\n',
+            ["'l1-reserved-bits'", "unknown level 'fatal'"],
+        ),
+        (
+            '[tool.qcow2lint.per-file-ignores]\n"*.qcow2" = ["l2-reserved-bitz"]\n',
+            ["unknown rule 'l2-reserved-bitz'", "did you mean 'l2-reserved-bits'"],
+        ),
         ("[tool]\nqcow2lint = 3\n", ["[tool.qcow2lint] must be a table"]),
         ("[tool.qcow2lint\n", ["invalid TOML", "line 1"]),
     ],
@@ -171,7 +180,9 @@ def test_glob_matching(pattern: str, path: str, base: str | None, expected: bool
     assert FileIgnore(pattern, ("l2-reserved-bits",), base).matches(path) is expected
 
 
-def test_relative_patterns_match_from_another_working_directory(registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_patterns_match_from_another_working_directory(
+    registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / ".qcow2lint.yaml").write_text("per-file-ignores:\n  'fixtures/*.qcow2': [Q0701]\n")
     (tmp_path / "fixtures").mkdir()
     monkeypatch.chdir(tmp_path / "fixtures")
@@ -189,15 +200,15 @@ def test_per_file_ignores_on_a_real_image(registry, tmp_path: Path) -> None:
     ib.Qcow2Image(image).set_header_padding(0, 1)
     shutil.copyfile(image, tmp_path / "other.qcow2")
     (tmp_path / "qcow2lint.yaml").write_text(
-        "per-file-ignores:\n"
-        "  'fixtures/*.qcow2': [header-padding-nonzero]\n"
-        "  'nothing/*': [Q0110]\n"
+        "per-file-ignores:\n  'fixtures/*.qcow2': [header-padding-nonzero]\n  'nothing/*': [Q0110]\n"
     )
     config = load_config(registry, start=tmp_path)
     report = lint_path(image, config, registry)
     padding = [f for f in report.findings if f.rule == "header-padding-nonzero"]
     assert len(padding) == 1 and padding[0].rule in config.ignored_rules(report.path)
-    assert not any(f.rule in config.ignored_rules(report.path) for f in report.findings if f.rule != "header-padding-nonzero")
+    assert not any(
+        f.rule in config.ignored_rules(report.path) for f in report.findings if f.rule != "header-padding-nonzero"
+    )
     kept = apply_ignores(config, report).findings
     assert kept == tuple(f for f in report.findings if f.rule != "header-padding-nonzero")
     other = lint_path(tmp_path / "other.qcow2", config, registry)
@@ -238,8 +249,8 @@ def test_sources_record_default_preset_and_file(registry, tmp_path: Path) -> Non
 def test_config_command_shows_values_and_sources(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.qcow2lint]\nextends = "strict"\n'
-        "[tool.qcow2lint.rules]\nl2-reserved-bits = {level = \"info\"}\n"
-        "[tool.qcow2lint.per-file-ignores]\n\"fixtures/*.qcow2\" = [\"Q0110\"]\n"
+        '[tool.qcow2lint.rules]\nl2-reserved-bits = {level = "info"}\n'
+        '[tool.qcow2lint.per-file-ignores]\n"fixtures/*.qcow2" = ["Q0110"]\n'
     )
     nested = tmp_path / "sub"
     nested.mkdir()
@@ -253,8 +264,13 @@ def test_config_command_shows_values_and_sources(tmp_path: Path) -> None:
     assert "warnings-are-errors: true  # preset strict" in lines
     assert f"  l2-reserved-bits: {{enabled: true, level: info}}  # Q0701; {label}" in lines
     assert "  l1-reserved-bits: {enabled: true, level: error}  # Q0601; built-in default" in lines
-    assert any(line.startswith("  header-padding-nonzero: {enabled: true, level: error}  # Q0110; built-in default; "
-                               "level raised to error by warnings-are-errors (preset strict)") for line in lines)
+    assert any(
+        line.startswith(
+            "  header-padding-nonzero: {enabled: true, level: error}  # Q0110; built-in default; "
+            "level raised to error by warnings-are-errors (preset strict)"
+        )
+        for line in lines
+    )
     assert f"  fixtures/*.qcow2: [header-padding-nonzero]  # {label}, relative to {tmp_path}" in lines
 
 

@@ -108,9 +108,7 @@ def test_option_schema_shape(registry) -> None:
     assert option_schema(registry.get("virtual-size-too-large")) == {
         "max-virtual-size": {"type": "integer", "default": 0, "minimum": 0}
     }
-    assert option_schema(registry.get("file-truncated")) == {
-        "tolerate-partial": {"type": "boolean", "default": False}
-    }
+    assert option_schema(registry.get("file-truncated")) == {"tolerate-partial": {"type": "boolean", "default": False}}
 
 
 def test_the_reported_example_fails_at_load_not_at_check(tmp_path: Path) -> None:
@@ -171,8 +169,10 @@ def test_all_problems_are_reported_in_one_run(registry, tmp_path: Path) -> None:
         "rule 'bitmap-table-size-wrong': 'enabled' must be true or false, got 3",
         "rule 'l1-reserved-bits': unknown option 'levle' (did you mean 'level'?)",
         "c.yaml: unknown rule 'no-such-rule'",
-        ("rule 'file-trailing-partial-cluster' is given twice in 'rules' (as 'Q1501' and "
-        "'file-trailing-partial-cluster')"),
+        (
+            "rule 'file-trailing-partial-cluster' is given twice in 'rules' (as 'Q1501' and "
+            "'file-trailing-partial-cluster')"
+        ),
         "per-file-ignores '*.qcow2': unknown rule 'no-such-rule'",
     ]
     assert len(lines) == len(expected_fragments) == 13, "\n".join(lines)
@@ -209,16 +209,20 @@ def test_a_missing_base_does_not_hide_the_files_own_problems(registry, tmp_path:
 def test_pyproject_tables_are_validated_the_same_way(registry, tmp_path: Path) -> None:
     path = _config(
         tmp_path,
-        '[tool.qcow2lint]\nmax-findings-per-rule = 3\n[tool.qcow2lint.rules]\n'
+        "[tool.qcow2lint]\nmax-findings-per-rule = 3\n[tool.qcow2lint.rules]\n"
         'bitmap-extra-data = {reading = "spek"}\nQ1418 = {reading = "spec"}\nbitmap-granularity-range = "enable"\n',
         "pyproject.toml",
     )
     lines = _errors(registry, path)
     assert lines == (
-        (f"{path} [tool.qcow2lint]: rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', "
-        "got 'spek'"),
-        (f"{path} [tool.qcow2lint]: rule 'bitmap-granularity-range' is given twice in 'rules' (as 'Q1418' and "
-        "'bitmap-granularity-range'); give it once"),
+        (
+            f"{path} [tool.qcow2lint]: rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', "
+            "got 'spek'"
+        ),
+        (
+            f"{path} [tool.qcow2lint]: rule 'bitmap-granularity-range' is given twice in 'rules' (as 'Q1418' and "
+            "'bitmap-granularity-range'); give it once"
+        ),
     )
 
 
@@ -255,8 +259,10 @@ def test_merge_keys_may_be_overridden(registry, tmp_path: Path) -> None:
 def test_a_rule_named_by_code_and_by_name_in_one_file_is_an_error(registry, tmp_path: Path) -> None:
     path = _config(tmp_path, "rules:\n  l1-reserved-bits: disable\n  Q0601: {level: info}\n")
     assert _errors(registry, path) == (
-        (f"{path}: rule 'l1-reserved-bits' is given twice in 'rules' (as 'l1-reserved-bits' and 'Q0601'); "
-        "give it once"),
+        (
+            f"{path}: rule 'l1-reserved-bits' is given twice in 'rules' (as 'l1-reserved-bits' and 'Q0601'); "
+            "give it once"
+        ),
     )
 
 
@@ -272,9 +278,15 @@ def test_a_rule_named_in_a_base_and_again_in_a_child_is_an_override(registry, tm
 
 def _meta(**extra: object) -> dict[str, object]:
     return {
-        "NAME": "say-hello", "CODE": "T0101", "SEVERITY": "info", "SCOPE": "Header", "check": True,
-        "doc": "Says hello.", "OPTIONS": {"greeting": "hello", "times": 1}, **extra,
-    }  # fmt: skip
+        "NAME": "say-hello",
+        "CODE": "T0101",
+        "SEVERITY": "info",
+        "SCOPE": "Header",
+        "check": True,
+        "doc": "Says hello.",
+        "OPTIONS": {"greeting": "hello", "times": 1},
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -302,8 +314,10 @@ def test_default_enabled_must_be_a_bool() -> None:
         from_source(_meta(DEFAULT_ENABLED="no"), "t.say_hello", "/x/say_hello.py", "t")
     rule = from_source(
         _meta(DEFAULT_ENABLED=False, OPTION_CONSTRAINTS={"times": {"minimum": 1, "maximum": 9}}),
-        "t.say_hello", "/x/say_hello.py", "t",
-    )  # fmt: skip
+        "t.say_hello",
+        "/x/say_hello.py",
+        "t",
+    )
     assert not rule.default_enabled
     assert option_schema(rule)["times"] == {"type": "integer", "default": 1, "minimum": 1, "maximum": 9}
 
@@ -313,10 +327,17 @@ def test_default_enabled_must_be_a_bool() -> None:
 #: The rules off by default: legal layouts QEMU's own tools write, and the
 #: policies for untrusted images (see docs/configuration.md).
 OFF_BY_DEFAULT = {
-    "file-trailing-partial-cluster", "extl2-allocated-empty-bitmap", "snapshot-v2-resize",
-    "snapshot-disk-size-differs", "l1-larger-than-needed", "backing-file-present", "backing-file-unsafe-name",
-    "data-file-present", "data-file-unsafe-name", "luks-iterations-too-high",
-}  # fmt: skip
+    "file-trailing-partial-cluster",
+    "extl2-allocated-empty-bitmap",
+    "snapshot-v2-resize",
+    "snapshot-disk-size-differs",
+    "l1-larger-than-needed",
+    "backing-file-present",
+    "backing-file-unsafe-name",
+    "data-file-present",
+    "data-file-unsafe-name",
+    "luks-iterations-too-high",
+}
 
 
 def test_which_rules_are_off_by_default(registry) -> None:
@@ -340,8 +361,13 @@ def test_pedantic_enables_every_rule_at_its_own_level(registry) -> None:
 
 def test_untrusted_enables_its_policy_rules_at_error(registry) -> None:
     config = load_config(registry, preset="untrusted")
-    policy = {"backing-file-present", "backing-file-unsafe-name", "data-file-present", "data-file-unsafe-name",
-              "luks-iterations-too-high"}  # fmt: skip
+    policy = {
+        "backing-file-present",
+        "backing-file-unsafe-name",
+        "data-file-present",
+        "data-file-unsafe-name",
+        "luks-iterations-too-high",
+    }
     for name in policy:
         assert config.rules[name].enabled and config.rules[name].severity is Severity.ERROR, name
     legal = OFF_BY_DEFAULT - policy
@@ -371,10 +397,16 @@ def test_plugins_expose_the_same_metadata_as_module_attributes(registry, tmp_pat
     from qcow2lint.registry import validate
 
     plugin = SimpleNamespace(
-        NAME="say-hello", CODE="T0101", SEVERITY="info", SCOPE=Header, check=lambda header, ctx: iter(()),
-        OPTIONS={"greeting": "hello"}, OPTION_CONSTRAINTS={"greeting": {"choices": ("hello", "hi")}},
-        DEFAULT_ENABLED=False, __doc__="Says hello.",
-    )  # fmt: skip
+        NAME="say-hello",
+        CODE="T0101",
+        SEVERITY="info",
+        SCOPE=Header,
+        check=lambda header, ctx: iter(()),
+        OPTIONS={"greeting": "hello"},
+        OPTION_CONSTRAINTS={"greeting": {"choices": ("hello", "hi")}},
+        DEFAULT_ENABLED=False,
+        __doc__="Says hello.",
+    )
     rule = validate(plugin, "say-hello", "test")
     assert not rule.default_enabled
     assert option_schema(rule) == {"greeting": {"type": "string", "default": "hello", "enum": ["hello", "hi"]}}

@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import consistency_builders as cb
 import imagebuilder as ib
+import pytest
 import rows_basic
 import rows_bitmaps
 import rows_consistency
@@ -52,9 +51,14 @@ from harness import Row, RowImages, lint
 
 #: The statistics the issue names, in qemu-img check's JSON spelling.
 KEYS = (
-    "image-end-offset", "total-clusters", "allocated-clusters", "fragmented-clusters",
-    "compressed-clusters", "leaks", "corruptions",
-)  # fmt: skip
+    "image-end-offset",
+    "total-clusters",
+    "allocated-clusters",
+    "fragmented-clusters",
+    "compressed-clusters",
+    "leaks",
+    "corruptions",
+)
 
 #: Every table of rule rows, by the name the cases carry.
 TABLES: dict[str, list[Row]] = {

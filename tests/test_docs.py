@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from harness import REPO_ROOT, TESTS_DIR, run_cli
+
 from qcow2lint import gen
 from qcow2lint.registry import load_registry
 from qcow2lint.report.rulesdoc import ANSWERED, rules_markdown, rules_table

@@ -37,9 +37,8 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import GOLDEN_DIR, CliResult, assert_one_line_error, run_cli, run_cli_bytes
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "dump-examples"
@@ -145,10 +144,24 @@ _EXT_NAMES = {
     ib.EXT_DATA_FILE: "Data file",
 }
 _JSON_HEADER_KEYS = [
-    "magic", "version", "backing_file_offset", "backing_file_size", "cluster_bits", "size",
-    "crypt_method", "l1_size", "l1_table_offset", "refcount_table_offset",
-    "refcount_table_clusters", "nb_snapshots", "snapshot_offset", "incompatible_features",
-    "compatible_features", "autoclear_features", "refcount_order", "header_length",
+    "magic",
+    "version",
+    "backing_file_offset",
+    "backing_file_size",
+    "cluster_bits",
+    "size",
+    "crypt_method",
+    "l1_size",
+    "l1_table_offset",
+    "refcount_table_offset",
+    "refcount_table_clusters",
+    "nb_snapshots",
+    "snapshot_offset",
+    "incompatible_features",
+    "compatible_features",
+    "autoclear_features",
+    "refcount_order",
+    "header_length",
 ]
 
 
@@ -173,9 +186,7 @@ def test_own_golden_matches_image(name: str, tmp_path: Path) -> None:
             assert [d["name"] for d in directory] == [b.name.decode() for b in img.bitmaps]
             for d, b in zip(directory, img.bitmaps):
                 assert {k: d[k] for k in ib.BITMAP_DIR_FIELDS} == b.fields
-                assert [e["offset"] for e in d["bitmap_table"]] == [
-                    t & ib.BME_TABLE_OFFSET_MASK for t in b.table
-                ]
+                assert [e["offset"] for e in d["bitmap_table"]] == [t & ib.BME_TABLE_OFFSET_MASK for t in b.table]
         else:
             data = ext.data[: ext.length]
             printable = all(chr(c) in string.printable for c in data)
@@ -225,8 +236,7 @@ def _assert_partial_dump(result: CliResult, expected: list[str], must_have: int)
         lines.pop()
     assert len(lines) >= must_have, f"expected at least {must_have} lines of dump, got:\n{result.stdout}"
     assert lines == expected[: len(lines)], (
-        f"stdout is not a prefix of the full dump:\n{result.stdout}\n--- full dump ---\n"
-        + "\n".join(expected)
+        f"stdout is not a prefix of the full dump:\n{result.stdout}\n--- full dump ---\n" + "\n".join(expected)
     )
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import attrs
+import imagebuilder as ib
 import numpy as np
 import pytest
 
-import imagebuilder as ib
 from qcow2lint import records, spec
 from qcow2lint.config import load_config
 from qcow2lint.engine import lint_path, run_rules
@@ -30,9 +30,14 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _rule(name: str, code: str, scope: type, check, severity: str = "error", options=None) -> object:
     return SimpleNamespace(
-        NAME=name, CODE=code, SEVERITY=severity, SCOPE=scope, check=check, OPTIONS=options or {},
+        NAME=name,
+        CODE=code,
+        SEVERITY=severity,
+        SCOPE=scope,
+        check=check,
+        OPTIONS=options or {},
         __doc__=f"{name} for tests.",
-    )  # fmt: skip
+    )
 
 
 def _registry(*targets: object) -> Registry:
@@ -49,12 +54,17 @@ def test_a_crashing_rule_is_an_internal_error_and_the_others_still_run(image: Pa
 
         yield Problem(4, "header.version", f"version is {header.version}")
 
-    registry = _registry(_rule("t-crash", "T0001", records.Header, crash), _rule("t-fine", "T0002", records.Header, fine))
+    registry = _registry(
+        _rule("t-crash", "T0001", records.Header, crash), _rule("t-fine", "T0002", records.Header, fine)
+    )
     config = load_config(registry, start=tmp_path)
     report = lint_path(image, config, registry)
     by_rule = {f.rule: f for f in report.findings}
     assert by_rule["internal-error"].code == "Q0000"
-    assert "t-crash" in by_rule["internal-error"].message and "ZeroDivisionError: boom" in by_rule["internal-error"].message
+    assert (
+        "t-crash" in by_rule["internal-error"].message
+        and "ZeroDivisionError: boom" in by_rule["internal-error"].message
+    )
     assert by_rule["t-fine"].message == "version is 3"
 
 

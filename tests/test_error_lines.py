@@ -15,8 +15,9 @@ from qcow2lint.text import exception_text
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "qcow2lint", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "qcow2lint", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.mark.parametrize("kind", ["missing", "fifo", "directory-for-dump", "empty"])
@@ -58,12 +59,7 @@ def test_exception_text_is_never_empty() -> None:
 def test_cli_reports_memory_exhaustion_as_such(tmp_path: Path) -> None:
     """The command's last line of defence: a MemoryError anywhere is one
     line saying memory ran out, exit 2."""
-    code = (
-        "import sys, qcow2lint.cli as cli\n"
-        "def exhausted(): raise MemoryError\n"
-        "cli.app = exhausted\n"
-        "cli.main()\n"
-    )
+    code = "import sys, qcow2lint.cli as cli\ndef exhausted(): raise MemoryError\ncli.app = exhausted\ncli.main()\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == "qcow2lint: error: out of memory (MemoryError)\n"

@@ -25,11 +25,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from baseimages import PATCH_GUEST_OFFSET
 from harness import TESTS_DIR, npm_host, require_host
+
 from qcow2lint.config import load_config
 from qcow2lint.engine import ImageReport, lint_path
 from qcow2lint.findings import Finding, Severity
@@ -203,8 +203,12 @@ def multitool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("sarif-multitool")
     proc = subprocess.run(
         [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "@microsoft/sarif-multitool@5"],
-        check=False, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, f"npm install @microsoft/sarif-multitool failed:\n{proc.stdout}\n{proc.stderr}"
     suffix = _MULTITOOL_PLATFORMS.get(platform.system(), platform.system().lower())
     package = prefix / "node_modules" / "@microsoft" / f"sarif-multitool-{suffix}"
@@ -222,16 +226,24 @@ def _multitool_errors(binary: Path, sarif: Path, rule_kind: str) -> list[str]:
     # arguments on ';' and would break "Sarif;Gh".
     proc = subprocess.run(
         [str(binary), "validate", "--rule-kind", rule_kind, "--output", str(out), str(sarif)],
-        check=False, capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.returncode == 0 and out.is_file(), f"Sarif.Multitool exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0 and out.is_file(), (
+        f"Sarif.Multitool exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    )
     validation = json.loads(out.read_text(encoding="utf-8-sig"))
     (vrun,) = validation["runs"]
     failures = [
-        n["message"].get("text", "") for inv in vrun.get("invocations", ())
+        n["message"].get("text", "")
+        for inv in vrun.get("invocations", ())
         for n in inv.get("toolExecutionNotifications", ()) + inv.get("toolConfigurationNotifications", ())
         if n.get("level", "warning") == "error"
-    ]  # fmt: skip
+    ]
     errors = [
         f"{r.get('ruleId')}: {r['message'].get('text') or r['message'].get('arguments')}"
         for r in vrun.get("results", ())
@@ -295,10 +307,13 @@ def parse_workflow_commands(output: str) -> list[tuple[str, dict[str, str], str]
 def test_github_commands_annotate_each_finding_and_the_unreadable_image(run: Run) -> None:
     commands = parse_workflow_commands(render_github(run.reports))
     expected = [
-        ({"error": "error", "warning": "warning", "info": "notice"}[str(f.severity)],
-         {"file": BAD, "title": f"{f.code} {f.rule}"}, f"{f.offset:#x} [{f.location}] {f.message}")
+        (
+            {"error": "error", "warning": "warning", "info": "notice"}[str(f.severity)],
+            {"file": BAD, "title": f"{f.code} {f.rule}"},
+            f"{f.offset:#x} [{f.location}] {f.message}",
+        )
         for f in run.report(BAD).findings
-    ]  # fmt: skip
+    ]
     expected.append(("error", {"file": MISSING, "title": "qcow2lint"}, f"not checked: {run.report(MISSING).error}"))
     assert commands == expected
     assert render_github([run.report(CLEAN)]) == ""
@@ -400,10 +415,14 @@ def test_junit_has_a_suite_per_image_and_a_case_per_rule(run: Run) -> None:
 
 
 def test_junit_enabled_rules_fail_level_and_unprintable_characters(run: Run) -> None:
-    root = ET.fromstring(render_junit(
-        [run.report(BAD)], run.registry, enabled={"l2-reserved-bits", "header-padding-nonzero"},
-        fail_level=Severity.ERROR,
-    ).encode())  # fmt: skip
+    root = ET.fromstring(
+        render_junit(
+            [run.report(BAD)],
+            run.registry,
+            enabled={"l2-reserved-bits", "header-padding-nonzero"},
+            fail_level=Severity.ERROR,
+        ).encode()
+    )
     cases = {c.get("name"): c for c in root.iter("testcase")}
     assert set(cases) == {"l2-reserved-bits", "header-padding-nonzero"}
     assert cases["header-padding-nonzero"].find("failure") is None  # below the fail level

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from harness import cli_argv
 
 import qcow2lint
-from harness import cli_argv
 from qcow2lint.findings import Finding, Severity
 from qcow2lint.report.github import MAX_ANNOTATIONS_PER_TYPE, github_step_summary, render_github
 
@@ -91,8 +91,10 @@ def test_a_real_image_with_500_findings(five_hundred: Path, tmp_path: Path) -> N
     summary = tmp_path / "summary.md"
     result = subprocess.run(
         [*cli_argv(), "check", "--format", "github", "-c", str(five_hundred.parent / "q.yaml"), str(five_hundred)],
-        capture_output=True, text=True, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert result.returncode == 1, result.stderr
     types = _types(result.stdout)
     assert types["error"] == 10 and types["notice"] <= 10 and types["warning"] == 0

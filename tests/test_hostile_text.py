@@ -55,11 +55,13 @@ def _extensions_image(path: Path, with_backing: bool) -> Path:
     """Backing format, data file name and feature table extensions with
     hostile text, and (``with_backing``) a hostile backing file name."""
     ib.create(path, "1M")
-    features = b"".join([
-        _feature(0, 20, hostile("FT", 46)),  # an unknown incompatible bit QEMU would name
-        _feature(2, 5, hostile("FT", 46)),   # an unknown autoclear bit
-        _feature(9, 1, hostile("FT", 46)),   # a type that does not exist
-    ])  # fmt: skip
+    features = b"".join(
+        [
+            _feature(0, 20, hostile("FT", 46)),  # an unknown incompatible bit QEMU would name
+            _feature(2, 5, hostile("FT", 46)),  # an unknown autoclear bit
+            _feature(9, 1, hostile("FT", 46)),  # a type that does not exist
+        ]
+    )
     area = (
         _extension(ib.EXT_BACKING_FORMAT, hostile("BF", 48))
         + _extension(ib.EXT_DATA_FILE, hostile("DF", 48))
@@ -219,10 +221,21 @@ def test_cli_output_lines(images: list[Path], reports: list, fmt: str) -> None:
     """The command line prints the same number of lines as the library's
     findings (plus the summary lines of the text report)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "qcow2lint", "check", "--format", fmt, "-c", str(_all_rules_config(images[0].parent)),
-         *map(str, images)],
-        capture_output=True, text=True, errors="surrogateescape",
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "qcow2lint",
+            "check",
+            "--format",
+            fmt,
+            "-c",
+            str(_all_rules_config(images[0].parent)),
+            *map(str, images),
+        ],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+    )
     assert proc.returncode == 1, proc.stderr
     _assert_no_raw(proc.stdout)
     total = sum(len(r.findings) for r in reports)

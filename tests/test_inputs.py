@@ -225,7 +225,12 @@ def test_a_worker_crash_is_that_images_error(base_images: Bases, tmp_path: Path)
     ]
     env = dict(os.environ, PYTHONPATH=str(plugin), NO_COLOR="1")
     proc = subprocess.run(
-        [*cli_argv(), "check", "--jobs", "2", *map(str, images)], capture_output=True, text=True, env=env, timeout=300, check=False
+        [*cli_argv(), "check", "--jobs", "2", *map(str, images)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert "Traceback" not in proc.stderr
     assert proc.returncode == 2
@@ -259,7 +264,9 @@ def test_exit_zero(base_images: Bases, tmp_path: Path) -> None:
 def _run_with_tty_stderr(args: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
     """Run qcow2lint with stderr on a pseudo-terminal; stdout stays a pipe."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*cli_argv(), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [*cli_argv(), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env
+    )
     os.close(slave)
     chunks = []
     while True:

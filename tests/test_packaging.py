@@ -14,8 +14,8 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from harness import REPO_ROOT, pypi_host, require_host
+
 from qcow2lint import __version__
 
 pytestmark = pytest.mark.network
@@ -30,8 +30,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = env / "bin" / "python"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(REPO_ROOT)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 and "Could not find a version" in result.stderr:
         pytest.skip(f"the package index is not reachable: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr
@@ -40,15 +41,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_console_script_module_entry_and_version_agree(installed: Path) -> None:
     script = subprocess.run([str(installed / "bin" / "qcow2lint"), "--version"], capture_output=True, text=True)
-    module = subprocess.run([str(installed / "bin" / "python"), "-m", "qcow2lint", "--version"], capture_output=True, text=True)
+    module = subprocess.run(
+        [str(installed / "bin" / "python"), "-m", "qcow2lint", "--version"], capture_output=True, text=True
+    )
     assert script.stdout == module.stdout == f"qcow2lint {__version__}\n"
 
 
 def test_the_rules_install_as_qcow2lint_rules_and_not_as_rules(installed: Path, tmp_path: Path) -> None:
     python = str(installed / "bin" / "python")
-    probe = "import importlib.util as u; print(u.find_spec('qcow2lint_rules') is not None, u.find_spec('rules') is None)"
+    probe = (
+        "import importlib.util as u; print(u.find_spec('qcow2lint_rules') is not None, u.find_spec('rules') is None)"
+    )
     assert subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path).stdout == "True True\n"
-    rules = subprocess.run([str(installed / "bin" / "qcow2lint"), "rules"], capture_output=True, text=True, cwd=tmp_path)
+    rules = subprocess.run(
+        [str(installed / "bin" / "qcow2lint"), "rules"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert rules.returncode == 0 and "Q0601  l1-reserved-bits" in rules.stdout
 
 
@@ -62,13 +69,17 @@ def test_pipx_install_gives_the_command(tmp_path: Path) -> None:
     )
     assert got.returncode == 0, got.stderr
     env = {
-        "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
-        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-    }  # fmt: skip
+        "PIPX_HOME": str(tmp_path / "pipx"),
+        "PIPX_BIN_DIR": str(tmp_path / "bin"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     result = subprocess.run(
         [str(tools / "bin" / "python"), "-m", "pipx", "install", "--python", sys.executable, str(REPO_ROOT)],
-        capture_output=True, text=True, env={**env, **_pip_environment()},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**env, **_pip_environment()},
+    )
     assert result.returncode == 0, result.stderr
     version = subprocess.run([str(tmp_path / "bin" / "qcow2lint"), "--version"], capture_output=True, text=True)
     assert version.stdout == f"qcow2lint {__version__}\n"
@@ -92,10 +103,19 @@ def test_the_installed_package_ships_the_config_schema_and_invents_no_links(inst
     shipped = (REPO_ROOT / "qcow2lint" / "schema" / "qcow2lint.schema.json").read_text()
     assert schema.returncode == 0 and schema.stdout == shipped
     probe = "from importlib.resources import files; print((files('qcow2lint') / 'schema' / 'qcow2lint.schema.json').is_file())"
-    assert subprocess.run([str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True,
-                          cwd=tmp_path).stdout == "True\n"  # fmt: skip
+    assert (
+        subprocess.run(
+            [str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path
+        ).stdout
+        == "True\n"
+    )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    sarif = subprocess.run([qcow2lint, "check", "-f", "sarif", str(REPO_ROOT / "examples" / "demo.qcow2")],
-                           capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
+    sarif = subprocess.run(
+        [qcow2lint, "check", "-f", "sarif", str(REPO_ROOT / "examples" / "demo.qcow2")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     driver = json.loads(sarif.stdout)["runs"][0]["tool"]["driver"]
     assert "informationUri" not in driver and not any("helpUri" in rule for rule in driver["rules"])

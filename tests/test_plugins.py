@@ -24,9 +24,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import TESTS_DIR, pypi_host, require_host
 
 PLUGIN_PROJECT = TESTS_DIR / "plugin_example"
@@ -53,8 +52,10 @@ def _pip(site: Path) -> None:
     require_host(pypi_host())
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(PLUGIN_PROJECT)],
-        capture_output=True, text=True, cwd=site,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=site,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -88,10 +89,14 @@ def test_a_plugin_rule_is_listed_runs_and_is_configurable(plugin_path: Path, tmp
     findings = json.loads(quiet.stdout)["images"][0]["findings"]
     assert [f for f in findings if f["rule"] == "example-virtual-size-limit"] == []
 
-    (tmp_path / "qcow2lint.yaml").write_text("rules:\n  example-virtual-size-limit: {max-size: 1073741824, level: error}\n")
+    (tmp_path / "qcow2lint.yaml").write_text(
+        "rules:\n  example-virtual-size-limit: {max-size: 1073741824, level: error}\n"
+    )
     loud = _qcow2lint(plugin_path, "check", "--format", "json", str(image), cwd=tmp_path)
     assert loud.returncode == 1, loud.stderr
-    [finding] = [f for f in json.loads(loud.stdout)["images"][0]["findings"] if f["rule"] == "example-virtual-size-limit"]
+    [finding] = [
+        f for f in json.loads(loud.stdout)["images"][0]["findings"] if f["rule"] == "example-virtual-size-limit"
+    ]
     assert finding["rule"] == "example-virtual-size-limit" and finding["severity"] == "error"
     assert finding["message"] == "virtual size 2147483648 exceeds the site limit 1073741824"
 

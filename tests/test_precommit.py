@@ -43,10 +43,20 @@ def test_hook_definition() -> None:
 
 
 def _git(*args: str, cwd: Path) -> None:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")  # fmt: skip
-    subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-                   cwd=cwd, env=env, check=True, capture_output=True)  # fmt: skip
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.org",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.org",
+    )
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +79,10 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("hookrepo") / "qcow2lint"
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, check=True,
-    ).stdout.split(b"\0")  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
     for name in filter(None, (item.decode() for item in listed)):
         source = REPO_ROOT / name
         if source.is_file():
@@ -84,9 +96,12 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.network
 def test_try_repo_on_a_clean_and_a_broken_image(
-    pre_commit: list[str], hook_repo: Path, base_images: Bases, tmp_path: Path,
+    pre_commit: list[str],
+    hook_repo: Path,
+    base_images: Bases,
+    tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> None:  # fmt: skip
+) -> None:
     project = tmp_path / "project"
     (project / "images").mkdir(parents=True)
     clean = base_images.copy("v3", project / "images", "clean.qcow2")
@@ -102,13 +117,19 @@ def test_try_repo_on_a_clean_and_a_broken_image(
     def try_repo(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*pre_commit, "try-repo", str(hook_repo), "qcow2lint", "--color", "never", *args],
-            cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
 
     everything = try_repo("--all-files")
     output = everything.stdout + everything.stderr
-    if everything.returncode not in (0, 1) or ("Installing environment" in output and "Failed" in output
-                                               and any(sign in output for sign in NETWORK_SIGNS)):  # fmt: skip
+    if everything.returncode not in (0, 1) or (
+        "Installing environment" in output and "Failed" in output and any(sign in output for sign in NETWORK_SIGNS)
+    ):
         log = Path(env["PRE_COMMIT_HOME"]) / "pre-commit.log"
         detail = log.read_text()[-2000:] if log.exists() else output[-2000:]
         if any(sign in detail for sign in NETWORK_SIGNS):

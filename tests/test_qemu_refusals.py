@@ -19,16 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
-import qcow2lint
+import pytest
 import rows_basic
 import rows_bitmaps
 import rows_header
 import rows_placement
 import rows_snapshots
 from harness import Bases, RowImages
+
+import qcow2lint
 
 #: Rules that flag an image QEMU refuses without being errors by default.
 NOT_ERRORS = {"backing-file-missing": "warning"}
@@ -68,8 +68,9 @@ def _snapshot_offset_without_snapshots(value: int) -> Builder:
 
 def _overlay_without_base(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
     path = directory / "overlay-without-base.qcow2"
-    ib.run_tool([ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-u", "-b", "no-such-base.qcow2", "-F", "qcow2",
-                 path, "64M"])  # fmt: skip
+    ib.run_tool(
+        [ib.QEMU_IMG, "create", "-q", "-f", "qcow2", "-u", "-b", "no-such-base.qcow2", "-F", "qcow2", path, "64M"]
+    )
     assert not (directory / "no-such-base.qcow2").exists()
     return path, ib.PLAIN
 
@@ -112,8 +113,13 @@ T = "Could not read bitmap_table table from image for bitmap 'NAME': Invalid arg
 #: Row tables whose patched images are reused, by the prefix of a case name ("header:ROW-ID").
 H, B, P = "header:", "bitmaps:", "placement:"
 R, S = "rules:", "snapshots:"
-TABLES = {"header": rows_header.ROWS, "bitmaps": rows_bitmaps.ROWS, "placement": rows_placement.ROWS,
-          "rules": rows_basic.ROWS, "snapshots": rows_snapshots.ROWS}  # fmt: skip
+TABLES = {
+    "header": rows_header.ROWS,
+    "bitmaps": rows_bitmaps.ROWS,
+    "placement": rows_placement.ROWS,
+    "rules": rows_basic.ROWS,
+    "snapshots": rows_snapshots.ROWS,
+}
 
 ROWS: list[Refusal] = [
     # --- header (qcow2_do_open) ---
@@ -124,45 +130,69 @@ ROWS: list[Refusal] = [
     Refusal("header-length-too-large", "qcow2 header exceeds cluster size", H + "header-length-too-large"),
     Refusal("header-size-too-big", "Image is too big", H + "header-size-too-big"),
     Refusal("header-crypt-method-unknown", "Unsupported encryption method N", H + "header-crypt-method-unknown"),
-    Refusal("incompat-unknown-bits", "Unsupported qcow2 feature(s): Unknown incompatible feature: N",
-            R + "incompat-unknown-bits[bit5]"),
+    Refusal(
+        "incompat-unknown-bits",
+        "Unsupported qcow2 feature(s): Unknown incompatible feature: N",
+        R + "incompat-unknown-bits[bit5]",
+    ),
     Refusal("compression-type-unknown", "qcow2: unknown compression type: N", H + "compression-type-unknown"),
-    Refusal("compression-type-without-bit", "qcow2: Compression type incompatible feature bit must be set",
-            H + "compression-type-without-bit"),
-    Refusal("compression-bit-without-type", "qcow2: Compression type incompatible feature bit must not be set",
-            H + "compression-bit-without-type"),
+    Refusal(
+        "compression-type-without-bit",
+        "qcow2: Compression type incompatible feature bit must be set",
+        H + "compression-type-without-bit",
+    ),
+    Refusal(
+        "compression-bit-without-type",
+        "qcow2: Compression type incompatible feature bit must not be set",
+        H + "compression-bit-without-type",
+    ),
     Refusal("extl2-cluster-too-small", "Unsupported subcluster size: N", H + "extl2-cluster-too-small"),
     Refusal("data-file-bit-without-file", "'data-file' is required for this image", H + "data-file-bit-without-file"),
-    Refusal("data-file-raw-without-data-file", "data-file-raw requires a data file",
-            H + "data-file-raw-without-data-file"),
-    Refusal("refcount-order-too-large", "Reference count entry width too large; may not exceed 64 bits",
-            H + "refcount-order-too-large"),
+    Refusal(
+        "data-file-raw-without-data-file", "data-file-raw requires a data file", H + "data-file-raw-without-data-file"
+    ),
+    Refusal(
+        "refcount-order-too-large",
+        "Reference count entry width too large; may not exceed 64 bits",
+        H + "refcount-order-too-large",
+    ),
     # --- header extensions and the backing file (qcow2_read_extensions) ---
     Refusal("ext-overruns-area", "Header extension too large", H + "ext-overruns-area"),
-    Refusal("backing-format-too-long", "ERROR: ext_backing_format: len=N too large (>=16)",
-            H + "backing-format-too-long"),
+    Refusal(
+        "backing-format-too-long", "ERROR: ext_backing_format: len=N too large (>=16)", H + "backing-format-too-long"
+    ),
     Refusal("backing-offset-out-of-cluster", "Invalid backing file offset", H + "backing-offset-out-of-cluster"),
     Refusal("backing-name-too-long", "Backing file name too long", H + "backing-name-too-long"),
     Refusal("backing-file-missing", "Could not open backing file", _overlay_without_base),
     # --- encryption (qcow2_do_open, block/crypto, crypto/block-luks.c) ---
     Refusal("luks-missing-fde-ext", "Missing CRYPTO header for crypt method 2", P + "luks-missing-fde-ext"),
-    Refusal("fde-ext-without-luks", "CRYPTO header extension only expected with LUKS encryption method",
-            P + "fde-ext-without-luks"),
-    Refusal("fde-ext-bad-length", "CRYPTO header extension size N, but expected size 16",
-            P + "fde-ext-bad-length[24]"),
-    Refusal("misaligned-crypto-header", "Encryption header offset 'N' is not a multiple of cluster size 'N'",
-            R + "misaligned-crypto-header"),
+    Refusal(
+        "fde-ext-without-luks",
+        "CRYPTO header extension only expected with LUKS encryption method",
+        P + "fde-ext-without-luks",
+    ),
+    Refusal("fde-ext-bad-length", "CRYPTO header extension size N, but expected size 16", P + "fde-ext-bad-length[24]"),
+    Refusal(
+        "misaligned-crypto-header",
+        "Encryption header offset 'N' is not a multiple of cluster size 'N'",
+        R + "misaligned-crypto-header",
+    ),
     Refusal("luks-bad-magic", "Volume is not in LUKS format", P + "luks-bad-magic[magic]"),
     Refusal("luks-bad-magic", "LUKS version N is not supported", P + "luks-bad-magic[version]"),
     Refusal("luks-keyslot-bad", "Keyslot N state (active/disable) is corrupted", P + "luks-keyslot-bad[state]"),
-    Refusal("luks-keyslot-bad", "Keyslot N is overlapping with the encrypted payload",
-            P + "luks-keyslot-bad[material]"),
+    Refusal(
+        "luks-keyslot-bad", "Keyslot N is overlapping with the encrypted payload", P + "luks-keyslot-bad[material]"
+    ),
     Refusal("luks-params-unusual", "Keyslot N is corrupted (stripes N != 4000)", _luks_stripes),
     Refusal("luks-keyslot-bad", "Keyslot N iteration count is zero", _luks_patched(LUKS_SLOT0 + 4, _u32(0))),
-    Refusal("luks-keyslot-bad", "Keyslot N is overlapping with the LUKS header",
-            _luks_patched(LUKS_SLOT0 + 40, _u32(1))),
-    Refusal("luks-keyslot-bad", "Keyslots N and N are overlapping in the header",
-            _luks_patched(LUKS_SLOT1 + 40, lambda header: header[LUKS_SLOT0 + 40 : LUKS_SLOT0 + 44])),
+    Refusal(
+        "luks-keyslot-bad", "Keyslot N is overlapping with the LUKS header", _luks_patched(LUKS_SLOT0 + 40, _u32(1))
+    ),
+    Refusal(
+        "luks-keyslot-bad",
+        "Keyslots N and N are overlapping in the header",
+        _luks_patched(LUKS_SLOT1 + 40, lambda header: header[LUKS_SLOT0 + 40 : LUKS_SLOT0 + 44]),
+    ),
     Refusal("luks-header-bad", "LUKS header cipher name is not NUL terminated", _luks_patched(8, b"a" * 32)),
     Refusal("luks-header-bad", "LUKS header cipher mode is not NUL terminated", _luks_patched(40, b"b" * 32)),
     Refusal("luks-header-bad", "LUKS header hash spec is not NUL terminated", _luks_patched(72, b"c" * 32)),
@@ -172,8 +202,7 @@ ROWS: list[Refusal] = [
     Refusal("luks-header-bad", "Cipher mode 'NAME' not supported", _luks_patched(40, b"abc-plain64\0")),
     Refusal("luks-header-bad", "IV generator 'NAME' not supported", _luks_patched(40, b"xts-plain65\0")),
     Refusal("luks-header-bad", "Hash algorithm 'NAME' not supported", _luks_patched(72, b"sha2566\0")),
-    Refusal("luks-header-bad", "Algorithm 'NAME' with key size N bytes not supported",
-            _luks_patched(8, b"foo\0")),
+    Refusal("luks-header-bad", "Algorithm 'NAME' with key size N bytes not supported", _luks_patched(8, b"foo\0")),
     # --- L1 and refcount tables (qcow2_do_open, qcow2_refcount_init) ---
     Refusal("misaligned-l1-table", "Active L1 table offset invalid", R + "misaligned-l1-table"),
     Refusal("l1-too-large", "Active L1 table too large", P + "l1-too-large"),
@@ -183,33 +212,54 @@ ROWS: list[Refusal] = [
     Refusal("reftable-missing", "Image does not contain a reference count table", P + "reftable-missing"),
     # --- snapshots (qcow2_do_open, qcow2_read_snapshots) ---
     Refusal("misaligned-snapshot-table", "Snapshot table offset invalid", R + "misaligned-snapshot-table"),
-    Refusal("misaligned-snapshot-table", "Snapshot table offset invalid",
-            _snapshot_offset_without_snapshots(0x10200), "no-snapshots"),
-    Refusal("misaligned-snapshot-table", "Snapshot table offset invalid",
-            _snapshot_offset_without_snapshots(0x8000_0000_0000_0000), "no-snapshots-past-2^63"),
+    Refusal(
+        "misaligned-snapshot-table",
+        "Snapshot table offset invalid",
+        _snapshot_offset_without_snapshots(0x10200),
+        "no-snapshots",
+    ),
+    Refusal(
+        "misaligned-snapshot-table",
+        "Snapshot table offset invalid",
+        _snapshot_offset_without_snapshots(0x8000_0000_0000_0000),
+        "no-snapshots-past-2^63",
+    ),
     Refusal("snapshot-count-too-large", "Snapshot table too large", P + "snapshot-count-too-large"),
-    Refusal("snapshot-extra-too-large", "Too much extra metadata in snapshot table entry N",
-            S + "snapshot-extra-too-large"),
+    Refusal(
+        "snapshot-extra-too-large", "Too much extra metadata in snapshot table entry N", S + "snapshot-extra-too-large"
+    ),
     Refusal("snapshot-table-too-big", "Snapshot table is too big", S + "snapshot-table-too-big"),
     # --- bitmaps (qcow2_read_extensions, qcow2-bitmap.c) ---
     Refusal("bitmaps-ext-bad-length", "bitmaps_ext: Invalid extension length", B + "bitmaps-ext-bad-length[32]"),
-    Refusal("bitmaps-ext-reserved-nonzero", "bitmaps_ext: Reserved field is not zero",
-            R + "bitmaps-ext-reserved-nonzero"),
+    Refusal(
+        "bitmaps-ext-reserved-nonzero", "bitmaps_ext: Reserved field is not zero", R + "bitmaps-ext-reserved-nonzero"
+    ),
     Refusal("bitmaps-ext-zero-bitmaps", "found bitmaps extension with zero bitmaps", B + "bitmaps-ext-zero-bitmaps"),
-    Refusal("bitmaps-ext-too-many",
-            "bitmaps_ext: Image has N bitmaps, exceeding the QEMU supported maximum of 65535",
-            B + "bitmaps-ext-too-many"),
-    Refusal("misaligned-bitmap-directory", "bitmaps_ext: invalid bitmap directory offset",
-            R + "misaligned-bitmap-directory"),
-    Refusal("bitmap-dir-too-large",
-            "bitmaps_ext: bitmap directory size (N) exceeds the maximum supported size (67107840)",
-            B + "bitmap-dir-too-large"),
+    Refusal(
+        "bitmaps-ext-too-many",
+        "bitmaps_ext: Image has N bitmaps, exceeding the QEMU supported maximum of 65535",
+        B + "bitmaps-ext-too-many",
+    ),
+    Refusal(
+        "misaligned-bitmap-directory", "bitmaps_ext: invalid bitmap directory offset", R + "misaligned-bitmap-directory"
+    ),
+    Refusal(
+        "bitmap-dir-too-large",
+        "bitmaps_ext: bitmap directory size (N) exceeds the maximum supported size (67107840)",
+        B + "bitmap-dir-too-large",
+    ),
     Refusal("bitmap-dir-size-zero", "Requested bitmap directory size is zero", B + "bitmap-dir-size-zero"),
     Refusal("bitmap-dir-size-mismatch", "Broken bitmap directory", B + "bitmap-dir-size-mismatch[slack]"),
-    Refusal("bitmap-count-mismatch", "More bitmaps found than specified in header extension",
-            B + "bitmap-count-mismatch[more]"),
-    Refusal("bitmap-count-mismatch", "Less bitmaps found than specified in header extension",
-            B + "bitmap-count-mismatch[less]"),
+    Refusal(
+        "bitmap-count-mismatch",
+        "More bitmaps found than specified in header extension",
+        B + "bitmap-count-mismatch[more]",
+    ),
+    Refusal(
+        "bitmap-count-mismatch",
+        "Less bitmaps found than specified in header extension",
+        B + "bitmap-count-mismatch[less]",
+    ),
     Refusal("bitmap-name-duplicate", "Bitmap already exists: NAME", B + "bitmap-name-duplicate"),
     Refusal("bitmap-extra-data", "Bitmap extra data is not supported", B + "bitmap-extra-data"),
     Refusal("bitmap-flags-reserved", C, R + "bitmap-flags-reserved[bm0-bit3]"),
@@ -223,12 +273,15 @@ ROWS: list[Refusal] = [
     Refusal("bitmap-table-size-zero", C, B + "bitmap-table-size-zero"),
     Refusal("bitmap-table-size-too-large", C, B + "bitmap-table-size-too-large[entries]"),
     Refusal("bitmap-table-size-wrong", C, B + "bitmap-table-size-wrong[too-small]"),
-    Refusal("bitmap-table-size-wrong", "Could not read bitmap 'NAME' from image: Invalid argument",
-            B + "bitmap-table-size-wrong[too-big]"),
+    Refusal(
+        "bitmap-table-size-wrong",
+        "Could not read bitmap 'NAME' from image: Invalid argument",
+        B + "bitmap-table-size-wrong[too-big]",
+    ),
     Refusal("bitmap-table-reserved-bits", T, R + "bitmap-table-reserved-bits"),
     Refusal("bitmap-table-invalid-all-ones", T, R + "bitmap-table-invalid-all-ones"),
     Refusal("misaligned-bitmap-data", T, R + "misaligned-bitmap-data"),
-]  # fmt: skip
+]
 
 
 def message_pattern(template: str) -> re.Pattern[str]:

@@ -8,7 +8,6 @@ import importlib
 import re
 
 import pytest
-
 from harness import REPO_ROOT, run_cli
 
 

@@ -10,6 +10,7 @@ import re
 import tomllib
 
 from harness import REPO_ROOT
+
 from qcow2lint.registry import load_registry, read_rule_file
 
 
@@ -35,7 +36,10 @@ def test_what_is_read_without_importing_equals_what_importing_gives() -> None:
         module = importlib.import_module(f"qcow2lint_rules.{path.stem}")
         assert read["doc"] == module.__doc__, path.name
         assert (read["NAME"], read["CODE"], read["SEVERITY"], read["SCOPE"]) == (
-            module.NAME, module.CODE, module.SEVERITY, module.SCOPE.__name__
+            module.NAME,
+            module.CODE,
+            module.SEVERITY,
+            module.SCOPE.__name__,
         ), path.name
         assert read.get("OPTIONS", {}) == getattr(module, "OPTIONS", {}), path.name
         assert read.get("OPTION_CONSTRAINTS", {}) == getattr(module, "OPTION_CONSTRAINTS", {}), path.name

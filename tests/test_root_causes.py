@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
-import qcow2lint
-from harness import run_cli
+import pytest
 from consistency_builders import set_refcount
+from harness import run_cli
+
+import qcow2lint
 from qcow2lint.config import load_config
 from qcow2lint.findings import Finding, ImageReport
 from qcow2lint.registry import load_registry
@@ -119,7 +119,9 @@ def test_l1_too_small_leaks_are_one_run_following_from_it(tmp_path: Path, config
     (leak,) = _consequences(report, root)
     assert leak.rule == "refcount-leak" and leak.caused_by == root.id
     # one finding for the 65 adjacent clusters: the L2 table and its data
-    assert leak.message == "clusters 6..70 (offsets 0x60000..0x460000, 65 clusters) each have refcount 1 but 0 references"
+    assert (
+        leak.message == "clusters 6..70 (offsets 0x60000..0x460000, 65 clusters) each have refcount 1 but 0 references"
+    )
     assert leak.location == "refblock@0x20000[6]" and leak.offset == 0x20000 + 6 * 2
     assert len(report.findings) == 2
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import REPO_ROOT, cli_argv, run_cli
+
 from qcow2lint import gen
 from qcow2lint.configschema import config_schema
 from qcow2lint.registry import INTERNAL_ERROR, load_registry
@@ -43,7 +43,9 @@ def test_a_page_per_rule_linked_from_the_index_and_no_orphans() -> None:
     assert gen.stale(REPO_ROOT, REGISTRY) == []
 
 
-def test_the_generator_removes_the_page_of_a_rule_that_is_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_generator_removes_the_page_of_a_rule_that_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "rules").mkdir()
     for name in gen.expected(REPO_ROOT, REGISTRY):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,11 @@ def test_some_rules_have_a_reproduction() -> None:
     assert len(REPRODUCED) >= 5
     for rule in REPRODUCED:
         assert "## Reproduction" in (PAGES / f"{rule.name}.md").read_text()
-        assert "repro.qcow2" in rule.repro and set(re.findall(r"^(\S+)", rule.repro, re.M)) <= {"qemu-img", "qemu-io", "#"}
+        assert "repro.qcow2" in rule.repro and set(re.findall(r"^(\S+)", rule.repro, re.M)) <= {
+            "qemu-img",
+            "qemu-io",
+            "#",
+        }
 
 
 @pytest.mark.parametrize("rule", REPRODUCED, ids=[rule.name for rule in REPRODUCED])
@@ -109,8 +115,10 @@ def test_the_reproduction_makes_an_image_the_rule_flags(rule, tmp_path: Path) ->
 def _sarif(*args: str, env: dict[str, str] | None = None) -> dict:
     result = subprocess.run(
         [*cli_argv(), "check", "-f", "sarif", *args, str(REPO_ROOT / "examples" / "demo.qcow2")],
-        capture_output=True, text=True, env=env or dict(os.environ),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+    )
     assert result.returncode == 1, result.stderr
     return json.loads(result.stdout)["runs"][0]["tool"]["driver"]
 
@@ -213,9 +221,14 @@ def test_the_schema_rejects_what_the_loader_rejects(validator, document: dict, n
 
 def test_the_schema_accepts_names_codes_and_options(validator) -> None:  # noqa: ANN001
     document = {
-        "extends": "strict", "exclude": ["fixtures/**"], "docs-url": "https://example.org/rules/",
-        "rules": {"Q0701": {"level": "warning"}, "file-truncated": {"tolerate-partial": False, "enabled": True},
-                  "dirty-bit-set": "disable"},
+        "extends": "strict",
+        "exclude": ["fixtures/**"],
+        "docs-url": "https://example.org/rules/",
+        "rules": {
+            "Q0701": {"level": "warning"},
+            "file-truncated": {"tolerate-partial": False, "enabled": True},
+            "dirty-bit-set": "disable",
+        },
         "per-file-ignores": {"a/*.qcow2": ["Q0701", "dirty-bit-set"], "b.qcow2": "Q0110"},
-    }  # fmt: skip
+    }
     assert [e.message for e in validator.iter_errors(document)] == []

@@ -22,9 +22,8 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from baseimages import PATCH_L1_INDEX
 from harness import (
     Bases,
@@ -208,9 +207,7 @@ def test_fail_level(
     patch(ib.Qcow2Image(path))
     found = lint(path).findings
     order = ["info", "warning", "error"]
-    assert max((order.index(f["severity"]) for f in found), default=-1) == order.index(worst), (
-        format_findings(found)
-    )
+    assert max((order.index(f["severity"]) for f in found), default=-1) == order.index(worst), format_findings(found)
     for level, expected in exits.items():
         args = ["check", str(path)] + ([] if level is None else ["--fail-level", level])
         result = run_cli(*args)

@@ -15,9 +15,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from baseimages import CLUSTER, MIB, TAIL_BITS, TAIL_LAST_BYTE, TAIL_SIZE
 from harness import (
     Bases,
@@ -56,7 +55,6 @@ FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
 def test_every_rule_has_a_row() -> None:
     """The table covers every rule of this file."""
     check_table(ROWS, MY_RULES)
-
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
@@ -109,7 +107,9 @@ def test_granularity_spec_reading_accepts_what_qemu_refuses(base_images: Bases, 
     """granularity_bits 32: outside QEMU's 9..31 but inside the spec's 0..63."""
     path = _patched_copy(base_images, tmp_path, "bitmaps", entry_field(1, "granularity_bits", lambda v: 32))
     assert "bitmap-granularity-range" in lint(path).fired
-    assert "bitmap-granularity-range" not in _lint_with(path, tmp_path, "rules:\n  bitmap-granularity-range: {reading: spec}\n")
+    assert "bitmap-granularity-range" not in _lint_with(
+        path, tmp_path, "rules:\n  bitmap-granularity-range: {reading: spec}\n"
+    )
 
 
 def test_extra_data_compatible_spec_reading(base_images: Bases, tmp_path: Path) -> None:
@@ -119,16 +119,19 @@ def test_extra_data_compatible_spec_reading(base_images: Bases, tmp_path: Path) 
     qemu = lint(path).fired
     assert {"bitmap-extra-data", "bitmap-flag-extra-data-compatible"} <= set(qemu), qemu
     spec = _lint_with(
-        path, tmp_path,
+        path,
+        tmp_path,
         "rules:\n  bitmap-extra-data: {reading: spec}\n  bitmap-flag-extra-data-compatible: {reading: spec}\n",
-    )  # fmt: skip
+    )
     assert not {"bitmap-extra-data", "bitmap-flag-extra-data-compatible"} & set(spec), spec
 
 
 def test_table_size_wrong_skips_in_use_bitmaps_by_default(base_images: Bases, tmp_path: Path) -> None:
     """QEMU opens an in_use bitmap with a wrong table size; by default only
     bitmap-in-use reports it."""
-    path = _patched_copy(base_images, tmp_path, "bitmaps", entry_field(0, "bitmap_table_size", lambda v: v + 1, flags=IN_USE))
+    path = _patched_copy(
+        base_images, tmp_path, "bitmaps", entry_field(0, "bitmap_table_size", lambda v: v + 1, flags=IN_USE)
+    )
     assert ib.run_tool(["qemu-img", "info", "-U", str(path)], check=False).returncode == 0
     fired = lint(path).fired
     assert "bitmap-table-size-wrong" not in fired and "bitmap-in-use" in fired, fired

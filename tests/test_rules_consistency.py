@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import consistency_builders as cb
 import imagebuilder as ib
+import pytest
 from baseimages import PATCH_L1_INDEX
 from harness import (
     Bases,
@@ -100,7 +99,9 @@ def test_clean_bases_have_no_errors_or_warnings(base_images: Bases) -> None:
     wrong = {}
     names = sorted({row.base for row in ROWS} | {row.quiet_base for row in ROWS} | set(cb.RECIPES))
     for name in names:
-        serious = [f for f in base_images.lint(name).findings if f["rule"] in RULES and f["severity"] in ("error", "warning")]
+        serious = [
+            f for f in base_images.lint(name).findings if f["rule"] in RULES and f["severity"] in ("error", "warning")
+        ]
         if {f["rule"] for f in serious} != expected.get(name, set()):
             wrong[name] = format_findings(serious)
     assert not wrong, "\n".join(f"{name}:\n{text}" for name, text in wrong.items())

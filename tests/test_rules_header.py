@@ -17,9 +17,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import (
     Bases,
     QemuExpect,
@@ -38,9 +37,10 @@ from harness import (
     row_id,
     run_qemu,
 )
+from rows_header import BASE_NAMES, ROWS, RULES, extension_list, rewrite_area
+
 from qcow2lint.reader import open_image
 from qcow2lint.registry import load_registry
-from rows_header import BASE_NAMES, ROWS, RULES, extension_list, rewrite_area
 
 FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
 

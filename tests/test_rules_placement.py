@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from baseimages import BASES
 from harness import (
     Bases,
@@ -39,9 +38,7 @@ from harness import (
 from rows_placement import MAX_L1_ENTRIES, MAX_REFTABLE_BYTES, ROWS, patch_fde_tail
 from snapshot_builders import luks_slot_offset
 
-
 FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)

@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import (
     Bases,
     QemuExpect,
@@ -38,9 +37,7 @@ from harness import (
 from rows_snapshots import ROWS, TIB, patch_count_too_high, patch_table_cut, patch_table_moved_past_eof
 from snapshot_builders import RawSnapshot, beyond_eof, extra_data, read_snapshots, rewrite_snapshot_table
 
-
 FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
@@ -123,7 +120,9 @@ def test_tolerate_partial_option(base_images: Bases, tmp_path: Path) -> None:
     assert "snapshot-table-out-of-file" in lint(moved, config).fired
 
 
-@pytest.mark.parametrize("name", ["snapshot", "snap-small", "snap-two", "v2-snapshot", "snap-resized", "snap-empty-disk"])
+@pytest.mark.parametrize(
+    "name", ["snapshot", "snap-small", "snap-two", "v2-snapshot", "snap-resized", "snap-empty-disk"]
+)
 def test_real_snapshot_images_quiet(name: str, base_images: Bases) -> None:
     """Real images with snapshots pass `qemu-img check` and get no warning or
     error from the snapshot rules (infos such as snapshot-v2-resize are fine)."""

@@ -21,17 +21,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
+import pytest
 from harness import Bases, lint_json
 
 CLUSTER = 0x10000
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 KEYS = (
-    "image-end-offset", "total-clusters", "allocated-clusters", "fragmented-clusters",
-    "compressed-clusters", "leaks", "corruptions",
-)  # fmt: skip
+    "image-end-offset",
+    "total-clusters",
+    "allocated-clusters",
+    "fragmented-clusters",
+    "compressed-clusters",
+    "leaks",
+    "corruptions",
+)
 
 
 def _u64(data: bytes | bytearray, offset: int) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import imagebuilder as ib
-import qcow2lint
+import pytest
 from harness import run_cli
+
+import qcow2lint
 from qcow2lint.config import load_config
 from qcow2lint.registry import load_registry
 

@@ -71,9 +71,13 @@ def rewrite_extensions(path: Path, change: Callable[[list[tuple[int, bytes]]], l
                 break
             extensions.append((magic, head[position + 8 : position + 8 + length]))
             position += 8 + -(-length // 8) * 8
-        area = b"".join(
-            struct.pack(">II", magic, len(data)) + data + b"\0" * (-len(data) % 8) for magic, data in change(extensions)
-        ) + b"\0" * 8
+        area = (
+            b"".join(
+                struct.pack(">II", magic, len(data)) + data + b"\0" * (-len(data) % 8)
+                for magic, data in change(extensions)
+            )
+            + b"\0" * 8
+        )
         end = backing_offset or (1 << struct.unpack_from(">I", head, 20)[0])
         assert start + len(area) <= end, "the extensions do not fit"
         handle.seek(start)
@@ -144,9 +148,13 @@ class Builder:
         """A copy of the fast LUKS image with one field of its header changed."""
         shutil.copyfile(self["luks-fast"], path)
         where = luks_offsets(path)
-        offset = {"slot0.iterations": where.slot0 + 4, "mk.iterations": where.header + 164,
-                  "slot0.stripes": where.slot0 + 44, "slot1.active": where.slot1,
-                  "slot1.iterations": where.slot1 + 4}[field]  # fmt: skip
+        offset = {
+            "slot0.iterations": where.slot0 + 4,
+            "mk.iterations": where.header + 164,
+            "slot0.stripes": where.slot0 + 44,
+            "slot1.active": where.slot1,
+            "slot1.iterations": where.slot1 + 4,
+        }[field]
         poke(path, offset, ">I", value)
 
 
@@ -230,8 +238,22 @@ RECIPES: dict[str, Callable[[Builder, Path], None]] = {
     "incompat-unknown": _incompat_unknown,
 }
 
-CLEAN = ["v3", "v2", "cluster-512", "cluster-2m", "refcount-64", "luks-default", "luks-fast", "luks-at-bound", "snapshots",
-         "bitmaps", "compressed", "compressed-zstd", "extl2", "vsize-2t"]  # fmt: skip
+CLEAN = [
+    "v3",
+    "v2",
+    "cluster-512",
+    "cluster-2m",
+    "refcount-64",
+    "luks-default",
+    "luks-fast",
+    "luks-at-bound",
+    "snapshots",
+    "bitmaps",
+    "compressed",
+    "compressed-zstd",
+    "extl2",
+    "vsize-2t",
+]
 #: Hostile image -> the rules that must refuse it under untrusted.
 HOSTILE = {
     "data-passwd": {"data-file-present", "data-file-unsafe-name"},

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from qcow2lint.passes.base import MAX_EVENTS
-
 from qcow2lint.records import Extent, L2Tables, Overlap
 from qcow2lint.spec import MAX_MAPPED_EXTENT
 

@@ -251,8 +251,9 @@ class RefcountBuilder:
         first = table.file_offset >> self.cluster_bits
         last = (table.file_offset + max(size, 1) - 1) >> self.cluster_bits
         offsets = table.entries[table.entries != 0] & np.uint64(spec.L1E_OFFSET_MASK)
-        clusters = np.concatenate([np.arange(first, last + 1, dtype=np.int64),
-                                   (offsets >> np.uint64(self.cluster_bits)).astype(np.int64)])  # fmt: skip
+        clusters = np.concatenate(
+            [np.arange(first, last + 1, dtype=np.int64), (offsets >> np.uint64(self.cluster_bits)).astype(np.int64)]
+        )
         clusters = np.concatenate([clusters, clusters + 1])  # misaligned tables spill into the next cluster
         _, repeats = np.unique(clusters, return_counts=True)
         inside = clusters[clusters < len(self.computed)]
@@ -280,8 +281,11 @@ class RefcountBuilder:
             l2_tables[l2_kind].append(offsets)
             if table.active:
                 stored, readable = self.stored.of(offsets >> np.uint64(self.cluster_bits))
-                self.corruptions += len(predicates.copied_mismatch_l1(
-                    attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable))
+                self.corruptions += len(
+                    predicates.copied_mismatch_l1(
+                        attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable
+                    )
+                )
         active = np.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
         inactive = np.setdiff1d(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
         self.extents.set_l2_tables(active, inactive)
@@ -328,7 +332,10 @@ class RefcountBuilder:
             offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
             bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
                 (offsets != 0)
-                & (((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0) | ((offsets & np.uint64(self.cluster_size - 1)) != 0))
+                & (
+                    ((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0)
+                    | ((offsets & np.uint64(self.cluster_size - 1)) != 0)
+                )
             )
             self.corruptions += int(bad.sum())
             data = offsets[~bad & (offsets != 0)]
@@ -412,16 +419,23 @@ class RefcountBuilder:
             self.corruptions += self._extl2_corruptions(batch, refs, shift)
 
     def _data(
-        self, batch: L2Tables, flat: np.ndarray, offsets: np.ndarray, clusters: np.ndarray,
-        weights: np.ndarray | None, aligned: bool,
-    ) -> None:  # fmt: skip
+        self,
+        batch: L2Tables,
+        flat: np.ndarray,
+        offsets: np.ndarray,
+        clusters: np.ndarray,
+        weights: np.ndarray | None,
+        aligned: bool,
+    ) -> None:
         """References from NORMAL and ZERO_ALLOC entries, and data clusters
         that land on metadata."""
         if len(offsets) and int(offsets.max()) >= self.file_size:
             outside = self._outside(offsets, self.cluster_size)
             for index in np.flatnonzero(outside)[: MAX_EVENTS - len(self.exceeding)].tolist():
                 row, column = divmod(int(flat[index]), batch.entries.shape[1])
-                self.exceeding.append(Extent("data", batch.entry_path(row, column), int(offsets[index]), self.cluster_size))
+                self.exceeding.append(
+                    Extent("data", batch.entry_path(row, column), int(offsets[index]), self.cluster_size)
+                )
             lost = int(weights[outside].sum()) if weights is not None else int(outside.sum())
             self.exceeding_count += lost
             self.corruptions += lost
@@ -528,11 +542,22 @@ class RefcountBuilder:
                 candidates = np.setdiff1d(candidates, np.concatenate(self.compressed_hosts))
             shared = tuple(candidates[:MAX_EVENTS].tolist())
         return RefcountCheck(
-            self.cluster_size, self.refcount_max, self.computed, self.stored, compared,
-            tuple(self.exceeding), self.exceeding_count, tuple(self.overflows), self.overflow_count,
-            tuple(self.refblock_issues), tuple(overlaps), extents.overlap_count, shared,
-            tuple(extents.metadata), stats,
-        )  # fmt: skip
+            self.cluster_size,
+            self.refcount_max,
+            self.computed,
+            self.stored,
+            compared,
+            tuple(self.exceeding),
+            self.exceeding_count,
+            tuple(self.overflows),
+            self.overflow_count,
+            tuple(self.refblock_issues),
+            tuple(overlaps),
+            extents.overlap_count,
+            shared,
+            tuple(extents.metadata),
+            stats,
+        )
 
 
 def copies_of(table: L1Table, copies: int, groups: dict[int, list[L1Table]]) -> list[L1Table]:

@@ -35,7 +35,6 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.reader import Reader
-from qcow2lint.text import escape, exception_text, label
 from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
     BitmapDirectoryEntry,
@@ -43,21 +42,33 @@ from qcow2lint.records import (
     Header,
     bitmap_entry_kinds,
 )
+from qcow2lint.text import escape, exception_text, label
 
 _PRINTABLE_BYTES = string.printable.encode("ascii")
 _HEX_FIELDS = {
-    "magic", "backing_file_offset", "backing_file_size", "l1_table_offset",
-    "refcount_table_offset", "snapshot_offset",
-}  # fmt: skip
+    "magic",
+    "backing_file_offset",
+    "backing_file_size",
+    "l1_table_offset",
+    "refcount_table_offset",
+    "snapshot_offset",
+}
 _FEATURE_FIELDS = {"incompatible_features", "compatible_features", "autoclear_features"}
 _BITMAP_EXT_FIELDS = (
-    ("nb_bitmaps", "{}"), ("reserved32", "{}"),
-    ("bitmap_directory_size", "{:#x}"), ("bitmap_directory_offset", "{:#x}"),
-)  # fmt: skip
+    ("nb_bitmaps", "{}"),
+    ("reserved32", "{}"),
+    ("bitmap_directory_size", "{:#x}"),
+    ("bitmap_directory_offset", "{:#x}"),
+)
 _ENTRY_FIELDS = (
-    ("bitmap_table_offset", "{:#x}"), ("bitmap_table_size", "{}"), ("flags", None),
-    ("type", "{}"), ("granularity_bits", "{}"), ("name_size", "{}"), ("extra_data_size", "{}"),
-)  # fmt: skip
+    ("bitmap_table_offset", "{:#x}"),
+    ("bitmap_table_size", "{}"),
+    ("flags", None),
+    ("type", "{}"),
+    ("granularity_bits", "{}"),
+    ("name_size", "{}"),
+    ("extra_data_size", "{}"),
+)
 _FLAG_NAMES = {0: "in-use", 1: "auto"}
 #: The dump's output stays within a few MiB whatever the image says
 #: (issue 9): past these counts it prints one line saying how many entries
@@ -198,7 +209,9 @@ class _Walker:
             into.append(ext)
             if magic == spec.EXT_BITMAPS:
                 body_offset = self.pos
-                ext.bitmaps = BitmapsExtension.from_bytes(self.read_exact(spec.BITMAPS_EXT_SIZE, "the bitmaps extension"), body_offset)
+                ext.bitmaps = BitmapsExtension.from_bytes(
+                    self.read_exact(spec.BITMAPS_EXT_SIZE, "the bitmaps extension"), body_offset
+                )
                 resume = self.pos
                 self.bitmap_directory(ext, header)
                 self.pos = resume
@@ -226,7 +239,9 @@ class _Walker:
             self.pos += extra_size
             name = self.read(name_size)
             entry = BitmapDirectoryEntry.decode(index, start, fixed, b"", name)
-            self.pos += spec.bitmap_entry_size(extra_size, name_size) - (spec.BITMAP_DIR_ENTRY_SIZE + name_size + extra_size)
+            self.pos += spec.bitmap_entry_size(extra_size, name_size) - (
+                spec.BITMAP_DIR_ENTRY_SIZE + name_size + extra_size
+            )
             count = entry.bitmap_table_size
             # Only the entries the dump shows are read: 512 bitmaps naming
             # one 1 MiB table must not read it 512 times.
@@ -348,7 +363,7 @@ def _render_text(header: Header, extensions: list[_Extension], extensions_omitte
 
 
 def _bitmap_table_text(table: np.ndarray, header: Header) -> str:
-    rows = [f'{"Bitmap table":<14} {"type":<15} {"size":<12} {"offset"}\n']
+    rows = [f"{'Bitmap table':<14} {'type':<15} {'size':<12} {'offset'}\n"]
     kinds = bitmap_entry_kinds(table)
     offsets = (table & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)).tolist()
     cluster_size = _cluster_size_str(header) if (kinds == 2).any() else ""
@@ -361,7 +376,11 @@ def _bitmap_table_text(table: np.ndarray, header: Header) -> str:
 def _render_json(header: Header, extensions: list[_Extension], extensions_omitted: int = 0) -> str:
     items: list[dict[str, Any]] = []
     for ext in extensions:
-        item: dict[str, Any] = {"name": spec.EXT_NAMES.get(ext.magic, "<unknown>"), "magic": ext.magic, "length": ext.length}
+        item: dict[str, Any] = {
+            "name": spec.EXT_NAMES.get(ext.magic, "<unknown>"),
+            "magic": ext.magic,
+            "length": ext.length,
+        }
         if ext.bitmaps is None:
             item["data_str"] = ext.data_str
         else:

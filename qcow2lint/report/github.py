@@ -71,12 +71,20 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
     for report in reports:
         if report.error is not None:
             message = f"not checked: {report.error}"
-            items.append((4, "error", {"file": report.path, "title": "qcow2lint"}, message,
-                          f"error {report.path}: {message}"))  # fmt: skip
+            items.append(
+                (4, "error", {"file": report.path, "title": "qcow2lint"}, message, f"error {report.path}: {message}")
+            )
         for f in report.roots():
             message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
-            items.append((int(f.severity), COMMANDS[f.severity], {"file": report.path, "title": f"{f.code} {f.rule}"},
-                          message, f"{f.severity} {f.code} {f.rule} {report.path}:{message}"))  # fmt: skip
+            items.append(
+                (
+                    int(f.severity),
+                    COMMANDS[f.severity],
+                    {"file": report.path, "title": f"{f.code} {f.rule}"},
+                    message,
+                    f"{f.severity} {f.code} {f.rule} {report.path}:{message}",
+                )
+            )
     budget = {"error": max_per_type, "warning": max_per_type, "notice": max_per_type}
     if any(sum(1 for item in items if item[1] == name) > max_per_type for name in budget):
         budget["notice"] = max(0, max_per_type - 1)  # room for the notice about the rest
@@ -93,12 +101,15 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
     if rest:
         counts = {name: sum(1 for n, _ in rest if n == name) for name in ("error", "warning", "notice")}
         parts = ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n)
-        lines.append(_command(
-            "notice", {"title": "qcow2lint: more findings"},
-            f"{len(rest)} more findings ({parts}) are not annotated: GitHub shows at most {max_per_type} "
-            "annotations of each type per step. The job summary lists every finding, and this step's log lists "
-            f"these in the group \"qcow2lint: {len(rest)} findings not annotated\".",
-        ))  # fmt: skip
+        lines.append(
+            _command(
+                "notice",
+                {"title": "qcow2lint: more findings"},
+                f"{len(rest)} more findings ({parts}) are not annotated: GitHub shows at most {max_per_type} "
+                "annotations of each type per step. The job summary lists every finding, and this step's log lists "
+                f'these in the group "qcow2lint: {len(rest)} findings not annotated".',
+            )
+        )
         # A plain line never starts with "::" (it starts with the severity),
         # so GitHub cannot read it as a command.
         lines.append(f"::group::qcow2lint: {len(rest)} findings not annotated")
@@ -125,12 +136,22 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
     lines = ["## qcow2lint", "", "| image | errors | warnings | info | status |", "|---|---:|---:|---:|---|"]
     for report in reports:
         counts = report.counts()
-        status = f"not checked: {report.error}" if report.error is not None else (  # counts: every finding
-            "no findings" if not report.findings else "findings")
-        lines.append(f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |")
+        status = (
+            f"not checked: {report.error}"
+            if report.error is not None
+            # counts: every finding
+            else ("no findings" if not report.findings else "findings")
+        )
+        lines.append(
+            f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |"
+        )
     rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
-        lines += ["", "| image | offset | code | rule | severity | structure | message |", "|---|---:|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| image | offset | code | rule | severity | structure | message |",
+            "|---|---:|---|---|---|---|---|",
+        ]
         for report, f in rows[:max_rows]:
             lines.append(
                 f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "

@@ -64,7 +64,9 @@ def _suite(report: ImageReport, names: list[str], fail_level: Severity) -> ET.El
                 failures += 1
                 worst = max(f.severity for f in failing)
                 count = f"{len(failing)} finding{'s' if len(failing) != 1 else ''}"
-                failure = ET.SubElement(case, "failure", message=_one(f"{found[0].code} {name}: {count}"), type=str(worst))
+                failure = ET.SubElement(
+                    case, "failure", message=_one(f"{found[0].code} {name}: {count}"), type=str(worst)
+                )
                 failure.text = _xml("\n".join(_line(report.path, f, causes) for f in failing))
             quiet = [f for f in found if f.severity < fail_level]
             if quiet:

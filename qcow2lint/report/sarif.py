@@ -41,13 +41,13 @@ from typing import Any
 from qcow2lint import __version__
 from qcow2lint.findings import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Finding, ImageReport, RuleMeta, Severity
 from qcow2lint.links import rule_url, rules_index_url
-from qcow2lint.text import json_safe
 from qcow2lint.report.cicommon import (
     OMITTED_LOCATION,
     artifact_uri,
     byte_length,
     fingerprint,
 )
+from qcow2lint.text import json_safe
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "qcow2lint/v1"
@@ -101,9 +101,13 @@ def _location(finding: Finding, path: str, github: bool) -> dict[str, Any]:
 
 
 def _result(
-    finding: Finding, path: str, rule_index: dict[str, int], github: bool, cause: Finding | None = None,
+    finding: Finding,
+    path: str,
+    rule_index: dict[str, int],
+    github: bool,
+    cause: Finding | None = None,
     follow_on: int = 0,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     length = byte_length(finding)
     location = _location(finding, path, github)
     text = f"{finding.message} [{finding.location} at {finding.offset:#x}]" if github else finding.message
@@ -147,11 +151,13 @@ def sarif_document(
     notifications: list[dict[str, Any]] = []
     for report in reports:
         if report.error is not None:
-            notifications.append({
-                "level": "error",
-                "message": {"text": _sentence(f"not checked: {report.error}")},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact_uri(report.path)}}}],
-            })  # fmt: skip
+            notifications.append(
+                {
+                    "level": "error",
+                    "message": {"text": _sentence(f"not checked: {report.error}")},
+                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact_uri(report.path)}}}],
+                }
+            )
         by_id = {f.id: f for f in report.findings}
         follow_on = report.follow_on()
         for finding in report.findings:
