@@ -384,7 +384,7 @@ def _bounded_loader(yaml: Any) -> type:
     them, every alias weighing as much as the subtree it names, and stops
     past MAX_YAML_NODES (issue 9: a billion-laughs configuration hung)."""
 
-    class BoundedLoader(yaml.SafeLoader):  # type: ignore[name-defined, misc]
+    class BoundedLoader(yaml.SafeLoader):
         def __init__(self, stream: str) -> None:
             super().__init__(stream)
             self.weights: dict[int, int] = {}
@@ -805,7 +805,7 @@ def load_config(
             return loader.result(f"preset {preset}", "--preset")
     if path is not None:
         config_path: Path | None = Path(path)
-        _check_regular(config_path)
+        _check_regular(Path(path))
         found_by = "--config"
     else:
         config_path = discover(start)

@@ -15,6 +15,7 @@ numbers the findings and links each consequence to its root cause
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -180,7 +181,7 @@ def run_rules(
     by_scope: dict[str, list[Rule]] = defaultdict(list)
     for rule in rules:
         by_scope[rule.scope].append(rule)
-    cap = config.max_findings_per_rule or float("inf")
+    cap = config.max_findings_per_rule or sys.maxsize
     budgets = {rule.name: [cap] for rule in rules}
     omitted: dict[str, int] = defaultdict(int)
     last_offset: dict[str, int] = {}

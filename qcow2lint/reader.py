@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from attrs import evolve
@@ -164,7 +164,7 @@ class Reader:
         length = count * 8
         # Read straight into the array's buffer: one copy of the table.
         words = np.zeros(count, np.uint64)
-        got = self.read_into(memoryview(words).cast("B"), offset) if offset < self.size else 0
+        got = self.read_into(words.data.cast("B"), offset) if offset < self.size else 0
         if got < length:
             problems.append(self.problem(structure, offset, length, got, what))
             # QEMU reads zeros past the end of the file: an entry the end cuts
@@ -328,7 +328,7 @@ class _ImageReader(Reader):
             backing = self.read(header.backing_file_offset, min(header.backing_file_size, cluster_size))
 
         bitmaps_ext = [ext for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
-        bitmaps = bitmaps_ext[-1].payload if bitmaps_ext else None
+        bitmaps = cast(BitmapsExtension, bitmaps_ext[-1].payload) if bitmaps_ext else None
         # A bitmaps extension shorter than 24 bytes has no directory pointer
         # (its payload is zero-filled there): no directory to walk.
         whole = bitmaps if bitmaps_ext and len(bitmaps_ext[-1].data) >= spec.BITMAPS_EXT_SIZE else None
@@ -422,7 +422,7 @@ class _ImageReader(Reader):
                     entry.bitmap_table_size,
                     words,
                     **self._bitmap_tail(header, entry, words),
-                )  # type: ignore[arg-type]
+                )
             )
         return tuple(entries), tuple(tables)
 
@@ -443,7 +443,7 @@ class _ImageReader(Reader):
         tail_length = min(spec.round_up(end, header.cluster_size) - end, header.cluster_size)
         return EncryptionArea(offset, length, luks, self.read(end, tail_length))
 
-    def _bitmap_tail(self, header: Header, entry: BitmapDirectoryEntry, table: np.ndarray) -> dict[str, object]:
+    def _bitmap_tail(self, header: Header, entry: BitmapDirectoryEntry, table: np.ndarray) -> dict[str, Any]:
         """The data cluster holding a bitmap's last bit, when it is serialized."""
         if entry.granularity_bits >= 64:
             return {}
@@ -562,7 +562,11 @@ class _ImageReader(Reader):
         cluster_size = image.header.cluster_size
         found: list[ReadProblem] = []
         l2_offsets = self._l2_offsets(image)["offsets"]
-        refblocks = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK) if image.refcount_table else []
+        refblocks = (
+            image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
+            if image.refcount_table
+            else np.empty(0, np.uint64)
+        )
         for kind, offsets in (("l2", l2_offsets), ("refblock", np.unique(refblocks))):
             outside = offsets[(offsets != 0) & (offsets + np.uint64(cluster_size) > np.uint64(self.size))]
             for offset in outside[:MAX_PROBLEMS_PER_KIND].tolist():
@@ -719,7 +723,7 @@ class ImageFile:
         share).  A computation that raises is not remembered."""
         if key not in self._facts:
             self._facts[key] = compute()
-        return self._facts[key]  # type: ignore[no-any-return]
+        return self._facts[key]
 
     def close(self) -> None:
         """Close the image file; the streams cannot be read afterwards (again is a no-op)."""

@@ -369,7 +369,7 @@ class LuksHeader:
         slots = tuple(
             LuksKeySlot(i, file_offset + start, *_LUKS_SLOT.unpack_from(raw, start)) for i, start in enumerate(starts)
         )
-        return cls(file_offset, *fields, key_slots=slots)
+        return cls(file_offset, *fields, key_slots=slots)  # type: ignore[misc]  # struct's tuple has no length
 
 
 @attrs.frozen
@@ -418,7 +418,7 @@ class BitmapDirectoryEntry:
         name-plus-padding bytes that follow the extra data."""
         fields = _BITMAP_ENTRY.unpack(fixed[: _BITMAP_ENTRY.size].ljust(_BITMAP_ENTRY.size, b"\0"))
         name_size = fields[5]
-        return cls(
+        return cls(  # type: ignore[misc]  # struct's tuple has no length
             index,
             file_offset,
             *fields,
@@ -601,7 +601,7 @@ class CompressedCluster:
         memo_key = (key, self.host_offset, self.length)
         if memo_key not in self._memo:
             self._memo[memo_key] = compute()
-        return self._memo[memo_key]  # type: ignore[no-any-return]
+        return self._memo[memo_key]
 
 
 # --- Refcounts (§1.7) --------------------------------------------------------
@@ -674,7 +674,7 @@ class SnapshotEntry:
         id-name-padding bytes that follow the extra data."""
         fields = _SNAPSHOT.unpack(fixed[: _SNAPSHOT.size].ljust(_SNAPSHOT.size, b"\0"))
         id_size, name_size = fields[2], fields[3]
-        return cls(
+        return cls(  # type: ignore[misc]  # struct's tuple has no length
             index,
             file_offset,
             *fields,

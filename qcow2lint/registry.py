@@ -85,6 +85,10 @@ class RegistryError(Exception):
     """A rule plugin cannot be loaded or does not follow the rule contract."""
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Rule:
     """A validated rule.  ``scope`` is the name of the record class it judges."""
@@ -110,7 +114,7 @@ class Rule:
     repro: str = ""
     #: The messages with which QEMU refuses to open an image this rule flags
     #: (the rule module's literal ``QEMU_REFUSES``; rendered in docs/rules.md).
-    qemu_refuses: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    qemu_refuses: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     @property
     def summary(self) -> str:

@@ -61,13 +61,13 @@ class ExtentMap:
         clusters = [first, last[spill]]
         owners = [owner, owner[spill]]
         for number, extent in enumerate(self.metadata):
-            first = extent.offset >> self.cluster_bits
+            start = extent.offset >> self.cluster_bits
             length = min(extent.length, MAX_MAPPED_EXTENT)
-            last = min((extent.offset + length - 1) >> self.cluster_bits, limit)
-            if first > last:
+            stop = min((extent.offset + length - 1) >> self.cluster_bits, limit)
+            if start > stop:
                 continue
-            clusters.append(np.arange(first, last + 1, dtype=np.int64))
-            owners.append(np.full(last - first + 1, number, np.int64))
+            clusters.append(np.arange(start, stop + 1, dtype=np.int64))
+            owners.append(np.full(stop - start + 1, number, np.int64))
         all_clusters = np.concatenate(clusters) if clusters else np.empty(0, np.int64)
         all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
         order = np.argsort(all_clusters, kind="stable")
@@ -75,8 +75,8 @@ class ExtentMap:
         # One bit per cluster (up to the last metadata cluster) answers "is
         # this data cluster metadata?" in a few gathers per batch: 2 MiB for
         # a 1 TiB image of 64 KiB clusters.
-        last = int(self.meta_clusters[-1]) + 1 if len(self.meta_clusters) else 0
-        self.meta_limit = min(limit, last)
+        end = int(self.meta_clusters[-1]) + 1 if len(self.meta_clusters) else 0
+        self.meta_limit = min(limit, end)
         self.meta_bits = np.zeros(-(-self.meta_limit // 8), np.uint8)
         marked = self.meta_clusters[self.meta_clusters < self.meta_limit]
         np.bitwise_or.at(self.meta_bits, marked >> 3, (0x80 >> (marked & 7)).astype(np.uint8))

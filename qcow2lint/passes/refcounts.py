@@ -191,6 +191,7 @@ class RefcountBuilder:
         """The L1 tables QEMU walks, with their kind (snapshots' misaligned or
         too large tables are skipped, as QEMU does, and count corruptions)."""
         image = self.image
+        assert image.l1 is not None  # the pass starts only on a readable image, which has one
         yield image.l1, "active-l1"
         if image.header.has_data_file and image.header.nb_snapshots:
             self.corruptions += 1  # "ERROR %d snapshots in image with data file"
@@ -301,6 +302,7 @@ class RefcountBuilder:
                 incomplete = sum(e.extra_data_size < spec.MIN_V3_SNAPSHOT_EXTRA_DATA for e in entries)
                 self.corruptions += incomplete + missing
         reftable = image.refcount_table
+        assert reftable is not None  # the pass starts only on a readable image, which has one
         size = reftable.expected_entries * spec.REFTABLE_ENTRY_SIZE
         self.region("reftable", "reftable", reftable.file_offset, size)
         self.extents.add("reftable", "reftable", reftable.file_offset, size)
@@ -346,6 +348,7 @@ class RefcountBuilder:
     def _refblocks(self) -> None:
         """check_refblocks: count each refcount block last, as QEMU does, and
         object to entries it cannot use or blocks referenced more than once."""
+        assert self.image.refcount_table is not None  # as in _metadata_pass
         entries = self.image.refcount_table.entries
         for index in np.flatnonzero(entries).tolist():
             entry = int(entries[index])
@@ -475,6 +478,7 @@ class RefcountBuilder:
         """check_refcounts_l2's subcluster checks: allocated and zero both set
         for a NORMAL cluster, alloc bits on an UNALLOCATED one."""
         bitmaps = batch.bitmaps
+        assert bitmaps is not None  # called for extended L2 batches only
         normal = batch.host_offsets != 0
         plain = ~predicates.compressed(batch)
         both = normal & plain & (((bitmaps >> np.uint64(32)) & bitmaps) != 0)

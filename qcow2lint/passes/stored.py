@@ -46,6 +46,7 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     misaligned = np.flatnonzero(misaligned_mask).tolist()
     readable = np.ones(span, bool) if misaligned else None
     for index in misaligned:
+        assert readable is not None
         readable[index * per_block : (index + 1) * per_block] = False
     beyond: list[tuple[int, int]] = []
     beyond_count = 0

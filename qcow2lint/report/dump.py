@@ -186,7 +186,7 @@ class _Walker:
         ends = [size for size in (cluster_size, header.backing_file_offset or None) if size is not None]
         end = min(ends) if ends else None
         bounded = end is None or end > MAX_EXTENSION_AREA_END
-        if bounded:
+        if end is None or bounded:
             end = MAX_EXTENSION_AREA_END
         self.pos = header.header_length
         while self.pos < end:
@@ -346,9 +346,9 @@ def _render_text(header: Header, extensions: list[_Extension], extensions_omitte
             for bitmap in ext.bitmap_list:
                 out.append("\n")
                 out.append(_line("Bitmap name", _shown(_name(bitmap.entry.name_bytes))))
-                for name, fmt in _ENTRY_FIELDS:
+                for name, entry_fmt in _ENTRY_FIELDS:
                     value = getattr(bitmap.entry, name)
-                    out.append(_line(name, _flags(value) if fmt is None else _fmt(fmt, value)))
+                    out.append(_line(name, _flags(value) if entry_fmt is None else _fmt(entry_fmt, value)))
                 out.append(_bitmap_table_text(bitmap.table, header))
                 if bitmap.omitted:
                     out.append(_omitted_line(bitmap.omitted, "bitmap table entries", MAX_DUMPED_TABLE_ENTRIES))

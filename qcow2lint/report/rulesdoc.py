@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from typing import TypedDict
 
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 
@@ -127,7 +128,17 @@ _INTERNAL_PAGE_DOC = (
 )
 
 
-def doc_sections(doc: str) -> dict[str, object]:
+class DocSections(TypedDict):
+    """A rule docstring's parts (see :func:`doc_sections`)."""
+
+    summary: str
+    details: list[str]
+    qemu: str
+    repair: str
+    spec: list[str]
+
+
+def doc_sections(doc: str) -> DocSections:
     """A rule docstring split into ``summary``, ``details`` (paragraphs),
     ``qemu``, ``repair`` and ``spec`` (the cited section titles)."""
     text = textwrap.dedent(doc).strip()
@@ -155,7 +166,7 @@ def doc_sections(doc: str) -> dict[str, object]:
     for title in _SPEC.findall(" ".join(text.split())):
         if title not in spec:
             spec.append(title)
-    return {"summary": summary, "details": details, "qemu": qemu, "repair": repair, "spec": spec}
+    return DocSections(summary=summary, details=details, qemu=qemu, repair=repair, spec=spec)
 
 
 def _sentence_case(text: str) -> str:
@@ -181,12 +192,12 @@ def rule_page(rule: Rule) -> str:
         f"| code | {rule.code} |",
         f"| default severity | {rule.severity} |",
         f"| structure | {rule.scope} |",
-        "| spec section | " + (", ".join(f'"{title}"' for title in spec) if spec else "n/a") + " |",  # type: ignore[union-attr]
+        "| spec section | " + (", ".join(f'"{title}"' for title in spec) if spec else "n/a") + " |",
         "",
     ]
     if parts["details"]:
         lines += ["## What it flags", ""]
-        for paragraph in parts["details"]:  # type: ignore[union-attr]
+        for paragraph in parts["details"]:
             lines += [paragraph, ""]
     if spec:
         lines += [

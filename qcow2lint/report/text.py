@@ -59,19 +59,19 @@ def render_text(
         return "".join(f"{line}\n" for line in lines)
     counts = report.counts()
     if report.error is not None:
-        summary = f"{path}: not checked: {escape(report.error)}"
+        tail = f"{path}: not checked: {escape(report.error)}"
     elif not report.findings:
-        summary = f"{path}: no findings"
+        tail = f"{path}: no findings"
     else:
         parts = [f"{n} {name}{'s' if n != 1 and name != 'info' else ''}" for name, n in counts.items()]
         total = sum(counts.values())
-        summary = f"{path}: {', '.join(parts)}" + (f" ({shown} shown)" if shown < total else "")
+        tail = f"{path}: {', '.join(parts)}" + (f" ({shown} shown)" if shown < total else "")
     if statistics:
         per_rule: dict[str, int] = {}
         for finding in report.findings:
             key = escape(f"{finding.code} {finding.rule}")
             per_rule[key] = per_rule.get(key, 0) + finding.weight
-        lines += [summary, *(f"  {count:>7}  {rule}" for rule, count in sorted(per_rule.items()))]
+        lines += [tail, *(f"  {count:>7}  {rule}" for rule, count in sorted(per_rule.items()))]
         figures = [f"  {key}: {value}" for key, value in (report.stats or {}).items()]
-        summary = "\n".join([f"{path}: qemu-img check figures:", *figures] if figures else [])
-    return "\n".join(line for line in [*lines, summary] if line) + "\n"
+        tail = "\n".join([f"{path}: qemu-img check figures:", *figures] if figures else [])
+    return "\n".join(line for line in [*lines, tail] if line) + "\n"
