@@ -497,7 +497,7 @@ def save_failure(path: Path, signature: str, detail: str, failures_dir: Path) ->
     target = failures_dir / f"{kind}-{digest}.qcow2"
     shutil.copyfile(path, target)
     target.with_suffix(".txt").write_text(
-        f"{detail}\nreproduce: python fuzz/fuzz.py --replay {target.relative_to(HERE.parent)}\n"
+        f"{detail}\nreproduce: python fuzz/fuzz.py --replay {os.path.relpath(target, HERE.parent)}\n"
     )
     return target
 

@@ -14,7 +14,7 @@ writing 0 to snapshot_offset (bytes 64..71) restores the image.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
-from qcow2lint.rulekit import misaligned
+from qcow2lint.rulekit import cluster_bits_supported, misaligned
 
 NAME = "misaligned-snapshot-table"
 CODE = "Q0510"
@@ -26,6 +26,8 @@ INT64_MAX = (1 << 63) - 1
 
 def check(header, ctx):
     """Flag a snapshot_offset QEMU's table validation refuses."""
+    if not cluster_bits_supported(header):  # QEMU refuses the cluster size first
+        return
     offset = header.snapshot_offset
     # A count QEMU refuses first ("Snapshot table too large") is snapshot-count-too-large's.
     length = min(header.nb_snapshots, spec.MAX_SNAPSHOTS) * spec.SNAPSHOT_HEADER_SIZE
