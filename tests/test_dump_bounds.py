@@ -9,6 +9,7 @@ import json
 import struct
 from pathlib import Path
 
+import imagebuilder as ib
 import pytest
 
 from qcow2lint.report import dump as dump_module
@@ -19,7 +20,6 @@ from qcow2lint.report.dump import (
     MAX_EXTENSION_AREA_END,
     build_dump,
 )
-from tests import imagebuilder as ib
 
 #: Output of any dump stays under this (issue 9: "at most a few MiB").
 FEW_MIB = 8 << 20

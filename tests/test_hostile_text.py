@@ -17,6 +17,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import imagebuilder as ib
 import pytest
 
 import qcow2lint
@@ -27,7 +28,6 @@ from qcow2lint.report.dump import build_dump
 from qcow2lint.report.jsonreport import render_json
 from qcow2lint.report.text import render_text
 from qcow2lint.text import escape, label
-from tests import imagebuilder as ib
 
 #: What an attacker would like a terminal or a CI log to see.
 EVIL = b"\n\r\x1b[31m\x00\x07::error::%0A\xe2\x80\xa8\na.qcow2: 0 errors"

@@ -12,11 +12,11 @@ import struct
 from pathlib import Path
 
 import pytest
+from imagebuilder import EXT_BACKING_FORMAT, EXT_FEATURE_TABLE, create
 
 import qcow2lint
 from qcow2lint.config import load_config
 from qcow2lint.registry import load_registry
-from tests.imagebuilder import EXT_BACKING_FORMAT, EXT_FEATURE_TABLE, create
 
 UNKNOWN = 0x12345678
 COUNT = 8177

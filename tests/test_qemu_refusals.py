@@ -27,6 +27,7 @@ import rows_header
 import rows_placement
 import rows_snapshots
 from harness import Bases, RowImages
+from untrusted_builders import Builder as UntrustedImages
 
 import qcow2lint
 
@@ -76,10 +77,8 @@ def _overlay_without_base(directory: Path, bases: Bases) -> tuple[Path, ib.Acces
 
 
 def _luks_stripes(directory: Path, bases: Bases) -> tuple[Path, ib.Access]:
-    from test_untrusted import Builder
-
     path = directory / "luks-stripes.qcow2"
-    Builder(directory).luks_patched(path, "slot0.stripes", 8000)
+    UntrustedImages(directory).luks_patched(path, "slot0.stripes", 8000)
     return path, ib.LUKS_ACCESS
 
 

@@ -4,6 +4,7 @@ own import name."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import re
@@ -56,3 +57,21 @@ def test_rule_codes_are_unique_and_follow_the_catalogue_sections() -> None:
     codes = [rule.code for rule in load_registry()]
     assert len(codes) == len(set(codes))
     assert all(re.fullmatch(r"Q(0[1-9]|1[0-5])\d\d", code) for code in codes)
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared tables and builders live in helper modules (harness, rows_*,
+    *_builders), so that a broken test module fails alone."""
+    tests = REPO_ROOT / "tests"
+    names = {path.stem for path in tests.glob("test_*.py")}
+    offenders = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported = [node.module]
+            else:
+                continue
+            offenders += [f"{path.name} imports {name}" for name in imported if name.split(".")[-1] in names]
+    assert offenders == []
