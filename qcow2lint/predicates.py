@@ -2,7 +2,7 @@
 
 Each function returns the flat indices of the entries of a table or batch
 that fail one check of ``qemu-img check`` (``check_refcounts_l1``,
-``check_refcounts_l2``, ``check_oflag_copied``, catalogue §2.6 - §2.10).
+``check_refcounts_l2``, ``check_oflag_copied``, spec, "Cluster mapping").
 Rules use them to report findings and the analysis uses them to count
 corruptions exactly as QEMU does, so the two can never disagree.
 """

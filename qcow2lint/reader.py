@@ -178,7 +178,7 @@ class Reader:
         return words
 
     def extensions(self, header: Header, start: int) -> tuple[tuple[HeaderExtension, ...], ExtensionArea]:
-        """Walk the extension area as QEMU does (catalogue §1.2).
+        """Walk the extension area as QEMU does (spec, "Header extensions").
 
         The area ends at backing_file_offset when that is set, else at the
         end of cluster 0; the walk stops at an end marker or at the first

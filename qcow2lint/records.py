@@ -68,7 +68,7 @@ class ReadProblem:
         return self.structure
 
 
-# --- Header (catalogue §1.1) -------------------------------------------------
+# --- Header (spec, "Header") -------------------------------------------------
 
 _HEADER = struct.Struct(spec.HEADER_FORMAT)
 
@@ -556,7 +556,7 @@ class L2Tables:
 
     def cluster_types(self, flat: np.ndarray) -> np.ndarray:
         """QEMU's cluster type (spec.CLUSTER_*) of the entries at the flat
-        indices ``flat`` (catalogue §1.4).  Rules first find candidates
+        indices ``flat`` (spec, "Cluster mapping").  Rules first find candidates
         with one cheap mask, then classify only those."""
         entries = self.entries.ravel()[flat]
         has_offset = (entries & np.uint64(spec.L2E_OFFSET_MASK)) != 0
@@ -632,7 +632,7 @@ class RefcountBlock:
         return f"refblock@{self.file_offset:#x}"
 
     def refcounts(self) -> np.ndarray:
-        """Every refcount in the block, decoded (catalogue §1.7 bit order)."""
+        """Every refcount in the block, decoded (spec, "Host cluster management" bit order)."""
         order = self.refcount_order
         if order >= 3:
             return self.data.view(f">u{1 << (order - 3)}").astype(np.uint64)

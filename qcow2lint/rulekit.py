@@ -156,19 +156,19 @@ def header_field_misaligned(ctx: RuleContext, field: str, what: str) -> Iterator
         )
 
 
-# --- placement and snapshots (catalogue §2.5, §2.13) ---------------------------
+# --- placement and snapshots (spec, "Header"; spec, "Snapshots") ---------------------------
 
 
 def size_to_l1(header: Header, size: int) -> int:
     """QEMU's size_to_l1(): L1 entries needed to map ``size`` guest bytes,
-    ceil(size / (cluster_size * l2_entries)) (catalogue §1.3)."""
+    ceil(size / (cluster_size * l2_entries)) (spec, "Cluster mapping")."""
     span = header.cluster_size * header.l2_entries
     return -(-size // span) if span else 0
 
 
 def ends_out_of_file(offset: int, length: int, ctx: RuleContext) -> bool:
     """Whether a non-empty region ends one cluster or more past the end of
-    the file: the test of QEMU's check (inc_refcounts, catalogue §2.15);
+    the file: the test of QEMU's check (inc_refcounts, spec, "Host cluster management");
     shorter overruns are tolerated and read as zeros."""
     return length > 0 and offset + length - ctx.file_size >= ctx.cluster_size
 
@@ -213,7 +213,7 @@ def shown(raw: bytes, limit: int = 64) -> str:
     return text.shown(raw, limit)
 
 
-# --- bitmaps (catalogue §1.9, §2.14) ------------------------------------------
+# --- bitmaps (spec, "Bitmaps") ------------------------------------------
 
 
 def bitmaps_ext_field(ext: HeaderExtension, field: str) -> int | None:
@@ -252,13 +252,12 @@ def bitmap_of(ctx: RuleContext, table: BitmapTable) -> BitmapDirectoryEntry:
 
 def bitmap_disk_length(header: Header) -> int:
     """The disk length QEMU gives a bitmap: the virtual size rounded down to
-    512-byte sectors (catalogue §1.1, §1.9)."""
+    512-byte sectors (spec, "Header"; spec, "Bitmaps")."""
     return spec.disk_length(header.size)
 
 
 def bitmap_table_entries_needed(header: Header, entry: BitmapDirectoryEntry) -> int | None:
-    """The bitmap_table_size QEMU expects (``load_bitmap_data``, catalogue
-    §1.9): ceil(len / (granularity * cluster_size * 8)); None when
+    """The bitmap_table_size QEMU expects (``load_bitmap_data``, spec, "Bitmaps"): ceil(len / (granularity * cluster_size * 8)); None when
     granularity_bits is 64 or more (undefined even by the spec)."""
     bits = entry.granularity_bits
     if bits >= 64:
@@ -275,7 +274,7 @@ def option_choice(ctx: RuleContext, name: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-# --- header and extension area (catalogue §1.2, §2.1 - §2.3) -------------------
+# --- header and extension area (spec, "Header extensions"; spec, "Header") -------------------
 
 
 def cluster_bits_supported(header: Header) -> bool:
@@ -293,7 +292,7 @@ def extension_label(magic: int) -> str:
 
 
 def extension_area_limit(header: Header) -> str:
-    """What ends the extension area (catalogue §1.2), for messages."""
+    """What ends the extension area (spec, "Header extensions"), for messages."""
     offset, cluster_size = header.backing_file_offset, header.cluster_size
     return "backing_file_offset" if offset and offset <= cluster_size else "the end of cluster 0"
 
@@ -380,7 +379,7 @@ def stored_refcount(ctx: RuleContext, offset: int) -> int:
 def refcount_entry(ctx: RuleContext, cluster: int) -> tuple[int, str]:
     """Byte offset and structure path of the stored refcount of ``cluster``:
     ``refblock@0x20000[5]``, or the refcount table entry that should name
-    its block (catalogue §1.7)."""
+    its block (spec, "Host cluster management")."""
     header = ctx.header
     reftable = cast(RefcountTable, ctx.image.refcount_table)  # present whenever the image is readable
     block_bits = header.cluster_bits + 3 - header.refcount_order

@@ -1,8 +1,7 @@
 """Every constant of the qcow2 format in one place.
 
-Sources: QEMU's ``docs/interop/qcow2.rst`` (the spec) and ``block/qcow2.h``
-(QEMU's masks and limits).  Section numbers in comments refer to the
-project's defect catalogue, ``qcow2-rules.md``.
+Sources: QEMU's ``docs/interop/qcow2.rst`` (the spec; comments name its
+sections) and ``block/qcow2.h`` (QEMU's masks and limits).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ def field_offsets(layout: str, names: tuple[str, ...]) -> dict[str, int]:
     return {name: struct.calcsize(">" + "".join(items[:index])) for index, name in enumerate(names)}
 
 
-# --- Header (catalogue §1.1) -------------------------------------------------
+# --- Header (spec, "Header") -------------------------------------------------
 
 QCOW_MAGIC = 0x514649FB  # "QFI\xfb"
 SUPPORTED_VERSIONS = (2, 3)
@@ -156,7 +155,7 @@ L2E_STD_RESERVED_MASK = 0x3F000000000001FE
 #: QCOW_MAX_L1_SIZE: 32 MiB of L1 entries.
 MAX_L1_SIZE = 0x2000000
 
-#: QEMU's cluster types (qcow2_get_cluster_type, catalogue §1.4).
+#: QEMU's cluster types (qcow2_get_cluster_type, spec, "Cluster mapping").
 CLUSTER_UNALLOCATED = 0
 CLUSTER_ZERO_PLAIN = 1
 CLUSTER_ZERO_ALLOC = 2

@@ -1,7 +1,7 @@
 """The backing file the image names does not exist.
 
 An overlay reads every cluster it does not allocate from its backing file
-(spec, "backing_file_offset"; catalogue §1.1).  The rule resolves the name
+(spec, "backing_file_offset"; spec, "Header").  The rule resolves the name
 the way QEMU does (bdrv_get_full_backing_filename): a relative name is
 relative to the directory of the image file, an absolute name is used as it
 is.  A name with a protocol prefix (`json:`, `nbd:`, `http:`, ...) is not a

@@ -2,7 +2,7 @@
 
 backing_file_offset not 0 says the image is an overlay: reads of clusters
 it does not allocate go to the backing file it names (spec,
-"backing_file_offset"; catalogue §1.1, §2.3).  The name is chosen by
+"backing_file_offset"; spec, "Header"; spec, "Header extensions").  The name is chosen by
 whoever made the image, so an image from an untrusted source can make
 whatever opens it read any file or network resource the opener can reach:
 a host file (`/etc/shadow`), a device, or an `nbd:`/`http:` export

@@ -1,6 +1,6 @@
 """The backing file name reaches outside the image's directory.
 
-The backing file name (spec, "backing_file_offset"; catalogue §1.1) is
+The backing file name (spec, "backing_file_offset"; spec, "Header") is
 used by QEMU as a C string (it ends at the first NUL byte).  A name that
 is absolute, that names a device under `/dev`, that has a `..` component,
 or that starts with a protocol prefix (a ':' before any '/': `json:`,

@@ -1,7 +1,7 @@
 """The image has a backing file but no backing file format.
 
 The backing file format extension (0xe2792aca; spec, "Header extensions";
-catalogue §1.2) tells QEMU which driver reads the backing file.  Without
+spec, "Header extensions") tells QEMU which driver reads the backing file.  Without
 it (or with an empty one) QEMU probes the backing file's format from its
 contents: a raw backing file whose guest wrote a qcow2 header into its
 first sector is then opened as qcow2, and that header's own backing file

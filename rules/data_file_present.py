@@ -2,7 +2,7 @@
 
 Incompatible bit 2 says guest data lives in a separate file, named by the
 external data file name extension (0x44415441; spec, "External data
-file name"; catalogue §1.2, §2.10) or given by whoever opens the image.
+file name"; spec, "Header extensions"; spec, "Cluster mapping") or given by whoever opens the image.
 The name is chosen by whoever made the image: OpenStack's CVE-2024-32498
 was an uploaded image whose data file was a host path (`/etc/passwd`),
 whose contents then came back as the guest disk.

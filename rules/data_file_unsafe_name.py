@@ -1,7 +1,7 @@
 """The external data file name reaches outside the image's directory.
 
 The external data file name extension (0x44415441; spec, "External data
-file name"; catalogue §1.2) is read by QEMU as a C string (it ends at the
+file name"; spec, "Header extensions") is read by QEMU as a C string (it ends at the
 first NUL byte) and opened like any file name given to the block layer.
 A name that is absolute (CVE-2024-32498: `/etc/passwd`), that names a
 device under `/dev`, that has a `..` component, or that starts with a

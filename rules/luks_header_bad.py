@@ -5,7 +5,7 @@ The LUKS1 header at the start of the encryption area names the cipher
 "cbc-essiv:sha256") and the hash ("sha256") as NUL-terminated strings in
 32-byte fields; its payload starts at payload_offset sectors, after the
 4 KiB that hold the header and the key slot table; the master key digest
-takes a non-zero PBKDF2 iteration count (catalogue §1.10; LUKS1 on-disk
+takes a non-zero PBKDF2 iteration count (the LUKS1 on-disk
 format).  Key slot defects are luks-keyslot-bad's, a bad magic or version
 luks-bad-magic's.
 

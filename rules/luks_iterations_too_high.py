@@ -2,7 +2,7 @@
 
 Each active LUKS1 key slot stores the PBKDF2 iteration count that turns a
 passphrase into the slot key, and the header stores the count for the
-master-key digest (catalogue §1.10).  To open the image with a key QEMU
+master-key digest (the LUKS1 on-disk format).  To open the image with a key QEMU
 runs PBKDF2 for each active slot in turn, then the digest, so the counts
 are CPU time chosen by whoever made the image: 4,000,000,000 iterations
 keep `qemu-img convert` with the key busy for about a quarter of an hour

@@ -1,8 +1,7 @@
 """A LUKS header has stripes or a key length no QEMU-made image has.
 
 QEMU writes LUKS1 headers with 4000 anti-forensic stripes per key slot and
-a master key of 16 to 64 bytes (32, 48 or 64 for the XTS modes; catalogue
-§1.10).  Each slot's key material is key_bytes * stripes bytes, read and
+a master key of 16 to 64 bytes (32, 48 or 64 for the XTS modes; the LUKS1 on-disk format).  Each slot's key material is key_bytes * stripes bytes, read and
 merged with one hash per stripe whenever the slot is tried.  A slot with
 another stripe count, or a master key length no cipher uses, is a crafted
 header: a reader that does not check them allocates and hashes whatever

@@ -6,8 +6,7 @@ When QEMU opens a qcow2 image it reads the whole active L1 table
 every bitmap's table, and it loads every persistent dirty bitmap into
 memory (one bit per granule of the virtual disk); each snapshot's L1
 table (l1_size * 8 bytes) is read when the image is checked, when a
-snapshot is used, and by the inactive-L1 overlap checks (catalogue §1.1,
-§1.8, §1.9, §2.5).  QEMU's own caps (32 MiB per L1 table, 8 MiB of
+snapshot is used, and by the inactive-L1 overlap checks (spec, "Header"; spec, "Snapshots"; spec, "Bitmaps").  QEMU's own caps (32 MiB per L1 table, 8 MiB of
 refcount table, 65536 snapshots, 64 MiB of bitmap directory) still let a
 file of a few megabytes make every open cost hundreds of megabytes of
 reads and memory: the amplification behind CVE-2015-5162, where OpenStack

@@ -1,7 +1,7 @@
 """The virtual disk size is above the configured maximum.
 
 The header's size field is the guest disk size in bytes (spec, "size";
-catalogue §1.1).  A small file can claim a huge disk: QEMU accepts up to
+spec, "Header").  A small file can claim a huge disk: QEMU accepts up to
 ceil(size / (cluster_size * l2_entries)) <= INT_MAX L1 entries, i.e.
 exabytes.  What consumes the image (`qemu-img convert` to raw, a
 preallocating import, a VM boot with a quota) then writes, allocates or

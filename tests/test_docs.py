@@ -57,3 +57,12 @@ def test_every_catalogue_rule_is_a_rule_or_answered() -> None:
     registered = {rule.name for rule in load_registry()}
     missing = sorted(names - registered - set(ANSWERED))
     assert not missing, f"catalogue rows neither a rule nor answered in docs/rules.md: {missing}"
+
+
+def test_rule_documentation_cites_the_spec_not_the_catalogue() -> None:
+    """Users get the qcow2 specification and docs/rules.md, not the
+    project's internal defect catalogue: no rule docstring and no comment in
+    the package cites its sections."""
+    sources = [*(REPO_ROOT / "rules").glob("*.py"), *(REPO_ROOT / "qcow2lint").rglob("*.py")]
+    citing = [path.name for path in sources if "catalogue §" in path.read_text()]
+    assert citing == []

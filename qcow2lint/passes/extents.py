@@ -1,4 +1,4 @@
-"""Job 3 of the refcount analysis: the typed extent map (catalogue §2.12).
+"""Job 3 of the refcount analysis: the typed extent map (spec, "Host cluster management").
 
 Every metadata structure the refcount pass counts is also recorded here as
 a typed extent; L2 tables are kept as arrays (they can number in the

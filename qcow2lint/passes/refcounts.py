@@ -2,7 +2,7 @@
 and the registered pass that runs the whole analysis.
 
 The analysis rebuilds the reference count of every cluster from every
-structure that points into the file (catalogue §2.11: header, active and
+structure that points into the file (spec, "Host cluster management": header, active and
 snapshot L1 tables, their L2 tables and data clusters, compressed clusters
 by the sectors they span, the snapshot table, the refcount table, refcount
 blocks, the encryption area, the bitmap directory, tables and data), and

@@ -19,11 +19,11 @@ from typing import TypedDict
 
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 
-#: Catalogue rows that are not rules of their own, and why.
+#: Conditions that have a name but no rule of their own, and where they are reported.
 ANSWERED = {
-    "l2-table-out-of-file": 'Same condition as `l2-out-of-file` (the catalogue row says "See l2-out-of-file"); reported there.',
-    "l2-unallocated-nonzero-bits": "An unallocated entry's only other legal bit is COPIED (`l2-offset0-copied-without-data-file`); every other bit is reserved and reported by `l2-reserved-bits`, as the catalogue row notes.",
-    "data-file-compressed": 'Same condition as `compressed-with-data-file` (the catalogue row says "see compressed-with-data-file"); reported there.',
+    "l2-table-out-of-file": 'Same condition as `l2-out-of-file`; reported there.',
+    "l2-unallocated-nonzero-bits": "An unallocated entry's only other legal bit is COPIED (`l2-offset0-copied-without-data-file`); every other bit is reserved and reported by `l2-reserved-bits`.",
+    "data-file-compressed": 'Same condition as `compressed-with-data-file`; reported there.',
     "overlap-<kindA>-<kindB>": "One rule, `metadata-overlap`, reports every pair of kinds, naming both in the message; overlaps that place an L2 table on another structure are `l1-entry-points-to-metadata`.",
     "v2-refcount-order": 'Its condition is "(n/a)": a v2 header has no refcount_order field. The reader never reads bytes 96..103 of a v2 header as fields and uses 16-bit refcounts, as QEMU does; v3-looking bytes there are reported by `header-v2-has-v3-bytes`.',
     "image-end-offset": "A figure, not a defect: `image-end-offset` is in the `stats` of every image in `--format json` and in `--statistics`.",
@@ -65,8 +65,8 @@ def rules_markdown(registry: Registry) -> str:
         "specification's section, what QEMU does, how to repair, and where one is known a",
         "reproduction with `qemu-img`/`qemu-io`). A rule's documentation cites the qcow2 specification",
         '(QEMU\'s `docs/interop/qcow2.rst`) by section title, as spec, "Cluster mapping".',
-        "Structure is the record type the rule judges. Rule names are those of the defect",
-        "catalogue. A severity marked *(off)* is a rule that is off by default (a legal",
+        "Structure is the record type the rule judges. Rule names and codes are stable.",
+        "A severity marked *(off)* is a rule that is off by default (a legal",
         "layout QEMU writes, or a policy for untrusted images): the `pedantic` preset, or",
         "naming the rule in a configuration, enables it.",
         "",
@@ -83,7 +83,7 @@ def rules_markdown(registry: Registry) -> str:
         "the other rules still ran. | n/a |"
     )
     lines += _refusals(registry)
-    lines += ["", "## Catalogue rows that are not separate rules", "", "| catalogue row | answer |", "|---|---|"]
+    lines += ["", "## Named conditions that are not separate rules", "", "| condition | answer |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(answer)} |" for name, answer in ANSWERED.items()]
     return "\n".join(lines) + "\n"
 
