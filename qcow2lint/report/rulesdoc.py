@@ -21,9 +21,9 @@ from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Ru
 
 #: Conditions that have a name but no rule of their own, and where they are reported.
 ANSWERED = {
-    "l2-table-out-of-file": 'Same condition as `l2-out-of-file`; reported there.',
+    "l2-table-out-of-file": "Same condition as `l2-out-of-file`; reported there.",
     "l2-unallocated-nonzero-bits": "An unallocated entry's only other legal bit is COPIED (`l2-offset0-copied-without-data-file`); every other bit is reserved and reported by `l2-reserved-bits`.",
-    "data-file-compressed": 'Same condition as `compressed-with-data-file`; reported there.',
+    "data-file-compressed": "Same condition as `compressed-with-data-file`; reported there.",
     "overlap-<kindA>-<kindB>": "One rule, `metadata-overlap`, reports every pair of kinds, naming both in the message; overlaps that place an L2 table on another structure are `l1-entry-points-to-metadata`.",
     "v2-refcount-order": 'Its condition is "(n/a)": a v2 header has no refcount_order field. The reader never reads bytes 96..103 of a v2 header as fields and uses 16-bit refcounts, as QEMU does; v3-looking bytes there are reported by `header-v2-has-v3-bytes`.',
     "image-end-offset": "A figure, not a defect: `image-end-offset` is in the `stats` of every image in `--format json` and in `--statistics`.",
