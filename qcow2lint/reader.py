@@ -29,6 +29,7 @@ from qcow2lint.records import (
     CompressedCluster,
     CryptoHeaderPointer,
     DataFileName,
+    DeepStopped,
     EncryptionArea,
     ExtensionArea,
     FeatureNameEntry,
@@ -55,6 +56,14 @@ MAX_MISALIGNED_L2_TABLES = 1024
 MAX_PROBLEMS_PER_KIND = 1000
 #: Extra data kept per bitmap or snapshot entry (QEMU allows at most 1024).
 MAX_EXTRA_DATA_KEPT = 4096
+#: ``--deep`` budget per image: at most this many payload records (one per
+#: distinct compressed payload of an L2 batch) ...
+MAX_DEEP_PAYLOADS = 1 << 17
+#: ... and at most this many bytes read and decompressed, counting each
+#: record as its bytes read plus ``cluster_size`` (the most it may inflate
+#: to).  Past either the deep check stops (one ``DeepStopped`` record says
+#: where); see docs/cost-model.md.
+MAX_DEEP_BYTES = 1 << 30
 
 
 __all__ = ["ImageError", "ImageFile", "Reader", "open_image", "read_image"]
@@ -635,33 +644,65 @@ class _ImageReader(Reader):
             )
 
     def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
-        """The payload of every compressed entry of a batch (for --deep)."""
-        header = image.header
+        """One record per distinct compressed payload of a batch (for
+        --deep), carrying the entries that name it, in the order of their
+        first entry; within the image's deep budget."""
+        deep = self._deep_state()
         flat = np.flatnonzero(batch.entries & np.uint64(spec.OFLAG_COMPRESSED))
+        if not len(flat):
+            return
+        if deep["stopped"]:
+            deep["skipped"] += len(flat)
+            return
+        header = image.header
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
+        pairs = np.stack([offsets, lengths], axis=1)
+        _, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        # The entries of each distinct payload, grouped (entry order kept).
+        grouped = flat[np.argsort(inverse, kind="stable")]
+        counts = np.bincount(inverse, minlength=len(first))
+        ends = np.cumsum(counts)
+        order = np.argsort(first)
         kind = header.compression_type or 0
+        cluster_size = header.cluster_size
         columns = batch.entries.shape[1]
-        # Each distinct payload of the batch is read once, and its records
-        # share one memo (CompressedCluster.once), however many entries name it.
-        payloads: dict[tuple[int, int], bytes] = {}
-        memo: dict[tuple[str, int, int], Any] = {}
-        for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
-            row, column = divmod(index, columns)
-            data = payloads.get((offset, length))
-            if data is None:
-                data = payloads[offset, length] = self.read(
-                    offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)
-                )
+        for done, payload in enumerate(order.tolist()):
+            start = int(ends[payload - 1]) if payload else 0
+            indices = grouped[start : int(ends[payload])]
+            offset, length = int(pairs[payload, 0]), int(pairs[payload, 1])
+            size = min(length, 2 * cluster_size + spec.SECTOR_SIZE)
+            if deep["payloads"] >= MAX_DEEP_PAYLOADS or deep["bytes"] + size + cluster_size > MAX_DEEP_BYTES:
+                deep["stopped"] = True
+                deep["skipped"] += int(counts[order[done:]].sum())
+                return
+            deep["payloads"] += 1
+            deep["bytes"] += size + cluster_size
+            row, column = divmod(int(indices[0]), columns)
             yield CompressedCluster(
                 batch.entry_offset(row, column),
                 batch.entry_path(row, column),
                 offset,
                 length,
-                data,
+                self.read(offset, size),
                 kind,
-                header.cluster_size,
-                memo,
+                cluster_size,
+                deep["memo"],
+                batch,
+                indices,
             )
+
+    def _deep_state(self) -> dict[str, Any]:
+        """The --deep budget spent so far for this image, and the rules' memo."""
+        state = getattr(self, "_deep", None)
+        if state is None:
+            state = self._deep = {"payloads": 0, "bytes": 0, "stopped": False, "skipped": 0, "memo": {}}
+        return state
+
+    def deep_stopped(self) -> DeepStopped | None:
+        """Where --deep stopped for its budget, if it did."""
+        state = self._deep_state()
+        return DeepStopped(state["payloads"], state["skipped"]) if state["stopped"] else None
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""
@@ -707,6 +748,11 @@ class ImageFile:
     def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payloads of the compressed entries of an L2 batch."""
         yield from self._streams.compressed_clusters(self.image, batch)
+
+    def deep_stopped(self) -> DeepStopped | None:
+        """After the L2 stream: where ``--deep`` stopped for its budget
+        (docs/cost-model.md), or None when it judged every payload."""
+        return self._streams.deep_stopped()
 
     def refcount_blocks(self) -> Iterator[RefcountBlock]:
         """Stream every refcount block the refcount table points to."""
