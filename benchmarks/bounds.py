@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MB = 1_000_000
@@ -114,6 +115,40 @@ def deep_shared_compressed(img: Path) -> None:
         fh.write(first * (2 << 20 >> 3))
 
 
+def _many_l2_tables(img: Path, entry: Callable[[int, int], bytes]) -> None:
+    """64 KiB clusters, 1024 L2 tables (8 M entries, 64 MiB of tables) whose
+    entries ``entry(first payload's entry, index)`` builds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw"
+        with open(raw, "wb") as fh:
+            fh.write(os.urandom(4096) * 16)
+        sh("qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(img))
+    tables, per_table = 1024, 65536 // 8
+    l1 = header_field(img, 40, ">Q")
+    l2 = header_field(img, l1, ">Q") & 0x00FFFFFFFFFFFE00
+    first = header_field(img, l2, ">Q")
+    end = -(-img.stat().st_size // 65536) * 65536
+    with open(img, "r+b") as fh:
+        fh.seek(l1)
+        fh.write(b"".join(struct.pack(">Q", (1 << 63) | (end + i * 65536)) for i in range(tables)))
+        fh.seek(end)
+        for table in range(tables):
+            fh.write(b"".join(entry(first, table * per_table + i) for i in range(per_table)))
+    patch(img, 24, ">Q", tables * per_table * 65536)
+    patch(img, 36, ">I", tables)
+
+
+def deep_8m_shared(img: Path) -> None:
+    """8 M L2 entries (1024 distinct L2 tables) naming one compressed payload."""
+    _many_l2_tables(img, lambda first, i: struct.pack(">Q", first))
+
+
+def deep_8m_distinct(img: Path) -> None:
+    """8 M L2 entries naming 8 M distinct compressed payloads (offsets one
+    byte apart, inside the file): --deep stops at its budget."""
+    _many_l2_tables(img, lambda first, i: struct.pack(">Q", (first & ~((1 << 54) - 1)) | (0x10000 + i)))
+
+
 SCENARIOS = {
     "sparse-10t": sparse_10t,
     "sparse-10t-l1": sparse_10t_l1,
@@ -121,6 +156,8 @@ SCENARIOS = {
     "nb-snapshots-0x200000": nb_snapshots_patched,
     "snapshots-65536": snapshots_65536,
     "deep-shared-compressed": deep_shared_compressed,
+    "deep-8m-shared": deep_8m_shared,
+    "deep-8m-distinct": deep_8m_distinct,
 }
 COMMANDS = {"check --deep": ["check", "--deep"], "dump": ["dump"], "dump --json": ["dump", "--json"]}
 
