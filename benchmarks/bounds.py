@@ -149,6 +149,31 @@ def deep_8m_distinct(img: Path) -> None:
     _many_l2_tables(img, lambda first, i: struct.pack(">Q", (first & ~((1 << 54) - 1)) | (0x10000 + i)))
 
 
+def bitmaps_65535(img: Path) -> None:
+    """65,535 bitmap directory entries (QEMU's maximum), copies of one
+    sharing its bitmap table: a 2.5 MB file."""
+    sh("qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M")
+    sh("qemu-img", "bitmap", "--add", str(img), "b0")
+    with open(img, "rb") as fh:
+        data = fh.read()
+    position = struct.unpack_from(">I", data, 100)[0]  # header_length
+    while True:
+        kind, length = struct.unpack_from(">II", data, position)
+        if kind in (0, 0x23852875):
+            break
+        position += 8 + -(-length // 8) * 8
+    assert kind == 0x23852875, "no bitmaps extension"
+    _, _, directory_size, directory = struct.unpack_from(">IIQQ", data, position + 8)
+    entry = data[directory : directory + directory_size].ljust(-(-directory_size // 8) * 8, b"\0")
+    end = -(-len(data) // 65536) * 65536
+    count = 65535
+    with open(img, "r+b") as fh:
+        fh.seek(end)
+        fh.write(entry * count)
+        fh.seek(position + 8)
+        fh.write(struct.pack(">IIQQ", count, 0, len(entry) * count, end))
+
+
 SCENARIOS = {
     "sparse-10t": sparse_10t,
     "sparse-10t-l1": sparse_10t_l1,
@@ -156,6 +181,7 @@ SCENARIOS = {
     "nb-snapshots-0x200000": nb_snapshots_patched,
     "snapshots-65536": snapshots_65536,
     "deep-shared-compressed": deep_shared_compressed,
+    "bitmaps-65535": bitmaps_65535,
     "deep-8m-shared": deep_8m_shared,
     "deep-8m-distinct": deep_8m_distinct,
 }

@@ -10,6 +10,7 @@ that), no import of the reader.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -433,12 +434,13 @@ class BitmapDirectoryEntry:
         """Bytes the entry occupies in the directory (padded to 8)."""
         return spec.bitmap_entry_size(self.extra_data_size, self.name_size)
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The bitmap's name, non-ASCII bytes escaped."""
+        """The bitmap's name, non-ASCII bytes escaped (made once: 65,535
+        entries are judged by several rules each)."""
         return _label(self.name_bytes)
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
         """Structure path, e.g. ``bitmaps[0](daily)``."""
         return f"bitmaps[{self.index}]({self.name})"
