@@ -479,6 +479,7 @@ class _ImageReader(Reader):
         entries: list[SnapshotEntry] = []
         position = header.snapshot_offset
         fixed_size, fields = spec.SNAPSHOT_HEADER_SIZE, spec.SNAPSHOT_FIELD_OFFSETS
+        length = 0  # the table's size as QEMU counts it (snapshot-table-too-big)
         for index in range(min(header.nb_snapshots, spec.MAX_SNAPSHOTS)):
             fixed = self.read(position, fixed_size)
             if len(fixed) < fixed_size:
@@ -491,6 +492,12 @@ class _ImageReader(Reader):
             size = spec.snapshot_entry_size(id_size, name_size, extra_size)
             parts = self.entry_parts(position, fixed_size, extra_size, size - fixed_size - extra_size)
             entries.append(SnapshotEntry.decode(index, position, *parts))
+            length = spec.round_up(length, 8) + fixed_size + extra_size + id_size + name_size
+            if length > spec.MAX_SNAPSHOTS_SIZE:
+                # QEMU refuses a table over QCOW_MAX_SNAPSHOTS_SIZE and keeps
+                # none of it: neither are its entries nor their L1 tables.
+                table = SnapshotTable(header.snapshot_offset, header.nb_snapshots, (), entries[-1], length)
+                return table, ()
             # The padding after the last entry is not part of the table: QEMU
             # does not write it, so a file may end right after the last name.
             used = spec.snapshot_entry_used(id_size, name_size, extra_size)

@@ -778,6 +778,11 @@ class SnapshotTable:
     file_offset: int
     nb_snapshots: int
     entries: tuple[SnapshotEntry, ...]
+    #: The entry with which the table, counted as QEMU counts it, grows past
+    #: ``spec.MAX_SNAPSHOTS_SIZE`` (64 MiB), and that length.  QEMU then
+    #: refuses the image and keeps no entry: ``entries`` is empty.
+    too_big: SnapshotEntry | None = None
+    too_big_length: int = 0
     path: ClassVar[str] = "snapshots"
 
 

@@ -8,6 +8,7 @@ crosses the limit.
 
 QEMU: refuses to open the image ("Snapshot table is too big", with "You can
 force-remove all N overhanging snapshots with qemu-img check -r all").
+qcow2lint reads no entry of such a table either (nor their L1 tables).
 Repair: `qemu-img check -r all` drops the entries from that one on
 ("Discarding N overhanging snapshots (snapshot table is too big)").
 """
@@ -25,6 +26,15 @@ QEMU_REFUSES = ("Snapshot table is too big",)
 
 def check(table, ctx):
     """Flag the entry with which the snapshot table grows past 64 MiB."""
+    if table.too_big is not None:  # the reader stopped there, as QEMU does
+        entry = table.too_big
+        yield Problem(
+            entry.file_offset,
+            entry.path,
+            f"the snapshot table reaches {table.too_big_length} bytes with entry {entry.index} of "
+            f"{table.nb_snapshots}; QEMU allows at most {spec.MAX_SNAPSHOTS_SIZE} bytes",
+        )
+        return
     length = 0
     for entry in table.entries:
         length = spec.round_up(length, 8) + 40 + entry.extra_data_size + entry.id_str_size + entry.name_size

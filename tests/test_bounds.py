@@ -148,6 +148,40 @@ def test_nb_snapshots_over_qemus_limit_reads_no_entry(plain: Path, tmp_path: Pat
     assert _names(path) == ["snapshot-count-too-large"]
 
 
+def test_a_snapshot_table_over_64_mib_reads_no_entry(plain: Path, tmp_path: Path) -> None:
+    """Fewer than 65,536 entries, but more than QCOW_MAX_SNAPSHOTS_SIZE:
+    QEMU refuses the table and keeps none of it; so does the reader (no
+    entry, no L1 table), and snapshot-table-too-big still names the entry
+    that crosses the limit."""
+    path = tmp_path / "too-big.qcow2"
+    data = bytearray(plain.read_bytes())
+    l1_offset, l1_size = struct.unpack_from(">Q", data, 40)[0], struct.unpack_from(">I", data, 36)[0]
+    start = spec.round_up(len(data), 65536)
+    count, name_size = 1030, 65535
+    step = spec.round_up(40 + 16 + 8 + name_size, 8)
+    # id "%08d", a 65535-byte name left as sparse zeros, 16 bytes of extra data
+    fixed = struct.pack(spec.SNAPSHOT_FORMAT, l1_offset, l1_size, 8, name_size, 0, 0, 0, 0, 16)
+    with open(path, "wb") as out:
+        out.write(data)
+        for index in range(count):
+            out.seek(start + index * step)
+            out.write(fixed + bytes(16) + b"%08d" % index)
+        out.truncate(start + count * step)
+    with open(path, "r+b") as out:
+        out.seek(60)
+        out.write(struct.pack(">IQ", count, start))
+    with open_image(path) as image_file:
+        table = image_file.image.snapshots
+        assert table.entries == () and image_file.image.snapshot_l1_tables == ()
+        crossing = table.too_big
+        assert crossing is not None and crossing.file_offset == start + crossing.index * step
+        assert table.too_big_length > spec.MAX_SNAPSHOTS_SIZE
+        assert table.too_big_length - (40 + 16 + 8 + name_size) <= spec.MAX_SNAPSHOTS_SIZE
+    names = _names(path)
+    assert names.count("snapshot-table-too-big") == 1
+    assert "snapshot-table-out-of-file" not in names
+
+
 def test_snapshots_sharing_one_l1_table_read_it_once(tmp_path: Path) -> None:
     path = tmp_path / "snap.qcow2"
     ib.create(path, 8 << 20, {"cluster_size": 65536})

@@ -295,6 +295,8 @@ class RefcountBuilder:
             # the file: each missing entry is a bare 40-byte, incomplete one.
             missing = max(min(header.nb_snapshots, spec.MAX_SNAPSHOTS) - len(entries), 0)
             size = sum(entry.size for entry in entries) + missing * spec.SNAPSHOT_HEADER_SIZE
+            if image.snapshots.too_big is not None:  # QEMU refuses it: what it walked
+                missing, size = 0, image.snapshots.too_big_length
             self.region("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             self.extents.add("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             if header.version >= 3:  # "ERROR snapshot table entry N is incomplete"
