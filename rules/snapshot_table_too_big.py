@@ -8,7 +8,6 @@ crosses the limit.
 
 QEMU: refuses to open the image ("Snapshot table is too big", with "You can
 force-remove all N overhanging snapshots with qemu-img check -r all").
-qcow2lint reads no entry of such a table either (nor their L1 tables).
 Repair: `qemu-img check -r all` drops the entries from that one on
 ("Discarding N overhanging snapshots (snapshot table is too big)").
 """
@@ -26,7 +25,9 @@ QEMU_REFUSES = ("Snapshot table is too big",)
 
 def check(table, ctx):
     """Flag the entry with which the snapshot table grows past 64 MiB."""
-    if table.too_big is not None:  # the reader stopped there, as QEMU does
+    # The reader keeps no entry of such a table (nor their L1 tables), as
+    # QEMU keeps none: it records the entry that crosses the limit.
+    if table.too_big is not None:
         entry = table.too_big
         yield Problem(
             entry.file_offset,
