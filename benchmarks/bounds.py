@@ -96,6 +96,25 @@ def snapshots_65536(img: Path) -> None:
     patch(img, 64, ">Q", end)
 
 
+def snapshot_table_too_big(img: Path) -> None:
+    """1,030 snapshot entries with 65,535-byte names (sparse zeros): a
+    table over QCOW_MAX_SNAPSHOTS_SIZE (64 MiB) with few entries."""
+    sh("qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M")
+    sh("qemu-io", "-c", "write -P 0x11 0 1M", str(img))
+    l1_size, l1 = header_field(img, 36, ">I"), header_field(img, 40, ">Q")
+    start = -(-img.stat().st_size // 65536) * 65536
+    count, name_size = 1030, 65535
+    step = -(-(40 + 16 + 8 + name_size) // 8) * 8
+    fixed = struct.pack(">QIHHIIQII", l1, l1_size, 8, name_size, 0, 0, 0, 0, 16)
+    with open(img, "r+b") as fh:
+        for index in range(count):
+            fh.seek(start + index * step)
+            fh.write(fixed + bytes(16) + b"%08d" % index)
+        fh.truncate(start + count * step)
+    patch(img, 60, ">I", count)
+    patch(img, 64, ">Q", start)
+
+
 def deep_shared_compressed(img: Path) -> None:
     """One L2 table (262,144 entries, 2 MiB clusters) whose every entry names
     the same compressed cluster: --deep must decompress it once."""
@@ -180,6 +199,7 @@ SCENARIOS = {
     "sparse-10t-reftable": sparse_10t_reftable,
     "nb-snapshots-0x200000": nb_snapshots_patched,
     "snapshots-65536": snapshots_65536,
+    "snapshot-table-too-big": snapshot_table_too_big,
     "deep-shared-compressed": deep_shared_compressed,
     "bitmaps-65535": bitmaps_65535,
     "deep-8m-shared": deep_8m_shared,
