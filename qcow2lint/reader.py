@@ -397,7 +397,9 @@ class _ImageReader(Reader):
         for entry, _ in self.bitmap_entries(ext.bitmap_directory_offset):
             if not (entry.file_offset < dir_end or len(entries) < wanted) or len(entries) > spec.MAX_BITMAPS:
                 break
-            entries.append(evolve(entry, inside_directory=entry.file_offset + entry.size <= dir_end))
+            if entry.file_offset + entry.size > dir_end:  # entries are made inside by default
+                entry = evolve(entry, inside_directory=False)
+            entries.append(entry)
         read_end = entries[-1].file_offset + entries[-1].size if entries else ext.bitmap_directory_offset
         needed = max(dir_end, read_end)
         if needed > self.size:
@@ -414,15 +416,28 @@ class _ImageReader(Reader):
         # Hostile directories may point thousands of large tables at the
         # same bytes: all tables together are read up to the file's size.
         budget = max(self.allocated, 64 << 20)
+        # Entries naming the same table (offset, size) share one read-only
+        # array, read once; the budget counts distinct reads.
+        seen: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
-            budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
-            words = self.u64_table(
-                entry.bitmap_table_offset, count, f"{entry.path}.table", f"the bitmap table of {entry.path}", problems
-            )
+            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
+            key = (entry.bitmap_table_offset, count)
+            path, what = f"{entry.path}.table", f"the bitmap table of {entry.path}"
+            if key in seen:
+                words, got = seen[key]
+                if got >= 0:  # the same table, cut by EOF: each bitmap reports it
+                    problems.append(self.problem(path, key[0], count * spec.BITMAP_TABLE_ENTRY_SIZE, got, what))
+            else:
+                count = min(count, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
+                budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
+                before = len(problems)
+                words = self.u64_table(entry.bitmap_table_offset, count, path, what, problems)
+                words.flags.writeable = False
+                cut = len(problems) > before and count == key[1]
+                seen[key] = (words, max(self.size - key[0], 0) if cut else -1)
             tables.append(
                 BitmapTable(
                     entry.index,
