@@ -4,6 +4,7 @@ subprocess), never timings."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -180,6 +181,46 @@ def test_a_snapshot_table_over_64_mib_reads_no_entry(plain: Path, tmp_path: Path
     names = _names(path)
     assert names.count("snapshot-table-too-big") == 1
     assert "snapshot-table-out-of-file" not in names
+
+
+def _many_bitmaps(tmp_path: Path, count: int) -> Path:
+    """``count`` copies of one bitmap directory entry (one shared table)."""
+    path = tmp_path / f"bitmaps-{count}.qcow2"
+    ib.create(path, 64 << 20, {"cluster_size": 65536})
+    subprocess.run(["qemu-img", "bitmap", "--add", str(path), "b0"], check=True)
+    data = bytearray(path.read_bytes())
+    position = struct.unpack_from(">I", data, 100)[0]
+    while struct.unpack_from(">I", data, position)[0] != spec.EXT_BITMAPS:
+        position += 8 + spec.round_up(struct.unpack_from(">I", data, position + 4)[0], 8)
+    _, _, size, directory = struct.unpack_from(">IIQQ", data, position + 8)
+    entry = bytes(data[directory : directory + spec.round_up(size, 8)]).ljust(spec.round_up(size, 8), b"\0")
+    end = spec.round_up(len(data), 65536)
+    data += bytes(end - len(data)) + entry * count
+    struct.pack_into(">IIQQ", data, position + 8, count, 0, len(entry) * count, end)
+    path.write_bytes(data)
+    return path
+
+
+def test_bitmaps_naming_one_table_share_one_read(tmp_path: Path) -> None:
+    path = _many_bitmaps(tmp_path, 100)
+    with open_image(path) as image_file:
+        tables = image_file.image.bitmap_tables
+        assert len(tables) == 100
+        assert len({id(t.entries) for t in tables}) == 1  # one array, shared
+        assert not tables[0].entries.flags.writeable
+
+
+def test_65535_bitmap_entries_stay_small_and_every_duplicate_counts(tmp_path: Path) -> None:
+    """QEMU's maximum of bitmap entries (a 2.5 MB file): memory well under
+    the 300 MB target, and the duplicate names all counted."""
+    path = _many_bitmaps(tmp_path, 65535)
+    code, output, peak = _check_peak_rss(path)
+    assert code in (0, 1), output
+    assert "MemoryError" not in output
+    duplicates = [f for f in json.loads(output)["images"][0]["findings"] if f["rule"] == "bitmap-name-duplicate"]
+    shown = [f for f in duplicates if not f.get("omitted")]
+    assert len(shown) == 100 and len(shown) + duplicates[-1]["omitted"] == 65534
+    assert peak <= 300 * MB
 
 
 def test_snapshots_sharing_one_l1_table_read_it_once(tmp_path: Path) -> None:
