@@ -357,6 +357,23 @@ def test_a_broken_payload_named_by_many_entries_is_one_record_and_every_entry_co
     assert found[0].offset == l2 and found[0].location == f"l2@{l2:#x}[0]"
 
 
+def test_each_payload_record_names_its_own_payload_and_entries(tmp_path: Path) -> None:
+    """Several distinct payloads in one batch, one of them broken and named
+    three times: exactly its entries are reported, with its offset."""
+    data = _compressed(tmp_path, "mixed", clusters=8)
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & spec.L1E_OFFSET_MASK
+    entry = struct.unpack_from(">Q", data, l2 + 8)[0]
+    host = entry & ((1 << (62 - 8)) - 1)
+    data[host : host + 16] = b"\xff" * 16
+    data[l2 + 8 * 5 : l2 + 8 * 7] = struct.pack(">Q", entry) * 2  # entries 5 and 6 name it too
+    path = tmp_path / "mixed.qcow2"
+    path.write_bytes(data)
+    found = [f for f in _deep_report(path) if f.rule == "compressed-undecompressible"]
+    assert [f.location for f in found] == [f"l2@{l2:#x}[{i}]" for i in (1, 5, 6)]
+    assert all(f"payload at {host:#x} " in f.message for f in found)
+
+
 def test_deep_decompresses_each_distinct_payload_once_per_image(tmp_path: Path, monkeypatch) -> None:
     """Ten L2 tables, each its own batch, all naming one payload: one
     decompression for the image, not one per batch."""
