@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MB = 1_000_000
@@ -95,6 +96,25 @@ def snapshots_65536(img: Path) -> None:
     patch(img, 64, ">Q", end)
 
 
+def snapshot_table_too_big(img: Path) -> None:
+    """1,030 snapshot entries with 65,535-byte names (sparse zeros): a
+    table over QCOW_MAX_SNAPSHOTS_SIZE (64 MiB) with few entries."""
+    sh("qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M")
+    sh("qemu-io", "-c", "write -P 0x11 0 1M", str(img))
+    l1_size, l1 = header_field(img, 36, ">I"), header_field(img, 40, ">Q")
+    start = -(-img.stat().st_size // 65536) * 65536
+    count, name_size = 1030, 65535
+    step = -(-(40 + 16 + 8 + name_size) // 8) * 8
+    fixed = struct.pack(">QIHHIIQII", l1, l1_size, 8, name_size, 0, 0, 0, 0, 16)
+    with open(img, "r+b") as fh:
+        for index in range(count):
+            fh.seek(start + index * step)
+            fh.write(fixed + bytes(16) + b"%08d" % index)
+        fh.truncate(start + count * step)
+    patch(img, 60, ">I", count)
+    patch(img, 64, ">Q", start)
+
+
 def deep_shared_compressed(img: Path) -> None:
     """One L2 table (262,144 entries, 2 MiB clusters) whose every entry names
     the same compressed cluster: --deep must decompress it once."""
@@ -114,13 +134,76 @@ def deep_shared_compressed(img: Path) -> None:
         fh.write(first * (2 << 20 >> 3))
 
 
+def _many_l2_tables(img: Path, entry: Callable[[int, int], bytes]) -> None:
+    """64 KiB clusters, 1024 L2 tables (8 M entries, 64 MiB of tables) whose
+    entries ``entry(first payload's entry, index)`` builds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw"
+        with open(raw, "wb") as fh:
+            fh.write(os.urandom(4096) * 16)
+        sh("qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(img))
+    tables, per_table = 1024, 65536 // 8
+    l1 = header_field(img, 40, ">Q")
+    l2 = header_field(img, l1, ">Q") & 0x00FFFFFFFFFFFE00
+    first = header_field(img, l2, ">Q")
+    end = -(-img.stat().st_size // 65536) * 65536
+    with open(img, "r+b") as fh:
+        fh.seek(l1)
+        fh.write(b"".join(struct.pack(">Q", (1 << 63) | (end + i * 65536)) for i in range(tables)))
+        fh.seek(end)
+        for table in range(tables):
+            fh.write(b"".join(entry(first, table * per_table + i) for i in range(per_table)))
+    patch(img, 24, ">Q", tables * per_table * 65536)
+    patch(img, 36, ">I", tables)
+
+
+def deep_8m_shared(img: Path) -> None:
+    """8 M L2 entries (1024 distinct L2 tables) naming one compressed payload."""
+    _many_l2_tables(img, lambda first, i: struct.pack(">Q", first))
+
+
+def deep_8m_distinct(img: Path) -> None:
+    """8 M L2 entries naming 8 M distinct compressed payloads (offsets one
+    byte apart, inside the file): --deep stops at its budget."""
+    _many_l2_tables(img, lambda first, i: struct.pack(">Q", (first & ~((1 << 54) - 1)) | (0x10000 + i)))
+
+
+def bitmaps_65535(img: Path) -> None:
+    """65,535 bitmap directory entries (QEMU's maximum), copies of one
+    sharing its bitmap table: a 2.5 MB file."""
+    sh("qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M")
+    sh("qemu-img", "bitmap", "--add", str(img), "b0")
+    with open(img, "rb") as fh:
+        data = fh.read()
+    position = struct.unpack_from(">I", data, 100)[0]  # header_length
+    while True:
+        kind, length = struct.unpack_from(">II", data, position)
+        if kind in (0, 0x23852875):
+            break
+        position += 8 + -(-length // 8) * 8
+    assert kind == 0x23852875, "no bitmaps extension"
+    _, _, directory_size, directory = struct.unpack_from(">IIQQ", data, position + 8)
+    entry = data[directory : directory + directory_size].ljust(-(-directory_size // 8) * 8, b"\0")
+    end = -(-len(data) // 65536) * 65536
+    count = 65535
+    with open(img, "r+b") as fh:
+        fh.seek(end)
+        fh.write(entry * count)
+        fh.seek(position + 8)
+        fh.write(struct.pack(">IIQQ", count, 0, len(entry) * count, end))
+
+
 SCENARIOS = {
     "sparse-10t": sparse_10t,
     "sparse-10t-l1": sparse_10t_l1,
     "sparse-10t-reftable": sparse_10t_reftable,
     "nb-snapshots-0x200000": nb_snapshots_patched,
     "snapshots-65536": snapshots_65536,
+    "snapshot-table-too-big": snapshot_table_too_big,
     "deep-shared-compressed": deep_shared_compressed,
+    "bitmaps-65535": bitmaps_65535,
+    "deep-8m-shared": deep_8m_shared,
+    "deep-8m-distinct": deep_8m_distinct,
 }
 COMMANDS = {"check --deep": ["check", "--deep"], "dump": ["dump"], "dump --json": ["dump", "--json"]}
 

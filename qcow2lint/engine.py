@@ -29,7 +29,7 @@ from qcow2lint.config import Config
 from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
-from qcow2lint.reader import ImageError, ImageFile, open_image
+from qcow2lint.reader import MAX_DEEP_BYTES, MAX_DEEP_PAYLOADS, ImageError, ImageFile, open_image
 from qcow2lint.registry import (
     INTERNAL_ERROR,
     INTERNAL_ERROR_CODE,
@@ -142,6 +142,9 @@ def _records(
                 except Exception as exc:  # never lose the rule findings to a pass
                     live.remove(running)
                     yield PassFailed(running, exception_text(exc))
+        stopped = image_file.deep_stopped() if deep else None
+        if stopped is not None:
+            yield stopped
     for running in live:
         try:
             record = running.finish()
@@ -203,6 +206,9 @@ def run_rules(
     for record in _records(image_file, set(by_scope), passes, stats):
         if isinstance(record, PassFailed):
             findings.append(_pass_failed(record.failed, record.message))
+            continue
+        if isinstance(record, records.DeepStopped):
+            findings.extend(_deep_stopped(rule, record) for rule in by_scope.get("CompressedCluster", ()))
             continue
         for rule in by_scope.get(type(record).__name__, ()):
             if rule.name in crashed:
@@ -285,6 +291,22 @@ def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Findin
         return link_consequences(findings, image_file)
     except Exception:  # noqa: BLE001 -- never lose findings to the linking
         return number(findings)
+
+
+def _deep_stopped(rule: Rule, stopped: records.DeepStopped) -> Finding:
+    """The warning that ``--deep`` reached its budget before every payload
+    was judged (docs/cost-model.md): the check is incomplete, not the image
+    wrong, whatever the rule's severity."""
+    return Finding(
+        rule.name,
+        rule.code,
+        Severity.WARNING,
+        stopped.file_offset,
+        stopped.path,
+        f"--deep stopped after {stopped.payloads} compressed payloads (its budget: "
+        f"{MAX_DEEP_PAYLOADS} payloads, {MAX_DEEP_BYTES >> 20} MiB read and decompressed); "
+        f"{stopped.skipped_entries} compressed entries were not decompressed",
+    )
 
 
 def _pass_failed(failed: Pass, message: str) -> Finding:

@@ -29,6 +29,7 @@ from qcow2lint.records import (
     CompressedCluster,
     CryptoHeaderPointer,
     DataFileName,
+    DeepStopped,
     EncryptionArea,
     ExtensionArea,
     FeatureNameEntry,
@@ -55,6 +56,14 @@ MAX_MISALIGNED_L2_TABLES = 1024
 MAX_PROBLEMS_PER_KIND = 1000
 #: Extra data kept per bitmap or snapshot entry (QEMU allows at most 1024).
 MAX_EXTRA_DATA_KEPT = 4096
+#: ``--deep`` budget per image: at most this many payload records (one per
+#: distinct compressed payload of an L2 batch) ...
+MAX_DEEP_PAYLOADS = 1 << 17
+#: ... and at most this many bytes read and decompressed, counting each
+#: record as its bytes read plus ``cluster_size`` (the most it may inflate
+#: to).  Past either the deep check stops (one ``DeepStopped`` record says
+#: where); see docs/cost-model.md.
+MAX_DEEP_BYTES = 1 << 30
 
 
 __all__ = ["ImageError", "ImageFile", "Reader", "open_image", "read_image"]
@@ -388,7 +397,9 @@ class _ImageReader(Reader):
         for entry, _ in self.bitmap_entries(ext.bitmap_directory_offset):
             if not (entry.file_offset < dir_end or len(entries) < wanted) or len(entries) > spec.MAX_BITMAPS:
                 break
-            entries.append(evolve(entry, inside_directory=entry.file_offset + entry.size <= dir_end))
+            if entry.file_offset + entry.size > dir_end:  # entries are made inside by default
+                entry = evolve(entry, inside_directory=False)
+            entries.append(entry)
         read_end = entries[-1].file_offset + entries[-1].size if entries else ext.bitmap_directory_offset
         needed = max(dir_end, read_end)
         if needed > self.size:
@@ -405,15 +416,28 @@ class _ImageReader(Reader):
         # Hostile directories may point thousands of large tables at the
         # same bytes: all tables together are read up to the file's size.
         budget = max(self.allocated, 64 << 20)
+        # Entries naming the same table (offset, size) share one read-only
+        # array, read once; the budget counts distinct reads.
+        seen: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = min(count if count <= spec.BME_MAX_TABLE_SIZE else 0, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
-            budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
-            words = self.u64_table(
-                entry.bitmap_table_offset, count, f"{entry.path}.table", f"the bitmap table of {entry.path}", problems
-            )
+            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
+            key = (entry.bitmap_table_offset, count)
+            path, what = f"{entry.path}.table", f"the bitmap table of {entry.path}"
+            if key in seen:
+                words, got = seen[key]
+                if got >= 0:  # the same table, cut by EOF: each bitmap reports it
+                    problems.append(self.problem(path, key[0], count * spec.BITMAP_TABLE_ENTRY_SIZE, got, what))
+            else:
+                count = min(count, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
+                budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
+                before = len(problems)
+                words = self.u64_table(entry.bitmap_table_offset, count, path, what, problems)
+                words.flags.writeable = False
+                cut = len(problems) > before and count == key[1]
+                seen[key] = (words, max(self.size - key[0], 0) if cut else -1)
             tables.append(
                 BitmapTable(
                     entry.index,
@@ -470,6 +494,7 @@ class _ImageReader(Reader):
         entries: list[SnapshotEntry] = []
         position = header.snapshot_offset
         fixed_size, fields = spec.SNAPSHOT_HEADER_SIZE, spec.SNAPSHOT_FIELD_OFFSETS
+        length = 0  # the table's size as QEMU counts it (snapshot-table-too-big)
         for index in range(min(header.nb_snapshots, spec.MAX_SNAPSHOTS)):
             fixed = self.read(position, fixed_size)
             if len(fixed) < fixed_size:
@@ -482,6 +507,12 @@ class _ImageReader(Reader):
             size = spec.snapshot_entry_size(id_size, name_size, extra_size)
             parts = self.entry_parts(position, fixed_size, extra_size, size - fixed_size - extra_size)
             entries.append(SnapshotEntry.decode(index, position, *parts))
+            length = spec.round_up(length, 8) + fixed_size + extra_size + id_size + name_size
+            if length > spec.MAX_SNAPSHOTS_SIZE:
+                # QEMU refuses a table over QCOW_MAX_SNAPSHOTS_SIZE and keeps
+                # none of it: neither are its entries nor their L1 tables.
+                table = SnapshotTable(header.snapshot_offset, header.nb_snapshots, (), entries[-1], length)
+                return table, ()
             # The padding after the last entry is not part of the table: QEMU
             # does not write it, so a file may end right after the last name.
             used = spec.snapshot_entry_used(id_size, name_size, extra_size)
@@ -639,33 +670,65 @@ class _ImageReader(Reader):
             )
 
     def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
-        """The payload of every compressed entry of a batch (for --deep)."""
-        header = image.header
+        """One record per distinct compressed payload of a batch (for
+        --deep), carrying the entries that name it, in the order of their
+        first entry; within the image's deep budget."""
+        deep = self._deep_state()
         flat = np.flatnonzero(batch.entries & np.uint64(spec.OFLAG_COMPRESSED))
+        if not len(flat):
+            return
+        if deep["stopped"]:
+            deep["skipped"] += len(flat)
+            return
+        header = image.header
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
+        pairs = np.stack([offsets, lengths], axis=1)
+        distinct, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        # The entries of each distinct payload, grouped (entry order kept).
+        grouped = flat[np.argsort(inverse, kind="stable")]
+        counts = np.bincount(inverse, minlength=len(first))
+        ends = np.cumsum(counts)
+        order = np.argsort(first)
         kind = header.compression_type or 0
+        cluster_size = header.cluster_size
         columns = batch.entries.shape[1]
-        # Each distinct payload of the batch is read once, and its records
-        # share one memo (CompressedCluster.once), however many entries name it.
-        payloads: dict[tuple[int, int], bytes] = {}
-        memo: dict[tuple[str, int, int], Any] = {}
-        for index, offset, length in zip(flat.tolist(), offsets.tolist(), lengths.tolist()):
-            row, column = divmod(index, columns)
-            data = payloads.get((offset, length))
-            if data is None:
-                data = payloads[offset, length] = self.read(
-                    offset, min(length, 2 * header.cluster_size + spec.SECTOR_SIZE)
-                )
+        for done, payload in enumerate(order.tolist()):
+            start = int(ends[payload - 1]) if payload else 0
+            indices = grouped[start : int(ends[payload])]
+            offset, length = int(distinct[payload, 0]), int(distinct[payload, 1])
+            size = min(length, 2 * cluster_size + spec.SECTOR_SIZE)
+            if deep["payloads"] >= MAX_DEEP_PAYLOADS or deep["bytes"] + size + cluster_size > MAX_DEEP_BYTES:
+                deep["stopped"] = True
+                deep["skipped"] += int(counts[order[done:]].sum())
+                return
+            deep["payloads"] += 1
+            deep["bytes"] += size + cluster_size
+            row, column = divmod(int(indices[0]), columns)
             yield CompressedCluster(
                 batch.entry_offset(row, column),
                 batch.entry_path(row, column),
                 offset,
                 length,
-                data,
+                self.read(offset, size),
                 kind,
-                header.cluster_size,
-                memo,
+                cluster_size,
+                deep["memo"],
+                batch,
+                indices,
             )
+
+    def _deep_state(self) -> dict[str, Any]:
+        """The --deep budget spent so far for this image, and the rules' memo."""
+        state = getattr(self, "_deep", None)
+        if state is None:
+            state = self._deep = {"payloads": 0, "bytes": 0, "stopped": False, "skipped": 0, "memo": {}}
+        return state
+
+    def deep_stopped(self) -> DeepStopped | None:
+        """Where --deep stopped for its budget, if it did."""
+        state = self._deep_state()
+        return DeepStopped(state["payloads"], state["skipped"]) if state["stopped"] else None
 
     def refcount_blocks(self, image: Image) -> Iterator[RefcountBlock]:
         """Every refcount block inside the file, in refcount table order."""
@@ -711,6 +774,11 @@ class ImageFile:
     def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payloads of the compressed entries of an L2 batch."""
         yield from self._streams.compressed_clusters(self.image, batch)
+
+    def deep_stopped(self) -> DeepStopped | None:
+        """After the L2 stream: where ``--deep`` stopped for its budget
+        (docs/cost-model.md), or None when it judged every payload."""
+        return self._streams.deep_stopped()
 
     def refcount_blocks(self) -> Iterator[RefcountBlock]:
         """Stream every refcount block the refcount table points to."""

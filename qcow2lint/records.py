@@ -10,6 +10,7 @@ that), no import of the reader.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -433,12 +434,13 @@ class BitmapDirectoryEntry:
         """Bytes the entry occupies in the directory (padded to 8)."""
         return spec.bitmap_entry_size(self.extra_data_size, self.name_size)
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The bitmap's name, non-ASCII bytes escaped."""
+        """The bitmap's name, non-ASCII bytes escaped (made once: 65,535
+        entries are judged by several rules each)."""
         return _label(self.name_bytes)
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
         """Structure path, e.g. ``bitmaps[0](daily)``."""
         return f"bitmaps[{self.index}]({self.name})"
@@ -580,9 +582,16 @@ class L2Tables:
 
 @attrs.frozen
 class CompressedCluster:
-    """The payload of one compressed cluster (read only with ``--deep``)."""
+    """One distinct compressed payload of an L2 batch (read only with
+    ``--deep``), and every entry of the batch that names it.
 
-    #: Where the L2 entry that names it is, and its structure path.
+    The reader makes one record per distinct (host_offset, length) of a
+    batch, not one per entry: ``indices`` holds the entries that name it, so
+    a rule judges the payload once and reports it for each entry (within its
+    findings cap, counting the rest as omitted).
+    """
+
+    #: Where the first L2 entry that names it is, and its structure path.
     file_offset: int
     path: str
     host_offset: int
@@ -591,17 +600,51 @@ class CompressedCluster:
     data: bytes
     compression_type: int
     cluster_size: int
-    #: Shared by the records of one L2 batch: what ``once`` computed.
+    #: Shared by the records of one image: what ``once`` computed.
     _memo: dict[tuple[str, int, int], Any] = attrs.field(factory=dict, eq=False, repr=False)
+    #: The batch the entries are in, and the flat indices (row * entries per
+    #: table + column) of every entry of it naming this payload, in entry
+    #: order.  Without a batch the record stands for its first entry only.
+    batch: L2Tables | None = attrs.field(default=None, eq=False, repr=False)
+    indices: np.ndarray | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def references(self) -> int:
+        """How many L2 entries of the batch name this payload."""
+        return 1 if self.indices is None else len(self.indices)
+
+    def entries(self) -> np.ndarray:
+        """The flat indices of the entries naming the payload (for
+        :meth:`entry`, :func:`qcow2lint.rulekit.each_hit`)."""
+        return np.zeros(1, dtype=np.int64) if self.indices is None else self.indices
+
+    def entry(self, index: int) -> tuple[int, str]:
+        """File offset and structure path of the entry at flat ``index``."""
+        if self.batch is None:
+            return self.file_offset, self.path
+        row, column = divmod(int(index), self.batch.entries.shape[1])
+        return self.batch.entry_offset(row, column), self.batch.entry_path(row, column)
 
     def once(self, key: str, compute: Callable[[], T]) -> T:
-        """``compute()`` for this payload, computed once per batch however
-        many L2 entries name the same (host_offset, length): a rule that
-        decompresses does it once per distinct payload."""
+        """``compute()`` for this payload, computed once per image however
+        many L2 entries (of any batch) name the same (host_offset, length):
+        a rule that decompresses does it once per distinct payload."""
         memo_key = (key, self.host_offset, self.length)
         if memo_key not in self._memo:
             self._memo[memo_key] = compute()
         return self._memo[memo_key]
+
+
+@attrs.frozen
+class DeepStopped:
+    """``--deep`` reached its budget (:data:`qcow2lint.reader.MAX_DEEP_PAYLOADS`,
+    :data:`qcow2lint.reader.MAX_DEEP_BYTES`): how much it judged and how
+    many compressed entries it left unread."""
+
+    payloads: int
+    skipped_entries: int
+    file_offset: int = 0
+    path: str = "--deep"
 
 
 # --- Refcounts (§1.7) --------------------------------------------------------
@@ -735,6 +778,11 @@ class SnapshotTable:
     file_offset: int
     nb_snapshots: int
     entries: tuple[SnapshotEntry, ...]
+    #: The entry with which the table, counted as QEMU counts it, grows past
+    #: ``spec.MAX_SNAPSHOTS_SIZE`` (64 MiB), and that length.  QEMU then
+    #: refuses the image and keeps no entry: ``entries`` is empty.
+    too_big: SnapshotEntry | None = None
+    too_big_length: int = 0
     path: ClassVar[str] = "snapshots"
 
 

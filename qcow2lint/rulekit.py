@@ -51,7 +51,8 @@ def entry_hits(
 ) -> Iterator[Problem | Omitted]:
     """Problems for the entries of a 1-D table (L1, reftable, bitmap table)
     where ``mask`` is true; ``message`` gets the entry's value."""
-    yield from entry_hits_at(ctx, table, np.flatnonzero(mask), message, entry_size)
+    if mask.any():  # most tables have no hit: no index array, no path
+        yield from entry_hits_at(ctx, table, np.flatnonzero(mask), message, entry_size)
 
 
 def entry_hits_at(
@@ -65,6 +66,8 @@ def entry_hits_at(
     """Like ``entry_hits``, for the entry indices ``flat`` (as a predicate of
     :mod:`qcow2lint.predicates` returns them); ``hints`` gives the root-cause
     fields of a problem (:class:`~qcow2lint.findings.Problem`) from the entry."""
+    if not len(flat):
+        return
     entries = table.entries
     base, path = table.file_offset, table.path
     yield from each_hit(

@@ -17,6 +17,7 @@ import zlib
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import CompressedCluster
+from qcow2lint.rulekit import each_hit
 
 NAME = "compressed-undecompressible"
 CODE = "Q0906"
@@ -43,12 +44,10 @@ def _problem(cluster: CompressedCluster) -> str | None:
 
 def check(cluster, ctx):
     """Decompress the payload and compare its length with the cluster size
-    (once per distinct payload of a batch)."""
+    (once per distinct payload of the image), then report it for every L2
+    entry that names it."""
     name = "zstd" if cluster.compression_type == spec.COMPRESSION_ZSTD else "deflate"
     problem = cluster.once(NAME, lambda: _problem(cluster))
     if problem:
-        yield Problem(
-            cluster.file_offset,
-            cluster.path,
-            f"{name} payload at {cluster.host_offset:#x} ({cluster.length} bytes) {problem}",
-        )
+        message = f"{name} payload at {cluster.host_offset:#x} ({cluster.length} bytes) {problem}"
+        yield from each_hit(ctx, cluster.entries(), lambda index: Problem(*cluster.entry(index), message))

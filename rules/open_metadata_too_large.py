@@ -41,7 +41,7 @@ def _parts(image):
         "refcount table": header.refcount_table_clusters * header.cluster_size,
     }
     if image.snapshots is not None:
-        parts["snapshot table"] = sum(entry.size for entry in image.snapshots.entries)
+        parts["snapshot table"] = image.snapshots.too_big_length or sum(entry.size for entry in image.snapshots.entries)
         parts["snapshot L1 tables"] = sum(entry.l1_size * 8 for entry in image.snapshots.entries)
     if image.bitmaps is not None:
         parts["bitmap directory"] = image.bitmaps.bitmap_directory_size

@@ -25,6 +25,17 @@ QEMU_REFUSES = ("Snapshot table is too big",)
 
 def check(table, ctx):
     """Flag the entry with which the snapshot table grows past 64 MiB."""
+    # The reader keeps no entry of such a table (nor their L1 tables), as
+    # QEMU keeps none: it records the entry that crosses the limit.
+    if table.too_big is not None:
+        entry = table.too_big
+        yield Problem(
+            entry.file_offset,
+            entry.path,
+            f"the snapshot table reaches {table.too_big_length} bytes with entry {entry.index} of "
+            f"{table.nb_snapshots}; QEMU allows at most {spec.MAX_SNAPSHOTS_SIZE} bytes",
+        )
+        return
     length = 0
     for entry in table.entries:
         length = spec.round_up(length, 8) + 40 + entry.extra_data_size + entry.id_str_size + entry.name_size

@@ -296,6 +296,8 @@ class RefcountBuilder:
             # the file: each missing entry is a bare 40-byte, incomplete one.
             missing = max(min(header.nb_snapshots, spec.MAX_SNAPSHOTS) - len(entries), 0)
             size = sum(entry.size for entry in entries) + missing * spec.SNAPSHOT_HEADER_SIZE
+            if image.snapshots.too_big is not None:  # QEMU refuses it: what it walked
+                missing, size = 0, image.snapshots.too_big_length
             self.region("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             self.extents.add("snapshot-table", "snapshots", image.snapshots.file_offset, size)
             if header.version >= 3:  # "ERROR snapshot table entry N is incomplete"
@@ -326,24 +328,36 @@ class RefcountBuilder:
             return
         self.region("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
         self.extents.add("bitmap-directory", "bitmap-directory", ext.bitmap_directory_offset, ext.bitmap_directory_size)
+        # Bitmaps naming one table share its array (the reader reads it
+        # once): its entries are judged once, and counted for each bitmap.
+        judged: dict[int, tuple[np.ndarray, int]] = {}
         for table in image.bitmap_tables:
             size = table.expected_entries * spec.BITMAP_TABLE_ENTRY_SIZE
             self.region("bitmap-table", table.path, table.file_offset, size)
             self.extents.add("bitmap-table", table.path, table.file_offset, size)
-            entries = table.entries
-            offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
-            bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
-                (offsets != 0)
-                & (
-                    ((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0)
-                    | ((offsets & np.uint64(self.cluster_size - 1)) != 0)
-                )
-            )
-            self.corruptions += int(bad.sum())
-            data = offsets[~bad & (offsets != 0)]
+            if id(table.entries) not in judged:
+                judged[id(table.entries)] = self._bitmap_data(table.entries)
+            data, bad = judged[id(table.entries)]
+            self.corruptions += bad
+            if not len(data):
+                continue
             self.clusters_of("bitmap-data", f"{table.path}.data", data, self.cluster_size, np.ones(len(data), np.int64))
             for offset in data.tolist():
                 self.extents.add("bitmap-data", f"{table.path}.data@{offset:#x}", offset, self.cluster_size)
+
+    def _bitmap_data(self, entries: np.ndarray) -> tuple[np.ndarray, int]:
+        """The data cluster offsets QEMU counts for a bitmap table, and how
+        many of its entries are corrupt (reserved bits, all-ones with an
+        offset, a misaligned offset)."""
+        offsets = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
+        bad = ((entries & np.uint64(spec.BME_TABLE_ENTRY_RESERVED_MASK)) != 0) | (
+            (offsets != 0)
+            & (
+                ((entries & np.uint64(spec.BME_TABLE_ENTRY_FLAG_ALL_ONES)) != 0)
+                | ((offsets & np.uint64(self.cluster_size - 1)) != 0)
+            )
+        )
+        return offsets[~bad & (offsets != 0)], int(bad.sum())
 
     def _refblocks(self) -> None:
         """check_refblocks: count each refcount block last, as QEMU does, and
