@@ -155,7 +155,7 @@ PresetOption = Annotated[
     str | None,
     typer.Option(
         "--preset",
-        help="Start from a built-in preset (default, strict, untrusted); no configuration is "
+        help="Start from a built-in preset (default, strict, pedantic, untrusted); no configuration is "
         "discovered, a --config file applies on top.",
         show_default=False,
     ),
