@@ -73,9 +73,8 @@ TOP_LEVEL_KEYS = (
     "exclude",
     "docs-url",
 )
-#: The configuration's JSON Schema, shipped in the package (and its path in
-#: the repository, for editors: ``# yaml-language-server: $schema=...``).
-SCHEMA_FILE = Path(__file__).parent / "schema" / "qcow2lint.schema.json"
+#: Where the configuration's JSON Schema lies in the repository (shipped
+#: in the package too), for editors: ``# yaml-language-server: $schema=...``.
 SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
