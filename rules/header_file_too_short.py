@@ -26,8 +26,11 @@ def check(image, ctx):
     else:
         needed = spec.V2_HEADER_LENGTH
     if image.file_size < needed:
+        # Every other finding about such a file judges bytes QEMU reads as
+        # zeros past its end: all of them follow from this one.
         yield Problem(
             0,
             "header",
             f"the file has {image.file_size} bytes, fewer than the {needed}-byte qcow2 header",
+            covers=(0, 1 << 63),
         )

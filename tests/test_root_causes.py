@@ -307,3 +307,17 @@ def test_reftable_too_large_folds_what_is_read_past_the_needed_entries(tmp_path:
     (root,) = report.roots()
     assert (root.rule, root.location) == ("reftable-too-large", "header.refcount_table_clusters")
     assert {"metadata-overlap", "reftable-reserved-bits"} <= {f.rule for f in _consequences(report, root)}
+
+
+def test_a_file_cut_inside_its_header_is_one_root(tmp_path: Path, config) -> None:
+    """Everything read past the end of a 50-byte file is zeros: every other
+    finding (a missing refcount table, an L1 table out of the file, ...)
+    follows from header-file-too-short."""
+    path = tmp_path / "cut.qcow2"
+    ib.create(path, 64 << 20)
+    path.write_bytes(path.read_bytes()[:50])
+    report = _lint(path, config)
+    [root] = report.roots()
+    assert root.rule == "header-file-too-short"
+    assert len(_consequences(report, root)) == len(report.findings) - 1 >= 5
+    assert {"l1-out-of-file", "reftable-missing"} <= {f.rule for f in report.findings}
