@@ -95,10 +95,17 @@ class ExtentMap:
 
     def _metadata_hits(self, index: np.ndarray) -> np.ndarray:
         """Positions in ``index`` (cluster indices) of clusters that hold metadata."""
-        candidates = np.flatnonzero(index < self.meta_limit)  # past the last one: no metadata
-        chosen = index[candidates]
-        bits = self.meta_bits[chosen >> 3] & (0x80 >> (chosen & 7)).astype(np.uint8)
-        return candidates[bits != 0]
+        if not len(index):
+            return np.empty(0, np.intp)
+        if int(index.max()) >= self.meta_limit:  # past the last metadata cluster: none
+            candidates = np.flatnonzero(index < self.meta_limit)
+            return candidates[self._metadata_hits(index[candidates])]
+        byte = self.meta_bits[index >> 3]
+        # Most clusters share no byte of the bitmap with metadata: test the
+        # bit only where the byte is set.
+        marked = np.flatnonzero(byte)
+        bit = (byte[marked] >> (7 - (index[marked] & 7)).astype(np.uint8)) & 1
+        return marked[bit != 0]
 
     def overlaps(self) -> list[Overlap]:
         """Metadata extents that share a cluster (the same L2 table seen from
