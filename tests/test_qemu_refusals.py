@@ -26,7 +26,7 @@ import rows_bitmaps
 import rows_header
 import rows_placement
 import rows_snapshots
-from harness import Bases, RowImages
+from harness import Bases, RowImages, lint
 from untrusted_builders import Builder as UntrustedImages
 
 import qcow2lint
@@ -371,3 +371,12 @@ def test_message_pattern() -> None:
     assert pattern.search("Encryption header offset '262656' is not a multiple of cluster size '65536'")
     assert message_pattern(C).search("Bitmap 'bm1' doesn't satisfy the constraints")
     assert not message_pattern("Unsupported qcow2 version N").search("Unsupported qcow2 version ")
+
+
+def test_luks_header_bad_is_quiet_on_a_clean_header_and_can_be_disabled(base_images: Bases, tmp_path: Path) -> None:
+    """The rule's passing and disabled-in-config cases (its failing ones are
+    the refusal rows above)."""
+    assert "luks-header-bad" not in lint(base_images.copy("luks", tmp_path, "clean.qcow2")).fired
+    path, _ = _luks_patched(164, _u32(0))(tmp_path, base_images)
+    assert "luks-header-bad" in lint(path).fired
+    assert "luks-header-bad" not in lint(path, "rules:\n  luks-header-bad: disable\n").fired
