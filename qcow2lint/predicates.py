@@ -21,11 +21,15 @@ from qcow2lint.spec import compressed_ranges
 __all__ = [
     "allocated",
     "allocated_entries",
+    "all_allocated",
+    "allocated_breaks",
+    "allocated_runs",
+    "at_allocated",
     "compressed",
+    "compressed_entries",
     "compressed_ranges",
     "copied_mismatch_active",
     "copied_mismatch_l1",
-    "copied_mismatch_l2",
     "l1_misaligned",
     "l1_reserved",
     "l2_misaligned",
@@ -36,6 +40,11 @@ __all__ = [
 
 def _u64(value: int) -> np.uint64:
     return np.uint64(value)
+
+
+#: No entry (what a predicate finds in a batch its summary rules out).
+_NONE = np.empty(0, np.intp)
+_NONE.flags.writeable = False
 
 
 def _cached(batch: L2Tables, key: str, compute: Callable[[], Any]) -> Any:
@@ -60,6 +69,8 @@ def l2_reserved(batch: L2Tables) -> np.ndarray:
     """Uncompressed L2 entries with reserved bits set (also unallocated ones)."""
 
     def compute() -> np.ndarray:
+        if not batch.may_have(spec.L2E_STD_RESERVED_MASK):
+            return _NONE
         candidates = np.flatnonzero(batch.entries & _u64(spec.L2E_STD_RESERVED_MASK))
         return candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
 
@@ -74,7 +85,13 @@ def l2_misaligned(batch: L2Tables, cluster_size: int, cluster_type: int) -> np.n
 
 def misaligned_offsets(batch: L2Tables, cluster_size: int) -> np.ndarray:
     """Entries (of any type) whose host offset field is not cluster-aligned."""
-    return _cached(batch, "misaligned", lambda: np.flatnonzero(batch.host_offsets & _u64(cluster_size - 1)))
+
+    def compute() -> np.ndarray:
+        if not batch.may_have(spec.L2E_OFFSET_MASK & (cluster_size - 1)):
+            return _NONE
+        return np.flatnonzero(batch.host_offsets & _u64(cluster_size - 1))
+
+    return _cached(batch, "misaligned", compute)
 
 
 def allocated(batch: L2Tables) -> np.ndarray:
@@ -89,7 +106,9 @@ def allocated(batch: L2Tables) -> np.ndarray:
             if not batch.extended:
                 copied &= (batch.entries & _u64(spec.OFLAG_ZERO)) == 0
             owned |= copied
-        return owned & ~compressed(batch)
+        if batch.may_have(spec.OFLAG_COMPRESSED):
+            owned &= ~compressed(batch)
+        return owned
 
     return _cached(batch, "allocated", compute)
 
@@ -98,15 +117,59 @@ def allocated_entries(batch: L2Tables) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of the allocated entries and their host offsets."""
 
     def compute() -> tuple[np.ndarray, np.ndarray]:
-        flat = np.flatnonzero(allocated(batch))
+        mask = allocated(batch)
+        if all_allocated(batch):  # a preallocated batch: no index to gather through
+            return np.arange(mask.size), batch.host_offsets.ravel()
+        flat = np.flatnonzero(mask)
         return flat, batch.host_offsets.ravel()[flat]
 
     return _cached(batch, "allocated_entries", compute)
 
 
+def all_allocated(batch: L2Tables) -> bool:
+    """Whether every entry of the batch is allocated."""
+    return _cached(batch, "all_allocated", lambda: bool(allocated(batch).all()))
+
+
+def at_allocated(batch: L2Tables, values: np.ndarray) -> np.ndarray:
+    """``values`` (one per entry of the batch) at the allocated entries, in
+    the order of ``allocated_entries``."""
+    return values.ravel() if all_allocated(batch) else values.ravel()[allocated_entries(batch)[0]]
+
+
+def allocated_breaks(batch: L2Tables, cluster_size: int) -> np.ndarray:
+    """Where the allocated entries (in the order of ``allocated_entries``)
+    stop following each other in the file: the positions ``i`` whose host
+    offset is not the previous one's plus a cluster.  Between two breaks the
+    entries map a run of consecutive host clusters (qemu-img check counts
+    each break within a table as fragmentation); a preallocated or freshly
+    written image has a handful per batch, so the analysis works per run."""
+
+    def compute() -> np.ndarray:
+        offsets = allocated_entries(batch)[1]
+        return np.flatnonzero(np.diff(offsets) != _u64(cluster_size)) + 1
+
+    return _cached(batch, "allocated_breaks", compute)
+
+
 def compressed(batch: L2Tables) -> np.ndarray:
     """Boolean mask of compressed entries."""
-    return _cached(batch, "compressed", lambda: (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0)
+
+    def compute() -> np.ndarray:
+        if not batch.may_have(spec.OFLAG_COMPRESSED):
+            return np.zeros(batch.entries.shape, bool)
+        return (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0
+
+    return _cached(batch, "compressed", compute)
+
+
+def compressed_entries(batch: L2Tables) -> np.ndarray:
+    """Flat indices of the compressed entries."""
+    return _cached(
+        batch,
+        "compressed_entries",
+        lambda: np.flatnonzero(compressed(batch)) if batch.may_have(spec.OFLAG_COMPRESSED) else _NONE,
+    )
 
 
 def copied_mismatch_l1(table: L1Table, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:
@@ -125,27 +188,64 @@ def copied_mismatch_active(batch: L2Tables, stored_refcounts: StoredRefcounts, c
 
     def compute() -> np.ndarray:
         flat, offsets = allocated_entries(batch)
+        copied = at_allocated(batch, batch.entries) >> _u64(63)
+        keep = None
+        shift = batch.entries.shape[1].bit_length() - 1
         if batch.active_refs is not None and not (batch.active_refs > 0).all():
-            active = batch.active_refs[flat >> (batch.entries.shape[1].bit_length() - 1)] > 0
-            flat, offsets = flat[active], offsets[active]
+            keep = batch.active_refs[flat >> shift] > 0
         if len(batch.offsets) and batch.offsets[0] == 0:
             # An L1 entry with flag bits and a zero offset: QEMU's check walks
             # cluster 0 as an L2 table, but check_oflag_copied skips entries
             # whose offset is 0, so those entries are never compared.
-            keep = (flat >> (batch.entries.shape[1].bit_length() - 1)) != 0
-            flat, offsets = flat[keep], offsets[keep]
+            first = (flat >> shift) != 0
+            keep = first if keep is None else keep & first
         if batch.data_file:  # every data file cluster has refcount 1
-            return copied_mismatch_l2(batch, flat, np.ones(len(flat), np.uint8), np.ones(len(flat), bool))
-        return copied_mismatch_l2(batch, flat, *stored_refcounts.of(offsets >> _u64(cluster_bits)))
+            wrong = copied == 0
+        else:
+            stored, readable = _stored_at(batch, stored_refcounts, offsets, cluster_bits)
+            wrong = (stored == 1) != (copied != 0)
+            if readable is not None:
+                wrong &= readable
+        if keep is not None:
+            wrong &= keep
+        return flat[wrong]
 
     return _cached(batch, "copied_mismatch", compute)
 
 
-def copied_mismatch_l2(batch: L2Tables, flat: np.ndarray, stored: np.ndarray, readable: np.ndarray) -> np.ndarray:
-    """Of the allocated entries at ``flat`` (NORMAL or ZERO_ALLOC, see
-    ``allocated``), those whose COPIED flag disagrees with "the data
-    cluster's refcount is 1"; with a data file the refcount counts as 1."""
-    copied = (batch.entries.ravel()[flat] >> _u64(63)).astype(bool)
-    if batch.data_file:
-        return flat[readable & ~copied]
-    return flat[readable & ((stored == 1) != copied)]
+def _stored_at(
+    batch: L2Tables, stored_refcounts: StoredRefcounts, offsets: np.ndarray, cluster_bits: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored refcounts of the allocated entries' host clusters, and
+    their readability (None: all readable); few runs of consecutive clusters
+    are read as slices, not gathered one by one."""
+    runs = allocated_runs(batch, cluster_bits)
+    if runs is not None and stored_refcounts.readable is None:
+        parts = [stored_refcounts.values(first, first + count) for first, count in zip(*runs)]
+        return (np.concatenate(parts) if parts else np.empty(0, stored_refcounts.dtype)), None
+    return stored_refcounts.of(offsets >> _u64(cluster_bits))
+
+
+def allocated_runs(batch: L2Tables, cluster_bits: int) -> tuple[list[int], list[int]] | None:
+    """The runs of consecutive host clusters that the allocated entries map
+    (cut at ``allocated_breaks``), as the first cluster and the length of
+    each; None when there are ``MAX_SLICED_RUNS`` or more, where per-entry
+    work is cheaper than a slice per run."""
+
+    def compute() -> tuple[list[int], list[int]] | None:
+        offsets = allocated_entries(batch)[1]
+        breaks = allocated_breaks(batch, 1 << cluster_bits)
+        if len(breaks) >= MAX_SLICED_RUNS:
+            return None
+        if not len(offsets):
+            return [], []
+        starts = [0, *breaks.tolist()]
+        ends = [*starts[1:], len(offsets)]
+        first = (offsets[starts] >> _u64(cluster_bits)).tolist()
+        return first, [end - start for start, end in zip(starts, ends)]
+
+    return _cached(batch, "allocated_runs", compute)
+
+
+#: Up to this many runs per batch, per-run slices beat per-entry gathers.
+MAX_SLICED_RUNS = 64

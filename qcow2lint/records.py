@@ -537,7 +537,7 @@ class L2Tables:
     first_l1: np.ndarray | None = attrs.field(default=None, eq=False)
     #: Whether guest data lives in an external data file (incompat bit 2).
     data_file: bool = False
-    _cache: dict[str, np.ndarray] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @property
     def extended(self) -> bool:
@@ -548,6 +548,26 @@ class L2Tables:
     def entry_size(self) -> int:
         """Bytes per entry on disk."""
         return spec.EXTL2_ENTRY_SIZE if self.extended else spec.L2_ENTRY_SIZE
+
+    @property
+    def any_bits(self) -> int:
+        """Every bit that is set in some entry of the batch (one OR over it)."""
+        if "any_bits" not in self._cache:
+            self._cache["any_bits"] = int(np.bitwise_or.reduce(self.entries, axis=None)) if self.entries.size else 0
+        return self._cache["any_bits"]
+
+    def may_have(self, mask: int) -> bool:
+        """Whether some entry may have a bit of ``mask`` set: False proves that
+        none has, so a predicate that needs such a bit has nothing to find
+        (a clean batch is judged by this summary, not by a pass over it)."""
+        return bool(self.any_bits & mask)
+
+    @property
+    def max_host_offset(self) -> int:
+        """The highest host offset field of the batch (0 for an empty one)."""
+        if "max_host_offset" not in self._cache:
+            self._cache["max_host_offset"] = int(self.host_offsets.max()) if self.entries.size else 0
+        return self._cache["max_host_offset"]
 
     @property
     def host_offsets(self) -> np.ndarray:
@@ -835,13 +855,25 @@ class Image:
 
 @attrs.frozen
 class StoredRefcounts:
-    """The refcounts stored on disk, for clusters below ``len(counts)``.
+    """The refcounts stored on disk, for clusters below ``length``.
 
-    ``readable`` is false for clusters whose refcount block QEMU cannot use
-    (a misaligned refcount block offset: "Can't get refcount").
+    Kept compact, as memory must not grow with two full arrays per cluster:
+    one bit per cluster says "refcount 1" (most clusters of an image), and
+    only the refcount blocks that hold another non-zero value keep their
+    decoded values (``dense``, by refcount table index).  ``readable`` is
+    false for clusters whose refcount block QEMU cannot use (a misaligned
+    refcount block offset: "Can't get refcount").
     """
 
-    counts: np.ndarray = attrs.field(eq=False)
+    #: Clusters covered: up to the end of the last refcount block read.
+    length: int
+    #: Refcounts per refcount block.
+    per_block: int
+    dtype: np.dtype = attrs.field(eq=False)
+    #: Bit ``c`` (big-endian within each byte) is set when cluster ``c``'s refcount is 1.
+    ones: np.ndarray = attrs.field(eq=False)
+    #: The decoded refcounts of each block holding a value other than 0 and 1.
+    dense: dict[int, np.ndarray] = attrs.field(eq=False)
     #: None when every refcount is readable (the usual case).
     readable: np.ndarray | None = attrs.field(eq=False)
     #: Non-zero refcounts of clusters past the compared range (past the end
@@ -849,28 +881,54 @@ class StoredRefcounts:
     beyond: tuple[tuple[int, int], ...] = ()
     beyond_count: int = 0
 
+    def values(self, start: int, stop: int) -> np.ndarray:
+        """The stored refcounts of clusters ``start`` to ``stop - 1`` (0 past
+        ``length``, as QEMU reads a missing block)."""
+        out = np.zeros(max(stop - start, 0), self.dtype)
+        end = min(stop, self.length)
+        if start >= end:
+            return out
+        skip = start & 7
+        out[: end - start] = np.unpackbits(self.ones[start >> 3 : (end + 7) >> 3])[skip : skip + end - start]
+        if self.dense:
+            for block in range(start // self.per_block, (end - 1) // self.per_block + 1):
+                if block in self.dense:
+                    first = block * self.per_block
+                    low, high = max(start, first), min(end, first + self.per_block)
+                    out[low - start : high - start] = self.dense[block][low - first : high - first]
+        return out
+
     def of(self, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stored refcount and readability of each cluster index (0 and
-        readable past the array, as QEMU reads a missing block)."""
-        clusters = np.asarray(clusters, np.uint64)
-        if self.readable is None and (not len(clusters) or int(clusters.max()) < len(self.counts)):
-            return self.counts[clusters.view(np.int64)], np.ones(len(clusters), bool)
-        if not len(self.counts):  # no refcount block at all: every refcount reads 0
-            return np.zeros(len(clusters), self.counts.dtype), np.ones(len(clusters), bool)
-        inside = clusters < np.uint64(len(self.counts))
-        index = np.where(inside, clusters, 0).astype(np.intp)
-        counts = np.where(inside, self.counts[index], 0)
-        if self.readable is None:
-            return counts, np.ones(len(clusters), bool)
-        return counts, np.where(inside, self.readable[index], True)
+        readable past ``length``, as QEMU reads a missing block)."""
+        index = np.asarray(clusters, np.uint64).view(np.int64)
+        inside = np.flatnonzero((index >= 0) & (index < self.length))
+        counts = np.zeros(len(index), self.dtype)
+        readable = np.ones(len(index), bool)
+        if not len(inside):
+            return counts, readable
+        where = index[inside]
+        low, high = int(where.min()), int(where.max())
+        if high - low < 8 * len(where) + (1 << 20):  # dense enough: unpack the span, then gather
+            counts[inside] = self.values(low, high + 1)[where - low]
+        else:
+            counts[inside] = (self.ones[where >> 3] >> (7 - (where & 7)).astype(np.uint8)) & 1
+            if self.dense:
+                blocks = where // self.per_block
+                for block in np.intersect1d(blocks, np.fromiter(self.dense, np.int64)).tolist():
+                    at = np.flatnonzero(blocks == block)
+                    counts[inside[at]] = self.dense[block][where[at] - block * self.per_block]
+        if self.readable is not None:
+            known = where < len(self.readable)
+            readable[inside[known]] = self.readable[where[known]]
+        return counts, readable
 
-    def readable_mask(self, length: int) -> np.ndarray:
-        """Readability of the first ``length`` clusters."""
-        if self.readable is None:
-            return np.ones(length, bool)
-        mask = np.ones(length, bool)
-        shown = min(length, len(self.readable))
-        mask[:shown] = self.readable[:shown]
+    def readable_mask(self, start: int, stop: int) -> np.ndarray:
+        """Readability of clusters ``start`` to ``stop - 1``."""
+        mask = np.ones(max(stop - start, 0), bool)
+        if self.readable is not None and start < len(self.readable):
+            part = self.readable[start:stop]
+            mask[: len(part)] = part
         return mask
 
 
@@ -939,21 +997,10 @@ class RefcountCheck:
     shared_data: tuple[int, ...] = ()
     metadata: tuple[Extent, ...] = ()
     stats: dict[str, int] = attrs.field(factory=dict, eq=False)
-    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    #: Compared cluster indices where stored and computed differ, with both
+    #: values (unreadable refcounts excluded).
+    mismatches: tuple[np.ndarray, np.ndarray, np.ndarray] = attrs.field(
+        default=(np.empty(0, np.int64), np.empty(0, np.uint8), np.empty(0, np.uint8)), eq=False
+    )
     path: ClassVar[str] = "refcounts"
     file_offset: ClassVar[int] = 0
-
-    def mismatches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Compared cluster indices where stored and computed differ, with
-        both values (unreadable refcounts excluded); computed once."""
-        if "mismatches" not in self._cache:
-            # Past the shorter array both are 0 (the analysis pads them to the
-            # last cluster stored or referenced, see passes.refcounts).
-            span = min(self.compared, len(self.stored.counts), len(self.computed))
-            stored = self.stored.counts[:span]
-            computed = self.computed[:span]
-            clusters = np.flatnonzero(stored != computed)
-            if self.stored.readable is not None:
-                clusters = clusters[self.stored.readable_mask(span)[clusters]]
-            self._cache["mismatches"] = (clusters, stored[clusters], computed[clusters])
-        return self._cache["mismatches"]

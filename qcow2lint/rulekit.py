@@ -431,7 +431,7 @@ def mismatch_hits(
 ) -> Iterator[Problem | Omitted]:
     """Problems for the clusters whose stored and rebuilt refcounts differ
     in the way ``select(stored, computed)`` picks."""
-    clusters, stored, computed = refcounts.mismatches()
+    clusters, stored, computed = refcounts.mismatches
     hits = select(stored, computed)
     # A refcount other than 1 on owned metadata with its one reference is
     # metadata-refcount-gt-one's finding.

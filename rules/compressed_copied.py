@@ -9,8 +9,6 @@ flag must never be set for compressed clusters").  Repair:
 `qemu-img check -r all`.
 """
 
-import numpy as np
-
 from qcow2lint import predicates, spec
 from qcow2lint.records import L2Tables
 from qcow2lint.rulekit import l2_hits, u64
@@ -23,10 +21,11 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag compressed entries with COPIED set."""
-    hits = predicates.compressed(batch) & ((batch.entries & u64(spec.OFLAG_COPIED)) != 0)
+    flat = predicates.compressed_entries(batch)
+    hits = flat[(batch.entries.ravel()[flat] & u64(spec.OFLAG_COPIED)) != 0]
     yield from l2_hits(
         ctx,
         batch,
-        np.flatnonzero(hits),
+        hits,
         lambda e, _: f"compressed L2 entry {e:#x} sets COPIED (bit 63), which compressed clusters never have",
     )

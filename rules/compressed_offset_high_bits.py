@@ -22,7 +22,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag compressed offsets of 2^56 or more."""
-    flat = np.flatnonzero(predicates.compressed(batch))
+    flat = predicates.compressed_entries(batch)
     coffset, _ = predicates.compressed_ranges(batch.entries.ravel()[flat], ctx.header.cluster_bits)
     high = (coffset >> np.uint64(56)) != 0
     offset = dict(zip(flat[high].tolist(), coffset[high].tolist()))

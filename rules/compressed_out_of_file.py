@@ -23,7 +23,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag compressed data that ends a cluster or more past the end of the file."""
-    flat = np.flatnonzero(predicates.compressed(batch))
+    flat = predicates.compressed_entries(batch)
     coffset, csize = predicates.compressed_ranges(batch.entries.ravel()[flat], ctx.header.cluster_bits)
     outside = coffset + csize >= np.uint64(ctx.file_size + ctx.cluster_size)
     ranges = dict(zip(flat[outside].tolist(), zip(coffset[outside].tolist(), csize[outside].tolist())))

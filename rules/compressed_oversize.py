@@ -21,7 +21,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag compressed ranges longer than cluster_size + 511 bytes."""
-    flat = np.flatnonzero(predicates.compressed(batch))
+    flat = predicates.compressed_entries(batch)
     _, csize = predicates.compressed_ranges(batch.entries.ravel()[flat], ctx.header.cluster_bits)
     big = csize > np.uint64(ctx.cluster_size + 511)
     size = dict(zip(flat[big].tolist(), csize[big].tolist()))

@@ -23,7 +23,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag ZERO_PLAIN entries with COPIED set (no data file)."""
-    if batch.data_file or batch.extended:
+    if batch.data_file or batch.extended or not batch.may_have(spec.OFLAG_ZERO):
         return
     flags = u64(spec.OFLAG_COPIED | spec.OFLAG_COMPRESSED | spec.OFLAG_ZERO)
     hits = ((batch.entries & flags) == u64(spec.OFLAG_COPIED | spec.OFLAG_ZERO)) & (batch.host_offsets == 0)

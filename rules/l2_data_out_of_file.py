@@ -25,7 +25,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag data clusters that start at or past the end of the file."""
-    if batch.data_file:
+    if batch.data_file or batch.max_host_offset < ctx.file_size:
         return
     hits = predicates.allocated(batch) & (batch.host_offsets >= u64(ctx.file_size))
     yield from l2_hits(

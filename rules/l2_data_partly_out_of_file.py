@@ -35,8 +35,10 @@ def check(batch, ctx):
     """Flag data clusters whose data straddles the end of the file."""
     if batch.data_file or ctx.file_size % ctx.cluster_size == 0:
         return
-    offsets = batch.host_offsets.ravel()
     start = u64(ctx.file_size - ctx.file_size % ctx.cluster_size)
+    if batch.max_host_offset < start:
+        return
+    offsets = batch.host_offsets.ravel()
     flat = np.flatnonzero(
         predicates.allocated(batch) & (batch.host_offsets >= start) & (batch.host_offsets < u64(ctx.file_size))
     )

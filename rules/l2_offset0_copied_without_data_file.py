@@ -9,7 +9,7 @@ QEMU: treats the entry as unallocated; silent.  Repair: `qemu-img convert`.
 
 import numpy as np
 
-from qcow2lint import spec
+from qcow2lint import predicates, spec
 from qcow2lint.records import L2Tables
 from qcow2lint.rulekit import l2_hits, u64
 
@@ -21,7 +21,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag entries with offset 0 and COPIED that are neither compressed nor zero."""
-    if batch.data_file:
+    if batch.data_file or not batch.may_have(spec.OFLAG_COPIED) or predicates.all_allocated(batch):
         return
     flags = spec.OFLAG_COPIED | spec.OFLAG_COMPRESSED | (0 if batch.extended else spec.OFLAG_ZERO)
     hits = ((batch.entries & u64(flags)) == u64(spec.OFLAG_COPIED)) & (batch.host_offsets == 0)

@@ -22,7 +22,7 @@ SCOPE = L2Tables
 
 def check(batch, ctx):
     """Flag uncompressed L2 entries with bit 0 set in a v2 image."""
-    if ctx.header.version != 2 or batch.extended:
+    if ctx.header.version != 2 or batch.extended or not batch.may_have(spec.OFLAG_ZERO):
         return
     zero = ((batch.entries & u64(spec.OFLAG_ZERO)) != 0) & ~predicates.compressed(batch)
     yield from l2_hits(

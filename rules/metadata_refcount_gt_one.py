@@ -26,19 +26,11 @@ SCOPE = RefcountCheck
 def check(refcounts, ctx):
     """Flag each run of clusters of an owned structure whose stored refcount is not 1."""
     bits = ctx.header.cluster_bits
-    counts = refcounts.stored.counts
     for extent, first, last in owned_spans(refcounts, bits):
-        inside = counts[first : last + 1]
-        bad = np.flatnonzero(inside != 1)
-        values = inside[bad]
+        counts = refcounts.stored.values(first, last + 1)  # 0 past the stored refcounts
+        bad = np.flatnonzero(counts != 1)
+        values = counts[bad]
         spans = [(first + int(bad[s]), int(n), int(values[s])) for s, n in zip(*runs(bad, values), strict=True)]
-        beyond = first + len(inside)  # past the stored refcounts a cluster's refcount reads as 0
-        if beyond <= last:
-            if spans and spans[-1][2] == 0 and sum(spans[-1][:2]) == beyond:
-                start, length, _ = spans.pop()
-                spans.append((start, length + last - beyond + 1, 0))
-            else:
-                spans.append((beyond, last - beyond + 1, 0))
         for start, length, stored in spans:
             where = f"cluster {start}" if length == 1 else f"clusters {start}..{start + length - 1} ({length} clusters)"
             yield Problem(

@@ -23,13 +23,15 @@ def check(refcounts, ctx):
     """Flag non-zero stored refcounts of clusters past the end of the file."""
     stored = refcounts.stored
     start = -(-ctx.file_size // ctx.cluster_size)
-    tail = stored.counts[start:]
-    unused = refcounts.computed[start : start + len(tail)] == 0
+    tail = stored.values(start, stored.length)
+    counted = refcounts.computed[start : start + len(tail)]
+    unused = np.ones(len(tail), bool)
+    unused[: len(counted)] = counted == 0
     beyond = dict(stored.beyond)
     clusters = np.concatenate([start + np.flatnonzero((tail != 0) & unused), np.array(list(beyond), np.int64)])
 
     def refcount(c):
-        return beyond[c] if c in beyond else int(stored.counts[c])
+        return beyond[c] if c in beyond else int(tail[c - start])
 
     yield from refcount_hits(
         ctx,

@@ -25,17 +25,13 @@ def check(refcounts, ctx):
     """Flag refcount table slots that should name a block for used clusters but do not."""
     header = ctx.header
     per_block = ctx.cluster_size * 8 >> header.refcount_order
-    computed = refcounts.computed[: refcounts.compared]
-    blocks = -(-len(computed) // per_block)
-    used = np.zeros(blocks * per_block, bool)
-    used[: len(computed)] = computed != 0
-    used_blocks = used.reshape(blocks, per_block).any(axis=1)
+    used = clusters_in_use(refcounts.computed[: refcounts.compared], per_block)
     reftable = ctx.image.refcount_table
-    entries = np.zeros(blocks, np.uint64)
-    known = min(blocks, len(reftable.entries))
+    entries = np.zeros(len(used), np.uint64)
+    known = min(len(used), len(reftable.entries))
     entries[:known] = reftable.entries[:known] & np.uint64(spec.REFT_OFFSET_MASK)
-    for index in np.flatnonzero(used_blocks & (entries == 0)).tolist():
-        count = int(np.count_nonzero(used[index * per_block : (index + 1) * per_block]))
+    for index in np.flatnonzero((used != 0) & (entries == 0)).tolist():
+        count = int(used[index])
         where = "past the end of the refcount table" if index >= reftable.expected_entries else "empty"
         yield Problem(
             reftable.file_offset + spec.REFTABLE_ENTRY_SIZE * index,
@@ -43,3 +39,18 @@ def check(refcounts, ctx):
             f"{count} clusters in use from cluster {index * per_block} have no refcount block: "
             f"refcount table entry {index} is {where}",
         )
+
+
+def clusters_in_use(computed, per_block):
+    """How many clusters each refcount block's range has in use (a non-zero
+    count), counted a few blocks at a time (no full-size temporary)."""
+    used = np.zeros(-(-len(computed) // per_block), np.int64)
+    step = max(1, (1 << 20) // per_block) * per_block
+    for start in range(0, len(computed), step):
+        part = computed[start : start + step]
+        whole = len(part) // per_block * per_block
+        first = start // per_block
+        used[first : first + whole // per_block] = np.count_nonzero(part[:whole].reshape(-1, per_block), axis=1)
+        if whole < len(part):
+            used[first + whole // per_block] = np.count_nonzero(part[whole:])
+    return used

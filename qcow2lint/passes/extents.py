@@ -81,17 +81,40 @@ class ExtentMap:
         marked = self.meta_clusters[self.meta_clusters < self.meta_limit]
         np.bitwise_or.at(self.meta_bits, marked >> 3, (0x80 >> (marked & 7)).astype(np.uint8))
 
-    def data_hits(self, batch: L2Tables, flat: np.ndarray, offsets: np.ndarray, clusters: np.ndarray) -> None:
-        """Data clusters of a batch (at flat indices ``flat``) that land on metadata."""
+    def data_hits(
+        self,
+        batch: L2Tables,
+        flat: np.ndarray,
+        offsets: np.ndarray,
+        runs: tuple[list[int], list[int]] | None = None,
+    ) -> None:
+        """Data clusters of a batch (at flat indices ``flat``, host byte
+        offsets ``offsets``) that land on metadata.  With ``runs``
+        (``predicates.allocated_runs``), only the entries of runs that meet a
+        metadata cluster are looked at one by one."""
+        candidates = None
+        if runs is not None:
+            first, counts = np.array(runs[0], np.int64), np.array(runs[1], np.int64)
+            meets = np.searchsorted(self.meta_clusters, first, "left") < np.searchsorted(
+                self.meta_clusters, first + counts - 1, "right"
+            )
+            if not meets.any():
+                return
+            ends = np.cumsum(counts)
+            candidates = np.concatenate([np.arange(end - n, end) for end, n in zip(ends[meets], counts[meets])])
+        clusters = (offsets if candidates is None else offsets[candidates]) >> np.uint64(self.cluster_bits)
         hits = self._metadata_hits(clusters.view(np.int64))
+        if candidates is not None:
+            hits = candidates[hits]
         self.overlap_count += len(hits)
         columns = batch.entries.shape[1]
         for hit in hits[: MAX_EVENTS - len(self.data_overlaps)].tolist():
             row, column = divmod(int(flat[hit]), columns)
+            cluster = int(offsets[hit]) >> self.cluster_bits
             data = Extent("data", batch.entry_path(row, column), int(offsets[hit]), self.cluster_size)
-            position = np.searchsorted(self.meta_clusters, int(clusters[hit]))
+            position = np.searchsorted(self.meta_clusters, cluster)
             owner = self.owner(int(self.meta_owners[position]))
-            self.data_overlaps.append(Overlap(int(clusters[hit]), owner, data))
+            self.data_overlaps.append(Overlap(cluster, owner, data))
 
     def _metadata_hits(self, index: np.ndarray) -> np.ndarray:
         """Positions in ``index`` (cluster indices) of clusters that hold metadata."""

@@ -21,7 +21,7 @@ cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import attrs
@@ -33,6 +33,10 @@ from qcow2lint.passes.extents import ExtentMap
 from qcow2lint.passes.stored import cluster_count, stored_refcounts
 from qcow2lint.reader import ImageFile
 from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
+
+#: Clusters compared per step at the end of the analysis: the comparison's
+#: temporaries stay this small whatever the image's size.
+CHUNK = 1 << 20
 
 
 class RefcountPass:
@@ -79,7 +83,9 @@ class RefcountBuilder:
         self.cluster_size = header.cluster_size
         self.file_size = image.file_size
         self.refcount_max = (1 << header.refcount_bits) - 1
-        self.computed = np.zeros(len(stored.counts), stored.counts.dtype)
+        # The narrowest dtype that holds the counts so far, widened on demand
+        # (most clusters have one reference: one byte each).
+        self.computed = np.zeros(stored.length, np.uint8)
         self.compared = -(-image.file_size // self.cluster_size)
         self.exceeding: list[Extent] = []
         self.exceeding_count = 0
@@ -106,13 +112,24 @@ class RefcountBuilder:
             self._exceed(Extent(kind, label, offset, length), count)
             return
         first, last = offset >> self.cluster_bits, (offset + length - 1) >> self.cluster_bits
-        if last >= len(self.computed):
-            self._grow(last + 1)
-        span = self.computed[first : last + 1]
-        if int(span.max()) + count <= self.refcount_max:  # the usual case: in place, no index array
+        self._add_range(first, last + 1, count)
+
+    def _add_range(self, start: int, stop: int, count: int) -> None:
+        """Add ``count`` to the counts of clusters ``start`` to ``stop - 1``."""
+        if stop > len(self.computed):
+            self._grow(stop)
+        top = int(self.computed[start:stop].max()) + count
+        if top <= self.refcount_max:  # the usual case: in place, no index array
+            self._hold(top)
+            span = self.computed[start:stop]
             np.add(span, count, out=span, casting="unsafe")
             return
-        self._add(np.arange(first, last + 1, dtype=np.int64), np.full(last - first + 1, count, np.int64))
+        self._add(np.arange(start, stop, dtype=np.int64), np.full(stop - start, count, np.int64))
+
+    def _hold(self, value: int) -> None:
+        """Widen the counts' dtype, if need be, to hold ``value`` (at most refcount_max)."""
+        if value > np.iinfo(self.computed.dtype).max:
+            self.computed = self.computed.astype(np.min_scalar_type(min(value, self.refcount_max)))
 
     def _exceed(self, extent: Extent, count: int) -> None:
         self.exceeding_count += count
@@ -132,8 +149,10 @@ class RefcountBuilder:
             self._grow(high + 1)
         if high - low < 4 * len(clusters) + 65536:
             added = np.bincount(clusters - low, weights, minlength=high - low + 1)
-            region = self.computed[low : high + 1]
-            if int(added.max()) + int(region.max()) <= self.refcount_max:  # the usual case: in place
+            top = int(added.max()) + int(self.computed[low : high + 1].max())
+            if top <= self.refcount_max:  # the usual case: in place
+                self._hold(top)
+                region = self.computed[low : high + 1]
                 np.add(region, added, out=region, casting="unsafe")
                 return
             where = np.flatnonzero(added) + low
@@ -149,6 +168,7 @@ class RefcountBuilder:
             self.corruptions += lost
             self.overflows += [int(c) << self.cluster_bits for c in where[over][: MAX_EVENTS - len(self.overflows)]]
             total[over] = self.refcount_max
+        self._hold(int(total.max(initial=0)))
         self.computed[where] = total.astype(self.computed.dtype)
 
     def _grow(self, length: int) -> None:
@@ -404,17 +424,17 @@ class RefcountBuilder:
         )
 
         flat, offsets = predicates.allocated_entries(batch)
-        rows = flat >> shift
-        clusters = offsets >> np.uint64(self.cluster_bits)
+        rows = None if single else flat >> shift
         if not batch.data_file:
             aligned = not len(predicates.misaligned_offsets(batch, cs))
-            self._data(batch, flat, offsets, clusters, None if single else refs[rows], aligned)
-        weights = None if single else active_refs[rows]
+            runs = predicates.allocated_runs(batch, self.cluster_bits)
+            self._data(batch, flat, offsets, runs, None if rows is None else refs[rows], aligned)
         bad = predicates.copied_mismatch_active(batch, self.stored, self.cluster_bits)
         self.corruptions += len(bad) if single else int(active_refs[bad >> shift].sum())
-        self._fragmentation(rows, offsets, weights)
+        breaks = predicates.allocated_breaks(batch, cs)
+        self._fragmentation(flat, breaks, shift, None if rows is None else active_refs[rows])
 
-        packed = np.flatnonzero(predicates.compressed(batch))
+        packed = predicates.compressed_entries(batch)
         if len(packed):
             entries = batch.entries.ravel()[packed]
             copied = (entries & np.uint64(spec.OFLAG_COPIED)) != 0
@@ -440,13 +460,13 @@ class RefcountBuilder:
         batch: L2Tables,
         flat: np.ndarray,
         offsets: np.ndarray,
-        clusters: np.ndarray,
+        runs: tuple[list[int], list[int]] | None,
         weights: np.ndarray | None,
         aligned: bool,
     ) -> None:
         """References from NORMAL and ZERO_ALLOC entries, and data clusters
-        that land on metadata."""
-        if len(offsets) and int(offsets.max()) >= self.file_size:
+        that land on metadata (``runs``: ``predicates.allocated_runs``)."""
+        if batch.max_host_offset >= self.file_size and len(offsets) and int(offsets.max()) >= self.file_size:
             outside = self._outside(offsets, self.cluster_size)
             for index in np.flatnonzero(outside)[: MAX_EVENTS - len(self.exceeding)].tolist():
                 row, column = divmod(int(flat[index]), batch.entries.shape[1])
@@ -457,13 +477,20 @@ class RefcountBuilder:
             self.exceeding_count += lost
             self.corruptions += lost
             keep = ~outside
-            flat, offsets, clusters = flat[keep], offsets[keep], clusters[keep]
+            flat, offsets, runs = flat[keep], offsets[keep], None
             weights = weights[keep] if weights is not None else None
-        self._add(clusters, weights)
-        if not aligned:  # a misaligned cluster also touches the next one
-            spill = (offsets & np.uint64(self.cluster_size - 1)) != 0
-            self._add(clusters[spill] + np.uint64(1), weights[spill] if weights is not None else None)
-        self.extents.data_hits(batch, flat, offsets, clusters)
+        if runs is not None and weights is None and aligned:
+            # A few runs of consecutive clusters (a preallocated or freshly
+            # written image): each run is one in-place slice addition.
+            for first, count in zip(*runs):
+                self._add_range(first, first + count, 1)
+        else:
+            clusters = offsets >> np.uint64(self.cluster_bits)
+            self._add(clusters, weights)
+            if not aligned:  # a misaligned cluster also touches the next one
+                spill = (offsets & np.uint64(self.cluster_size - 1)) != 0
+                self._add(clusters[spill] + np.uint64(1), weights[spill] if weights is not None else None)
+        self.extents.data_hits(batch, flat, offsets, runs)
 
     @staticmethod
     def _per_row(flat: np.ndarray, shift: int, refs: np.ndarray) -> int:
@@ -501,21 +528,15 @@ class RefcountBuilder:
             unalloc &= (batch.entries & np.uint64(spec.OFLAG_COPIED)) == 0
         return self._per_row(np.flatnonzero(both | unalloc), shift, refs)
 
-    def _fragmentation(self, rows: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None) -> None:
+    def _fragmentation(self, flat: np.ndarray, breaks: np.ndarray, shift: int, weights: np.ndarray | None) -> None:
         """allocated/fragmented clusters of the active view: an allocated
         cluster is fragmented when it does not follow the previous allocated
         one of the same L2 table (``weights``: active references, None for one)."""
-        self.stats["allocated-clusters"] += len(rows) if weights is None else int(weights.sum())
-        if len(rows) < 2:
-            return
-        jump = np.diff(offsets) != np.uint64(self.cluster_size)
-        # A jump between the last entry of one table and the first of the
-        # next is not fragmentation: drop the few pairs that cross tables.
-        first_of_row = np.searchsorted(rows, np.arange(int(rows[0]) + 1, int(rows[-1]) + 1))
-        jump[first_of_row[first_of_row > 0] - 1] = False
-        self.stats["fragmented-clusters"] += (
-            int(np.count_nonzero(jump)) if weights is None else int(weights[1:][jump].sum())
-        )
+        self.stats["allocated-clusters"] += len(flat) if weights is None else int(weights.sum())
+        # A break between the last entry of one table and the first of the
+        # next is not fragmentation.
+        jumps = breaks[(flat[breaks] >> shift) == (flat[breaks - 1] >> shift)]
+        self.stats["fragmented-clusters"] += len(jumps) if weights is None else int(weights[jumps].sum())
 
     # --- result -------------------------------------------------------------------
 
@@ -523,24 +544,35 @@ class RefcountBuilder:
         """Count the refcount blocks, compare, and return the check."""
         self._refblocks()
         compared = self.compared
-        if len(self.computed) > compared and self.computed[compared:].any():
-            compared = int(np.flatnonzero(self.computed)[-1]) + 1  # QEMU grows nb_clusters
-        # Both arrays end at the last cluster that is stored or referenced
-        # (past it both are 0): only that span is compared element-wise.
-        span = min(compared, max(len(self.stored.counts), len(self.computed)))
-        self.stored = attrs.evolve(self.stored, counts=_padded(self.stored.counts, span))
-        self.computed = _padded(self.computed, span)
-        stored = self.stored.counts[:span]
-        computed = self.computed[:span]
-        differ = np.flatnonzero(stored != computed)
-        if self.stored.readable is not None:
-            readable = self.stored.readable_mask(span)
-            differ = differ[readable[differ]]
-            self.check_errors += int(np.count_nonzero(~self.stored.readable[:compared]))
-        low = stored[differ] < computed[differ]
-        self.corruptions += int(np.count_nonzero(low))
-        leaks = len(differ) - int(np.count_nonzero(low))
-        last_used = max(_last_nonzero(stored, self.stored.readable), _last_nonzero(computed, self.stored.readable))
+        last_counted = _last_nonzero(self._counted, len(self.computed))
+        if last_counted >= compared:
+            compared = last_counted + 1  # QEMU grows nb_clusters
+        # Past the last cluster that is stored or referenced both are 0:
+        # only that span is compared, a chunk at a time (no full-size temporary).
+        span = min(compared, max(self.stored.length, len(self.computed)))
+        readable = self.stored.readable
+        found = []
+        for start in range(0, span, CHUNK):
+            stop = min(span, start + CHUNK)
+            stored, computed = self.stored.values(start, stop), self._counted(start, stop)
+            differ = np.flatnonzero(stored != computed)
+            if readable is not None:
+                differ = differ[self.stored.readable_mask(start, stop)[differ]]
+            found.append((differ + start, stored[differ], computed[differ]))
+        mismatches = (
+            tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+            if found
+            else (np.empty(0, np.int64), np.empty(0, self.stored.dtype), np.empty(0, self.computed.dtype))
+        )
+        if readable is not None:
+            self.check_errors += int(np.count_nonzero(~readable[:compared]))
+        low = int(np.count_nonzero(mismatches[1] < mismatches[2]))
+        self.corruptions += low
+        leaks = len(mismatches[0]) - low
+        last_used = max(
+            _last_nonzero(self.stored.values, span, readable),
+            _last_nonzero(self._counted, span, readable),
+        )
         header = self.image.header
         extents = self.extents
         overlaps = extents.overlaps() + extents.data_overlaps
@@ -555,10 +587,7 @@ class RefcountBuilder:
         }
         shared: tuple[int, ...] = ()
         if not header.nb_snapshots:  # with snapshots, sharing data is what they do
-            candidates = np.setdiff1d(np.flatnonzero(computed >= 2), extents.meta_clusters)
-            if self.compressed_hosts:
-                candidates = np.setdiff1d(candidates, np.concatenate(self.compressed_hosts))
-            shared = tuple(candidates[:MAX_EVENTS].tolist())
+            shared = self._shared_data(span)
         return RefcountCheck(
             self.cluster_size,
             self.refcount_max,
@@ -575,7 +604,29 @@ class RefcountBuilder:
             shared,
             tuple(extents.metadata),
             stats,
+            mismatches=mismatches,
         )
+
+    def _counted(self, start: int, stop: int) -> np.ndarray:
+        """The rebuilt counts of clusters ``start`` to ``stop - 1`` (0 past the array)."""
+        return _padded(self.computed[start:stop], max(stop - start, 0))
+
+    def _shared_data(self, span: int) -> tuple[int, ...]:
+        """Clusters referenced twice or more that hold neither metadata nor
+        compressed data (data clusters mapped by two L2 entries), the first
+        ``MAX_EVENTS`` of them."""
+        legit = np.concatenate([self.extents.meta_clusters, *self.compressed_hosts]).astype(np.int64)
+        found: list[np.ndarray] = []
+        total = 0
+        for start in range(0, min(span, len(self.computed)), CHUNK):
+            candidates = np.flatnonzero(self.computed[start : start + CHUNK] >= 2) + start
+            if len(candidates):
+                candidates = np.setdiff1d(candidates, legit)
+                found.append(candidates)
+                total += len(candidates)
+                if total >= MAX_EVENTS:
+                    break
+        return tuple(np.concatenate(found)[:MAX_EVENTS].tolist()) if found else ()
 
 
 def copies_of(table: L1Table, copies: int, groups: dict[int, list[L1Table]]) -> list[L1Table]:
@@ -590,12 +641,13 @@ def _padded(values: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([values, np.zeros(length - len(values), values.dtype)])
 
 
-def _last_nonzero(values: np.ndarray, readable: np.ndarray | None, chunk: int = 1 << 20) -> int:
-    """Index of the last non-zero (readable) value, -1 if none; scans from
-    the end in chunks so that no full-size temporary is made."""
-    for end in range(len(values), 0, -chunk):
-        start = max(0, end - chunk)
-        mask = values[start:end] != 0
+def _last_nonzero(values: Callable[[int, int], np.ndarray], length: int, readable: np.ndarray | None = None) -> int:
+    """Index of the last non-zero (readable) value of the first ``length``
+    given by ``values(start, stop)``, -1 if none; scans from the end a
+    chunk at a time so that no full-size temporary is made."""
+    for end in range(length, 0, -CHUNK):
+        start = max(0, end - CHUNK)
+        mask = values(start, end) != 0
         if readable is not None:  # readable may be shorter: past it all is readable
             part = readable[start:end]
             mask[: len(part)] &= part

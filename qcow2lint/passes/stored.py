@@ -1,8 +1,10 @@
 """Job 1 of the refcount analysis: the refcounts stored on disk.
 
-Every refcount block is decoded into one array of the narrowest dtype that
-holds the refcount width.  Rules (the COPIED checks) and the refcount pass
-share the result: it is computed once per open image file.
+Every refcount block is decoded, block by block, into one bit per cluster
+("refcount 1") plus the decoded values of the few blocks that hold other
+non-zero refcounts (:class:`~qcow2lint.records.StoredRefcounts`).  Rules
+(the COPIED checks) and the refcount pass share the result: it is computed
+once per open image file.
 """
 
 from __future__ import annotations
@@ -27,22 +29,24 @@ def refcount_dtype(refcount_order: int) -> np.dtype:
 
 
 def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
-    """Decode every refcount block into one array (None when the image is
-    too large to analyse)."""
+    """Decode every refcount block, block by block, into the compact
+    :class:`StoredRefcounts` (None when the image is too large to analyse)."""
     image = image_file.image
     header = image.header
     length = cluster_count(image)
     if length > MAX_CLUSTERS or image.refcount_table is None or header.refcount_order > spec.MAX_REFCOUNT_ORDER:
         return None
     per_block = header.cluster_size * 8 >> header.refcount_order
+    dtype = refcount_dtype(header.refcount_order)
     offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
-    # The array ends with the last refcount block (clusters past it read as
-    # 0, see StoredRefcounts.of): a sparse file of terabytes with a few
+    # The refcounts end with the last refcount block (clusters past it read
+    # as 0, see StoredRefcounts.of): a sparse file of terabytes with a few
     # blocks costs what its blocks cover, not its apparent size.
     misaligned_mask = (offsets & np.uint64(header.cluster_size - 1)) != 0
     used = np.flatnonzero(((offsets != 0) & (offsets < np.uint64(image.file_size))) | misaligned_mask)
     span = min(length, (int(used[-1]) + 1) * per_block) if len(used) else 0
-    counts = np.zeros(span, refcount_dtype(header.refcount_order))
+    ones = np.zeros(-(-span // 8), np.uint8)
+    dense: dict[int, np.ndarray] = {}
     misaligned = np.flatnonzero(misaligned_mask).tolist()
     readable = np.ones(span, bool) if misaligned else None
     for index in misaligned:
@@ -53,14 +57,17 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     for block in image_file.refcount_blocks():
         if block.file_offset % header.cluster_size:
             continue
-        first = block.index * per_block
+        first = block.index * per_block  # a multiple of 8: whole bytes of ``ones``
         values = block.refcounts()
         inside = max(0, min(per_block, length - first))
-        counts[first : first + inside] = values[:inside]
+        kept = values[:inside]
+        ones[first >> 3 : (first + inside + 7) >> 3] = np.packbits(kept == 1)
+        if int(kept.max(initial=0)) > 1:
+            dense[block.index] = kept.astype(dtype)
         outside = np.flatnonzero(values[inside:])
         beyond_count += len(outside)
         beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
-    return StoredRefcounts(counts, readable, tuple(beyond), beyond_count)
+    return StoredRefcounts(span, per_block, dtype, ones, dense, readable, tuple(beyond), beyond_count)
 
 
 def cluster_count(image: Image) -> int:
