@@ -551,18 +551,20 @@ class RefcountBuilder:
         # only that span is compared, a chunk at a time (no full-size temporary).
         span = min(compared, max(self.stored.length, len(self.computed)))
         readable = self.stored.readable
-        found = []
+        clusters, stored_values, computed_values = [np.empty(0, np.int64)], [], []
         for start in range(0, span, CHUNK):
             stop = min(span, start + CHUNK)
             stored, computed = self.stored.values(start, stop), self._counted(start, stop)
             differ = np.flatnonzero(stored != computed)
             if readable is not None:
                 differ = differ[self.stored.readable_mask(start, stop)[differ]]
-            found.append((differ + start, stored[differ], computed[differ]))
+            clusters.append(differ + start)
+            stored_values.append(stored[differ])
+            computed_values.append(computed[differ])
         mismatches = (
-            tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
-            if found
-            else (np.empty(0, np.int64), np.empty(0, self.stored.dtype), np.empty(0, self.computed.dtype))
+            np.concatenate(clusters),
+            np.concatenate(stored_values or [np.empty(0, self.stored.dtype)]),
+            np.concatenate(computed_values or [np.empty(0, self.computed.dtype)]),
         )
         if readable is not None:
             self.check_errors += int(np.count_nonzero(~readable[:compared]))
