@@ -459,6 +459,7 @@ class Measured:
     maxrss_kib: int  # the largest among the commands
     exit_codes: list[int]  # one per command; negative = killed by that signal
     output: bytes  # stdout and stderr of every command, together
+    maxrss_kib_each: list[int] = field(default_factory=list)  # one per command
 
 
 def measure(cmds: Sequence[Sequence[str]], env: dict[str, str]) -> Measured:
@@ -470,7 +471,7 @@ def measure(cmds: Sequence[Sequence[str]], env: dict[str, str]) -> Measured:
     """
     reset_peak_rss()
     codes: list[int] = []
-    peak = 0
+    rss: list[int] = []
     with tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
         for cmd in cmds:
@@ -479,11 +480,11 @@ def measure(cmds: Sequence[Sequence[str]], env: dict[str, str]) -> Measured:
             code = os.waitstatus_to_exitcode(status)
             proc.returncode = code  # already reaped; keep Popen from waiting again
             codes.append(code)
-            peak = max(peak, int(rusage.ru_maxrss))
+            rss.append(int(rusage.ru_maxrss))
         wall = time.perf_counter() - t0
         out.seek(0)
         output = out.read()
-    return Measured(wall, peak, codes, output)
+    return Measured(wall, max(rss), codes, output, rss)
 
 
 def problem_with(entry: Entry, result: Measured) -> str | None:
@@ -540,6 +541,7 @@ class Run:
     exit_codes: list[int]
     ok: bool
     problem: str | None
+    maxrss_kib_each: list[int]  # one per command (the batch runs 100)
 
 
 @dataclass
@@ -606,7 +608,16 @@ def run_scenario(
         """Measure one run of *entry* (round 0 = warm-up) and log it."""
         result = measure(entry.cmds, env)
         problem = problem_with(entry, result)
-        run = Run(entry.label, rnd, result.wall_s, result.maxrss_kib, result.exit_codes, problem is None, problem)
+        run = Run(
+            entry.label,
+            rnd,
+            result.wall_s,
+            result.maxrss_kib,
+            result.exit_codes,
+            problem is None,
+            problem,
+            result.maxrss_kib_each,
+        )
         res.runs.append(run)
         tag = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
         codes = fmt_codes(result.exit_codes)
@@ -947,7 +958,8 @@ def print_targets(targets: list[Target]) -> None:
     print()
     print("== targets (issue 13)")
     for t in targets:
-        value = "n/a" if t.value is None else f"{t.value:.2f}{t.unit}"
+        digits = 1 if t.unit == " MB" else 2
+        value = "n/a" if t.value is None else f"{t.value:.{digits}f}{t.unit}"
         note = f"  ({t.note})" if t.note else ""
         print(f"   {'PASS' if t.passed else 'FAIL'}  {t.name}: {value} (target <= {t.limit:g}{t.unit}){note}")
 
