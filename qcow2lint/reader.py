@@ -646,10 +646,9 @@ class _ImageReader(Reader):
             view = memoryview(buffer)
             # One read per run of adjacent clusters; what lies past the end of
             # the file stays zero, as QEMU reads it.
-            breaks = np.flatnonzero(np.diff(batch) != np.uint64(cluster_size)) + 1
-            for run in np.split(np.arange(len(batch)), breaks):
-                first, count = int(run[0]), len(run)
-                self.read_into(view[first * cluster_size : (first + count) * cluster_size], int(batch[first]))
+            starts = [0, *(np.flatnonzero(np.diff(batch) != np.uint64(cluster_size)) + 1).tolist()]
+            for first, end in zip(starts, [*starts[1:], len(batch)]):
+                self.read_into(view[first * cluster_size : end * cluster_size], int(batch[first]))
             words = np.frombuffer(buffer, dtype=np.uint64)
             if np.little_endian:
                 words.byteswap(inplace=True)
