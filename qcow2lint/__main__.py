@@ -1,5 +1,5 @@
-"""``python -m qcow2lint``."""
+"""``python -m qcow2lint``: the same as the ``qcow2lint`` command."""
 
-from qcow2lint.cli import main
+from qcow2lint.entry import main
 
 main()

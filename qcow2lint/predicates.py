@@ -188,7 +188,8 @@ def copied_mismatch_active(batch: L2Tables, stored_refcounts: StoredRefcounts, c
 
     def compute() -> np.ndarray:
         flat, offsets = allocated_entries(batch)
-        copied = at_allocated(batch, batch.entries) >> _u64(63)
+        entries = at_allocated(batch, batch.entries)
+        every_copied = len(entries) and bool(np.bitwise_and.reduce(entries) >> _u64(63))
         keep = None
         shift = batch.entries.shape[1].bit_length() - 1
         if batch.active_refs is not None and not (batch.active_refs > 0).all():
@@ -200,10 +201,15 @@ def copied_mismatch_active(batch: L2Tables, stored_refcounts: StoredRefcounts, c
             first = (flat >> shift) != 0
             keep = first if keep is None else keep & first
         if batch.data_file:  # every data file cluster has refcount 1
-            wrong = copied == 0
+            if every_copied:
+                return _NONE
+            wrong = (entries >> _u64(63)) == 0
         else:
             stored, readable = _stored_at(batch, stored_refcounts, offsets, cluster_bits)
-            wrong = (stored == 1) != (copied != 0)
+            is_one = stored == 1
+            if every_copied and is_one.all():  # the usual case: nothing to compare entry by entry
+                return _NONE
+            wrong = is_one != ((entries >> _u64(63)) != 0)
             if readable is not None:
                 wrong &= readable
         if keep is not None:
