@@ -226,7 +226,7 @@ def _stored_at(
     their readability (None: all readable); few runs of consecutive clusters
     are read as slices, not gathered one by one."""
     runs = allocated_runs(batch, cluster_bits)
-    if runs is not None and stored_refcounts.readable is None:
+    if runs is not None and stored_refcounts.unreadable is None:
         parts = [stored_refcounts.values(first, first + count) for first, count in zip(*runs)]
         return (np.concatenate(parts) if parts else np.empty(0, stored_refcounts.dtype)), None
     return stored_refcounts.of(offsets >> _u64(cluster_bits))

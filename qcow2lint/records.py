@@ -860,8 +860,8 @@ class StoredRefcounts:
     Kept compact, as memory must not grow with two full arrays per cluster:
     one bit per cluster says "refcount 1" (most clusters of an image), and
     only the refcount blocks that hold another non-zero value keep their
-    decoded values (``dense``, by refcount table index).  ``readable`` is
-    false for clusters whose refcount block QEMU cannot use (a misaligned
+    decoded values (``dense``, by refcount table index).  A cluster is
+    unreadable when QEMU cannot use its refcount block (a misaligned
     refcount block offset: "Can't get refcount").
     """
 
@@ -874,8 +874,9 @@ class StoredRefcounts:
     ones: np.ndarray = attrs.field(eq=False)
     #: The decoded refcounts of each block holding a value other than 0 and 1.
     dense: dict[int, np.ndarray] = attrs.field(eq=False)
+    #: Per refcount table index: whether its block is unusable (misaligned);
     #: None when every refcount is readable (the usual case).
-    readable: np.ndarray | None = attrs.field(eq=False)
+    unreadable: np.ndarray | None = attrs.field(eq=False)
     #: Non-zero refcounts of clusters past the compared range (past the end
     #: of the file), as (cluster index, refcount), and how many in all.
     beyond: tuple[tuple[int, int], ...] = ()
@@ -918,18 +919,34 @@ class StoredRefcounts:
                 for block in np.intersect1d(blocks, np.fromiter(self.dense, np.int64)).tolist():
                     at = np.flatnonzero(blocks == block)
                     counts[inside[at]] = self.dense[block][where[at] - block * self.per_block]
-        if self.readable is not None:
-            known = where < len(self.readable)
-            readable[inside[known]] = self.readable[where[known]]
+        if self.unreadable is not None:
+            blocks = where // self.per_block
+            known = blocks < len(self.unreadable)
+            readable[inside[known]] = ~self.unreadable[blocks[known]]
         return counts, readable
 
     def readable_mask(self, start: int, stop: int) -> np.ndarray:
         """Readability of clusters ``start`` to ``stop - 1``."""
         mask = np.ones(max(stop - start, 0), bool)
-        if self.readable is not None and start < len(self.readable):
-            part = self.readable[start:stop]
-            mask[: len(part)] = part
+        end = min(stop, self.length)
+        if self.unreadable is None or start >= end:
+            return mask
+        first, last = start // self.per_block, (end - 1) // self.per_block
+        flags = np.zeros(last - first + 1, bool)
+        known = self.unreadable[first : last + 1]
+        flags[: len(known)] = known
+        skip = start - first * self.per_block
+        mask[: end - start] = ~np.repeat(flags, self.per_block)[skip : skip + end - start]
         return mask
+
+    def unreadable_count(self, stop: int) -> int:
+        """How many of the clusters below ``stop`` are unreadable."""
+        if self.unreadable is None:
+            return 0
+        blocks = np.flatnonzero(self.unreadable)
+        first = blocks * self.per_block
+        last = np.minimum(first + self.per_block, min(stop, self.length))
+        return int(np.maximum(last - first, 0).sum())
 
 
 @attrs.frozen

@@ -441,6 +441,7 @@ def _analysis(path: Path):
 
 
 def _shared_l1_snapshots(tmp_path: Path, copies: int, refcount_bits: int) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / f"snap-{refcount_bits}.qcow2"
     ib.create(path, 8 << 20, {"cluster_size": 65536})
     ib.write(path, 0, 65536, 0x22)
@@ -479,3 +480,13 @@ def test_counting_shared_snapshot_l1_tables_together_changes_no_figure(
     assert grouped.overflows == alone.overflows and grouped.overflow_count == alone.overflow_count
     assert np.array_equal(grouped.computed, alone.computed)
     assert grouped.overlaps == alone.overlaps and grouped.overlap_count == alone.overlap_count
+
+
+def test_rebuilt_counts_start_at_one_byte_and_widen_when_a_count_needs_it(tmp_path: Path) -> None:
+    """The rebuilt refcounts take one byte per cluster until a count passes
+    255 (300 snapshots sharing one L1 table): then they widen, losing nothing."""
+    few = _analysis(_shared_l1_snapshots(tmp_path / "few", 40, 16))
+    assert few.computed.dtype == np.uint8
+    many = _analysis(_shared_l1_snapshots(tmp_path / "many", 300, 16))
+    assert many.computed.dtype == np.uint16
+    assert int(many.computed.max()) == 301 and many.overflow_count == 0

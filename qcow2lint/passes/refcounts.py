@@ -550,14 +550,14 @@ class RefcountBuilder:
         # Past the last cluster that is stored or referenced both are 0:
         # only that span is compared, a chunk at a time (no full-size temporary).
         span = min(compared, max(self.stored.length, len(self.computed)))
-        readable = self.stored.readable
+        readable = self.stored.readable_mask if self.stored.unreadable is not None else None
         clusters, stored_values, computed_values = [np.empty(0, np.int64)], [], []
         for start in range(0, span, CHUNK):
             stop = min(span, start + CHUNK)
             stored, computed = self.stored.values(start, stop), self._counted(start, stop)
             differ = np.flatnonzero(stored != computed)
             if readable is not None:
-                differ = differ[self.stored.readable_mask(start, stop)[differ]]
+                differ = differ[readable(start, stop)[differ]]
             clusters.append(differ + start)
             stored_values.append(stored[differ])
             computed_values.append(computed[differ])
@@ -566,8 +566,7 @@ class RefcountBuilder:
             np.concatenate(stored_values or [np.empty(0, self.stored.dtype)]),
             np.concatenate(computed_values or [np.empty(0, self.computed.dtype)]),
         )
-        if readable is not None:
-            self.check_errors += int(np.count_nonzero(~readable[:compared]))
+        self.check_errors += self.stored.unreadable_count(compared)
         low = int(np.count_nonzero(mismatches[1] < mismatches[2]))
         self.corruptions += low
         leaks = len(mismatches[0]) - low
@@ -643,16 +642,19 @@ def _padded(values: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([values, np.zeros(length - len(values), values.dtype)])
 
 
-def _last_nonzero(values: Callable[[int, int], np.ndarray], length: int, readable: np.ndarray | None = None) -> int:
-    """Index of the last non-zero (readable) value of the first ``length``
-    given by ``values(start, stop)``, -1 if none; scans from the end a
-    chunk at a time so that no full-size temporary is made."""
+def _last_nonzero(
+    values: Callable[[int, int], np.ndarray],
+    length: int,
+    readable: Callable[[int, int], np.ndarray] | None = None,
+) -> int:
+    """Index of the last non-zero (and readable) value of the first
+    ``length`` given by ``values(start, stop)``, -1 if none; scans from the
+    end a chunk at a time so that no full-size temporary is made."""
     for end in range(length, 0, -CHUNK):
         start = max(0, end - CHUNK)
         mask = values(start, end) != 0
-        if readable is not None:  # readable may be shorter: past it all is readable
-            part = readable[start:end]
-            mask[: len(part)] &= part
+        if readable is not None:
+            mask &= readable(start, end)
         if mask.any():
             return start + int(np.flatnonzero(mask)[-1])
     return -1

@@ -47,11 +47,7 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     span = min(length, (int(used[-1]) + 1) * per_block) if len(used) else 0
     ones = np.zeros(-(-span // 8), np.uint8)
     dense: dict[int, np.ndarray] = {}
-    misaligned = np.flatnonzero(misaligned_mask).tolist()
-    readable = np.ones(span, bool) if misaligned else None
-    for index in misaligned:
-        assert readable is not None
-        readable[index * per_block : (index + 1) * per_block] = False
+    unreadable = misaligned_mask.copy() if misaligned_mask.any() else None
     beyond: list[tuple[int, int]] = []
     beyond_count = 0
     for block in image_file.refcount_blocks():
@@ -67,7 +63,7 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
         outside = np.flatnonzero(values[inside:])
         beyond_count += len(outside)
         beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
-    return StoredRefcounts(span, per_block, dtype, ones, dense, readable, tuple(beyond), beyond_count)
+    return StoredRefcounts(span, per_block, dtype, ones, dense, unreadable, tuple(beyond), beyond_count)
 
 
 def cluster_count(image: Image) -> int:
