@@ -16,7 +16,5 @@ def main() -> None:
         sys.stdout.write(f"qcow2lint {__version__}\n")
         return
     from qcow2lint.cli import main as cli_main
-    from qcow2lint.heap import reuse_freed_memory
 
-    reuse_freed_memory()
     cli_main()

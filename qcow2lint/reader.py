@@ -49,7 +49,7 @@ from qcow2lint.records import (
 )
 
 #: How many bytes of L2 tables to read and judge at once.
-L2_BATCH_BYTES = 4 << 20
+L2_BATCH_BYTES = 1 << 20
 #: Misaligned L2 offsets are still parsed (as QEMU does), but only this many.
 MAX_MISALIGNED_L2_TABLES = 1024
 #: Per-structure cap on recorded problems; the rest are summed up in one.
