@@ -695,15 +695,17 @@ class RefcountBlock:
         return f"refblock@{self.file_offset:#x}"
 
     def refcounts(self) -> np.ndarray:
-        """Every refcount in the block, decoded (spec, "Host cluster management" bit order)."""
+        """Every refcount in the block, decoded (spec, "Host cluster management"
+        bit order) into native unsigned integers of the refcount's width (a
+        byte for widths under 8 bits)."""
         order = self.refcount_order
-        if order >= 3:
-            return self.data.view(f">u{1 << (order - 3)}").astype(np.uint64)
+        if order >= 3:  # big-endian on disk, native in the array, same width
+            return self.data.view(f">u{1 << (order - 3)}").astype(f"=u{1 << (order - 3)}")
         width = 1 << order
         shifts = np.arange(0, 8, width, dtype=np.uint8)
         # Sub-byte refcounts are packed LSB first: entry i is in byte
         # i * width / 8 at bit (i * width) % 8.
-        return ((self.data[:, None] >> shifts) & ((1 << width) - 1)).ravel().astype(np.uint64)
+        return ((self.data[:, None] >> shifts) & ((1 << width) - 1)).ravel()
 
 
 # --- Snapshots (§1.8) --------------------------------------------------------
