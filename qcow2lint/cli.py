@@ -476,8 +476,6 @@ def check(
     ] = False,
 ) -> None:
     """Check images and report findings with rule names, offsets and structure paths."""
-    from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
-    from qcow2lint.baseline import generate_baseline as baseline_text
     from qcow2lint.findings import ImageReport
     from qcow2lint.inputs import Unmatched, expand
     from qcow2lint.report.text import render_text
@@ -489,14 +487,7 @@ def check(
     for target, option in ((output_file, "--output-file"), (generate_baseline, "--generate-baseline")):
         if target is not None:
             _check_target(target, option)
-    try:
-        accept = (
-            BaselineFilter(read_baseline(baseline), root=baseline.absolute().parent, source=str(baseline))
-            if baseline
-            else None
-        )
-    except BaselineError as exc:
-        _fail(str(exc))
+    accept = _baseline_filter(baseline) if baseline else None
     threshold = Severity.parse(fail_level.value)
     generating = generate_baseline is not None
     # With --output-file the chosen format goes to the file and the terminal
@@ -572,6 +563,8 @@ def check(
     elif generating and output_file is not None:
         _write(output_file, _render(output_format, reports, extra, registry, settings, threshold))
     if generate_baseline is not None:
+        from qcow2lint.baseline import generate_baseline as baseline_text
+
         text = baseline_text(found, root=generate_baseline.absolute().parent)
         _write(generate_baseline, text)
         if not silent:
@@ -583,6 +576,16 @@ def check(
     if exit_zero and exit_code == EXIT_FINDINGS:
         exit_code = EXIT_OK
     raise typer.Exit(exit_code)
+
+
+def _baseline_filter(path: Path) -> Any:
+    """The ``--baseline`` filter (the baseline module, and json, only when asked for)."""
+    from qcow2lint.baseline import BaselineError, BaselineFilter, read_baseline
+
+    try:
+        return BaselineFilter(read_baseline(path), root=path.absolute().parent, source=str(path))
+    except BaselineError as exc:
+        _fail(str(exc))
 
 
 def _render(

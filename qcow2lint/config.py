@@ -48,7 +48,6 @@ import os
 import re
 import reprlib
 import stat
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -324,6 +323,8 @@ def _read_text(path: Path) -> str:
 
 def _pyproject_table(path: Path) -> dict[str, Any] | None:
     """The ``[tool.qcow2lint]`` table of a TOML file, None when it has none."""
+    import tomllib
+
     try:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
