@@ -6,8 +6,6 @@ it (root causes and their follow-on findings alike), 2 usage error, bad configur
 be read at all.
 """
 
-from __future__ import annotations
-
 import enum
 import os
 import sys
