@@ -43,7 +43,6 @@ collected and raised together as one ConfigError.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import reprlib
@@ -287,6 +286,8 @@ def _quote(value: Any) -> str:
 def _suggest(key: str, choices: list[str]) -> str:
     if len(key) > 100:  # difflib is quadratic; nobody mistypes 100 characters
         return ""
+    import difflib
+
     close = difflib.get_close_matches(key, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
