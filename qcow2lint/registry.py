@@ -43,7 +43,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
@@ -131,8 +131,7 @@ def discover(group: str = GROUP) -> list[EntryPoint]:
     return sorted(entry_points(group=group), key=lambda ep: ep.name)
 
 
-@attrs.frozen
-class FoundEntry:
+class FoundEntry(NamedTuple):
     """An entry point of ours as the cached index holds it: what
     :class:`importlib.metadata.EntryPoint` offers, with the distribution's
     name read once (reading it parses the METADATA file)."""
