@@ -450,7 +450,7 @@ def _load_marshal(path: str | None) -> Any:
 
     try:
         with open(path, "rb") as file:
-            return marshal.load(file)
+            return marshal.loads(file.read())  # one read: marshal.load(file) reads object by object
     except (OSError, EOFError, ValueError, TypeError):
         return None
 
