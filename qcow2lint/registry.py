@@ -581,7 +581,7 @@ def load_package(entry: EntryPoint | FoundEntry, use_cache: bool = True) -> list
 # Entry points: an index cached per interpreter, valid while sys.path's
 # distributions are the same
 
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2  # 2: the state leaves out where each directory is
 _INDEXES_KEPT = 8
 
 
@@ -589,9 +589,12 @@ def _distributions_state() -> list[Any] | None:
     """What proves a cached entry-point index still valid: for each
     ``sys.path`` entry, its ``*.dist-info`` / ``*.egg-info`` names with the
     mtime and size of their ``entry_points.txt`` (an archive on the path:
-    its own mtime and size).  Installing, removing or rewriting a
-    distribution changes it.  None when a finder other than the path finder
-    can list distributions (then there is no index: always look)."""
+    its name, mtime and size).  Installing, removing or rewriting a
+    distribution changes it; where a directory is does not (``python -m``
+    puts the working directory on the path: any directory without a
+    distribution gives the same state).  None when a finder other than the
+    path finder can list distributions (then there is no index: always
+    look)."""
     from importlib.machinery import PathFinder
 
     if any(finder is not PathFinder and hasattr(finder, "find_distributions") for finder in sys.meta_path):
@@ -605,14 +608,14 @@ def _distributions_state() -> list[Any] | None:
             try:
                 status = os.stat(root)
             except OSError:
-                state.append([entry, root])
+                state.append([])
             else:
-                state.append([entry, root, status.st_mtime_ns, status.st_size])
+                state.append([root, status.st_mtime_ns, status.st_size])
             continue
         except (OSError, ValueError):
-            state.append([entry, root])
+            state.append([])
             continue
-        item: list[Any] = [entry, root]
+        item: list[Any] = []
         for child in children:
             low = child.lower()
             if low.endswith((".dist-info", ".egg-info")) or low == "egg-info":

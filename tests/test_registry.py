@@ -117,6 +117,10 @@ def test_the_entry_point_index_is_used_until_a_distribution_changes(
     with monkeypatch.context() as patched:  # a valid index answers without importlib.metadata
         patched.setattr(importlib.metadata, "entry_points", lambda: pytest.fail("the index was not used"))
         assert names() == []
+        elsewhere = tmp_path / "elsewhere"  # another directory without distributions: the same state
+        elsewhere.mkdir()
+        patched.setattr(sys, "path", [str(elsewhere) if entry == str(site) else entry for entry in sys.path])
+        assert names() == []
     assert importlib.metadata.entry_points is real
 
     info = site / "t_plugin-1.dist-info"
