@@ -87,6 +87,23 @@ def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) ->
     assert "typer" in imported and optioned.returncode == 1
 
 
+def test_the_plain_check_has_the_defaults_of_the_typer_command() -> None:
+    """The plain path calls checkcommand.check with its own defaults: they
+    must be the typer command's, option for option."""
+    import inspect
+
+    import typer.main
+
+    from qcow2lint import checkcommand
+    from qcow2lint.cli import app
+
+    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    typer_defaults = {param.name: param.default for param in command.params if param.name != "images"}
+    signature = inspect.signature(checkcommand.check).parameters
+    plain_defaults = {name: param.default for name, param in signature.items() if name != "images"}
+    assert typer_defaults == plain_defaults
+
+
 def test_rules_lists_every_rule() -> None:
     """``qcow2lint rules`` lists each rule with its code and default severity."""
     result = run_cli("rules")
