@@ -331,6 +331,33 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
 # Rule packages: modules read with ast, imported on first use
 
 
+def _import_rule_module(name: str, path: str) -> Any:
+    """Import the rule module ``name`` from ``path``, the file the registry
+    read: an ordinary import (bytecode cache included) minus the search of
+    every finder on ``sys.meta_path`` for it, which is about a third of
+    importing a small module, and a small image's check imports ~100."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    import importlib
+    import importlib.util
+
+    package, _, stem = name.rpartition(".")
+    parent = importlib.import_module(package)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return importlib.import_module(name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    setattr(parent, stem, module)
+    return module
+
+
 class LazyCheck:
     """A rule module's ``check``, imported the first time it is called."""
 
@@ -344,10 +371,8 @@ class LazyCheck:
     def load(self) -> Callable[..., Iterable[Any]]:
         """Import the module (once) and return its ``check``."""
         if self._check is None:
-            import importlib
-
             try:
-                check = getattr(importlib.import_module(self.module), "check", None)
+                check = getattr(_import_rule_module(self.module, self.path), "check", None)
             except Exception as exc:
                 raise RegistryError(f"rule file {self.path} failed to import: {exc!r}") from None
             if not callable(check):
