@@ -75,13 +75,13 @@ def _isatty(stream: Any) -> bool:
 
 def plain_streams() -> bool:
     """Whether :func:`plain_echo` writes exactly what click's ``echo`` would:
-    stdout and stderr are there and not ASCII-only (click would wrap such a
-    misconfigured stream to write UTF-8)."""
+    stdout and stderr are there, say their encoding and error handler, and
+    are not ASCII-only (click would wrap such a stream to write UTF-8)."""
     import codecs
 
     for stream in (sys.stdout, sys.stderr):
         encoding = getattr(stream, "encoding", None)
-        if stream is None or not encoding:
+        if stream is None or not encoding or getattr(stream, "errors", None) is None:
             return False
         try:
             if codecs.lookup(encoding).name == "ascii":
@@ -127,7 +127,7 @@ def main_plain(images: list[str]) -> NoReturn:
                 raise
             sys.stdout = _QuietFlush(sys.stdout)
             sys.stderr = _QuietFlush(sys.stderr)
-            sys.exit(EXIT_FINDINGS)
+            sys.exit(1)  # what typer's standalone mode exits with on a broken pipe
     except KeyboardInterrupt:
         echo("qcow2lint: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
