@@ -43,12 +43,10 @@ collected and raised together as one ConfigError.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import reprlib
 import stat
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -288,6 +286,8 @@ def _quote(value: Any) -> str:
 def _suggest(key: str, choices: list[str]) -> str:
     if len(key) > 100:  # difflib is quadratic; nobody mistypes 100 characters
         return ""
+    import difflib
+
     close = difflib.get_close_matches(key, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -324,6 +324,8 @@ def _read_text(path: Path) -> str:
 
 def _pyproject_table(path: Path) -> dict[str, Any] | None:
     """The ``[tool.qcow2lint]`` table of a TOML file, None when it has none."""
+    import tomllib
+
     try:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:

@@ -42,13 +42,15 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
 from qcow2lint.findings import Severity
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP = "qcow2lint.rules"
 PACKAGE_GROUP = "qcow2lint.rule_packages"
@@ -124,14 +126,35 @@ class Rule:
 
 def discover(group: str = GROUP) -> list[EntryPoint]:
     """Every entry point in ``group``, sorted by name."""
+    from importlib.metadata import entry_points
+
     return sorted(entry_points(group=group), key=lambda ep: ep.name)
+
+
+class FoundEntry(NamedTuple):
+    """An entry point of ours as the cached index holds it: what
+    :class:`importlib.metadata.EntryPoint` offers, with the distribution's
+    name read once (reading it parses the METADATA file)."""
+
+    name: str
+    value: str
+    group: str
+    dist: str = ""
+
+    def load(self) -> Any:
+        """Import and return the entry point's target, as ``EntryPoint.load`` does."""
+        from importlib.metadata import EntryPoint
+
+        return EntryPoint(self.name, self.value, self.group).load()
 
 
 _DIST_NAMES: dict[int, str] = {}
 
 
-def _dist_name(entry: EntryPoint) -> str:
+def _dist_name(entry: EntryPoint | FoundEntry) -> str:
     """The distribution's name; reading it parses METADATA, so once per dist."""
+    if isinstance(entry, FoundEntry):
+        return entry.dist
     if entry.dist is None:
         return ""
     key = id(entry.dist)
@@ -140,7 +163,7 @@ def _dist_name(entry: EntryPoint) -> str:
     return _DIST_NAMES[key]
 
 
-def load(entry: EntryPoint) -> Rule:
+def load(entry: EntryPoint | FoundEntry) -> Rule:
     """Load one entry point and validate it as a rule."""
     dist = _dist_name(entry)
     origin = entry.value + (f" ({dist})" if dist else "")
@@ -308,6 +331,33 @@ def validate(target: Any, entry_name: str, origin: str = "") -> Rule:
 # Rule packages: modules read with ast, imported on first use
 
 
+def _import_rule_module(name: str, path: str) -> Any:
+    """Import the rule module ``name`` from ``path``, the file the registry
+    read: an ordinary import (bytecode cache included) minus the search of
+    every finder on ``sys.meta_path`` for it, which is about a third of
+    importing a small module, and a small image's check imports ~100."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    import importlib
+    import importlib.util
+
+    package, _, stem = name.rpartition(".")
+    parent = importlib.import_module(package)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return importlib.import_module(name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    setattr(parent, stem, module)
+    return module
+
+
 class LazyCheck:
     """A rule module's ``check``, imported the first time it is called."""
 
@@ -321,10 +371,8 @@ class LazyCheck:
     def load(self) -> Callable[..., Iterable[Any]]:
         """Import the module (once) and return its ``check``."""
         if self._check is None:
-            import importlib
-
             try:
-                check = getattr(importlib.import_module(self.module), "check", None)
+                check = getattr(_import_rule_module(self.module, self.path), "check", None)
             except Exception as exc:
                 raise RegistryError(f"rule file {self.path} failed to import: {exc!r}") from None
             if not callable(check):
@@ -401,32 +449,38 @@ def read_rule_file(path: str) -> dict[str, Any]:
 _CACHE_VERSION = 4  # 2: OPTION_CONSTRAINTS and DEFAULT_ENABLED; 3: REPRO; 4: QEMU_REFUSES
 
 
-def _cache_file(directory: str) -> str | None:
-    import zlib
-
+def _cache_path(stem: str) -> str | None:
+    """``stem`` in qcow2lint's cache directory (None when there is none)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):
         return None
-    key = zlib.crc32(os.path.abspath(directory).encode("utf-8", "surrogateescape"))
-    return os.path.join(base, "qcow2lint", f"rules-{key:08x}.{sys.implementation.cache_tag}.marshal")
+    return os.path.join(base, "qcow2lint", f"{stem}.{sys.implementation.cache_tag}.marshal")
 
 
-def _read_cache(path: str | None) -> dict[str, Any]:
+def _crc(text: str) -> str:
+    import zlib
+
+    return f"{zlib.crc32(text.encode('utf-8', 'surrogateescape')):08x}"
+
+
+def _cache_file(directory: str) -> str | None:
+    return _cache_path(f"rules-{_crc(os.path.abspath(directory))}")
+
+
+def _load_marshal(path: str | None) -> Any:
+    """What ``path`` holds, or None when it cannot be read."""
     if path is None:
-        return {}
+        return None
     import marshal
 
     try:
         with open(path, "rb") as file:
-            data = marshal.load(file)
+            return marshal.loads(file.read())  # one read: marshal.load(file) reads object by object
     except (OSError, EOFError, ValueError, TypeError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or not isinstance(data.get("files"), dict):
-        return {}
-    return data["files"]
+        return None
 
 
-def _write_cache(path: str | None, files: dict[str, Any]) -> None:
+def _dump_marshal(path: str | None, data: Any) -> None:
     if path is None:
         return
     import marshal
@@ -435,13 +489,24 @@ def _write_cache(path: str | None, files: dict[str, Any]) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(temporary, "wb") as file:
-            marshal.dump({"version": _CACHE_VERSION, "files": files}, file)
+            marshal.dump(data, file)
         os.replace(temporary, path)
     except (OSError, ValueError):  # a cache that cannot be written is no cache
         try:
             os.unlink(temporary)
         except OSError:
             pass
+
+
+def _read_cache(path: str | None) -> dict[str, Any]:
+    data = _load_marshal(path)
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or not isinstance(data.get("files"), dict):
+        return {}
+    return data["files"]
+
+
+def _write_cache(path: str | None, files: dict[str, Any]) -> None:
+    _dump_marshal(path, {"version": _CACHE_VERSION, "files": files})
 
 
 def read_package(directory: str, use_cache: bool = True) -> list[tuple[str, dict[str, Any]]]:
@@ -514,7 +579,7 @@ def from_source(meta: Mapping[str, Any], module: str, path: str, origin: str) ->
     )
 
 
-def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:
+def load_package(entry: EntryPoint | FoundEntry, use_cache: bool = True) -> list[Rule]:
     """Every rule of the rule package an entry point names, without importing it."""
     import importlib.util
 
@@ -535,6 +600,92 @@ def load_package(entry: EntryPoint, use_cache: bool = True) -> list[Rule]:
             origin = module + (f" ({dist})" if dist else "")
             rules.append(from_source(meta, module, os.path.join(directory, f"{stem}.py"), origin))
     return rules
+
+
+# ---------------------------------------------------------------------------
+# Entry points: an index cached per interpreter, valid while sys.path's
+# distributions are the same
+
+_INDEX_VERSION = 2  # 2: the state leaves out where each directory is
+_INDEXES_KEPT = 8
+
+
+def _distributions_state() -> list[Any] | None:
+    """What proves a cached entry-point index still valid: for each
+    ``sys.path`` entry, its ``*.dist-info`` / ``*.egg-info`` names with the
+    mtime and size of their ``entry_points.txt`` (an archive on the path:
+    its name, mtime and size).  Installing, removing or rewriting a
+    distribution changes it; where a directory is does not (``python -m``
+    puts the working directory on the path: any directory without a
+    distribution gives the same state).  None when a finder other than the
+    path finder can list distributions (then there is no index: always
+    look)."""
+    from importlib.machinery import PathFinder
+
+    if any(finder is not PathFinder and hasattr(finder, "find_distributions") for finder in sys.meta_path):
+        return None
+    state: list[Any] = []
+    for entry in sys.path:
+        root = os.path.abspath(entry or ".")
+        try:
+            children = sorted(os.listdir(root))
+        except NotADirectoryError:
+            try:
+                status = os.stat(root)
+            except OSError:
+                state.append([])
+            else:
+                state.append([root, status.st_mtime_ns, status.st_size])
+            continue
+        except (OSError, ValueError):
+            state.append([])
+            continue
+        item: list[Any] = []
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")) or low == "egg-info":
+                try:
+                    status = os.stat(os.path.join(root, child, "entry_points.txt"))
+                except OSError:
+                    item.append((child,))
+                else:
+                    item.append((child, status.st_mtime_ns, status.st_size))
+        state.append(item)
+    return state
+
+
+def found_entries(groups: tuple[str, ...]) -> dict[str, list[FoundEntry]]:
+    """Every entry point in each of ``groups``, sorted by name.
+
+    Reading them through :mod:`importlib.metadata` costs more than the rest
+    of listing the rules (the module, then every distribution's metadata),
+    so what it found is cached, with :func:`_distributions_state` as the
+    key: one file per interpreter, holding the last few indexes (a
+    ``PYTHONPATH`` that comes and goes keeps both).
+    """
+    state = _distributions_state()
+    path = None if state is None else _cache_path(f"entry-points-{_crc(sys.executable)}")
+    cached = _load_marshal(path)
+    kept = cached.get("indexes") if isinstance(cached, dict) and cached.get("version") == _INDEX_VERSION else None
+    kept = kept if isinstance(kept, list) else []
+    key = {"groups": list(groups), "state": state}
+    rows = next((index["entries"] for index in kept if isinstance(index, dict) and index.get("key") == key), None)
+    if not isinstance(rows, list):
+        from importlib.metadata import entry_points
+
+        everything = entry_points()
+        rows = [
+            (entry.name, entry.value, group, _dist_name(entry))
+            for group in groups
+            for entry in sorted(everything.select(group=group), key=lambda ep: ep.name)
+        ]
+        kept = [{"key": key, "entries": rows}, *kept[: _INDEXES_KEPT - 1]]
+        _dump_marshal(path, {"version": _INDEX_VERSION, "indexes": kept})
+    found: dict[str, list[FoundEntry]] = {group: [] for group in groups}
+    for row in rows:
+        entry = FoundEntry(*row)
+        found[entry.group].append(entry)
+    return found
 
 
 @attrs.frozen
@@ -560,11 +711,11 @@ class Registry:
 def load_registry(group: str = GROUP, package_group: str = PACKAGE_GROUP) -> Registry:
     """Read every rule package, load every plugin, and validate them all;
     names and codes must be unique."""
-    everything = entry_points()
+    found = found_entries((package_group, group))
     rules = []
-    for entry in sorted(everything.select(group=package_group), key=lambda ep: ep.name):
+    for entry in found[package_group]:
         rules += load_package(entry)
-    rules += [load(entry) for entry in sorted(everything.select(group=group), key=lambda ep: ep.name)]
+    rules += [load(entry) for entry in found[group]]
     seen: dict[str, Rule] = {}
     for rule in rules:
         for key in (rule.name, rule.code):

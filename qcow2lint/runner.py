@@ -14,18 +14,17 @@ error; the other images are still checked.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from qcow2lint.findings import ImageReport
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 
 @attrs.frozen
@@ -112,6 +111,8 @@ def check_one(path: str) -> Outcome:
 
 
 def _crashed(path: str, exitcode: int | None) -> Outcome:
+    import signal
+
     if exitcode is not None and exitcode < 0:
         try:
             how = f"killed by signal {-exitcode} ({signal.Signals(-exitcode).name})"
@@ -190,6 +191,11 @@ def run(
 
 
 def _run_parallel(paths: Sequence[str], job: Job, jobs: int, waiting: Waiting) -> Iterator[Outcome]:
+    # Imported here: a run of one process never pays for them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("spawn")
 
     def new_pool() -> ProcessPoolExecutor:

@@ -12,12 +12,15 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import imagebuilder as ib
 import pytest
 from baseimages import PATCH_L1_INDEX
 from harness import (
+    REPO_ROOT,
     Bases,
     assert_no_traceback,
     assert_one_line_error,
@@ -44,6 +47,61 @@ def test_help() -> None:
     assert result.returncode == 0
     for command in ("check", "dump", "rules"):
         assert command in result.stdout
+
+
+PLAIN_ENTRY = "import sys; sys.argv = ['qcow2lint', *sys.argv[1:]]; from qcow2lint.entry import main; main()"
+
+
+def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) -> None:
+    """``qcow2lint check IMAGE...`` skips typer (issue 13's start-up) and
+    prints, byte for byte, what the typer command prints; an option sends
+    it through typer."""
+    demo = REPO_ROOT / "examples" / "demo.qcow2"
+    clean = tmp_path / "clean.qcow2"
+    ib.create(clean, 1 << 30)
+    (tmp_path / "text.qcow2").write_text("not an image\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    for images in ([clean], [demo], [demo, clean], [tmp_path], [tmp_path / "missing.qcow2", clean]):
+        args = ["check", *map(str, images)]
+        plain = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", PLAIN_ENTRY, *args],
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        through_typer = subprocess.run(
+            [sys.executable, "-m", "qcow2lint", *args], capture_output=True, env=env, cwd=tmp_path
+        )
+        timings = [line for line in plain.stderr.splitlines() if line.startswith(b"import time:")]
+        imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in timings}
+        assert "qcow2lint.checkcommand" in imported and not {m for m in imported if m.split(".")[0] == "typer"}, args
+        assert plain.returncode == through_typer.returncode, args
+        assert plain.stdout == through_typer.stdout, args
+        assert b"\n".join(line for line in plain.stderr.splitlines() if line not in timings) == b"\n".join(
+            through_typer.stderr.splitlines()
+        ), args
+    optioned = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", PLAIN_ENTRY, "check", "-q", str(demo)], capture_output=True, env=env
+    )
+    imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in optioned.stderr.splitlines()}
+    assert "typer" in imported and optioned.returncode == 1
+
+
+def test_the_plain_check_has_the_defaults_of_the_typer_command() -> None:
+    """The plain path calls checkcommand.check with its own defaults: they
+    must be the typer command's, option for option."""
+    import inspect
+
+    import typer.main
+
+    from qcow2lint import checkcommand
+    from qcow2lint.cli import app
+
+    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    typer_defaults = {param.name: param.default for param in command.params if param.name != "images"}
+    signature = inspect.signature(checkcommand.check).parameters
+    plain_defaults = {name: param.default for name, param in signature.items() if name != "images"}
+    assert typer_defaults == plain_defaults
 
 
 def test_rules_lists_every_rule() -> None:

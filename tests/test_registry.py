@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qcow2lint.registry import PACKAGE_GROUP, SCOPES, RegistryError, load_package
+from qcow2lint.registry import PACKAGE_GROUP, SCOPES, RegistryError, found_entries, load_package
 
 RULE = '''"""Says hello to every header.
 
@@ -94,6 +94,46 @@ def test_a_damaged_cache_is_ignored(package: Path) -> None:
     for junk in (b"", b"\x00garbage", cache.read_bytes()[:-3]):
         cache.write_bytes(junk)
         assert [r.code for r in _load(package)] == ["T0101"]
+
+
+def test_the_entry_point_index_is_used_until_a_distribution_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached index answers while sys.path's distributions stay the same,
+    and notices a plugin installed, rewritten in place, and removed."""
+    import importlib.metadata
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    group = "qcow2lint.test_index"
+
+    def names() -> list[tuple[str, str, str]]:
+        return [(entry.name, entry.value, entry.dist) for entry in found_entries((group,))[group]]
+
+    assert names() == []
+    real = importlib.metadata.entry_points
+    with monkeypatch.context() as patched:  # a valid index answers without importlib.metadata
+        patched.setattr(importlib.metadata, "entry_points", lambda: pytest.fail("the index was not used"))
+        assert names() == []
+        elsewhere = tmp_path / "elsewhere"  # another directory without distributions: the same state
+        elsewhere.mkdir()
+        patched.setattr(sys, "path", [str(elsewhere) if entry == str(site) else entry for entry in sys.path])
+        assert names() == []
+    assert importlib.metadata.entry_points is real
+
+    info = site / "t_plugin-1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: t-plugin\nVersion: 1\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\nfirst = t_plugin:a\n")
+    assert names() == [("first", "t_plugin:a", "t-plugin")]
+    (info / "entry_points.txt").write_text(f"[{group}]\nsecond = t_plugin:b\nfirst = t_plugin:a\n")
+    assert names() == [("first", "t_plugin:a", "t-plugin"), ("second", "t_plugin:b", "t-plugin")]
+    for child in info.iterdir():
+        child.unlink()
+    info.rmdir()
+    assert names() == []
 
 
 @pytest.mark.parametrize(
