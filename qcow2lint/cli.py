@@ -6,7 +6,6 @@ it (root causes and their follow-on findings alike), 2 usage error, bad configur
 be read at all.
 """
 
-import enum
 import os
 import sys
 from pathlib import Path
@@ -50,89 +49,6 @@ def _keep_argument_help() -> None:
 
 
 _keep_argument_help()
-
-
-def _coerce_without_pydantic() -> None:
-    """Convert plainly valid option values without pydantic.
-
-    typer >= 0.29 converts every value that is not a bool flag through a
-    pydantic ``TypeAdapter``, built on first use: importing pydantic costs
-    20-40 ms, more than the rest of a small image's check.  This CLI only
-    has str, int, Path, enum and list-of-str parameters.  A value that is
-    plainly valid for its type (a str, digits within the range, one of the
-    enum's values, any path) is converted here, to what pydantic returns
-    for it; anything else (a bad value and its error message, a type not
-    listed here) goes through typer's own conversion, unchanged.
-    """
-    import dataclasses
-    import pathlib
-    import typing
-
-    import typer.core
-
-    try:
-        from typer import _coercion, _param_types
-    except ImportError:  # typer < 0.29: click converts, without pydantic
-        return
-    parameter_class: Any = getattr(typer.core, "_TyperParameter", None)
-    original = getattr(parameter_class, "get_runtime_param", None)
-    if original is None or getattr(original, "_plain_first", False):
-        return
-
-    def plain(descriptor: Any, value: Any, ctx: Any) -> Any:
-        """``value`` converted, or raise ValueError for typer to judge it."""
-        annotation, info = descriptor.annotation, descriptor.parameter_info
-        if info.parser is not None or descriptor.file_annotation is not None:
-            raise ValueError
-        if _param_types.lenient_issubclass(annotation, enum.Enum):
-            return _param_types.coerce_cli_choice(
-                value, choices=list(annotation), case_sensitive=info.case_sensitive, ctx=ctx
-            )
-        if annotation is int and not info.clamp:
-            number = value if type(value) is int else int(value) if plain_digits(value) else None
-            if (
-                number is None
-                or not (info.min is None or number >= info.min)
-                or not (info.max is None or number <= info.max)
-            ):
-                raise ValueError
-            return number
-        if annotation is str and isinstance(value, str):
-            return value
-        if _param_types.lenient_issubclass(annotation, pathlib.Path) and isinstance(value, str | pathlib.Path):
-            path_type = info.path_type or annotation
-            return _param_types.coerce_cli_path(path_type(value), info, path_type=path_type, ctx=ctx)
-        if descriptor.is_list and typing.get_args(annotation) == (str,) and isinstance(value, list | tuple):
-            if all(isinstance(item, str) for item in value):
-                return list(value)
-        raise ValueError
-
-    def plain_digits(value: Any) -> bool:
-        return isinstance(value, str) and value.isascii() and value.isdigit()
-
-    @dataclasses.dataclass(frozen=True)
-    class PlainFirst(_coercion.RuntimeParam):
-        """Tries :func:`plain`, else typer's own (pydantic) conversion."""
-
-        descriptor: Any = None
-
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            try:
-                return plain(self.descriptor, value, ctx)
-            except Exception:  # noqa: BLE001 -- typer's conversion decides, with its own message
-                return _coercion.build_runtime_param(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
-
-    def get_runtime_param(self: Any) -> Any:
-        if self._runtime_param is None:
-            descriptor = self.type_descriptor
-            self._runtime_param = PlainFirst(descriptor.parameter_info, descriptor.annotation, descriptor)
-        return self._runtime_param
-
-    get_runtime_param._plain_first = True  # type: ignore[attr-defined]
-    parameter_class.get_runtime_param = get_runtime_param
-
-
-_coerce_without_pydantic()
 
 
 class _Command(typer.core.TyperCommand):

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 from attrs import evolve
 
-from qcow2lint import spec
+from qcow2lint import arrays, spec
 from qcow2lint.filekind import LFS_POINTER_PREFIX, ImageError, lfs_pointer_error
 from qcow2lint.records import (
     BackingFormat,
@@ -575,7 +575,7 @@ class _ImageReader(Reader):
             actives.append(np.full(len(used), int(table.active), np.int64))
             indices.append(used if table.active else np.full(len(used), -1, np.int64))
         every = np.concatenate(parts) if parts else np.empty(0, np.uint64)
-        unique, inverse = np.unique(every, return_inverse=True)
+        unique, inverse = arrays.unique_inverse(every)
         first_l1 = np.full(len(unique), np.iinfo(np.int64).max, np.int64)
         index = np.concatenate(indices) if indices else np.empty(0, np.int64)
         np.minimum.at(first_l1, inverse, np.where(index < 0, np.iinfo(np.int64).max, index))
@@ -598,7 +598,7 @@ class _ImageReader(Reader):
             if image.refcount_table
             else np.empty(0, np.uint64)
         )
-        for kind, offsets in (("l2", l2_offsets), ("refblock", np.unique(refblocks))):
+        for kind, offsets in (("l2", l2_offsets), ("refblock", arrays.unique(refblocks))):
             outside = offsets[(offsets != 0) & (offsets + np.uint64(cluster_size) > np.uint64(self.size))]
             for offset in outside[:MAX_PROBLEMS_PER_KIND].tolist():
                 found.append(

@@ -27,7 +27,7 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
-from qcow2lint import predicates, spec
+from qcow2lint import arrays, predicates, spec
 from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.passes.extents import ExtentMap
 from qcow2lint.passes.stored import cluster_count, stored_refcounts
@@ -307,8 +307,8 @@ class RefcountBuilder:
                         attrs.evolve(table, entries=table.entries[table.entries != 0]), stored, readable
                     )
                 )
-        active = np.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
-        inactive = np.setdiff1d(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
+        active = arrays.unique(np.concatenate(l2_tables["active-l2"] or [np.empty(0, np.uint64)]))
+        inactive = arrays.setdiff(np.concatenate(l2_tables["inactive-l2"] or [np.empty(0, np.uint64)]), active)
         self.extents.set_l2_tables(active, inactive)
         if image.snapshots is not None:
             entries = image.snapshots.entries
@@ -622,7 +622,7 @@ class RefcountBuilder:
         for start in range(0, min(span, len(self.computed)), CHUNK):
             candidates = np.flatnonzero(self.computed[start : start + CHUNK] >= 2) + start
             if len(candidates):
-                candidates = np.setdiff1d(candidates, legit)
+                candidates = arrays.setdiff(candidates, legit)
                 found.append(candidates)
                 total += len(candidates)
                 if total >= MAX_EVENTS:
