@@ -35,6 +35,7 @@ import numpy as np
 from qcow2lint import spec
 from qcow2lint.findings import Finding
 from qcow2lint.reader import ImageFile
+from qcow2lint.recordtype import Record
 
 #: At most this many bytes of L2 tables are read to learn what misread or
 #: lost L1 entries reference (a hostile L1 table may name millions).
@@ -100,8 +101,8 @@ class _Tables:
         return {c for c in found if c < self.file_clusters}
 
 
-@attrs.frozen
-class _Root:
+@attrs.frozen(repr=False)
+class _Root(Record):
     index: int
     covers: tuple[int, int] | None
     #: Clusters whose leaks follow from the root (its own and the lost

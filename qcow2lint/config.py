@@ -55,6 +55,7 @@ from typing import Any
 import attrs
 
 from qcow2lint.findings import ImageReport, Severity
+from qcow2lint.recordtype import Record
 from qcow2lint.registry import Registry, Rule, constraint_problem, option_type_ok
 from qcow2lint.text import one_line
 
@@ -97,8 +98,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-@attrs.frozen
-class RuleSettings:
+@attrs.frozen(repr=False)
+class RuleSettings(Record):
     """What the configuration says of one rule."""
 
     enabled: bool
@@ -106,8 +107,8 @@ class RuleSettings:
     options: Mapping[str, Any] = attrs.field(converter=lambda o: MappingProxyType(dict(o)))
 
 
-@attrs.frozen
-class FileIgnore:
+@attrs.frozen(repr=False)
+class FileIgnore(Record):
     """One ``per-file-ignores`` entry: a glob and the rules it silences."""
 
     pattern: str
@@ -121,8 +122,8 @@ class FileIgnore:
         return any(regex.fullmatch(candidate) for candidate in _candidates(path, self.base, self.pattern))
 
 
-@attrs.frozen
-class Config:
+@attrs.frozen(repr=False)
+class Config(Record):
     """The effective configuration for a run."""
 
     rules: Mapping[str, RuleSettings]
@@ -678,8 +679,8 @@ def option_problem(rule: Rule, option: str, value: Any) -> str | None:
     return f"option {_quote(option)} {problem}, got {_quote(value)}" if problem else None
 
 
-@attrs.frozen
-class CommandLine:
+@attrs.frozen(repr=False)
+class CommandLine(Record):
     """What the command line adds on top of the configuration (picklable, so
     that worker processes apply it too).
 

@@ -30,6 +30,7 @@ from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
 from qcow2lint.reader import MAX_DEEP_BYTES, MAX_DEEP_PAYLOADS, ImageError, ImageFile, open_image
+from qcow2lint.recordtype import Record
 from qcow2lint.registry import (
     INTERNAL_ERROR,
     INTERNAL_ERROR_CODE,
@@ -88,8 +89,8 @@ class ImageContext:
         return self._budget[0]
 
 
-@attrs.frozen
-class PassFailed:
+@attrs.frozen(repr=False)
+class PassFailed(Record):
     """A whole-image pass crashed; reported as an internal error."""
 
     failed: Pass

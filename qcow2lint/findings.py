@@ -12,6 +12,8 @@ from typing import Protocol
 
 import attrs
 
+from qcow2lint.recordtype import Record
+
 #: The engine's own pseudo-rule for a rule (or a whole-image pass) that crashed.
 INTERNAL_ERROR = "internal-error"
 INTERNAL_ERROR_CODE = "Q0000"
@@ -53,8 +55,8 @@ class RuleMeta(Protocol):
     def doc(self) -> str: ...
 
 
-@attrs.frozen
-class Problem:
+@attrs.frozen(repr=False)
+class Problem(Record):
     """What a rule yields: where, and the fact with the values that prove it.
 
     The engine, not the rule, stamps the rule's name, code and severity.
@@ -80,15 +82,15 @@ class Problem:
     refs: str | None = None
 
 
-@attrs.frozen
-class Omitted:
+@attrs.frozen(repr=False)
+class Omitted(Record):
     """What a rule yields for hits it did not spell out (over the cap)."""
 
     count: int
 
 
-@attrs.frozen(order=False)
-class Finding:
+@attrs.frozen(order=False, repr=False)
+class Finding(Record):
     """One reported problem, stamped with its rule's identity."""
 
     rule: str
@@ -136,8 +138,8 @@ class Finding:
         }
 
 
-@attrs.frozen
-class ImageReport:
+@attrs.frozen(repr=False)
+class ImageReport(Record):
     """The outcome for one image: findings, or the reason it was not read."""
 
     path: str

@@ -39,6 +39,7 @@ from pathlib import Path
 import attrs
 
 from qcow2lint.filekind import has_qcow2_magic
+from qcow2lint.recordtype import Record
 
 #: File names that are checked without sniffing their content.
 IMAGE_SUFFIXES = (".qcow2",)
@@ -50,8 +51,8 @@ MISSING = "no such file or directory"
 Excluded = Callable[[str], bool]
 
 
-@attrs.frozen
-class Unmatched:
+@attrs.frozen(repr=False)
+class Unmatched(Record):
     """A command-line argument that names no file to check."""
 
     argument: str

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from qcow2lint import spec
+from qcow2lint.recordtype import Record
 
 T = TypeVar("T")
 
@@ -43,8 +44,8 @@ def _label(raw: bytes, limit: int = 64) -> str:
     return label(raw, limit)
 
 
-@attrs.frozen
-class ReadProblem:
+@attrs.frozen(repr=False)
+class ReadProblem(Record):
     """A structure the reader could not read whole.
 
     ``length`` bytes were expected at ``offset``; the structure ends
@@ -74,8 +75,8 @@ class ReadProblem:
 _HEADER = struct.Struct(spec.HEADER_FORMAT)
 
 
-@attrs.frozen
-class Header:
+@attrs.frozen(repr=False)
+class Header(Record):
     """The image header.
 
     Like QEMU's qcow2.py, the 104-byte v3 layout is always decoded; for a
@@ -183,15 +184,15 @@ class Header:
 # --- Header extensions (§1.2) ------------------------------------------------
 
 
-@attrs.frozen
-class BackingFormat:
+@attrs.frozen(repr=False)
+class BackingFormat(Record):
     """Payload of the backing file format extension."""
 
     name: bytes
 
 
-@attrs.frozen
-class FeatureNameEntry:
+@attrs.frozen(repr=False)
+class FeatureNameEntry(Record):
     """One 48-byte entry of the feature name table."""
 
     file_offset: int
@@ -205,8 +206,8 @@ class FeatureNameEntry:
         return _label(self.name.rstrip(b"\0"))
 
 
-@attrs.frozen
-class FeatureTable:
+@attrs.frozen(repr=False)
+class FeatureTable(Record):
     """Payload of the feature name table extension."""
 
     entries: tuple[FeatureNameEntry, ...]
@@ -219,8 +220,8 @@ class FeatureTable:
         return None
 
 
-@attrs.frozen
-class BitmapsExtension:
+@attrs.frozen(repr=False)
+class BitmapsExtension(Record):
     """Payload of the bitmaps extension (its first 24 bytes)."""
 
     file_offset: int
@@ -238,16 +239,16 @@ class BitmapsExtension:
         return cls(file_offset, *cls._LAYOUT.unpack(data[:size].ljust(size, b"\0")))
 
 
-@attrs.frozen
-class CryptoHeaderPointer:
+@attrs.frozen(repr=False)
+class CryptoHeaderPointer(Record):
     """Payload of the full disk encryption header pointer extension."""
 
     offset: int
     length: int
 
 
-@attrs.frozen
-class DataFileName:
+@attrs.frozen(repr=False)
+class DataFileName(Record):
     """Payload of the external data file name extension."""
 
     name: bytes
@@ -256,8 +257,8 @@ class DataFileName:
 Payload = BackingFormat | FeatureTable | BitmapsExtension | CryptoHeaderPointer | DataFileName
 
 
-@attrs.frozen
-class HeaderExtension:
+@attrs.frozen(repr=False)
+class HeaderExtension(Record):
     """One header extension: framing, raw data and a typed payload."""
 
     index: int
@@ -297,8 +298,8 @@ class HeaderExtension:
         return self.data_offset + self.length > self.area_end
 
 
-@attrs.frozen
-class ExtensionArea:
+@attrs.frozen(repr=False)
+class ExtensionArea(Record):
     """Where the header extensions were looked for, and how the walk ended."""
 
     #: First byte of the area (header_length; 72 for v2).
@@ -322,8 +323,8 @@ _LUKS = struct.Struct(spec.LUKS_HEADER_FORMAT)
 _LUKS_SLOT = struct.Struct(spec.LUKS_KEY_SLOT_FORMAT)
 
 
-@attrs.frozen
-class LuksKeySlot:
+@attrs.frozen(repr=False)
+class LuksKeySlot(Record):
     """One of the eight LUKS1 key slots."""
 
     index: int
@@ -339,8 +340,8 @@ class LuksKeySlot:
         return self.file_offset + spec.LUKS_KEY_SLOT_FIELDS[name]
 
 
-@attrs.frozen
-class LuksHeader:
+@attrs.frozen(repr=False)
+class LuksHeader(Record):
     """The LUKS1 header at the start of the encryption area (592 bytes)."""
 
     file_offset: int
@@ -373,8 +374,8 @@ class LuksHeader:
         return cls(file_offset, *fields, key_slots=slots)  # type: ignore[misc]  # struct's tuple has no length
 
 
-@attrs.frozen
-class EncryptionArea:
+@attrs.frozen(repr=False)
+class EncryptionArea(Record):
     """The area the full disk encryption header pointer names."""
 
     file_offset: int
@@ -392,8 +393,8 @@ class EncryptionArea:
 _BITMAP_ENTRY = struct.Struct(spec.BITMAP_DIR_ENTRY_FORMAT)
 
 
-@attrs.frozen
-class BitmapDirectoryEntry:
+@attrs.frozen(repr=False)
+class BitmapDirectoryEntry(Record):
     """One bitmap directory entry, with its raw name, extra data and padding."""
 
     index: int
@@ -472,8 +473,8 @@ def bitmap_entry_kinds(entries: np.ndarray) -> np.ndarray:
     return has_offset.astype(np.uint8) * 2 + all_ones
 
 
-@attrs.frozen
-class BitmapTable:
+@attrs.frozen(repr=False)
+class BitmapTable(Record):
     """The bitmap table of one bitmap (entries that lie inside the file)."""
 
     bitmap_index: int
@@ -497,8 +498,8 @@ class BitmapTable:
 # --- L1 / L2 tables (§1.3 - §1.5) --------------------------------------------
 
 
-@attrs.frozen
-class L1Table:
+@attrs.frozen(repr=False)
+class L1Table(Record):
     """An L1 table: the active one, or a snapshot's."""
 
     file_offset: int
@@ -515,8 +516,8 @@ class L1Table:
         return self.snapshot is None
 
 
-@attrs.frozen
-class L2Tables:
+@attrs.frozen(repr=False)
+class L2Tables(Record):
     """A batch of L2 tables, read together for speed.
 
     ``entries`` has one row per table, as native uint64.  With extended L2
@@ -600,8 +601,8 @@ class L2Tables:
         return f"l2@{int(self.offsets[row]):#x}[{column}]"
 
 
-@attrs.frozen
-class CompressedCluster:
+@attrs.frozen(repr=False)
+class CompressedCluster(Record):
     """One distinct compressed payload of an L2 batch (read only with
     ``--deep``), and every entry of the batch that names it.
 
@@ -655,8 +656,8 @@ class CompressedCluster:
         return self._memo[memo_key]
 
 
-@attrs.frozen
-class DeepStopped:
+@attrs.frozen(repr=False)
+class DeepStopped(Record):
     """``--deep`` reached its budget (:data:`qcow2lint.reader.MAX_DEEP_PAYLOADS`,
     :data:`qcow2lint.reader.MAX_DEEP_BYTES`): how much it judged and how
     many compressed entries it left unread."""
@@ -670,8 +671,8 @@ class DeepStopped:
 # --- Refcounts (§1.7) --------------------------------------------------------
 
 
-@attrs.frozen
-class RefcountTable:
+@attrs.frozen(repr=False)
+class RefcountTable(Record):
     """The refcount table (entries that lie inside the file)."""
 
     file_offset: int
@@ -680,8 +681,8 @@ class RefcountTable:
     path: ClassVar[str] = "reftable"
 
 
-@attrs.frozen
-class RefcountBlock:
+@attrs.frozen(repr=False)
+class RefcountBlock(Record):
     """One refcount block: a cluster of ``1 << refcount_order``-bit counts."""
 
     index: int
@@ -713,8 +714,8 @@ class RefcountBlock:
 _SNAPSHOT = struct.Struct(spec.SNAPSHOT_FORMAT)
 
 
-@attrs.frozen
-class SnapshotEntry:
+@attrs.frozen(repr=False)
+class SnapshotEntry(Record):
     """One snapshot table entry."""
 
     index: int
@@ -793,8 +794,8 @@ class SnapshotEntry:
         return f"snapshots[{self.index}]({_label(self.id_str)})"
 
 
-@attrs.frozen
-class SnapshotTable:
+@attrs.frozen(repr=False)
+class SnapshotTable(Record):
     """The snapshot table: ``nb_snapshots`` entries from ``snapshot_offset``."""
 
     file_offset: int
@@ -811,8 +812,8 @@ class SnapshotTable:
 # --- The image ---------------------------------------------------------------
 
 
-@attrs.frozen
-class Image:
+@attrs.frozen(repr=False)
+class Image(Record):
     """Everything the reader found in one image file, but the big tables.
 
     The L2 tables and refcount blocks can be far larger than the rest of the
@@ -855,8 +856,8 @@ class Image:
 # that rules and the registry can name them without loading the analysis.
 
 
-@attrs.frozen
-class StoredRefcounts:
+@attrs.frozen(repr=False)
+class StoredRefcounts(Record):
     """The refcounts stored on disk, for clusters below ``length``.
 
     Kept compact, as memory must not grow with two full arrays per cluster:
@@ -951,8 +952,8 @@ class StoredRefcounts:
         return int(np.maximum(last - first, 0).sum())
 
 
-@attrs.frozen
-class Extent:
+@attrs.frozen(repr=False)
+class Extent(Record):
     """One structure in the typed extent map."""
 
     kind: str
@@ -961,8 +962,8 @@ class Extent:
     length: int
 
 
-@attrs.frozen
-class Overlap:
+@attrs.frozen(repr=False)
+class Overlap(Record):
     """Two structures that claim the same cluster."""
 
     cluster: int
@@ -982,8 +983,8 @@ class Overlap:
         return "metadata"
 
 
-@attrs.frozen
-class RefcountIssue:
+@attrs.frozen(repr=False)
+class RefcountIssue(Record):
     """A refcount table entry QEMU's check_refblocks objects to."""
 
     index: int
@@ -992,8 +993,8 @@ class RefcountIssue:
     value: int = 0
 
 
-@attrs.frozen
-class RefcountCheck:
+@attrs.frozen(repr=False)
+class RefcountCheck(Record):
     """The outcome of the whole-image analysis, for rules and statistics."""
 
     cluster_size: int

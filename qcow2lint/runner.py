@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from qcow2lint.findings import ImageReport
+from qcow2lint.recordtype import Record
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
 
 
-@attrs.frozen
-class Job:
+@attrs.frozen(repr=False)
+class Job(Record):
     """What every image of a run is checked with (picklable, sent to workers)."""
 
     #: The ``--config`` argument; None discovers the configuration from the
@@ -44,8 +45,8 @@ class Job:
     command_line: Any = None
 
 
-@attrs.frozen
-class Outcome:
+@attrs.frozen(repr=False)
+class Outcome(Record):
     """One image's report and, with ``Job.dump``, its standard dump."""
 
     report: ImageReport

@@ -77,6 +77,29 @@ def test_an_edited_file_is_read_again_despite_the_cache(package: Path) -> None:
     assert [r.code for r in _load(package)] == ["T0102"]
 
 
+def test_a_rule_module_runs_from_the_cached_code_of_its_current_source(package: Path) -> None:
+    """The cache keeps each rule module's compiled code: a later run imports
+    the module from it (no bytecode file of its own is read), and an edited
+    file runs its new code."""
+
+    class Ctx:
+        options = {"greeting": "hi"}
+
+    path = package / "say_hello.py"
+    path.write_text(RULE)
+    _load(package)  # writes the cache
+    [rule] = _load(package)
+    assert rule.check.code is not None and rule.check.code.co_filename == str(path)
+    [problem] = rule.check(object(), Ctx())
+    assert problem.message == "hi"
+    assert sys.modules[f"{package.name}.say_hello"].__file__ == str(path)
+    del sys.modules[f"{package.name}.say_hello"]
+    path.write_text(RULE.replace('ctx.options["greeting"]', 'ctx.options["greeting"] * 2'))
+    [rule] = _load(package)
+    [problem] = rule.check(object(), Ctx())
+    assert problem.message == "hihi"
+
+
 def test_every_scope_names_a_record_class() -> None:
     """SCOPES is spelled out as names so that listing rules imports no records;
     each must still be a class the engine can hand a rule."""

@@ -42,6 +42,7 @@ from qcow2lint.records import (
     Header,
     bitmap_entry_kinds,
 )
+from qcow2lint.recordtype import Record
 from qcow2lint.text import escape, exception_text, label
 
 _PRINTABLE_BYTES = string.printable.encode("ascii")
@@ -113,8 +114,8 @@ class _Extension:
     bitmaps_omitted: int = 0
 
 
-@attrs.frozen
-class Dump:
+@attrs.frozen(repr=False)
+class Dump(Record):
     """The rendered dump and, if the script would have crashed, why."""
 
     text: str
