@@ -871,7 +871,7 @@ def print_header(info: dict[str, Any], setup: Setup, args: argparse.Namespace) -
         "           each command (its output checked: exit code, no traceback, qcow2lint output not empty),\n"
         "           then alternating timed rounds; figures are medians; peak RSS is the largest ru_maxrss\n"
         "           (os.wait4) over the timed runs; wall = time.perf_counter around the child(ren);\n"
-        "           RSS in MB = 10^6 bytes."
+        "           RSS in MB = 10^6 bytes; children run in the work directory (no configuration file)."
     )
     print(flush=True)
 
@@ -1039,6 +1039,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shutil.which(exe) is None:
             print(f"error: command not found: {exe}", file=sys.stderr)
             return EXIT_SETUP
+    # The children run in the work directory (see below): a relative command
+    # or work directory must not change meaning.
+    args.workdir = args.workdir.resolve()
+    if not args.build_only:
+        args.lint_argv[0] = os.path.abspath(shutil.which(args.lint_argv[0]) or args.lint_argv[0])
+        setup = Setup(tuple(args.lint_argv), setup.python)
 
     info = environment(setup, env)
     print_header(info, setup, args)
@@ -1066,6 +1072,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print()
 
+    # In the work directory no qcow2lint configuration is found (discovery
+    # walks up from the working directory): what is measured is the default
+    # check, not a project's configuration or its pyproject.toml.
+    os.chdir(args.workdir)
     results: dict[str, ScenarioResult] = {}
     comparisons: dict[str, Comparison] = {}
     for name in args.scenario:
