@@ -26,6 +26,16 @@ def plain_check(args: list[str]) -> bool:
 def main() -> None:
     """``qcow2lint``: ``--version`` at once, a plain ``check`` without
     typer, every other command through the CLI."""
+    # At exit the interpreter collects garbage over every object it holds
+    # (numpy's and every module's) before tearing the modules down: 12 ms
+    # of a small image's check, for nothing, as a finished run leaves no
+    # garbage cycle that needs finalizing (files are closed by then, and
+    # the standard streams are flushed regardless).  Frozen objects are
+    # left out of that collection.  Registered first, so it runs last.
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
     args = sys.argv[1:]
     if args == ["--version"]:
         from qcow2lint import __version__

@@ -50,6 +50,7 @@ def test_help() -> None:
 
 
 PLAIN_ENTRY = "import sys; sys.argv = ['qcow2lint', *sys.argv[1:]]; from qcow2lint.entry import main; main()"
+TYPER_ENTRY = "import sys; sys.argv = ['qcow2lint', *sys.argv[1:]]; from qcow2lint.cli import main; main()"
 
 
 def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) ->
             cwd=tmp_path,
         )
         through_typer = subprocess.run(
-            [sys.executable, "-m", "qcow2lint", *args], capture_output=True, env=env, cwd=tmp_path
+            [sys.executable, "-c", TYPER_ENTRY, *args], capture_output=True, env=env, cwd=tmp_path
         )
         timings = [line for line in plain.stderr.splitlines() if line.startswith(b"import time:")]
         imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in timings}
@@ -85,6 +86,22 @@ def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) ->
     )
     imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in optioned.stderr.splitlines()}
     assert "typer" in imported and optioned.returncode == 1
+
+
+def test_the_console_entry_point_writes_whole_reports(tmp_path: Path) -> None:
+    """The console entry point ends the run without a final garbage
+    collection (gc.freeze at exit): every report and stream is whole."""
+    demo = REPO_ROOT / "examples" / "demo.qcow2"
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_ENTRY, "check", "--format", "json", "--output-file", str(report), str(demo)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stderr
+    assert len(json.loads(report.read_text())["images"][0]["findings"]) == 3
+    plain = subprocess.run([sys.executable, "-c", PLAIN_ENTRY, "check", str(demo)], capture_output=True, text=True)
+    assert plain.stdout.endswith("demo.qcow2: 1 error, 2 warnings, 0 info\n")
 
 
 def test_the_plain_check_has_the_defaults_of_the_typer_command() -> None:
