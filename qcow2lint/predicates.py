@@ -42,6 +42,10 @@ def _u64(value: int) -> np.uint64:
     return np.uint64(value)
 
 
+#: Below this many runs of consecutive clusters per batch, per-run slices
+#: beat per-entry gathers (``allocated_runs``).
+MAX_SLICED_RUNS = 64
+
 #: No entry (what a predicate finds in a batch its summary rules out).
 _NONE = np.empty(0, np.intp)
 _NONE.flags.writeable = False
@@ -251,7 +255,3 @@ def allocated_runs(batch: L2Tables, cluster_bits: int) -> tuple[list[int], list[
         return first, [end - start for start, end in zip(starts, ends)]
 
     return _cached(batch, "allocated_runs", compute)
-
-
-#: Up to this many runs per batch, per-run slices beat per-entry gathers.
-MAX_SLICED_RUNS = 64
