@@ -60,7 +60,7 @@ class _Tables:
         header = image_file.image.header
         self.reader = image_file.reader
         self.cluster_bits = header.cluster_bits
-        self.cluster_size = 1 << header.cluster_bits
+        self.cluster_size = header.cluster_size  # checked non-zero by link_consequences
         self.l2_entries = header.cluster_size // spec.L2_ENTRY_SIZE
         self.extended = bool(header.incompatible_features & spec.INCOMPAT_EXTL2)
         if self.extended:
@@ -163,7 +163,9 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
     cause (see the module docstring)."""
     numbered = number(findings)
     candidates = [i for i, f in enumerate(numbered) if f.covers is not None or f.lost is not None]
-    if not candidates:
+    if not candidates or not image_file.image.header.cluster_size:
+        # With cluster_bits of 64 or more there are no clusters to link
+        # through (and 1 << cluster_bits would be a number of gigabytes).
         return numbered
     tables = _Tables(image_file)
     covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
