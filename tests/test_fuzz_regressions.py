@@ -50,11 +50,12 @@ def test_absurd_cluster_bits_cost_no_memory_in_the_root_cause_linking(tmp_path: 
     consequences to link: the linking computed 1 << cluster_bits, a number
     of 340 MB, then more (peak RSS 1.1 GB; fuzz seed 2626, "datafile").
     Measured with tracemalloc: Python's own allocations."""
+    import gzip
     import tracemalloc
 
-    source = Path(__file__).parent / "data" / "fuzz" / "cluster-bits-2717909004-linking.qcow2"
-    path = tmp_path / source.name
-    path.write_bytes(source.read_bytes())
+    source = Path(__file__).parent / "data" / "fuzz" / "cluster-bits-2717909004-linking.qcow2.gz"
+    path = tmp_path / source.stem
+    path.write_bytes(gzip.decompress(source.read_bytes()))
     tracemalloc.start()
     try:
         report = qcow2lint.lint(path, preset="pedantic", deep=True, statistics=True)
