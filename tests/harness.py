@@ -98,12 +98,65 @@ class CliResult(NamedTuple):
     stderr: str
 
 
+#: The figures of ``qemu-img check --output=json`` the statistics are compared
+#: on, in its spelling.
+QEMU_STATS_KEYS = (
+    "image-end-offset",
+    "total-clusters",
+    "allocated-clusters",
+    "fragmented-clusters",
+    "compressed-clusters",
+    "leaks",
+    "corruptions",
+)
+
+
+# Structure paths of findings, as regular expressions (rows_*.py).
+
+
+def path_l1(index: int) -> str:
+    """Active L1 entry."""
+    return re.escape(f"l1[{index}]")
+
+
+def path_l2(l2_offset: int, index: int) -> str:
+    """Entry of the L2 table at ``l2_offset`` (hex, lowercase, no padding)."""
+    return re.escape(f"l2@{l2_offset:#x}[{index}]")
+
+
+def path_reftable(index: int) -> str:
+    """Refcount table entry."""
+    return re.escape(f"reftable[{index}]")
+
+
 def cli_argv() -> list[str]:
     """The command that starts qcow2lint in the interpreter running the tests."""
     script = Path(sys.executable).parent / "qcow2lint"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-m", "qcow2lint"]
+
+
+def cli_on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    """Everything ``qcow2lint ARGS`` writes when stdout and stderr are a
+    pseudo-terminal."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*cli_argv(), *args], stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the child exits
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait()
+    os.close(leader)
+    return output
 
 
 def _unprivileged_prefix() -> list[str]:

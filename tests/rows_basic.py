@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import imagebuilder as ib
 from baseimages import BITMAP_TABLE_INDEX, PATCH_GUEST_OFFSET, PATCH_L1_INDEX, PATCH_L2_INDEX
-from harness import Row, Target, check
+from harness import Row, Target, check, path_l1, path_l2, path_reftable
 
 MISALIGN = 0x200  # a multiple of 512 that is not a multiple of the 64 KiB cluster
 
@@ -36,21 +36,6 @@ def path_header(field: str) -> str:
     if field == "padding":
         return r"header\.padding(\[\d+\])?"
     return re.escape(f"header.{field}")
-
-
-def path_l1(index: int) -> str:
-    """Active L1 entry."""
-    return re.escape(f"l1[{index}]")
-
-
-def path_l2(l2_offset: int, index: int) -> str:
-    """Entry of the L2 table at ``l2_offset`` (hex, lowercase, no padding)."""
-    return re.escape(f"l2@{l2_offset:#x}[{index}]")
-
-
-def path_reftable(index: int) -> str:
-    """Refcount table entry."""
-    return re.escape(f"reftable[{index}]")
 
 
 def path_snapshot(index: int, snapshot_id: str, rest: str) -> str:

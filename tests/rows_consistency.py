@@ -22,7 +22,7 @@ from typing import Any
 import consistency_builders as cb
 import imagebuilder as ib
 from baseimages import PATCH_GUEST_OFFSET, PATCH_L1_INDEX, PATCH_L2_INDEX
-from harness import Patch, QemuExpect, Row, Target, check
+from harness import Patch, QemuExpect, Row, Target, check, path_l1, path_l2, path_reftable
 
 COPIED = ib.OFLAG_COPIED
 MISALIGN = 0x200
@@ -82,21 +82,6 @@ CLEAN = check(0, "No errors were found on the image.")
 
 
 # --- structure paths (regular expressions) -----------------------------------
-
-
-def path_l1(index: int) -> str:
-    """Active L1 entry."""
-    return re.escape(f"l1[{index}]")
-
-
-def path_l2(l2_offset: int, index: int) -> str:
-    """Entry of the L2 table at ``l2_offset``."""
-    return re.escape(f"l2@{l2_offset:#x}[{index}]")
-
-
-def path_reftable(index: int) -> str:
-    """Refcount table entry."""
-    return re.escape(f"reftable[{index}]")
 
 
 def at_refcount(img: ib.Qcow2Image, cluster: int) -> Target:

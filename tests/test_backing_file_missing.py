@@ -83,3 +83,10 @@ def test_check_exists_false_and_the_untrusted_preset_turn_it_off(layout: Path, t
     config = write_config(tmp_path, f"rules:\n  {RULE}: {{check-exists: false}}\n")
     assert fired(layout / "overlay.qcow2", config=config) == []
     assert fired(layout / "overlay.qcow2", preset="untrusted") == []
+
+
+def test_disabled_in_config_a_missing_base_is_not_reported(layout: Path, tmp_path: Path) -> None:
+    (layout / "base.qcow2").unlink()
+    assert fired(layout / "overlay.qcow2", preset="default")
+    config = write_config(tmp_path, f"rules:\n  {RULE}: disable\n")
+    assert fired(layout / "overlay.qcow2", config=config) == []

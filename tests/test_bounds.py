@@ -224,21 +224,7 @@ def test_65535_bitmap_entries_stay_small_and_every_duplicate_counts(tmp_path: Pa
 
 
 def test_snapshots_sharing_one_l1_table_read_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "snap.qcow2"
-    ib.create(path, 8 << 20, {"cluster_size": 65536})
-    ib.write(path, 0, 65536, 0x22)
-    subprocess.run(["qemu-img", "snapshot", "-c", "s", str(path)], check=True)
-    data = bytearray(path.read_bytes())
-    offset = struct.unpack_from(">Q", data, 64)[0]
-    id_size, name_size = struct.unpack_from(">HH", data, offset + 12)
-    extra = struct.unpack_from(">I", data, offset + 36)[0]
-    size = spec.round_up(40 + extra + id_size + name_size, 8)
-    entry = bytes(data[offset : offset + size]).ljust(size, b"\0")
-    table = spec.round_up(len(data), 65536)
-    data += bytes(table - len(data)) + entry * 1000
-    struct.pack_into(">I", data, 60, 1000)
-    struct.pack_into(">Q", data, 64, table)
-    path.write_bytes(data)
+    path = _shared_l1_snapshots(tmp_path, 1000, 16)  # 16-bit refcounts: qemu-img's own
     with open_image(path) as image_file:
         tables = image_file.image.snapshot_l1_tables
         assert len(tables) == 1000
@@ -441,6 +427,8 @@ def _analysis(path: Path):
 
 
 def _shared_l1_snapshots(tmp_path: Path, copies: int, refcount_bits: int) -> Path:
+    """A snapshot made by qemu-img, its table entry repeated ``copies`` times
+    (every copy names the same L1 table), with ``refcount_bits``."""
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / f"snap-{refcount_bits}.qcow2"
     ib.create(path, 8 << 20, {"cluster_size": 65536})

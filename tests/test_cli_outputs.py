@@ -11,7 +11,7 @@ from pathlib import Path
 
 import imagebuilder as ib
 import pytest
-from harness import cli_argv, run_cli
+from harness import cli_argv, cli_on_a_terminal, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -86,31 +86,12 @@ def test_github_format_appends_a_step_summary(images: tuple[Path, Path], tmp_pat
 def test_colour_only_on_a_terminal_and_never_with_no_color(images: tuple[Path, Path]) -> None:
     """Piped output has no escape codes; on a pseudo-terminal the severities
     are coloured unless NO_COLOR is set."""
-    import pty
-
     _, bad = images
     assert "\033[" not in run_cli("check", str(bad)).stdout
-
-    def on_a_terminal(env: dict[str, str]) -> bytes:
-        leader, follower = pty.openpty()
-        process = subprocess.Popen([*cli_argv(), "check", str(bad)], stdout=follower, stderr=follower, env=env)
-        os.close(follower)
-        output = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        process.wait()
-        os.close(leader)
-        return output
 
     # No progress line (it shares the terminal and would draw after 1 s on a
     # busy machine): the delay is an hour, so the outcome does not depend on speed.
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     environment["QCOW2LINT_PROGRESS_DELAY"] = "3600"
-    assert b"\033[1;31merror\033[0m" in on_a_terminal(environment)
-    assert b"\033[" not in on_a_terminal({**environment, "NO_COLOR": "1"})
+    assert b"\033[1;31merror\033[0m" in cli_on_a_terminal(["check", str(bad)], environment)
+    assert b"\033[" not in cli_on_a_terminal(["check", str(bad)], {**environment, "NO_COLOR": "1"})

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import REPO_ROOT, cli_argv, run_cli
+from harness import REPO_ROOT, cli_argv, cli_on_a_terminal, run_cli
 
 DEMO = REPO_ROOT / "examples" / "demo.qcow2"
 DEMO_RULES = ["autoclear-unknown-bits", "header-padding-nonzero", "l2-reserved-bits"]
@@ -136,26 +136,6 @@ def test_exclude_skips_paths_in_directory_searches_only(images: Path, tmp_path: 
     assert "exclude:" in run_cli("config", "--exclude", "x/**").stdout
 
 
-def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
-    import pty
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([*cli_argv(), *args], stdout=follower, stderr=follower, env=env)
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait()
-    os.close(leader)
-    return output
-
-
 def test_color_auto_always_never_and_the_environment() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     red = "\033[1;31merror\033[0m"
@@ -172,8 +152,8 @@ def test_color_auto_always_never_and_the_environment() -> None:
     assert red not in piped(FORCE_COLOR="0")
     assert red not in piped(FORCE_COLOR="1", NO_COLOR="1")
     assert red not in piped("--color", "never", FORCE_COLOR="1")
-    assert red.encode() in _on_a_terminal(["check", str(DEMO)], env)
-    assert b"\033[" not in _on_a_terminal(["check", "--color", "never", str(DEMO)], env)
+    assert red.encode() in cli_on_a_terminal(["check", str(DEMO)], env)
+    assert b"\033[" not in cli_on_a_terminal(["check", "--color", "never", str(DEMO)], env)
 
 
 def test_dash_j_is_jobs_everywhere(images: Path) -> None:

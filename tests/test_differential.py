@@ -47,18 +47,7 @@ import rows_consistency
 import rows_header
 import rows_placement
 import rows_snapshots
-from harness import Row, RowImages, lint
-
-#: The statistics the issue names, in qemu-img check's JSON spelling.
-KEYS = (
-    "image-end-offset",
-    "total-clusters",
-    "allocated-clusters",
-    "fragmented-clusters",
-    "compressed-clusters",
-    "leaks",
-    "corruptions",
-)
+from harness import QEMU_STATS_KEYS, Row, RowImages, lint
 
 #: Every table of rule rows, by the name the cases carry.
 TABLES: dict[str, list[Row]] = {
@@ -129,7 +118,7 @@ class Outcome:
     @property
     def qemu_stats(self) -> dict[str, int]:
         """qemu-img's figures, a missing key being 0."""
-        return {key: int(self.qemu.get(key, 0)) for key in KEYS}
+        return {key: int(self.qemu.get(key, 0)) for key in QEMU_STATS_KEYS}
 
     def lint_stats(self) -> dict[str, Any] | None:
         """qcow2lint's ``stats`` for the image (None when it has none)."""
@@ -235,13 +224,13 @@ def verdict(outcome: Outcome) -> tuple[str, str]:
     stats = outcome.lint_stats()
     if stats is None:
         return "disagree", "qcow2lint gave no stats where qemu-img check completed"
-    missing = [key for key in KEYS if key not in stats]
+    missing = [key for key in QEMU_STATS_KEYS if key not in stats]
     if missing:
         return "disagree", f"qcow2lint stats lack {missing}"
     if rc == 2 and stats["corruptions"] == 0:
         return "disagree", "qemu-img check found corruptions, qcow2lint counts none"
     theirs = outcome.qemu_stats
-    differ = {key: (theirs[key], stats[key]) for key in KEYS if theirs[key] != stats[key]}
+    differ = {key: (theirs[key], stats[key]) for key in QEMU_STATS_KEYS if theirs[key] != stats[key]}
     if differ:
         return "disagree", "qemu-img vs qcow2lint: " + ", ".join(f"{k} {a} != {b}" for k, (a, b) in differ.items())
     return ("corrupt-agree" if rc == 2 else "compared"), ""

@@ -23,19 +23,10 @@ from pathlib import Path
 
 import imagebuilder as ib
 import pytest
-from harness import Bases, lint_json
+from harness import QEMU_STATS_KEYS, Bases, lint_json, write_config
 
 CLUSTER = 0x10000
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
-KEYS = (
-    "image-end-offset",
-    "total-clusters",
-    "allocated-clusters",
-    "fragmented-clusters",
-    "compressed-clusters",
-    "leaks",
-    "corruptions",
-)
 
 
 def _u64(data: bytes | bytearray, offset: int) -> int:
@@ -110,7 +101,7 @@ ROWS = [
 def qemu_check(path: Path) -> tuple[int, dict[str, int], str]:
     proc = ib.run_tool([ib.QEMU_IMG, "check", "--output=json", path], check=False)
     data = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return proc.returncode, {key: int(data.get(key, 0)) for key in KEYS}, proc.stderr
+    return proc.returncode, {key: int(data.get(key, 0)) for key in QEMU_STATS_KEYS}, proc.stderr
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
@@ -122,5 +113,18 @@ def test_cut_table_is_an_error_and_stats_agree(row: Row, base_images: Bases, tmp
     assert cut and cut[0]["severity"] == "error", image["findings"]
     rc, theirs, stderr = qemu_check(path)
     assert rc in (0, 2, 3), stderr
-    ours = {key: image["stats"][key] for key in KEYS}
+    ours = {key: image["stats"][key] for key in QEMU_STATS_KEYS}
     assert ours == theirs, f"qemu-img check exit {rc}: {stderr[:2000]}"
+
+
+def test_the_rule_is_quiet_on_the_whole_file_and_can_be_disabled(base_images: Bases, tmp_path: Path) -> None:
+    """The uncut base passes; with ``rules: {file-truncated: disable}`` a cut
+    file no longer reports it."""
+    whole = base_images.copy("v3", tmp_path)
+    assert "file-truncated" not in {f["rule"] for f in lint_json(whole)["images"][0]["findings"]}
+    cut = base_images.copy("v3", tmp_path, "cut.qcow2")
+    ROWS[1].patch(ib.Qcow2Image(cut))
+    assert "file-truncated" in {f["rule"] for f in lint_json(cut)["images"][0]["findings"]}
+    config = write_config(tmp_path, "rules:\n  file-truncated: disable\n")
+    quiet = lint_json(cut, "-c", str(config))["images"][0]["findings"]
+    assert "file-truncated" not in {f["rule"] for f in quiet}

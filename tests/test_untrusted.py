@@ -23,13 +23,6 @@ import qcow2lint
 from qcow2lint import rulekit
 from qcow2lint.findings import Severity
 
-EXT_BACKING_FORMAT = 0xE2792ACA
-EXT_DATA_FILE = 0x44415441
-INCOMPAT_DATA_FILE = 1 << 2
-SECRET = ["--object", "secret,id=sec0,data=abc"]
-JSON_SHADOW = 'json:{"driver":"raw","file":{"driver":"file","filename":"/etc/shadow"}}'
-TIB = 1 << 40
-
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Builder:
