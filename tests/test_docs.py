@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 import yaml
 from harness import REPO_ROOT, TESTS_DIR, run_cli
 
+import qcow2lint
 from qcow2lint import gen
+from qcow2lint.config import presets
 from qcow2lint.registry import load_registry
 from qcow2lint.report.rulesdoc import ANSWERED, rules_markdown
 
@@ -139,6 +142,28 @@ def test_user_docs_cite_no_issue_numbers_commits_or_sessions() -> None:
     assert hits == []
 
 
+def test_every_rule_option_is_in_the_configuration_options_table() -> None:
+    """docs/configuration.md's table of rule options (written by hand, for
+    its explanations) names every option of every built-in rule with its
+    default as YAML writes it."""
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    table = text[text.index("| rule | option | default |") :].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        options = re.findall(r"`([^`]+)`", cells[1])
+        defaults = re.findall(r"`([^`]+)`", cells[2])
+        assert len(options) == len(defaults), line
+        for rule in re.findall(r"`([^`]+)`", cells[0]):
+            rows.update({(rule, option): default for option, default in zip(options, defaults, strict=True)})
+    wanted = {
+        (rule.name, option): yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip()
+        for rule in load_registry()
+        for option, default in rule.options.items()
+    }
+    assert rows == wanted
+
+
 def test_every_rule_page_shows_its_options_as_yaml() -> None:
     """The configuration snippet on each rule page is valid YAML that gives
     the rule's defaults (not Python's True, None, 'x')."""
@@ -151,6 +176,28 @@ def test_every_rule_page_shows_its_options_as_yaml() -> None:
         for option, default in rule.options.items():
             shown = yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip()
             assert f"| `{option}` | " in page and f"| `{shown}` |" in page, (rule.name, option)
+
+
+def test_the_api_docs_describe_every_parameter_of_lint() -> None:
+    guide = (REPO_ROOT / "docs" / "getting-started.md").read_text()
+    api = guide[guide.index("## The Python API") :]
+    parameters = inspect.signature(qcow2lint.lint).parameters
+    signature = re.search(r"`qcow2lint\.lint\(([^)]*)\)`", api)
+    assert signature is not None
+    assert [p.split("=")[0].strip() for p in signature.group(1).split(",") if p.strip() != "*"] == list(parameters)
+    for name in parameters:
+        assert f"* `{name}`:" in api, name
+    doc = inspect.getdoc(qcow2lint.lint) or ""
+    for name in presets():
+        assert f"``{name}``" in doc and f"`{name}`" in api, name
+
+
+def test_the_action_offers_every_preset() -> None:
+    action = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
+    description = action["inputs"]["preset"]["description"]
+    listed = re.search(r"\(([^)]*)\)", description)
+    assert listed is not None
+    assert sorted(name.strip() for name in listed.group(1).split(",")) == presets()
 
 
 def test_every_catalogue_rule_is_a_rule_or_answered() -> None:
