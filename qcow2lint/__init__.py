@@ -119,8 +119,9 @@ def lint(
     ``pyproject.toml`` from the working directory upwards, else the
     defaults), the path of a configuration file, or a
     :class:`qcow2lint.config.Config`.  ``preset`` (``default``, ``strict``,
-    ``untrusted``) starts from a built-in preset instead of discovering a
-    file; a ``config`` path then applies on top of it.  ``deep`` also decompresses every
+    ``pedantic``, ``untrusted``) starts from a built-in preset instead of
+    discovering a file; a ``config`` path then applies on top of it (a
+    ``Config`` with a preset is a ValueError).  ``deep`` also decompresses every
     compressed cluster; ``statistics`` fills ``report.stats`` with qemu-img
     check's figures.  ``per-file-ignores`` of the configuration apply.
 

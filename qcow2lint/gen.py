@@ -1,7 +1,6 @@
 """Regenerates the repository's files that are generated from the rule
-registry: ``docs/rules.md``, one page per rule in ``docs/rules/NAME.md``,
-the rule table in ``README.md`` (between its ``rules:start`` and
-``rules:end`` markers), ``config.yaml`` and the configuration's JSON Schema
+registry: ``docs/rules.md`` (the rule table), one page per rule in
+``docs/rules/NAME.md``, ``config.yaml`` and the configuration's JSON Schema
 shipped in the package (``qcow2lint/schema/qcow2lint.schema.json``).
 
     python -m qcow2lint.gen [--check] [ROOT]
@@ -14,7 +13,6 @@ removed).
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -22,25 +20,19 @@ from qcow2lint.registry import Registry, RegistryError, load_registry
 
 COMMAND = "python -m qcow2lint.gen"
 #: The generated files, relative to the repository root.
-GENERATED = ("docs/rules.md", "README.md", "config.yaml", "qcow2lint/schema/qcow2lint.schema.json")
+GENERATED = ("docs/rules.md", "config.yaml", "qcow2lint/schema/qcow2lint.schema.json")
 #: The directory of the per-rule pages, relative to the repository root.
 PAGES = "docs/rules"
-_README_TABLE = re.compile(r"(<!-- rules:start[^>]*-->\n)(.*?)(<!-- rules:end -->)", re.S)
 
 
 def expected(root: Path, registry: Registry) -> dict[str, str]:
     """What each generated file should hold, by its path relative to ``root``."""
     from qcow2lint.config import reference_config
     from qcow2lint.configschema import render_schema
-    from qcow2lint.report.rulesdoc import rule_pages, rules_markdown, rules_table
+    from qcow2lint.report.rulesdoc import rule_pages, rules_markdown
 
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    if not _README_TABLE.search(readme):
-        raise ValueError("README.md has no <!-- rules:start --> ... <!-- rules:end --> section")
-    table = rules_table(registry)
     return {
         "docs/rules.md": rules_markdown(registry),
-        "README.md": _README_TABLE.sub(lambda m: m.group(1) + table + m.group(3), readme, count=1),
         "config.yaml": reference_config(registry),
         "qcow2lint/schema/qcow2lint.schema.json": render_schema(registry),
         **{f"{PAGES}/{name}": text for name, text in rule_pages(registry).items()},

@@ -47,6 +47,7 @@ def test_the_generator_removes_the_page_of_a_rule_that_is_gone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "rules").mkdir()
+    shutil.copyfile(REPO_ROOT / "README.md", tmp_path / "README.md")  # with rules/, marks the repository
     for name in gen.expected(REPO_ROOT, REGISTRY):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / name, tmp_path / name)

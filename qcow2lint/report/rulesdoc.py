@@ -1,6 +1,6 @@
-"""The rules reference (docs/rules.md), one page per rule
-(docs/rules/NAME.md) and the README's rule list, generated from the registry
-so that they cannot drift from it.
+"""The rules reference (docs/rules.md) and one page per rule
+(docs/rules/NAME.md), generated from the registry so that they cannot drift
+from it.
 
 A rule's page renders its docstring: the first line is the summary, the
 paragraph that starts with ``QEMU:`` is "What QEMU does", the text after
@@ -68,7 +68,8 @@ def rules_markdown(registry: Registry) -> str:
         "Structure is the record type the rule judges. Rule names and codes are stable.",
         "A severity marked *(off)* is a rule that is off by default (a legal",
         "layout QEMU writes, or a policy for untrusted images): the `pedantic` preset, or",
-        "naming the rule in a configuration, enables it.",
+        "naming the rule in a configuration, enables it. Codes are grouped by structure",
+        "(`Q01xx` header, `Q02xx` feature bits, ... `Q15xx` file level) and never change once given.",
         "",
         "| code | rule | severity | structure | what it flags | what QEMU does |",
         "|---|---|---|---|---|---|",
@@ -109,13 +110,6 @@ def _refusals(registry: Registry) -> list[str]:
     ]
     lines += [f"| {_cell(message)} | `{rule.name}` ({rule.code}) | {rule.severity} |" for message, rule in rows]
     return lines
-
-
-def rules_table(registry: Registry) -> str:
-    """The README's rule list: code, name, severity, summary."""
-    lines = ["| code | rule | severity | what it flags |", "|---|---|---|---|"]
-    lines += [f"| {r.code} | {r.name} | {_severity(r)} | {_cell(r.summary)} |" for r in registry]
-    return "\n".join(lines) + "\n"
 
 
 _SPEC = re.compile(r'spec, "([^"]+)"')
@@ -175,14 +169,21 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:] if text[:1].isalpha() else text
 
 
+def _yaml(value: object) -> str:
+    """``value`` as it is written in a YAML configuration file (``true``,
+    ``null``, ``qemu``; quoted only where YAML needs it)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30)
+    return text.removesuffix("...\n").strip()
+
+
 def _type_name(value: object) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
 
 
 def rule_page(rule: Rule) -> str:
     """docs/rules/NAME.md: one rule's reference page."""
-    import json
-
     parts = doc_sections(rule.doc)
     lines = [f"# {rule.name} ({rule.code})", "", str(parts["summary"]), ""]
     spec = parts["spec"]
@@ -210,11 +211,11 @@ def rule_page(rule: Rule) -> str:
     if rule.options:
         lines += ["| option | type | default |", "|---|---|---|"]
         lines += [
-            f"| `{name}` | {_type_name(default)} | `{json.dumps(default)}` |" for name, default in rule.options.items()
+            f"| `{name}` | {_type_name(default)} | `{_yaml(default)}` |" for name, default in rule.options.items()
         ]
     else:
         lines.append("None besides `level` and `enabled`.")
-    settings = ", ".join([f"level: {rule.severity}", *(f"{k}: {json.dumps(v)}" for k, v in rule.options.items())])
+    settings = ", ".join([f"level: {rule.severity}", *(f"{k}: {_yaml(v)}" for k, v in rule.options.items())])
     lines += [
         "",
         "In a configuration file (`.qcow2lint.yaml`):",
