@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.records import L1Table, L2Tables, StoredRefcounts
+from qcow2lint.records import L1Table, L2Tables
+from qcow2lint.results import StoredRefcounts
 from qcow2lint.spec import compressed_ranges
 
 __all__ = [

@@ -29,7 +29,6 @@ from qcow2lint.records import (
     CompressedCluster,
     CryptoHeaderPointer,
     DataFileName,
-    DeepStopped,
     EncryptionArea,
     ExtensionArea,
     FeatureNameEntry,
@@ -47,6 +46,7 @@ from qcow2lint.records import (
     SnapshotEntry,
     SnapshotTable,
 )
+from qcow2lint.results import DeepStopped
 
 #: How many bytes of L2 tables to read and judge at once.
 L2_BATCH_BYTES = 1 << 20

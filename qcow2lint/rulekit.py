@@ -19,19 +19,17 @@ from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapTable,
     ExtensionArea,
-    Extent,
     FeatureTable,
     Header,
     HeaderExtension,
     Image,
     L1Table,
     L2Tables,
-    RefcountCheck,
     RefcountTable,
     SnapshotEntry,
     SnapshotTable,
-    StoredRefcounts,
 )
+from qcow2lint.results import Extent, RefcountCheck, StoredRefcounts
 
 #: A 1-D table of u64 entries with a file offset and a structure path.
 EntryTable = L1Table | RefcountTable | BitmapTable

@@ -35,7 +35,8 @@ from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.passes.extents import ExtentMap
 from qcow2lint.passes.stored import cluster_count, stored_refcounts
 from qcow2lint.reader import ImageFile
-from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
+from qcow2lint.records import Image, L1Table, L2Tables
+from qcow2lint.results import Extent, RefcountCheck, RefcountIssue, StoredRefcounts
 
 #: Clusters compared per step at the end of the analysis: the comparison's
 #: temporaries stay this small whatever the image's size.
@@ -44,7 +45,7 @@ CHUNK = 1 << 20
 
 class RefcountPass:
     """The whole-image refcount and overlap analysis, as a registered pass:
-    produces the :class:`~qcow2lint.records.RefcountCheck` record."""
+    produces the :class:`~qcow2lint.results.RefcountCheck` record."""
 
     record: ClassVar[type] = RefcountCheck
     statistics: ClassVar[bool] = True

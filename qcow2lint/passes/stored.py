@@ -2,7 +2,7 @@
 
 Every refcount block is decoded, block by block, into one bit per cluster
 ("refcount 1") plus the decoded values of the few blocks that hold other
-non-zero refcounts (:class:`~qcow2lint.records.StoredRefcounts`).  Rules
+non-zero refcounts (:class:`~qcow2lint.results.StoredRefcounts`).  Rules
 (the COPIED checks) and the refcount pass share the result: it is computed
 once per open image file.
 """
@@ -14,7 +14,8 @@ import numpy as np
 from qcow2lint import spec
 from qcow2lint.passes.base import MAX_CLUSTERS, MAX_EVENTS
 from qcow2lint.reader import ImageFile
-from qcow2lint.records import Image, StoredRefcounts
+from qcow2lint.records import Image
+from qcow2lint.results import StoredRefcounts
 
 
 def stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
