@@ -11,7 +11,6 @@ that), no import of the reader.  What the analyses conclude from them is in
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -20,6 +19,7 @@ import attrs
 import numpy as np
 
 from qcow2lint import spec
+from qcow2lint.memo import Memo, memo_field
 from qcow2lint.recordtype import Record
 
 T = TypeVar("T")
@@ -412,6 +412,18 @@ class BitmapDirectoryEntry(Record):
     padding: bytes
     #: Whether the whole entry lies inside bitmap_directory_size.
     inside_directory: bool
+    #: The bitmap's name, non-ASCII bytes escaped, and the entry's structure
+    #: path, e.g. ``bitmaps[0](daily)``: made with the entry, as the reader
+    #: and several rules ask for them for each of up to 65,535 entries.
+    name: str = attrs.field(
+        init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _label(self.name_bytes), takes_self=True)
+    )
+    path: str = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: f"bitmaps[{self.index}]({self.name})", takes_self=True),
+    )
 
     @classmethod
     def decode(
@@ -435,17 +447,6 @@ class BitmapDirectoryEntry(Record):
     def size(self) -> int:
         """Bytes the entry occupies in the directory (padded to 8)."""
         return spec.bitmap_entry_size(self.extra_data_size, self.name_size)
-
-    @functools.cached_property
-    def name(self) -> str:
-        """The bitmap's name, non-ASCII bytes escaped (made once: 65,535
-        entries are judged by several rules each)."""
-        return _label(self.name_bytes)
-
-    @functools.cached_property
-    def path(self) -> str:
-        """Structure path, e.g. ``bitmaps[0](daily)``."""
-        return f"bitmaps[{self.index}]({self.name})"
 
     def field_offset(self, name: str) -> int:
         """Byte offset of a fixed field of the entry."""
@@ -539,7 +540,9 @@ class L2Tables(Record):
     first_l1: np.ndarray | None = attrs.field(default=None, eq=False)
     #: Whether guest data lives in an external data file (incompat bit 2).
     data_file: bool = False
-    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    #: What the predicates (:mod:`qcow2lint.predicates`) computed for this
+    #: batch: shared by the rules and the passes, dropped with the batch.
+    memo: Memo = memo_field()
 
     @property
     def extended(self) -> bool:
@@ -554,9 +557,9 @@ class L2Tables(Record):
     @property
     def any_bits(self) -> int:
         """Every bit that is set in some entry of the batch (one OR over it)."""
-        if "any_bits" not in self._cache:
-            self._cache["any_bits"] = int(np.bitwise_or.reduce(self.entries, axis=None)) if self.entries.size else 0
-        return self._cache["any_bits"]
+        return self.memo.once(
+            "any_bits", lambda: int(np.bitwise_or.reduce(self.entries, axis=None)) if self.entries.size else 0
+        )
 
     def may_have(self, mask: int) -> bool:
         """Whether some entry may have a bit of ``mask`` set: False proves that
@@ -567,16 +570,12 @@ class L2Tables(Record):
     @property
     def max_host_offset(self) -> int:
         """The highest host offset field of the batch (0 for an empty one)."""
-        if "max_host_offset" not in self._cache:
-            self._cache["max_host_offset"] = int(self.host_offsets.max()) if self.entries.size else 0
-        return self._cache["max_host_offset"]
+        return self.memo.once("max_host_offset", lambda: int(self.host_offsets.max()) if self.entries.size else 0)
 
     @property
     def host_offsets(self) -> np.ndarray:
         """The host offset field (bits 9-55) of every entry."""
-        if "host_offsets" not in self._cache:
-            self._cache["host_offsets"] = _array(self.entries & np.uint64(spec.L2E_OFFSET_MASK))
-        return self._cache["host_offsets"]
+        return self.memo.once("host_offsets", lambda: _array(self.entries & np.uint64(spec.L2E_OFFSET_MASK)))
 
     def cluster_types(self, flat: np.ndarray) -> np.ndarray:
         """QEMU's cluster type (spec.CLUSTER_*) of the entries at the flat
@@ -622,8 +621,9 @@ class CompressedCluster(Record):
     data: bytes
     compression_type: int
     cluster_size: int
-    #: Shared by the records of one image: what ``once`` computed.
-    _memo: dict[tuple[str, int, int], Any] = attrs.field(factory=dict, eq=False, repr=False)
+    #: The image's memo (:attr:`qcow2lint.reader.ImageFile.memo`), shared
+    #: by the records of one image: what ``once`` computed.
+    memo: Memo = attrs.field(factory=Memo, eq=False, repr=False)
     #: The batch the entries are in, and the flat indices (row * entries per
     #: table + column) of every entry of it naming this payload, in entry
     #: order.  Without a batch the record stands for its first entry only.
@@ -651,10 +651,7 @@ class CompressedCluster(Record):
         """``compute()`` for this payload, computed once per image however
         many L2 entries (of any batch) name the same (host_offset, length):
         a rule that decompresses does it once per distinct payload."""
-        memo_key = (key, self.host_offset, self.length)
-        if memo_key not in self._memo:
-            self._memo[memo_key] = compute()
-        return self._memo[memo_key]
+        return self.memo.once((key, self.host_offset, self.length), compute)
 
 
 # --- Refcounts (§1.7) --------------------------------------------------------
@@ -795,6 +792,9 @@ class SnapshotTable(Record):
     #: refuses the image and keeps no entry: ``entries`` is empty.
     too_big: SnapshotEntry | None = None
     too_big_length: int = 0
+    #: What rules computed once for the whole table
+    #: (:func:`qcow2lint.rulekit.blank_snapshot_tail`).
+    memo: Memo = memo_field()
     path: ClassVar[str] = "snapshots"
 
 

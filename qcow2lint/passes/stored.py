@@ -21,7 +21,7 @@ from qcow2lint.results import StoredRefcounts
 def stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     """The decoded stored refcounts of an open image (None when the image is
     too large to analyse), read once per file."""
-    return image_file.fact("stored-refcounts", lambda: read_stored_refcounts(image_file))
+    return image_file.memo.once("stored-refcounts", lambda: read_stored_refcounts(image_file))
 
 
 def refcount_dtype(refcount_order: int) -> np.dtype:
