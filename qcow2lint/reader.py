@@ -680,9 +680,7 @@ class _ImageReader(Reader):
             return
         header = image.header
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
-        pairs = np.stack([offsets, lengths], axis=1)
-        distinct, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        first, inverse = arrays.unique_pairs(offsets, lengths)
         # The entries of each distinct payload, grouped (entry order kept).
         grouped = flat[np.argsort(inverse, kind="stable")]
         counts = np.bincount(inverse, minlength=len(first))
@@ -694,7 +692,7 @@ class _ImageReader(Reader):
         for done, payload in enumerate(order.tolist()):
             start = int(ends[payload - 1]) if payload else 0
             indices = grouped[start : int(ends[payload])]
-            offset, length = int(distinct[payload, 0]), int(distinct[payload, 1])
+            offset, length = int(offsets[first[payload]]), int(lengths[first[payload]])
             size = min(length, 2 * cluster_size + spec.SECTOR_SIZE)
             if deep["payloads"] >= MAX_DEEP_PAYLOADS or deep["bytes"] + size + cluster_size > MAX_DEEP_BYTES:
                 deep["stopped"] = True

@@ -15,6 +15,7 @@ from typing import ClassVar
 import attrs
 import numpy as np
 
+from qcow2lint import arrays
 from qcow2lint.recordtype import Record
 
 
@@ -96,7 +97,7 @@ class StoredRefcounts(Record):
             counts[inside] = (self.ones[where >> 3] >> (7 - (where & 7)).astype(np.uint8)) & 1
             if self.dense:
                 blocks = where // self.per_block
-                for block in np.intersect1d(blocks, np.fromiter(self.dense, np.int64)).tolist():
+                for block in arrays.intersect(blocks, np.fromiter(self.dense, np.int64)).tolist():
                     at = np.flatnonzero(blocks == block)
                     counts[inside[at]] = self.dense[block][where[at] - block * self.per_block]
         if self.unreadable is not None:
