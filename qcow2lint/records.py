@@ -828,6 +828,9 @@ class Image(Record):
     extension_area: ExtensionArea | None = None
     encryption: EncryptionArea | None = None
     problems: tuple[ReadProblem, ...] = ()
+    #: What rules computed once for the whole image (e.g. one walk over
+    #: 262,143 extensions instead of one per extension).
+    memo: Memo = memo_field()
 
     def extension(self, magic: int) -> HeaderExtension | None:
         """The extension QEMU uses for ``magic`` (the last one wins)."""
