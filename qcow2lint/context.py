@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from qcow2lint.records import Header, Image, StoredRefcounts
+    from qcow2lint.records import Header, Image
+    from qcow2lint.results import StoredRefcounts
 
 __all__ = ["RuleContext"]
 

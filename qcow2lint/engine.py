@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from qcow2lint import records, spec
+from qcow2lint import records, results, spec
 from qcow2lint.causes import link_consequences, number
 from qcow2lint.config import Config
 from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
@@ -54,7 +54,7 @@ class ImageContext:
         self._budget = budget
 
     @property
-    def stored_refcounts(self) -> records.StoredRefcounts | None:
+    def stored_refcounts(self) -> results.StoredRefcounts | None:
         """The refcounts stored on disk, decoded (read once per image)."""
         return stored_refcounts(self._file)
 
@@ -208,7 +208,7 @@ def run_rules(
         if isinstance(record, PassFailed):
             findings.append(_pass_failed(record.failed, record.message))
             continue
-        if isinstance(record, records.DeepStopped):
+        if isinstance(record, results.DeepStopped):
             findings.extend(_deep_stopped(rule, record) for rule in by_scope.get("CompressedCluster", ()))
             continue
         for rule in by_scope.get(type(record).__name__, ()):
@@ -294,7 +294,7 @@ def link_findings(findings: list[Finding], image_file: ImageFile) -> list[Findin
         return number(findings)
 
 
-def _deep_stopped(rule: Rule, stopped: records.DeepStopped) -> Finding:
+def _deep_stopped(rule: Rule, stopped: results.DeepStopped) -> Finding:
     """The warning that ``--deep`` reached its budget before every payload
     was judged (docs/cost-model.md): the check is incomplete, not the image
     wrong, whatever the rule's severity."""

@@ -4,18 +4,18 @@ Each function returns the flat indices of the entries of a table or batch
 that fail one check of ``qemu-img check`` (``check_refcounts_l1``,
 ``check_refcounts_l2``, ``check_oflag_copied``, spec, "Cluster mapping").
 Rules use them to report findings and the analysis uses them to count
-corruptions exactly as QEMU does, so the two can never disagree.
+corruptions exactly as QEMU does, so the two can never disagree.  What a
+predicate finds in a batch is computed once, kept in the batch's memo
+(:attr:`qcow2lint.records.L2Tables.memo`) and dropped with the batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from qcow2lint import spec
-from qcow2lint.records import L1Table, L2Tables, StoredRefcounts
+from qcow2lint.records import L1Table, L2Tables
+from qcow2lint.results import StoredRefcounts
 from qcow2lint.spec import compressed_ranges
 
 __all__ = [
@@ -51,14 +51,6 @@ _NONE = np.empty(0, np.intp)
 _NONE.flags.writeable = False
 
 
-def _cached(batch: L2Tables, key: str, compute: Callable[[], Any]) -> Any:
-    """A predicate computed once per batch, shared by rules and the analysis."""
-    cache = batch._cache  # noqa: SLF001 - the batch's own memo
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
-
-
 def l1_reserved(table: L1Table) -> np.ndarray:
     """L1 entries with reserved bits set."""
     return np.flatnonzero(table.entries & _u64(spec.L1E_RESERVED_MASK))
@@ -78,7 +70,7 @@ def l2_reserved(batch: L2Tables) -> np.ndarray:
         candidates = np.flatnonzero(batch.entries & _u64(spec.L2E_STD_RESERVED_MASK))
         return candidates[batch.cluster_types(candidates) != spec.CLUSTER_COMPRESSED]
 
-    return _cached(batch, "l2_reserved", compute)
+    return batch.memo.once("l2_reserved", compute)
 
 
 def l2_misaligned(batch: L2Tables, cluster_size: int, cluster_type: int) -> np.ndarray:
@@ -95,7 +87,7 @@ def misaligned_offsets(batch: L2Tables, cluster_size: int) -> np.ndarray:
             return _NONE
         return np.flatnonzero(batch.host_offsets & _u64(cluster_size - 1))
 
-    return _cached(batch, "misaligned", compute)
+    return batch.memo.once("misaligned", compute)
 
 
 def allocated(batch: L2Tables) -> np.ndarray:
@@ -114,7 +106,7 @@ def allocated(batch: L2Tables) -> np.ndarray:
             owned &= ~compressed(batch)
         return owned
 
-    return _cached(batch, "allocated", compute)
+    return batch.memo.once("allocated", compute)
 
 
 def allocated_entries(batch: L2Tables) -> tuple[np.ndarray, np.ndarray]:
@@ -127,12 +119,12 @@ def allocated_entries(batch: L2Tables) -> tuple[np.ndarray, np.ndarray]:
         flat = np.flatnonzero(mask)
         return flat, batch.host_offsets.ravel()[flat]
 
-    return _cached(batch, "allocated_entries", compute)
+    return batch.memo.once("allocated_entries", compute)
 
 
 def all_allocated(batch: L2Tables) -> bool:
     """Whether every entry of the batch is allocated."""
-    return _cached(batch, "all_allocated", lambda: bool(allocated(batch).all()))
+    return batch.memo.once("all_allocated", lambda: bool(allocated(batch).all()))
 
 
 def at_allocated(batch: L2Tables, values: np.ndarray) -> np.ndarray:
@@ -153,7 +145,7 @@ def allocated_breaks(batch: L2Tables, cluster_size: int) -> np.ndarray:
         offsets = allocated_entries(batch)[1]
         return np.flatnonzero(np.diff(offsets) != _u64(cluster_size)) + 1
 
-    return _cached(batch, "allocated_breaks", compute)
+    return batch.memo.once("allocated_breaks", compute)
 
 
 def compressed(batch: L2Tables) -> np.ndarray:
@@ -164,13 +156,12 @@ def compressed(batch: L2Tables) -> np.ndarray:
             return np.zeros(batch.entries.shape, bool)
         return (batch.entries & _u64(spec.OFLAG_COMPRESSED)) != 0
 
-    return _cached(batch, "compressed", compute)
+    return batch.memo.once("compressed", compute)
 
 
 def compressed_entries(batch: L2Tables) -> np.ndarray:
     """Flat indices of the compressed entries."""
-    return _cached(
-        batch,
+    return batch.memo.once(
         "compressed_entries",
         lambda: np.flatnonzero(compressed(batch)) if batch.may_have(spec.OFLAG_COMPRESSED) else _NONE,
     )
@@ -220,7 +211,7 @@ def copied_mismatch_active(batch: L2Tables, stored_refcounts: StoredRefcounts, c
             wrong &= keep
         return flat[wrong]
 
-    return _cached(batch, "copied_mismatch", compute)
+    return batch.memo.once("copied_mismatch", compute)
 
 
 def _stored_at(
@@ -254,4 +245,4 @@ def allocated_runs(batch: L2Tables, cluster_bits: int) -> tuple[list[int], list[
         first = (offsets[starts] >> _u64(cluster_bits)).tolist()
         return first, [end - start for start, end in zip(starts, ends)]
 
-    return _cached(batch, "allocated_runs", compute)
+    return batch.memo.once("allocated_runs", compute)

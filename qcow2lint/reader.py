@@ -13,14 +13,15 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 from attrs import evolve
 
 from qcow2lint import arrays, spec
 from qcow2lint.filekind import LFS_POINTER_PREFIX, ImageError, lfs_pointer_error
+from qcow2lint.memo import Memo
 from qcow2lint.records import (
     BackingFormat,
     BitmapDirectoryEntry,
@@ -29,7 +30,6 @@ from qcow2lint.records import (
     CompressedCluster,
     CryptoHeaderPointer,
     DataFileName,
-    DeepStopped,
     EncryptionArea,
     ExtensionArea,
     FeatureNameEntry,
@@ -47,6 +47,7 @@ from qcow2lint.records import (
     SnapshotEntry,
     SnapshotTable,
 )
+from qcow2lint.results import DeepStopped
 
 #: How many bytes of L2 tables to read and judge at once.
 L2_BATCH_BYTES = 1 << 20
@@ -67,8 +68,6 @@ MAX_DEEP_BYTES = 1 << 30
 
 
 __all__ = ["ImageError", "ImageFile", "Reader", "open_image", "read_image"]
-
-T = TypeVar("T")
 
 
 def _u64(raw: bytes) -> np.ndarray:
@@ -668,10 +667,10 @@ class _ImageReader(Reader):
                 header.has_data_file,
             )
 
-    def compressed_clusters(self, image: Image, batch: L2Tables) -> Iterator[CompressedCluster]:
+    def compressed_clusters(self, image: Image, batch: L2Tables, memo: Memo) -> Iterator[CompressedCluster]:
         """One record per distinct compressed payload of a batch (for
         --deep), carrying the entries that name it, in the order of their
-        first entry; within the image's deep budget."""
+        first entry, and the image's ``memo``; within the image's deep budget."""
         deep = self._deep_state()
         flat = np.flatnonzero(batch.entries & np.uint64(spec.OFLAG_COMPRESSED))
         if not len(flat):
@@ -681,9 +680,7 @@ class _ImageReader(Reader):
             return
         header = image.header
         offsets, lengths = spec.compressed_ranges(batch.entries.ravel()[flat], header.cluster_bits)
-        pairs = np.stack([offsets, lengths], axis=1)
-        distinct, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        first, inverse = arrays.unique_pairs(offsets, lengths)
         # The entries of each distinct payload, grouped (entry order kept).
         grouped = flat[np.argsort(inverse, kind="stable")]
         counts = np.bincount(inverse, minlength=len(first))
@@ -695,7 +692,7 @@ class _ImageReader(Reader):
         for done, payload in enumerate(order.tolist()):
             start = int(ends[payload - 1]) if payload else 0
             indices = grouped[start : int(ends[payload])]
-            offset, length = int(distinct[payload, 0]), int(distinct[payload, 1])
+            offset, length = int(offsets[first[payload]]), int(lengths[first[payload]])
             size = min(length, 2 * cluster_size + spec.SECTOR_SIZE)
             if deep["payloads"] >= MAX_DEEP_PAYLOADS or deep["bytes"] + size + cluster_size > MAX_DEEP_BYTES:
                 deep["stopped"] = True
@@ -712,16 +709,16 @@ class _ImageReader(Reader):
                 self.read(offset, size),
                 kind,
                 cluster_size,
-                deep["memo"],
+                memo,
                 batch,
                 indices,
             )
 
     def _deep_state(self) -> dict[str, Any]:
-        """The --deep budget spent so far for this image, and the rules' memo."""
+        """The --deep budget spent so far for this image."""
         state = getattr(self, "_deep", None)
         if state is None:
-            state = self._deep = {"payloads": 0, "bytes": 0, "stopped": False, "skipped": 0, "memo": {}}
+            state = self._deep = {"payloads": 0, "bytes": 0, "stopped": False, "skipped": 0}
         return state
 
     def deep_stopped(self) -> DeepStopped | None:
@@ -758,7 +755,10 @@ class ImageFile:
         #: Everything read from the file but the big tables.
         self.image = image
         self._streams = reader
-        self._facts: dict[str, Any] = {}
+        #: What is derived once from the whole image and kept while it is
+        #: open (the decoded stored refcounts, what rules concluded about
+        #: each distinct ``--deep`` payload).
+        self.memo = Memo()
 
     @property
     def path(self) -> str:
@@ -772,7 +772,7 @@ class ImageFile:
 
     def compressed_clusters(self, batch: L2Tables) -> Iterator[CompressedCluster]:
         """The payloads of the compressed entries of an L2 batch."""
-        yield from self._streams.compressed_clusters(self.image, batch)
+        yield from self._streams.compressed_clusters(self.image, batch, self.memo)
 
     def deep_stopped(self) -> DeepStopped | None:
         """After the L2 stream: where ``--deep`` stopped for its budget
@@ -783,14 +783,6 @@ class ImageFile:
         """Stream every refcount block the refcount table points to."""
         if self.image.readable:
             yield from self._streams.refcount_blocks(self.image)
-
-    def fact(self, key: str, compute: Callable[[], T]) -> T:
-        """A fact derived from the streamed tables, computed once per open file
-        (e.g. the decoded stored refcounts, which rules and the refcount pass
-        share).  A computation that raises is not remembered."""
-        if key not in self._facts:
-            self._facts[key] = compute()
-        return self._facts[key]
 
     def close(self) -> None:
         """Close the image file; the streams cannot be read afterwards (again is a no-op)."""

@@ -5,12 +5,12 @@ read from, and the bytes the spec says must be zero, so that rules can judge
 them.  Nothing here validates spec rules: a linter must be able to hold a
 broken value in order to flag it.  Big tables are read-only numpy arrays.
 Records are plain data: no I/O, no open file (the reader's ImageFile holds
-that), no import of the reader.
+that), no import of the reader.  What the analyses conclude from them is in
+:mod:`qcow2lint.results`.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from qcow2lint import spec
+from qcow2lint.memo import Memo, memo_field
 from qcow2lint.recordtype import Record
 
 T = TypeVar("T")
@@ -411,6 +412,18 @@ class BitmapDirectoryEntry(Record):
     padding: bytes
     #: Whether the whole entry lies inside bitmap_directory_size.
     inside_directory: bool
+    #: The bitmap's name, non-ASCII bytes escaped, and the entry's structure
+    #: path, e.g. ``bitmaps[0](daily)``: made with the entry, as the reader
+    #: and several rules ask for them for each of up to 65,535 entries.
+    name: str = attrs.field(
+        init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _label(self.name_bytes), takes_self=True)
+    )
+    path: str = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: f"bitmaps[{self.index}]({self.name})", takes_self=True),
+    )
 
     @classmethod
     def decode(
@@ -434,17 +447,6 @@ class BitmapDirectoryEntry(Record):
     def size(self) -> int:
         """Bytes the entry occupies in the directory (padded to 8)."""
         return spec.bitmap_entry_size(self.extra_data_size, self.name_size)
-
-    @functools.cached_property
-    def name(self) -> str:
-        """The bitmap's name, non-ASCII bytes escaped (made once: 65,535
-        entries are judged by several rules each)."""
-        return _label(self.name_bytes)
-
-    @functools.cached_property
-    def path(self) -> str:
-        """Structure path, e.g. ``bitmaps[0](daily)``."""
-        return f"bitmaps[{self.index}]({self.name})"
 
     def field_offset(self, name: str) -> int:
         """Byte offset of a fixed field of the entry."""
@@ -538,7 +540,9 @@ class L2Tables(Record):
     first_l1: np.ndarray | None = attrs.field(default=None, eq=False)
     #: Whether guest data lives in an external data file (incompat bit 2).
     data_file: bool = False
-    _cache: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    #: What the predicates (:mod:`qcow2lint.predicates`) computed for this
+    #: batch: shared by the rules and the passes, dropped with the batch.
+    memo: Memo = memo_field()
 
     @property
     def extended(self) -> bool:
@@ -553,9 +557,9 @@ class L2Tables(Record):
     @property
     def any_bits(self) -> int:
         """Every bit that is set in some entry of the batch (one OR over it)."""
-        if "any_bits" not in self._cache:
-            self._cache["any_bits"] = int(np.bitwise_or.reduce(self.entries, axis=None)) if self.entries.size else 0
-        return self._cache["any_bits"]
+        return self.memo.once(
+            "any_bits", lambda: int(np.bitwise_or.reduce(self.entries, axis=None)) if self.entries.size else 0
+        )
 
     def may_have(self, mask: int) -> bool:
         """Whether some entry may have a bit of ``mask`` set: False proves that
@@ -566,16 +570,12 @@ class L2Tables(Record):
     @property
     def max_host_offset(self) -> int:
         """The highest host offset field of the batch (0 for an empty one)."""
-        if "max_host_offset" not in self._cache:
-            self._cache["max_host_offset"] = int(self.host_offsets.max()) if self.entries.size else 0
-        return self._cache["max_host_offset"]
+        return self.memo.once("max_host_offset", lambda: int(self.host_offsets.max()) if self.entries.size else 0)
 
     @property
     def host_offsets(self) -> np.ndarray:
         """The host offset field (bits 9-55) of every entry."""
-        if "host_offsets" not in self._cache:
-            self._cache["host_offsets"] = _array(self.entries & np.uint64(spec.L2E_OFFSET_MASK))
-        return self._cache["host_offsets"]
+        return self.memo.once("host_offsets", lambda: _array(self.entries & np.uint64(spec.L2E_OFFSET_MASK)))
 
     def cluster_types(self, flat: np.ndarray) -> np.ndarray:
         """QEMU's cluster type (spec.CLUSTER_*) of the entries at the flat
@@ -621,8 +621,9 @@ class CompressedCluster(Record):
     data: bytes
     compression_type: int
     cluster_size: int
-    #: Shared by the records of one image: what ``once`` computed.
-    _memo: dict[tuple[str, int, int], Any] = attrs.field(factory=dict, eq=False, repr=False)
+    #: The image's memo (:attr:`qcow2lint.reader.ImageFile.memo`), shared
+    #: by the records of one image: what ``once`` computed.
+    memo: Memo = attrs.field(factory=Memo, eq=False, repr=False)
     #: The batch the entries are in, and the flat indices (row * entries per
     #: table + column) of every entry of it naming this payload, in entry
     #: order.  Without a batch the record stands for its first entry only.
@@ -650,22 +651,7 @@ class CompressedCluster(Record):
         """``compute()`` for this payload, computed once per image however
         many L2 entries (of any batch) name the same (host_offset, length):
         a rule that decompresses does it once per distinct payload."""
-        memo_key = (key, self.host_offset, self.length)
-        if memo_key not in self._memo:
-            self._memo[memo_key] = compute()
-        return self._memo[memo_key]
-
-
-@attrs.frozen(repr=False)
-class DeepStopped(Record):
-    """``--deep`` reached its budget (:data:`qcow2lint.reader.MAX_DEEP_PAYLOADS`,
-    :data:`qcow2lint.reader.MAX_DEEP_BYTES`): how much it judged and how
-    many compressed entries it left unread."""
-
-    payloads: int
-    skipped_entries: int
-    file_offset: int = 0
-    path: str = "--deep"
+        return self.memo.once((key, self.host_offset, self.length), compute)
 
 
 # --- Refcounts (§1.7) --------------------------------------------------------
@@ -806,6 +792,9 @@ class SnapshotTable(Record):
     #: refuses the image and keeps no entry: ``entries`` is empty.
     too_big: SnapshotEntry | None = None
     too_big_length: int = 0
+    #: What rules computed once for the whole table
+    #: (:func:`qcow2lint.rulekit.blank_snapshot_tail`).
+    memo: Memo = memo_field()
     path: ClassVar[str] = "snapshots"
 
 
@@ -839,6 +828,9 @@ class Image(Record):
     extension_area: ExtensionArea | None = None
     encryption: EncryptionArea | None = None
     problems: tuple[ReadProblem, ...] = ()
+    #: What rules computed once for the whole image (e.g. one walk over
+    #: 262,143 extensions instead of one per extension).
+    memo: Memo = memo_field()
 
     def extension(self, magic: int) -> HeaderExtension | None:
         """The extension QEMU uses for ``magic`` (the last one wins)."""
@@ -848,179 +840,3 @@ class Image(Record):
     def l1_tables(self) -> tuple[L1Table, ...]:
         """The active L1 table, then every snapshot's."""
         return ((self.l1,) if self.l1 is not None else ()) + self.snapshot_l1_tables
-
-
-# --- Whole-image analysis ("Host cluster management", overlaps) ------------------------------
-#
-# What the refcount pass (qcow2lint.passes) produces: plain data, here so
-# that rules and the registry can name them without loading the analysis.
-
-
-@attrs.frozen(repr=False)
-class StoredRefcounts(Record):
-    """The refcounts stored on disk, for clusters below ``length``.
-
-    Kept compact, as memory must not grow with two full arrays per cluster:
-    one bit per cluster says "refcount 1" (most clusters of an image), and
-    only the refcount blocks that hold another non-zero value keep their
-    decoded values (``dense``, by refcount table index).  A cluster is
-    unreadable when QEMU cannot use its refcount block (a misaligned
-    refcount block offset: "Can't get refcount").
-    """
-
-    #: Clusters covered: up to the end of the last refcount block read.
-    length: int
-    #: Refcounts per refcount block.
-    per_block: int
-    dtype: np.dtype = attrs.field(eq=False)
-    #: Bit ``c`` (big-endian within each byte) is set when cluster ``c``'s refcount is 1.
-    ones: np.ndarray = attrs.field(eq=False)
-    #: The decoded refcounts of each block holding a value other than 0 and 1.
-    dense: dict[int, np.ndarray] = attrs.field(eq=False)
-    #: Per refcount table index: whether its block is unusable (misaligned);
-    #: None when every refcount is readable (the usual case).
-    unreadable: np.ndarray | None = attrs.field(eq=False)
-    #: Non-zero refcounts of clusters past the compared range (past the end
-    #: of the file), as (cluster index, refcount), and how many in all.
-    beyond: tuple[tuple[int, int], ...] = ()
-    beyond_count: int = 0
-
-    def values(self, start: int, stop: int) -> np.ndarray:
-        """The stored refcounts of clusters ``start`` to ``stop - 1`` (0 past
-        ``length``, as QEMU reads a missing block)."""
-        out = np.zeros(max(stop - start, 0), self.dtype)
-        end = min(stop, self.length)
-        if start >= end:
-            return out
-        skip = start & 7
-        out[: end - start] = np.unpackbits(self.ones[start >> 3 : (end + 7) >> 3])[skip : skip + end - start]
-        if self.dense:
-            for block in range(start // self.per_block, (end - 1) // self.per_block + 1):
-                if block in self.dense:
-                    first = block * self.per_block
-                    low, high = max(start, first), min(end, first + self.per_block)
-                    out[low - start : high - start] = self.dense[block][low - first : high - first]
-        return out
-
-    def of(self, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stored refcount and readability of each cluster index (0 and
-        readable past ``length``, as QEMU reads a missing block)."""
-        index = np.asarray(clusters, np.uint64).view(np.int64)
-        inside = np.flatnonzero((index >= 0) & (index < self.length))
-        counts = np.zeros(len(index), self.dtype)
-        readable = np.ones(len(index), bool)
-        if not len(inside):
-            return counts, readable
-        where = index[inside]
-        low, high = int(where.min()), int(where.max())
-        if high - low < 8 * len(where) + (1 << 20):  # dense enough: unpack the span, then gather
-            counts[inside] = self.values(low, high + 1)[where - low]
-        else:
-            counts[inside] = (self.ones[where >> 3] >> (7 - (where & 7)).astype(np.uint8)) & 1
-            if self.dense:
-                blocks = where // self.per_block
-                for block in np.intersect1d(blocks, np.fromiter(self.dense, np.int64)).tolist():
-                    at = np.flatnonzero(blocks == block)
-                    counts[inside[at]] = self.dense[block][where[at] - block * self.per_block]
-        if self.unreadable is not None:
-            blocks = where // self.per_block
-            known = blocks < len(self.unreadable)
-            readable[inside[known]] = ~self.unreadable[blocks[known]]
-        return counts, readable
-
-    def readable_mask(self, start: int, stop: int) -> np.ndarray:
-        """Readability of clusters ``start`` to ``stop - 1``."""
-        mask = np.ones(max(stop - start, 0), bool)
-        end = min(stop, self.length)
-        if self.unreadable is None or start >= end:
-            return mask
-        first, last = start // self.per_block, (end - 1) // self.per_block
-        flags = np.zeros(last - first + 1, bool)
-        known = self.unreadable[first : last + 1]
-        flags[: len(known)] = known
-        skip = start - first * self.per_block
-        mask[: end - start] = ~np.repeat(flags, self.per_block)[skip : skip + end - start]
-        return mask
-
-    def unreadable_count(self, stop: int) -> int:
-        """How many of the clusters below ``stop`` are unreadable."""
-        if self.unreadable is None:
-            return 0
-        blocks = np.flatnonzero(self.unreadable)
-        first = blocks * self.per_block
-        last = np.minimum(first + self.per_block, min(stop, self.length))
-        return int(np.maximum(last - first, 0).sum())
-
-
-@attrs.frozen(repr=False)
-class Extent(Record):
-    """One structure in the typed extent map."""
-
-    kind: str
-    label: str
-    offset: int
-    length: int
-
-
-@attrs.frozen(repr=False)
-class Overlap(Record):
-    """Two structures that claim the same cluster."""
-
-    cluster: int
-    first: Extent
-    second: Extent
-
-    @property
-    def category(self) -> str:
-        """Which rule reports it: "bitmap-data" (bitmap-data-shared), "l2-table"
-        (an L2 table placed on another structure: l1-entry-points-to-metadata),
-        or "metadata" (metadata-overlap, data landing on metadata included)."""
-        kinds = {self.first.kind, self.second.kind}
-        if "bitmap-data" in kinds:
-            return "bitmap-data"
-        if self.second.kind != "data" and kinds & {"active-l2", "inactive-l2"}:
-            return "l2-table"
-        return "metadata"
-
-
-@attrs.frozen(repr=False)
-class RefcountIssue(Record):
-    """A refcount table entry QEMU's check_refblocks objects to."""
-
-    index: int
-    offset: int
-    kind: str  # "reserved", "misaligned", "outside", "refcount"
-    value: int = 0
-
-
-@attrs.frozen(repr=False)
-class RefcountCheck(Record):
-    """The outcome of the whole-image analysis, for rules and statistics."""
-
-    cluster_size: int
-    refcount_max: int
-    #: References counted per cluster (saturated at refcount_max).
-    computed: np.ndarray = attrs.field(eq=False)
-    stored: StoredRefcounts = attrs.field(eq=False)
-    #: Clusters compared (QEMU's nb_clusters).
-    compared: int = 0
-    #: References that run a cluster or more past the end of the file.
-    exceeding: tuple[Extent, ...] = ()
-    exceeding_count: int = 0
-    #: Clusters whose count would pass refcount_max, and how often.
-    overflows: tuple[int, ...] = ()
-    overflow_count: int = 0
-    refblock_issues: tuple[RefcountIssue, ...] = ()
-    overlaps: tuple[Overlap, ...] = ()
-    overlap_count: int = 0
-    #: Data clusters mapped by two L2 entries (images without snapshots).
-    shared_data: tuple[int, ...] = ()
-    metadata: tuple[Extent, ...] = ()
-    stats: dict[str, int] = attrs.field(factory=dict, eq=False)
-    #: Compared cluster indices where stored and computed differ, with both
-    #: values (unreadable refcounts excluded).
-    mismatches: tuple[np.ndarray, np.ndarray, np.ndarray] = attrs.field(
-        default=(np.empty(0, np.int64), np.empty(0, np.uint8), np.empty(0, np.uint8)), eq=False
-    )
-    path: ClassVar[str] = "refcounts"
-    file_offset: ClassVar[int] = 0

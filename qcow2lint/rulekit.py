@@ -19,19 +19,17 @@ from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapTable,
     ExtensionArea,
-    Extent,
     FeatureTable,
     Header,
     HeaderExtension,
     Image,
     L1Table,
     L2Tables,
-    RefcountCheck,
     RefcountTable,
     SnapshotEntry,
     SnapshotTable,
-    StoredRefcounts,
 )
+from qcow2lint.results import Extent, RefcountCheck, StoredRefcounts
 
 #: A 1-D table of u64 entries with a file offset and a structure path.
 EntryTable = L1Table | RefcountTable | BitmapTable
@@ -191,23 +189,20 @@ def snapshot_is_blank(entry: SnapshotEntry) -> bool:
     return entry.l1_table_offset == 0 and entry.l1_size == 0 and entry.id_str_size == 0
 
 
-#: The last table blank_snapshot_tail() measured, and the answer: the
-#: per-entry rules ask once per entry, and a hostile table has 65536.
-_blank_tail: tuple[SnapshotTable | None, int] = (None, 0)
-
-
 def blank_snapshot_tail(table: SnapshotTable) -> int:
     """Index of the first entry of the trailing run of blank entries
     (:func:`snapshot_is_blank`) of a snapshot table; len(entries) when the
-    last entry is a real one."""
-    global _blank_tail
-    if _blank_tail[0] is not table:
+    last entry is a real one.  Measured once per table: the per-entry rules
+    ask once per entry, and a hostile table has 65536."""
+
+    def measure() -> int:
         entries = table.entries
         start = len(entries)
         while start > 0 and snapshot_is_blank(entries[start - 1]):
             start -= 1
-        _blank_tail = (table, start)
-    return _blank_tail[1]
+        return start
+
+    return table.memo.once("blank-tail", measure)
 
 
 def shown(raw: bytes, limit: int = 64) -> str:

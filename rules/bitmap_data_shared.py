@@ -12,7 +12,7 @@ when saved, overwrites data).  Repair: remove the bitmap
 """
 
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 
 NAME = "bitmap-data-shared"
 CODE = "Q1435"

@@ -24,24 +24,19 @@ SEVERITY = "warning"
 SCOPE = HeaderExtension
 
 
-#: The extensions last judged and the first extension of each type among
-#: them (a hostile header holds 262,143 extensions: one walk per image).
-_memo: list = [None, {}]
-
-
 def _first_of_type(extensions) -> dict:
     """magic -> the first extension of that type, in one walk."""
-    if _memo[0] is not extensions:
-        first = {}
-        for other in extensions:
-            first.setdefault(other.magic, other)
-        _memo[:] = [extensions, first]
-    return _memo[1]
+    first = {}
+    for other in extensions:
+        first.setdefault(other.magic, other)
+    return first
 
 
 def check(ext, ctx):
-    """Flag the second and later extensions of a known type."""
-    first = _first_of_type(ctx.image.extensions).get(ext.magic)
+    """Flag the second and later extensions of a known type (the extensions
+    are walked once per image: a hostile header holds 262,143)."""
+    image = ctx.image
+    first = image.memo.once(NAME, lambda: _first_of_type(image.extensions)).get(ext.magic)
     if ext.magic in spec.EXT_NAMES and first is not None and first.index < ext.index:
         yield Problem(
             ext.file_offset,

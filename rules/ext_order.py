@@ -34,30 +34,24 @@ def _rank(magic: int) -> int:
     return QEMU_ORDER.index(magic) if magic in QEMU_ORDER else len(QEMU_ORDER)
 
 
-#: The extensions last judged and, for each index, the first earlier
-#: extension QEMU writes after it (a hostile header holds 262,143
-#: extensions: one walk per image, not one per extension).
-_memo: list = [None, {}]
-
-
 def _first_later_ranked(extensions) -> dict:
     """index -> the first earlier extension of a higher rank, in one walk."""
-    if _memo[0] is not extensions:
-        first_of_rank: dict[int, object] = {}  # rank -> first extension of that rank so far
-        found = {}
-        for ext in extensions:
-            rank = _rank(ext.magic)
-            earlier = [first_of_rank[r] for r in first_of_rank if r > rank]
-            if earlier:
-                found[ext.index] = min(earlier, key=lambda other: other.index)
-            first_of_rank.setdefault(rank, ext)
-        _memo[:] = [extensions, found]
-    return _memo[1]
+    first_of_rank: dict[int, object] = {}  # rank -> first extension of that rank so far
+    found = {}
+    for ext in extensions:
+        rank = _rank(ext.magic)
+        earlier = [first_of_rank[r] for r in first_of_rank if r > rank]
+        if earlier:
+            found[ext.index] = min(earlier, key=lambda other: other.index)
+        first_of_rank.setdefault(rank, ext)
+    return found
 
 
 def check(ext, ctx):
-    """Flag an extension that QEMU would write before an earlier one."""
-    first = _first_later_ranked(ctx.image.extensions).get(ext.index)
+    """Flag an extension that QEMU would write before an earlier one (the
+    extensions are walked once per image: a hostile header holds 262,143)."""
+    image = ctx.image
+    first = image.memo.once(NAME, lambda: _first_later_ranked(image.extensions)).get(ext.index)
     if first is not None:
         yield Problem(
             ext.file_offset,

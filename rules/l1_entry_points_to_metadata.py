@@ -11,7 +11,7 @@ other structure.  Repair: none in place; recover the data with
 """
 
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 
 NAME = "l1-entry-points-to-metadata"
 CODE = "Q0605"

@@ -12,7 +12,7 @@ reports "ERROR cluster N refcount=1 reference=2".
 
 import numpy as np
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import refcount_hits
 
 NAME = "l2-shared-data-cluster"

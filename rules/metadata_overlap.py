@@ -19,7 +19,7 @@ the result.
 """
 
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 
 NAME = "metadata-overlap"
 CODE = "Q1201"

@@ -14,7 +14,7 @@ wrong refcount on metadata lets QEMU free or reuse it.  Repair:
 import numpy as np
 
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import owned_spans, runs
 
 NAME = "metadata-refcount-gt-one"

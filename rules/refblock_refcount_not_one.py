@@ -11,7 +11,7 @@ refcount=M") and wants a refcount rebuild.  Repair: `qemu-img check -r all`.
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 
 NAME = "refblock-refcount-not-one"
 CODE = "Q1104"

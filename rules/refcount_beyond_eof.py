@@ -10,7 +10,7 @@ the file.  Repair: `qemu-img convert`, or grow the file back if it was cut.
 
 import numpy as np
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import cluster_span, refcount_hits
 
 NAME = "refcount-beyond-eof"

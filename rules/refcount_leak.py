@@ -9,7 +9,7 @@ area, bitmap directory, tables and data; spec, "Host cluster management").
 QEMU: `qemu-img check` reports a leak ("Leaked cluster N refcount=R reference=M", exit code 3): disk space is wasted, no data is at risk.  Repair: `qemu-img check -r leaks`.
 """
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import mismatch_hits
 
 NAME = "refcount-leak"

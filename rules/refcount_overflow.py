@@ -13,7 +13,7 @@ image cannot be opened for writing").  Repair:
 
 import numpy as np
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import cluster_span, refcount_hits
 
 NAME = "refcount-overflow"

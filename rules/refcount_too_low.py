@@ -9,7 +9,7 @@ area, bitmap directory, tables and data; spec, "Host cluster management").
 QEMU: `qemu-img check` counts a corruption ("ERROR cluster N refcount=R reference=M"); a later write may free a cluster that is still in use.  Repair: `qemu-img check -r all`.
 """
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import mismatch_hits
 
 NAME = "refcount-too-low"

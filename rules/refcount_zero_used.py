@@ -9,7 +9,7 @@ area, bitmap directory, tables and data; spec, "Host cluster management").
 QEMU: `qemu-img check` counts a corruption ("ERROR cluster N refcount=0 reference=M") and wants a rebuild; without repair QEMU may hand the cluster out again and overwrite live data.  Repair: `qemu-img check -r all` rebuilds the refcount structures.
 """
 
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import mismatch_hits
 
 NAME = "refcount-zero-used"

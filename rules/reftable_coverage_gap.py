@@ -13,7 +13,7 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
-from qcow2lint.records import RefcountCheck
+from qcow2lint.results import RefcountCheck
 
 NAME = "reftable-coverage-gap"
 CODE = "Q1110"

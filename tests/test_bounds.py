@@ -330,8 +330,8 @@ def test_a_broken_payload_named_by_many_entries_is_one_record_and_every_entry_co
     made = []
     real = reader._ImageReader.compressed_clusters
 
-    def counting(self, image, batch):
-        for record in real(self, image, batch):
+    def counting(self, image, batch, memo):
+        for record in real(self, image, batch, memo):
             made.append(record.references)
             yield record
 

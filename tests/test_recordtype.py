@@ -3,8 +3,9 @@
 import attrs
 import numpy as np
 
-from qcow2lint.records import Extent, L1Table
+from qcow2lint.records import L1Table
 from qcow2lint.recordtype import Record
+from qcow2lint.results import Extent
 
 
 def test_the_shared_repr_is_attrs_repr():
@@ -15,9 +16,9 @@ def test_the_shared_repr_is_attrs_repr():
         offset: int
         length: int
 
-    from qcow2lint import records
+    from qcow2lint import results
 
-    assert repr(records.Extent("l1", "l1", 0x30000, 8)) == repr(Extent("l1", "l1", 0x30000, 8))
+    assert repr(results.Extent("l1", "l1", 0x30000, 8)) == repr(Extent("l1", "l1", 0x30000, 8))
 
 
 def test_fields_hidden_from_repr_stay_hidden_and_custom_reprs_apply():

@@ -102,11 +102,12 @@ def test_a_rule_module_runs_from_the_cached_code_of_its_current_source(package: 
 
 def test_every_scope_names_a_record_class() -> None:
     """SCOPES is spelled out as names so that listing rules imports no records;
-    each must still be a class the engine can hand a rule."""
-    from qcow2lint import records
+    each must still be a class the engine can hand a rule: a record of the
+    file, or a result of the analysis."""
+    from qcow2lint import records, results
 
     for name in SCOPES:
-        cls = getattr(records, name, None)
+        cls = getattr(records, name, None) or getattr(results, name, None)
         assert isinstance(cls, type) and cls.__name__ == name, name
 
 

@@ -5,7 +5,7 @@ exactly what one full array of refcounts would."""
 import numpy as np
 import pytest
 
-from qcow2lint.records import StoredRefcounts
+from qcow2lint.results import StoredRefcounts
 
 PER_BLOCK = 64
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from qcow2lint.passes.base import MAX_EVENTS
-from qcow2lint.records import Extent, L2Tables, Overlap
+from qcow2lint.records import L2Tables
+from qcow2lint.results import Extent, Overlap
 from qcow2lint.spec import MAX_MAPPED_EXTENT
 
 

@@ -35,7 +35,8 @@ from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.passes.extents import ExtentMap
 from qcow2lint.passes.stored import cluster_count, stored_refcounts
 from qcow2lint.reader import ImageFile
-from qcow2lint.records import Extent, Image, L1Table, L2Tables, RefcountCheck, RefcountIssue, StoredRefcounts
+from qcow2lint.records import Image, L1Table, L2Tables
+from qcow2lint.results import Extent, RefcountCheck, RefcountIssue, StoredRefcounts
 
 #: Clusters compared per step at the end of the analysis: the comparison's
 #: temporaries stay this small whatever the image's size.
@@ -44,7 +45,7 @@ CHUNK = 1 << 20
 
 class RefcountPass:
     """The whole-image refcount and overlap analysis, as a registered pass:
-    produces the :class:`~qcow2lint.records.RefcountCheck` record."""
+    produces the :class:`~qcow2lint.results.RefcountCheck` record."""
 
     record: ClassVar[type] = RefcountCheck
     statistics: ClassVar[bool] = True
@@ -161,7 +162,7 @@ class RefcountBuilder:
             where = np.flatnonzero(added) + low
             added = added[added != 0]
         else:
-            where, inverse = np.unique(clusters, return_inverse=True)
+            where, inverse = arrays.unique_inverse(clusters)
             added = np.bincount(inverse, weights, minlength=len(where))
         total = self.computed[where].astype(np.uint64) + added.astype(np.uint64)
         over = total > np.uint64(self.refcount_max)
@@ -279,7 +280,7 @@ class RefcountBuilder:
             [np.arange(first, last + 1, dtype=np.int64), (offsets >> np.uint64(self.cluster_bits)).astype(np.int64)]
         )
         clusters = np.concatenate([clusters, clusters + 1])  # misaligned tables spill into the next cluster
-        _, repeats = np.unique(clusters, return_counts=True)
+        repeats = arrays.counts(clusters)
         inside = clusters[clusters < len(self.computed)]
         current = int(self.computed[inside].max(initial=0))
         return max(0, (self.refcount_max - current) // int(repeats.max(initial=1)))
@@ -516,7 +517,7 @@ class RefcountBuilder:
         for extra in range(int(spill.max(initial=0)) + 1):
             touched = spill >= np.uint64(extra)
             self._add(first[touched] + np.uint64(extra), weights[touched])
-            self.compressed_hosts.append(np.unique(first[touched] + np.uint64(extra)).astype(np.int64))
+            self.compressed_hosts.append(arrays.unique(first[touched] + np.uint64(extra)).astype(np.int64))
 
     def _extl2_corruptions(self, batch: L2Tables, refs: np.ndarray, shift: int) -> int:
         """check_refcounts_l2's subcluster checks: allocated and zero both set

@@ -2,7 +2,7 @@
 
 Every refcount block is decoded, block by block, into one bit per cluster
 ("refcount 1") plus the decoded values of the few blocks that hold other
-non-zero refcounts (:class:`~qcow2lint.records.StoredRefcounts`).  Rules
+non-zero refcounts (:class:`~qcow2lint.results.StoredRefcounts`).  Rules
 (the COPIED checks) and the refcount pass share the result: it is computed
 once per open image file.
 """
@@ -14,13 +14,14 @@ import numpy as np
 from qcow2lint import spec
 from qcow2lint.passes.base import MAX_CLUSTERS, MAX_EVENTS
 from qcow2lint.reader import ImageFile
-from qcow2lint.records import Image, StoredRefcounts
+from qcow2lint.records import Image
+from qcow2lint.results import StoredRefcounts
 
 
 def stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     """The decoded stored refcounts of an open image (None when the image is
     too large to analyse), read once per file."""
-    return image_file.fact("stored-refcounts", lambda: read_stored_refcounts(image_file))
+    return image_file.memo.once("stored-refcounts", lambda: read_stored_refcounts(image_file))
 
 
 def refcount_dtype(refcount_order: int) -> np.dtype:
