@@ -99,7 +99,7 @@ def run_map(
         if output is not None:
             _check_target(Path(output))
         if not os.path.lexists(image):
-            raise MapError(f"{image}: no such file")
+            raise MapError(f"{image}: no such file or directory")
         if os.path.isdir(image):
             raise MapError(f"{image}: is a directory")
         data = render(build_map(image, deep), chosen)

@@ -45,6 +45,7 @@ KIND_COLOURS: dict[str, tuple[int, int, int]] = {
 GUEST_COLOURS: dict[str, tuple[int, int, int]] = {
     "unallocated": (238, 238, 238),
     "zero": (200, 200, 200),
+    "sparse": (185, 215, 240),
     "data": (120, 170, 220),
     "compressed": (70, 110, 190),
     "subclusters": (250, 190, 90),
@@ -54,6 +55,8 @@ GUEST_COLOURS: dict[str, tuple[int, int, int]] = {
 #: Between the two maps in the PNG.
 BACKGROUND = (255, 255, 255)
 SCALE = 2
+#: The PNG's maps are drawn this wide.
+PNG_WIDTH = 512
 
 
 def hex_colour(rgb: tuple[int, int, int]) -> str:
@@ -104,19 +107,17 @@ def _rgb(runs: Runs, colours: dict[str, tuple[int, int, int]], names: tuple[str,
     """The map as an RGB image (rows x width x 3), unused pixels background."""
     layout = runs.layout
     palette = np.array([colours[name] for name in names], np.uint8)
-    cells = np.full(layout.rows * layout.width, 255, np.uint8)
     codes = worst(runs)
     image = np.empty((layout.rows * layout.width, 3), np.uint8)
     image[:] = BACKGROUND
     image[: len(codes)] = palette[codes]
-    del cells
     return image.reshape(layout.rows, layout.width, 3)
 
 
 def picture(filemap: FileMap) -> np.ndarray:
     """The PNG's pixels: the file map, a gap, the guest map, scaled."""
-    host = _rgb(filemap.host, KIND_COLOURS, KINDS)
-    guest = _rgb(filemap.guest, GUEST_COLOURS, GUEST_STATES)
+    host = _scaled(_rgb(filemap.host, KIND_COLOURS, KINDS))
+    guest = _scaled(_rgb(filemap.guest, GUEST_COLOURS, GUEST_STATES))
     width = max(host.shape[1], guest.shape[1])
 
     def pad(part: np.ndarray) -> np.ndarray:
@@ -125,10 +126,15 @@ def picture(filemap: FileMap) -> np.ndarray:
         out[:, : part.shape[1]] = part
         return out
 
-    gap = np.empty((4, width, 3), np.uint8)
+    gap = np.empty((16, width, 3), np.uint8)
     gap[:] = BACKGROUND
-    whole = np.concatenate([pad(host), gap, pad(guest)])
-    return whole.repeat(SCALE, axis=0).repeat(SCALE, axis=1)
+    return np.concatenate([pad(host), gap, pad(guest)])
+
+
+def _scaled(part: np.ndarray) -> np.ndarray:
+    """A map drawn ``PNG_WIDTH`` pixels wide (a whole number of pixels per cell)."""
+    scale = max(1, PNG_WIDTH // part.shape[1])
+    return part.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
