@@ -93,11 +93,11 @@ def run_map(
 
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
+        if output is not None:
+            _check_target(Path(output))
         chosen = format_of(output, fmt)
         if output is None and chosen != "json":
             raise MapError(f"--format {chosen} needs -o FILE (only json goes to standard output)")
-        if output is not None:
-            _check_target(Path(output))
         if not os.path.lexists(image):
             raise MapError(f"{image}: no such file or directory")
         if os.path.isdir(image):

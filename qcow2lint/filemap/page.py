@@ -30,7 +30,7 @@ from qcow2lint.filemap.render import GUEST_COLOURS, KIND_COLOURS, hex_colour, wo
 MAX_MIXED = 1 << 14
 #: Runs embedded for the close-up view; past it only the windows around findings.
 MAX_PAGE_RUNS = 30_000
-#: Clusters in one close-up window (256 x 16 at one cluster per pixel).
+#: Clusters in one close-up window (64 x 64, one cluster per pixel).
 WINDOW = 4096
 #: Close-up windows kept around findings when the runs are too many.
 MAX_WINDOWS = 64
@@ -210,7 +210,7 @@ const rgb = (h) => [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), pa
 const CS = D.cluster_size;
 $("path").textContent = D.path;
 
-function scaleOf(m) { return Math.max(1, Math.min(12, Math.floor(768 / m.width), Math.floor(640 / m.rows))); }
+function scaleOf(m) { return Math.max(1, Math.min(64, Math.floor(768 / m.width), Math.floor(640 / m.rows))); }
 
 function mapInfo(m, kinds) {
   const worst = bytes(m.worst);
@@ -234,7 +234,7 @@ function draw(canvas, info) {
 }
 
 function countsAt(info, p) {
-  if (p < 0 || p >= info.worst.length) return null;
+  if (p < 0 || p >= info.worst.length || p * info.m.per_pixel >= info.m.cells) return null;
   const m = info.m;
   const first = p * m.per_pixel;
   const n = Math.min(m.per_pixel, m.cells - first);
@@ -255,7 +255,7 @@ function describe(info, p, unit, unitBytes) {
   const a = countsAt(info, p);
   if (!a) return "";
   const last = a.first + a.n - 1;
-  let t = unit + "s " + num(a.first) + (a.n > 1 ? ".." + num(last) : "") + "  (bytes " + hex(a.first * unitBytes) + ".." + hex((last + 1) * unitBytes - 1) + ")\n";
+  let t = unit + (a.n > 1 ? "s " : " ") + num(a.first) + (a.n > 1 ? ".." + num(last) : "") + "  (bytes " + hex(a.first * unitBytes) + ".." + hex((last + 1) * unitBytes - 1) + ")\n";
   for (const [k, n] of a.counts) t += "  " + info.kinds[k][0] + ": " + num(n) + (a.approx ? " (counts not kept)" : "") + "\n";
   return t;
 }
@@ -266,7 +266,7 @@ function legend(table, kinds, totals, unit) {
     const tr = el("tr"), td = el("td"), sw = el("span", undefined, "sw");
     sw.style.background = colour; sw.dataset.kind = name;
     td.appendChild(sw); td.appendChild(document.createTextNode(title));
-    tr.appendChild(td); tr.appendChild(el("td", num(totals[name]) + " " + unit, "n")); table.appendChild(tr);
+    tr.appendChild(td); tr.appendChild(el("td", num(totals[name]) + " " + unit + (totals[name] === 1 ? "" : "s"), "n")); table.appendChild(tr);
   }
 }
 
@@ -275,8 +275,8 @@ const guest = mapInfo(D.guest, D.states);
 draw($("host"), host); draw($("guest"), guest);
 $("host-scale").textContent = num(D.file_clusters) + " clusters of " + human(CS) + ", " + num(D.host.per_pixel) + " per pixel, " + num(D.host.width * D.host.per_pixel) + " per row (rows start at multiples of " + hex(D.host.width * D.host.per_pixel * CS) + ")";
 $("guest-scale").textContent = human(D.virtual_size) + ", " + num(D.guest.per_pixel) + " guest clusters per pixel";
-legend($("legend"), D.kinds, D.totals, "clusters");
-legend($("guest-legend"), D.states, D.guest_totals, "clusters");
+legend($("legend"), D.kinds, D.totals, "cluster");
+legend($("guest-legend"), D.states, D.guest_totals, "cluster");
 
 // Findings: marks on the map, a list, a panel.
 const marks = $("marks");
@@ -343,15 +343,16 @@ function kindAt(c) {
   return runFirst.length ? runKind[lo] : -1;
 }
 const detail = $("detail"), dmarks = $("detail-marks");
-const DW = 256, DH = D.window / DW, DS = 3;
+const DW = 64, DS = 8;
 let detailStart = -1;
 function closeup(cluster, f) {
   detailStart = Math.floor(cluster / D.window) * D.window;
+  const shown = Math.min(D.window, D.host.cells - detailStart), DH = Math.max(1, Math.ceil(shown / DW));
   detail.width = DW; detail.height = DH;
   detail.style.width = DW * DS + "px"; detail.style.height = DH * DS + "px";
   const ctx = detail.getContext("2d"), img = ctx.createImageData(DW, DH);
   let missing = 0;
-  for (let i = 0; i < D.window; i++) {
+  for (let i = 0; i < DW * DH; i++) {
     const k = kindAt(detailStart + i);
     let c = [255, 255, 255];
     if (k >= 0) c = rgb(D.kinds[k][2]); else if (detailStart + i < D.host.cells) { c = (i + Math.floor(i / DW)) % 2 ? [200, 200, 200] : [150, 150, 150]; missing++; }
@@ -363,13 +364,13 @@ function closeup(cluster, f) {
   const mctx = dmarks.getContext("2d");
   mctx.clearRect(0, 0, dmarks.width, dmarks.height);
   for (const g of D.findings) {
-    for (let c = Math.max(g.first, detailStart); c <= Math.min(g.last, detailStart + D.window - 1); c++) {
+    for (let c = Math.max(g.first, detailStart); c <= Math.min(g.last, detailStart + shown - 1); c++) {
       const i = c - detailStart;
-      mctx.strokeStyle = g === f ? "#0050ff" : "#000"; mctx.lineWidth = 1;
-      mctx.strokeRect((i % DW) * DS + 0.5, Math.floor(i / DW) * DS + 0.5, DS - 1, DS - 1);
+      mctx.strokeStyle = g === f ? "#0050ff" : "#000"; mctx.lineWidth = 2;
+      mctx.strokeRect((i % DW) * DS + 1, Math.floor(i / DW) * DS + 1, DS - 2, DS - 2);
     }
   }
-  $("detail-title").textContent = "clusters " + num(detailStart) + ".." + num(detailStart + D.window - 1) + " (bytes " + hex(detailStart * CS) + "..)" + (missing ? "; grey: not kept in this page (too many runs; see --format json)" : "");
+  $("detail-title").textContent = "clusters " + num(detailStart) + ".." + num(detailStart + shown - 1) + " (bytes " + hex(detailStart * CS) + "..)" + (missing ? "; grey: not kept in this page (too many runs; see --format json)" : "");
 }
 
 $("host").addEventListener("mousemove", (ev) => { $("hover").textContent = describe(host, pixelAt($("host"), host, ev), "cluster", CS); });
@@ -383,7 +384,7 @@ detail.addEventListener("mousemove", (ev) => {
   if (detailStart < 0) return;
   const r = detail.getBoundingClientRect();
   const x = Math.floor((ev.clientX - r.left) / DS), y = Math.floor((ev.clientY - r.top) / DS);
-  if (x < 0 || y < 0 || x >= DW || y >= DH) return;
+  if (x < 0 || y < 0 || x >= DW || y >= detail.height) return;
   const c = detailStart + y * DW + x, k = kindAt(c);
   let t = "cluster " + num(c) + " at " + hex(c * CS) + ": " + (k >= 0 ? D.kinds[k][0] + " (" + D.kinds[k][1] + ")" : "not kept");
   for (const g of D.findings) if (c >= g.first && c <= g.last) t += "\n  " + g.code + " " + g.rule + ": " + g.message;
