@@ -233,7 +233,11 @@ def _measure(path: Path) -> int:
 @pytest.mark.parametrize(
     ("size", "options", "commands"),
     [
-        ("3G", {"cluster_size": 4096}, ["write -P 1 0 100k", "write -P 2 1M 3M", "write -z 5M 1M", "write -P 3 2G 70k"]),
+        (
+            "3G",
+            {"cluster_size": 4096},
+            ["write -P 1 0 100k", "write -P 2 1M 3M", "write -z 5M 1M", "write -P 3 2G 70k"],
+        ),
         ("3G", {"cluster_size": 2 * MIB}, ["write -P 1 0 100k", "write -P 2 1M 3M", "write -P 3 2G 70k"]),
         ("100G", {}, ["write -P 1 0 1M", "write -P 2 99G 64k", "write -P 4 107374181888 100"]),
         ("1G", {"preallocation": "metadata"}, ["write -P 1 4M 1M"]),

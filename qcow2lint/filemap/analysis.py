@@ -392,9 +392,9 @@ class MapBuilder:
             kinds.append(np.full(last - first + 1, KIND[kind], np.uint8))
         for tables, kind in ((self.l2_active, "l2"), (self.l2_inactive, "snapshot-l2")):
             offsets = np.concatenate(tables) if tables else np.empty(0, np.uint64)
-            first = (offsets >> np.uint64(bits)).astype(np.int64)
+            starts = (offsets >> np.uint64(bits)).astype(np.int64)
             spill = (offsets & np.uint64(self.cluster_size - 1)) != 0  # a misaligned table covers two
-            both = np.concatenate([first, first[spill] + 1])
+            both = np.concatenate([starts, starts[spill] + 1])
             both = both[both < limit]
             clusters.append(both)
             kinds.append(np.full(len(both), KIND[kind], np.uint8))
@@ -440,9 +440,9 @@ class MapBuilder:
         tail = [(active_end, total - active_end, KIND["free"])] if total > active_end else []
         if past:
             tail.append((total, 1, KIND["past-end"]))
-        for first, count, kind in tail:
-            collector.add_run(first, count, kind)
-            _add_run_counts(counts, layout.per_pixel, np.array([first]), np.array([count]), np.array([kind]))
+        for at, length, code in tail:
+            collector.add_run(at, length, code)
+            _add_run_counts(counts, layout.per_pixel, np.array([at]), np.array([length]), np.array([code]))
         first, count, kind, omitted = collector.result(total + past, KIND["omitted"])
         return Runs(first, count, kind, layout, counts, omitted)
 

@@ -146,7 +146,7 @@ def render_html(filemap: FileMap) -> str:
     title = json.dumps(filemap.path, ensure_ascii=True)[1:-1]
     title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         f"<title>qcow2lint map: {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{BODY}\n"
         f'<script type="application/json" id="map-data">{embedded_json(page_data(filemap))}</script>\n'
