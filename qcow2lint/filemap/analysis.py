@@ -254,7 +254,7 @@ class MapBuilder:
 
     def _grow(self, top: int) -> None:
         if top > len(self.flags):
-            grown = np.zeros(max(top, min(2 * len(self.flags), self.file_clusters + 1)), np.uint8)
+            grown = np.zeros(max(top, min(max(2 * len(self.flags), 1 << 16), self.file_clusters + 1)), np.uint8)
             grown[: len(self.flags)] = self.flags
             self.flags = grown
 
@@ -298,12 +298,22 @@ class MapBuilder:
         """Runs of equal guest states in each active L2 table of the batch."""
         columns = batch.entries.shape[1]
         entries = batch.entries[rows]
-        flat_rows = (rows[:, None] * columns + np.arange(columns)[None, :]).ravel()
-        types = batch.cluster_types(flat_rows).reshape(entries.shape)
-        states = np.full(entries.shape, GUEST["unallocated"], np.uint8)
-        states[(types == spec.CLUSTER_ZERO_PLAIN) | (types == spec.CLUSTER_ZERO_ALLOC)] = GUEST["zero"]
-        states[types == spec.CLUSTER_NORMAL] = GUEST["data"]
-        states[types == spec.CLUSTER_COMPRESSED] = GUEST["compressed"]
+        plain_data = (
+            batch.bitmaps is None
+            and len(rows) == len(batch.offsets)
+            and not batch.may_have(spec.OFLAG_ZERO | spec.OFLAG_COMPRESSED)
+            and predicates.all_allocated(batch)
+        )
+        if plain_data:  # a preallocated or fully written batch: every entry is data
+            types = np.empty(0, np.uint8)
+            states = np.full(entries.shape, GUEST["data"], np.uint8)
+        else:
+            flat_rows = (rows[:, None] * columns + np.arange(columns)[None, :]).ravel()
+            types = batch.cluster_types(flat_rows).reshape(entries.shape)
+            states = np.full(entries.shape, GUEST["unallocated"], np.uint8)
+            states[(types == spec.CLUSTER_ZERO_PLAIN) | (types == spec.CLUSTER_ZERO_ALLOC)] = GUEST["zero"]
+            states[types == spec.CLUSTER_NORMAL] = GUEST["data"]
+            states[types == spec.CLUSTER_COMPRESSED] = GUEST["compressed"]
         if batch.bitmaps is not None:
             # Extended L2 (spec, "Extended L2 Entries"): 32 allocation bits
             # and 32 zero bits per cluster decide what each subcluster reads.
@@ -320,22 +330,54 @@ class MapBuilder:
         if not batch.data_file:
             # A data cluster in a hole of the image file reads as zeros (as
             # QEMU's block status says, and measure counts it so).
-            data = np.flatnonzero(states.ravel() == GUEST["data"])
-            if len(data):
-                holes = self._in_hole(batch.host_offsets[rows].ravel()[data])
-                states.ravel()[data[holes]] = GUEST["sparse"]
+            if plain_data:
+                holes = self._in_hole(batch.host_offsets.ravel())
+                if holes is not None:
+                    states.ravel()[holes] = GUEST["sparse"]
+            else:
+                data = np.flatnonzero(states.ravel() == GUEST["data"])
+                if len(data):
+                    holes = self._in_hole(batch.host_offsets[rows].ravel()[data])
+                    if holes is not None:
+                        states.ravel()[data[holes]] = GUEST["sparse"]
         flat = states.ravel()
         starts = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]) | (np.arange(flat.size) % columns == 0))
         self.table_runs.append(
             (batch.offsets[rows][starts // columns], (starts % columns).astype(np.int64), flat[starts])
         )
 
-    def _in_hole(self, offsets: np.ndarray) -> np.ndarray:
-        """Whether each host cluster at ``offsets`` lies wholly in a hole of
-        the image file (its allocation map, not its content)."""
+    def _in_hole(self, offsets: np.ndarray) -> np.ndarray | slice | None:
+        """Where the host clusters at ``offsets`` lie wholly in a hole of the
+        image file (its allocation map, not its content): a mask, ``slice(None)``
+        for all of them, None for none."""
         if self._extents is None:
             self._extents = _data_extents(self.image.path, self.image.file_size)
         starts, ends = self._extents
+        if not len(offsets):
+            return None
+        low, high = offsets.min(), offsets.max() + np.uint64(self.cluster_size)
+        # The usual cases, decided for the whole batch: all in one hole, or
+        # all inside one data extent.
+        first = int(np.searchsorted(ends, low, "right"))
+        if first == len(starts) or starts[first] >= high:
+            return slice(None)
+        if starts[first] <= low and ends[first] >= high:
+            return None
+        bits = np.uint64(self.cluster_bits)
+        span = int((high - low) >> bits) + 1
+        if span <= 4 * len(offsets) + 4096:
+            # Clusters of [low, high) that hold a data byte, from the extents
+            # that meet the range (a difference array: no loop per extent).
+            last = int(np.searchsorted(starts, high, "left"))
+            begin = (np.maximum(starts[first:last], low) - low) >> bits
+            end = ((np.minimum(ends[first:last], high) - low - np.uint64(1)) >> bits) + np.uint64(1)
+            diff = np.zeros(span + 1, np.int32)
+            np.add.at(diff, begin.astype(np.int64), 1)
+            np.add.at(diff, end.astype(np.int64), -1)
+            touched = np.cumsum(diff[:span]) > 0
+            head = ((offsets - low) >> bits).astype(np.int64)
+            tail = ((offsets - low + np.uint64(self.cluster_size - 1)) >> bits).astype(np.int64)
+            return ~touched[head] & ~touched[np.minimum(tail, span - 1)]
         index = np.searchsorted(ends, offsets, "right")
         inside = index < len(starts)
         hole = ~inside
@@ -433,10 +475,7 @@ class MapBuilder:
             stop = min(active_end, start + CHUNK)
             kinds = self._classify(start, stop, meta_clusters, meta_kinds, readable)
             collector.add(start, kinds)
-            pixel = (np.arange(start, stop, dtype=np.int64) // layout.per_pixel) * len(KINDS) + kinds
-            low = (start // layout.per_pixel) * len(KINDS)
-            block = np.bincount(pixel - low, minlength=0)
-            counts.ravel()[low : low + len(block)] += block
+            _add_chunk_counts(counts, layout.per_pixel, start, kinds)
         tail = [(active_end, total - active_end, KIND["free"])] if total > active_end else []
         if past:
             tail.append((total, 1, KIND["past-end"]))
@@ -469,17 +508,21 @@ class MapBuilder:
         np.maximum.at(meta, where, meta_kinds[low:high])
         is_meta = owners > 0
         kinds[is_meta] = meta[is_meta]
-        computed = _padded(check.computed[start:stop], length).astype(np.int64)
-        stored = check.stored.values(start, stop).astype(np.int64)
-        # A cluster with data left over after its metadata references is
-        # referenced as data as well (check.computed counts every reference).
+        computed = _padded(check.computed[start:stop], length)
+        stored = check.stored.values(start, stop)
         referenced = computed > 0
+        # A cluster referenced by something else than a structure or an L2
+        # entry seen here (check.computed counts every reference) holds data.
         kinds[referenced & (kinds == KIND["free"])] = KIND["data"]
-        compared = np.ones(length, bool) if readable is None else readable(start, stop)  # type: ignore[operator]
-        compared &= np.arange(start, stop) < check.compared
-        kinds[compared & (stored > computed)] = KIND["leaked"]
-        kinds[compared & (stored > 0) & (stored < computed)] = KIND["refcount-low"]
-        kinds[compared & (stored == 0) & referenced] = KIND["refcount-zero"]
+        differ = np.flatnonzero(stored != computed)
+        if readable is not None and len(differ):
+            differ = differ[readable(start, stop)[differ]]  # type: ignore[operator]
+        differ = differ[differ < check.compared - start]
+        if len(differ):
+            have, want = stored[differ], computed[differ]
+            kinds[differ[have > want]] = KIND["leaked"]
+            kinds[differ[(have > 0) & (have < want)]] = KIND["refcount-low"]
+            kinds[differ[have == 0]] = KIND["refcount-zero"]
         # Two owners: two metadata structures, metadata and data, or normal
         # and compressed data in one cluster (spec, "Host cluster management").
         overlap = (owners > 1) | (is_meta & (flags != 0)) | (flags == (_DATA | _COMPRESSED))
@@ -672,6 +715,28 @@ def _padded(values: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([values, np.zeros(length - len(values), values.dtype)])
 
 
+def _add_chunk_counts(counts: np.ndarray, per_pixel: int, start: int, kinds: np.ndarray) -> None:
+    """Add the kinds of clusters ``start``... (``start`` a multiple of the
+    chunk) to the per-pixel counts."""
+    if per_pixel >= len(kinds) and start // per_pixel == (start + len(kinds) - 1) // per_pixel:
+        counts[start // per_pixel] += np.bincount(kinds, minlength=counts.shape[1])
+        return
+    change = np.flatnonzero(kinds[1:] != kinds[:-1]) + 1
+    if len(change) < len(kinds) // 64:  # a few runs: count them whole
+        starts = np.concatenate([[0], change])
+        lengths = np.diff(np.concatenate([starts, [len(kinds)]]))
+        _add_run_counts(counts, per_pixel, starts + start, lengths, kinds[starts])
+        return
+    whole = len(kinds) // per_pixel * per_pixel
+    first = start // per_pixel
+    if whole:
+        grid = kinds[:whole].reshape(-1, per_pixel)
+        for code in np.flatnonzero(np.bincount(kinds[:whole], minlength=counts.shape[1])).tolist():
+            counts[first : first + len(grid), code] += np.count_nonzero(grid == code, axis=1)
+    if whole < len(kinds):
+        counts[first + whole // per_pixel] += np.bincount(kinds[whole:], minlength=counts.shape[1])
+
+
 def _add_run_counts(counts: np.ndarray, per_pixel: int, first: np.ndarray, count: np.ndarray, kind: np.ndarray) -> None:
     """Add runs to per-pixel counts (pixels x kinds) without expanding them."""
     first = first.astype(np.int64)
@@ -686,10 +751,11 @@ def _add_run_counts(counts: np.ndarray, per_pixel: int, first: np.ndarray, count
     # Whole pixels between: a difference array along the pixels.
     inner = b - a > 1
     if inner.any():
-        diff = np.zeros((counts.shape[0] + 1, counts.shape[1]), np.int64)
-        np.add.at(diff, (a[inner] + 1, k[inner]), per_pixel)
-        np.add.at(diff, (b[inner], k[inner]), -per_pixel)
-        counts += np.cumsum(diff, axis=0)[:-1]
+        low, high = int(a[inner].min()) + 1, int(b[inner].max())
+        diff = np.zeros((high - low + 1, counts.shape[1]), np.int64)
+        np.add.at(diff, (a[inner] + 1 - low, k[inner]), per_pixel)
+        np.add.at(diff, (b[inner] - low, k[inner]), -per_pixel)
+        counts[low:high] += np.cumsum(diff, axis=0)[:-1]
 
 
 def _runs_from(
