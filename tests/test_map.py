@@ -419,3 +419,54 @@ def test_the_docs_picture_is_fresh() -> None:
     docs/map-demo.png`` writes (examples/make_map_picture.py rewrites it)."""
     assert PICTURE.read_bytes() == render(build_map(DEMO), "png")
     assert "map-demo.png" in (ROOT / "docs" / "map.md").read_text(encoding="utf-8")
+
+
+# --- hostile files cost what check costs ------------------------------------------
+
+#: Runs qcow2lint in a child and writes the child's own peak RSS (VmHWM) to
+#: the file named by argv[1] (as tests/test_bounds.py measures ``check``).
+_PEAK_WRAPPER = """
+import runpy, sys
+report, sys.argv = sys.argv[1], ["qcow2lint", *sys.argv[2:]]
+try:
+    runpy.run_module("qcow2lint", run_name="__main__")
+finally:
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+"""
+MB = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("name", "patches", "budget"),
+    [
+        ("valid", {}, 150 * MB),
+        ("huge-l1-size", {36: (">I", 1 << 28)}, 300 * MB),
+        ("huge-reftable", {56: (">I", 0xFFFFFFFF)}, 1000 * MB),
+    ],
+)
+def test_a_sparse_10_tib_file_maps_within_checks_budget(
+    tmp_path: Path, name: str, patches: dict[int, tuple[str, int]], budget: int
+) -> None:
+    """The sparse 10 TiB files of tests/test_bounds.py, with the same memory
+    budgets as ``check``; the page stays within 4 MiB."""
+    plain = _fresh(tmp_path / "plain.qcow2", "64M", {"cluster_size": 65536})
+    ib.write(plain, 0, 65536, 0x11)
+    data = bytearray(plain.read_bytes())
+    for offset, (fmt, value) in patches.items():
+        struct.pack_into(fmt, data, offset, value)
+    path = tmp_path / f"{name}.qcow2"
+    path.write_bytes(data)
+    import os
+
+    os.truncate(path, 10 << 40)
+    peak, page = tmp_path / "peak", tmp_path / "page.html"
+    child = subprocess.run(
+        [sys.executable, "-c", _PEAK_WRAPPER, str(peak), "map", "--deep", str(path), "-o", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    assert int(peak.read_text()) * 1024 <= budget
+    assert page.stat().st_size <= 4 * MIB
