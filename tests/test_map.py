@@ -470,3 +470,19 @@ def test_a_sparse_10_tib_file_maps_within_checks_budget(
     assert child.returncode == 0, child.stderr
     assert int(peak.read_text()) * 1024 <= budget
     assert page.stat().st_size <= 4 * MIB
+
+
+def test_a_reference_past_the_end_is_one_extra_cell(tmp_path: Path) -> None:
+    path = _with_data(tmp_path / "img.qcow2")
+    img = ib.Qcow2Image(path)
+    _, l2_offset, _ = img.guest_to_l2(0)
+    beyond = cb.beyond_eof(img, 10)
+    img.set_l2(l2_offset, 5, beyond | ib.OFLAG_COPIED)
+    filemap = build_map(path)
+    document = json.loads(render(filemap, "json"))
+    assert_tiles(document)
+    assert document["past_end"] == [{"offset": beyond, "length": 65536, "structure": "l2@%#x[5]" % l2_offset}]
+    assert document["figures"]["references-past-end"] == 1
+    # The picture has one more cell than the file has clusters: past-end.
+    assert filemap.host.layout.cells == document["file_clusters"] + 1
+    assert worst(filemap.host)[filemap.host.layout.pixels - 1] == KIND["past-end"]

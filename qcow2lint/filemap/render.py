@@ -74,8 +74,12 @@ def worst(runs: Runs) -> np.ndarray:
 def to_json(filemap: FileMap) -> dict[str, object]:
     """The map as plain data: the JSON document."""
     host_runs = filemap.host.listed(KINDS)
-    if host_runs and host_runs[-1][2] == "past-end":  # the picture's extra cell, not a cluster
-        host_runs.pop()
+    if filemap.past_end:  # the picture's extra cell after the file is no cluster
+        first, count, kind = host_runs[-1]
+        if count == 1:
+            host_runs.pop()
+        else:
+            host_runs[-1] = [first, count - 1, kind]
     return {
         "path": filemap.path,
         "cluster_size": filemap.cluster_size,
