@@ -481,7 +481,7 @@ def test_a_reference_past_the_end_is_one_extra_cell(tmp_path: Path) -> None:
     filemap = build_map(path)
     document = json.loads(render(filemap, "json"))
     assert_tiles(document)
-    assert document["past_end"] == [{"offset": beyond, "length": 65536, "structure": "l2@%#x[5]" % l2_offset}]
+    assert document["past_end"] == [{"offset": beyond, "length": 65536, "structure": f"l2@{l2_offset:#x}[5]"}]
     assert document["figures"]["references-past-end"] == 1
     # The picture has one more cell than the file has clusters: past-end.
     assert filemap.host.layout.cells == document["file_clusters"] + 1

@@ -73,13 +73,15 @@ def worst(runs: Runs) -> np.ndarray:
 
 def to_json(filemap: FileMap) -> dict[str, object]:
     """The map as plain data: the JSON document."""
-    host_runs = filemap.host.listed(KINDS)
+    host = filemap.host
+    count = host.count.copy()
     if filemap.past_end:  # the picture's extra cell after the file is no cluster
-        first, count, kind = host_runs[-1]
-        if count == 1:
-            host_runs.pop()
-        else:
-            host_runs[-1] = [first, count - 1, kind]
+        count[-1] -= 1
+    keep = count > 0
+    host_runs = [
+        [first, length, KINDS[kind]]
+        for first, length, kind in zip(host.first[keep].tolist(), count[keep].tolist(), host.kind[keep].tolist())
+    ]
     return {
         "path": filemap.path,
         "cluster_size": filemap.cluster_size,
