@@ -166,8 +166,9 @@ canvas{image-rendering:pixelated;border:1px solid #999;display:block;cursor:cros
 table{border-collapse:collapse}td,th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .sw{display:inline-block;width:11px;height:11px;border:1px solid #777;margin-right:5px;vertical-align:-1px}
-#hover,#detail-hover{font-family:monospace;font-size:12px;min-height:5em;white-space:pre-wrap;background:#f6f6f6;
-padding:4px 6px;margin-top:6px;max-width:760px}
+#hover,#detail-hover,#guest-hover{font-family:monospace;font-size:12px;min-height:5em;white-space:pre-wrap;
+background:#f6f6f6;padding:4px 6px;margin-top:6px;max-width:760px}
+.scale{font-size:12px;color:#555;max-width:760px}
 #findings button{font:inherit;text-align:left;border:0;background:none;padding:1px 2px;cursor:pointer;width:100%}
 #findings button:hover,#findings button.sel{background:#ffe9b3}
 .sev-error{color:#b00}.sev-warning{color:#a60}.sev-info{color:#066}
@@ -178,23 +179,23 @@ padding:4px 6px;margin-top:6px;max-width:760px}
 
 BODY = """<h1>qcow2lint map: <span id="path"></span></h1>
 <div class="row">
-<div class="panel"><h2>File: every host cluster</h2><div id="host-scale"></div>
+<div class="panel"><h2>File: every host cluster</h2><div id="host-scale" class="scale"></div>
 <div class="stack"><canvas id="host"></canvas><canvas id="marks" class="overlay"></canvas></div>
 <div id="hover">Point at the map: the clusters under the pointer and their kinds. Click: close-up.</div></div>
-<div class="panel"><h2>Legend</h2><table id="legend"></table></div>
+<div class="panel"><h2>Guest: the virtual disk by guest cluster</h2><div id="guest-scale" class="scale"></div>
+<canvas id="guest"></canvas><div id="guest-hover">Point at the guest map: its clusters and their states.</div></div>
 </div>
 <div class="row">
+<div class="panel"><h2>Legend</h2><table id="legend"></table></div>
+<div class="panel"><h2>Guest legend</h2><table id="guest-legend"></table></div>
+<div class="panel"><h2>Figures</h2><table id="figures"></table></div>
+</div>
+<div class="row">
+<div class="panel"><h2>Findings</h2><div id="findings"></div><div id="finding">Click a finding (or a marked pixel).</div>
+<h2>Names in the image</h2><div id="names"></div></div>
 <div class="panel"><h2>Close-up: one cluster per pixel</h2><div id="detail-title">Click the map or a finding.</div>
 <div class="stack"><canvas id="detail"></canvas><canvas id="detail-marks" class="overlay"></canvas></div>
 <div id="detail-hover"></div></div>
-<div class="panel"><h2>Figures</h2><table id="figures"></table></div>
-</div>
-<h2>Findings</h2><div id="findings"></div><div id="finding">Click a finding (or a marked pixel).</div>
-<div class="row">
-<div class="panel"><h2>Guest: the virtual disk by guest cluster</h2><div id="guest-scale"></div>
-<canvas id="guest"></canvas><div id="guest-hover"></div></div>
-<div class="panel"><h2>Guest legend</h2><table id="guest-legend"></table><h2>Names in the image</h2>
-<div id="names"></div></div>
 </div>"""
 
 SCRIPT = r"""
@@ -210,13 +211,13 @@ const rgb = (h) => [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), pa
 const CS = D.cluster_size;
 $("path").textContent = D.path;
 
-function scaleOf(m) { return Math.max(1, Math.min(64, Math.floor(768 / m.width), Math.floor(640 / m.rows))); }
+function scaleOf(m, w) { return Math.max(1, Math.min(64, Math.floor(w / m.width), Math.floor(w / m.rows))); }
 
-function mapInfo(m, kinds) {
+function mapInfo(m, kinds, w) {
   const worst = bytes(m.worst);
   const mixed = new Map();
   for (const row of m.mixed) { const c = []; for (let i = 1; i < row.length; i += 2) c.push([row[i], row[i + 1]]); mixed.set(row[0], c); }
-  return { m: m, worst: worst, mixed: mixed, kinds: kinds, scale: scaleOf(m) };
+  return { m: m, worst: worst, mixed: mixed, kinds: kinds, scale: scaleOf(m, w) };
 }
 
 function draw(canvas, info) {
@@ -270,8 +271,8 @@ function legend(table, kinds, totals, unit) {
   }
 }
 
-const host = mapInfo(D.host, D.kinds);
-const guest = mapInfo(D.guest, D.states);
+const host = mapInfo(D.host, D.kinds, 768);
+const guest = mapInfo(D.guest, D.states, 512);
 draw($("host"), host); draw($("guest"), guest);
 $("host-scale").textContent = num(D.file_clusters) + " clusters of " + human(CS) + ", " + num(D.host.per_pixel) + " per pixel, " + num(D.host.width * D.host.per_pixel) + " per row (rows start at multiples of " + hex(D.host.width * D.host.per_pixel * CS) + ")";
 $("guest-scale").textContent = human(D.virtual_size) + ", " + num(D.guest.per_pixel) + " guest clusters per pixel";
