@@ -532,7 +532,6 @@ class MapBuilder:
     def _guest(self) -> Runs:
         image = self.image
         size = image.header.size if image.readable else 0
-        bits = self.cluster_bits
         total = -(-size // self.cluster_size) if size > 0 else 0
         per_table = self.entries_per_table or (
             self.cluster_size // (spec.EXTL2_ENTRY_SIZE if image.readable and image.header.extended_l2 else 8)
@@ -586,7 +585,6 @@ class MapBuilder:
         inside = first < total
         first, state = first[inside], state[inside]
         count = np.diff(np.concatenate([first, [total]]))
-        del bits
         return _runs_from(first, count, state, layout, len(GUEST_STATES), omitted)
 
     def _figures(self, host: Runs, guest: Runs, stats: dict[str, int]) -> dict[str, object]:
