@@ -6,6 +6,8 @@ compares a qcow2lint command with a reference command:
 
 * large images (``prealloc-1t``, ``scattered-10g``, ``prealloc-2t``):
   ``qcow2lint check IMG`` against ``qemu-img check IMG``;
+* ``map-1t``: ``qcow2lint map IMG -o IMG.map.html`` of the ``prealloc-1t``
+  image against ``qemu-img check IMG`` (target: at most 3 times as long);
 * ``startup-version``: ``qcow2lint --version`` against ``python -c pass``;
 * ``startup-1g``: ``qcow2lint check`` of a fresh 1 GiB image against
   ``python -c "import numpy"`` (and ``qemu-img check``, for information);
@@ -309,6 +311,17 @@ def large_image(setup: Setup, img: Path) -> Comparison:
     return Comparison(lint_check_entry(setup, img), qemu_entry(img))
 
 
+def map_page(setup: Setup, img: Path) -> Comparison:
+    """``qcow2lint map IMG -o IMG.html`` against ``qemu-img check IMG`` (and
+    ``qcow2lint check IMG`` for information): the page of the image."""
+    page = img.with_name(img.name + ".map.html")
+    return Comparison(
+        Entry("qcow2lint map -o HTML", ((*setup.lint, "map", str(img), "-o", str(page)),), frozenset({0})),
+        qemu_entry(img),
+        (lint_check_entry(setup, img),),
+    )
+
+
 def startup_version(setup: Setup, _: Path | None) -> Comparison:
     """``qcow2lint --version`` against ``python -c pass``."""
     return Comparison(
@@ -359,6 +372,14 @@ SCENARIOS: dict[str, Scenario] = {
                 "prealloc-1t.qcow2", {"kind": "prealloc", "size": "1T", "version": 1}, lambda p: build_prealloc(p, "1T")
             ),
             large_image,
+        ),
+        Scenario(
+            "map-1t",
+            "qcow2lint map -o HTML of the prealloc-1t image, against qemu-img check",
+            Recipe(
+                "prealloc-1t.qcow2", {"kind": "prealloc", "size": "1T", "version": 1}, lambda p: build_prealloc(p, "1T")
+            ),
+            map_page,
         ),
         Scenario(
             "scattered-10g",
@@ -415,6 +436,7 @@ SCENARIOS: dict[str, Scenario] = {
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(SCENARIOS),
     "large": ("prealloc-1t", "scattered-10g", "prealloc-2t"),
+    "map": ("map-1t",),
     "startup": ("startup-version", "startup-1g"),
 }
 
@@ -694,6 +716,13 @@ TARGETS: tuple[TargetSpec, ...] = (
         ("scattered-10g",),
         lambda r: r["scattered-10g"].time_ratio,
         0.6,
+        "x",
+    ),
+    TargetSpec(
+        "map-1t: time qcow2lint map -o HTML / qemu-img check (medians)",
+        ("map-1t",),
+        lambda r: r["map-1t"].time_ratio,
+        3.0,
         "x",
     ),
     TargetSpec(

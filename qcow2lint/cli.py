@@ -302,6 +302,33 @@ def dump_command(
         _fail(f"{image}: {result.error}")
 
 
+@app.command("map", cls=_Command)
+def map_command(
+    image: Annotated[
+        Path, typer.Argument(help="Image file to draw.", show_default=False, readable=False, metavar="IMAGE")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the map to FILE (json without -o goes to standard output)."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", metavar="html|svg|png|json", help="Format (default: from FILE's suffix; json without -o)."
+        ),
+    ] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also decompress every compressed cluster for the findings.")
+    ] = False,
+) -> None:
+    """Draw the image: what every host cluster holds, the guest's view, the figures and the findings."""
+    from qcow2lint.filemap import run_map
+
+    code = run_map(str(image), None if output is None else str(output), fmt, deep)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("config", cls=_Command)
 def config_command(
     config: ConfigOption = None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -170,6 +170,7 @@ def run_rules(
     registry: Registry,
     stats: dict[str, int] | None = None,
     deep: bool = False,
+    observe: Callable[[object], None] | None = None,
 ) -> list[Finding]:
     """Run every enabled rule over the image; findings sorted by offset, code.
 
@@ -177,6 +178,9 @@ def run_rules(
     inspects its record, or when ``stats`` is given and the pass computes
     qemu-img check's figures (they are merged into ``stats``).  Rules on
     compressed payloads run only with ``deep`` (every payload is read).
+    ``observe``, when given, sees every record the rules see, in the same
+    order (the L2 batches and the passes' records among them), so that a
+    caller can build its own view from the same single pass over the image.
     """
     image = image_file.image
     rules = [
@@ -205,6 +209,8 @@ def run_rules(
                     findings.append(_pass_failed(started, exception_text(exc)))
 
     for record in _records(image_file, set(by_scope), passes, stats):
+        if observe is not None:
+            observe(record)
         if isinstance(record, PassFailed):
             findings.append(_pass_failed(record.failed, record.message))
             continue

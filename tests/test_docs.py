@@ -102,7 +102,7 @@ def user_docs() -> list[Path]:
 HISTORY = re.compile(
     r"(?<!GitLab )(?<!Code Quality )\bissues?\b"
     r"|\bsessions?\b"
-    r"|(?<![\w&/])#\d+\b"
+    r"|(?<![\w&/])#\d{1,5}\b"  # six hex digits are a colour
     r"|\b(?:commit|PR|pull request)\s+[0-9a-f]{7,40}\b"
     r"|(?<![\w.-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}(?![\w.-])",
     re.I,
@@ -127,6 +127,7 @@ def test_the_history_pattern_finds_references(text: str) -> None:
         "size 2147483647",
         "# 512 GiB",
         "[Rule plugins](#rule-plugins)",
+        "| `leaked` | `#780000` |",
     ],
 )
 def test_the_history_pattern_spares_ordinary_text(text: str) -> None:
