@@ -756,7 +756,7 @@ def _markdown_options(command: Command, title: str) -> list[str]:
     lines = [title, "", command.description, "", "```", usage, "```", ""]
     if command.arguments:
         lines += ["| Argument | |", "|---|---|"]
-        lines += [f"| `{a.metavar}` | {a.help} |" for a in command.arguments]
+        lines += [f"| `{a.metavar}` | {_cell(a.help)} |" for a in command.arguments]
         lines.append("")
     lines += ["| Option | |", "|---|---|"]
     lines += [f"| `{o.signature()}` | {_cell(o.described())} |" for o in command.options if not o.hidden]
@@ -767,15 +767,18 @@ def _markdown_options(command: Command, title: str) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """``text`` as a Markdown table cell says it (no emphasis, no column break)."""
+    for special in ("\\", "|", "*", "_", "`"):
+        text = text.replace(special, "\\" + special)
+    return text
 
 
 def usage_block() -> str:
     """The README's usage block: each command's usage line and summary."""
+    rows = [(command.usage(), command.summary) for command in COMMANDS if not command.hidden]
+    rows.append((f"{PROGRAM} --version", VERSION.help))
+    width = max(len(usage) for usage, _ in rows)
     lines = ["```"]
-    for command in COMMANDS:
-        if not command.hidden:
-            lines.append(f"{command.usage():<44}  # {command.summary}")
-    lines.append(f"{PROGRAM + ' --version':<44}  # {VERSION.help}")
+    lines += [f"{usage:<{width}}  # {summary}" for usage, summary in rows]
     lines.append("```")
     return "\n".join(lines) + "\n"

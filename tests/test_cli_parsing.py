@@ -141,3 +141,24 @@ def test_version_answers_without_the_commands() -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert proc.stdout.startswith("qcow2lint ") and "qcow2lint.options" in imported
     assert not {"qcow2lint.cli", "qcow2lint.config", "textwrap", "difflib"} & imported
+
+
+def test_the_readme_usage_block_and_docs_cli_md_come_from_the_table() -> None:
+    """``python -m qcow2lint.gen`` writes both from the table (test_docs
+    keeps them fresh); every command's usage there is its --help's."""
+    import re
+
+    from qcow2lint.options import COMMANDS, usage_block
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"<!-- usage:start[^>]*-->\n(.*?)<!-- usage:end -->", readme, re.S)
+    assert block is not None and block.group(1) == usage_block()
+    cli_md = (REPO_ROOT / "docs" / "cli.md").read_text()
+    for command in COMMANDS:
+        if command.hidden:
+            assert f"qcow2lint {command.name}" not in cli_md + block.group(1)
+            continue
+        usage = run_cli(command.name, "--help").stdout.splitlines()[0]
+        assert usage == f"Usage: {command.usage()}" and command.usage() in block.group(1)
+        for option in command.options:
+            assert (f"| `{option.signature()}` |" in cli_md) != option.hidden, option.name
