@@ -77,9 +77,6 @@ def rules(values: Values) -> None:
 
         out(rules_markdown(registry))
         return
-    if values.names:
-        out("".join(f"{rule.name}\n" for rule in registry))
-        return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:
         off = "" if rule.default_enabled else " (off by default)"
@@ -165,8 +162,9 @@ def main(invocation: Invocation | None = None) -> None:
     for stream in (sys.stdout, sys.stderr):
         # An ASCII-only stream (LC_ALL=C on an old Python, PYTHONIOENCODING)
         # would refuse a rule's documentation: write UTF-8 to it.
-        if getattr(stream, "encoding", "utf-8").lower() in ("ascii", "us-ascii", "ansi_x3.4-1968"):
-            stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
+        if encoding in ("ascii", "us-ascii", "ansi_x3.4-1968") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="replace")
     try:
         run(invocation if invocation is not None else parse(sys.argv[1:]))
     except UsageError as exc:

@@ -483,7 +483,6 @@ COMMANDS = [
         [
             Option(("--reference-config",), "Print the reference configuration (config.yaml) instead."),
             Option(("--markdown",), "Print the rules reference (docs/rules.md) instead."),
-            Option(("--names",), "Print the rule names alone, one a line (for shell completion).", hidden=True),
         ],
     ),
     Command(
@@ -554,6 +553,20 @@ def _close(word: str, candidates: Sequence[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
+#: Options qcow2lint no longer has, and what to use instead.
+RETIRED = {
+    "--install-completion": "write the output of 'qcow2lint completion SHELL' where your shell reads completions",
+}
+
+
+def _unknown(command: Command, flag: str) -> UsageError:
+    """The error for an option ``command`` does not have."""
+    where = f"{command.name}: " if command.name else ""
+    if flag in RETIRED:
+        return UsageError(f"{where}{flag} is gone: {RETIRED[flag]}")
+    return UsageError(f"{where}no such option: {flag}{_close(flag, _visible_flags(command))}")
+
+
 def _visible_flags(command: Command) -> list[str]:
     return [flag for option in command.options if not option.hidden for flag in option.flags]
 
@@ -566,7 +579,6 @@ def _scan(command: Command, args: Sequence[str]) -> tuple[list[tuple[Option, str
     ``--`` ending the options."""
     given: list[tuple[Option, str, str | None]] = []
     positional: list[str] = []
-    where = f"{command.name}: " if command.name else ""
     index = 0
     while index < len(args):
         arg = args[index]
@@ -578,7 +590,7 @@ def _scan(command: Command, args: Sequence[str]) -> tuple[list[tuple[Option, str
             flag, equals, attached = arg.partition("=")
             option = command.option(flag)
             if option is None:
-                raise UsageError(f"{where}no such option: {flag}{_close(flag, _visible_flags(command))}")
+                raise _unknown(command, flag)
             if option.value is None:
                 if equals:
                     raise UsageError(f"{flag}: takes no value, got {arg!r}")
@@ -596,7 +608,7 @@ def _scan(command: Command, args: Sequence[str]) -> tuple[list[tuple[Option, str
                 flag = "-" + arg[position]
                 option = command.option(flag)
                 if option is None:
-                    raise UsageError(f"{where}no such option: {flag}{_close(flag, _visible_flags(command))}")
+                    raise _unknown(command, flag)
                 if option.value is None:
                     given.append((option, flag, None))
                     continue

@@ -46,6 +46,11 @@ def _presets() -> list[str]:
             ["chek", "x"],
             "no such command 'chek' (did you mean check?) (commands: check, dump, config, rules, rule, completion)",
         ),
+        (
+            ["--install-completion"],
+            "--install-completion is gone: write the output of 'qcow2lint completion SHELL' where your shell reads "
+            "completions",
+        ),
         (["completion", "tcsh"], "SHELL: expected one of bash, zsh, fish, got 'tcsh'"),
         (["--show-completion", "tcsh"], "--show-completion: expected one of bash, zsh, fish, got 'tcsh'"),
     ],

@@ -138,6 +138,7 @@ def test_exclude_skips_paths_in_directory_searches_only(images: Path, tmp_path: 
 
 def test_color_auto_always_never_and_the_environment() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env["QCOW2LINT_PROGRESS_DELAY"] = "3600"  # no progress line on the terminal, however slow the machine
     red = "\033[1;31merror\033[0m"
 
     def piped(*args: str, **extra: str) -> str:
