@@ -48,6 +48,8 @@ class Value:
 
     metavar = "TEXT"
     expects = "a value"
+    #: What a word of this type is, for an error: ``unknown preset 'x'``.
+    noun = ""
     #: What shell completion proposes: "" nothing, "files", "rules" (rule
     #: names), or "choices" (:meth:`choices`).
     complete = ""
@@ -109,11 +111,16 @@ class Choice(Value):
     complete = "choices"
 
     def __init__(
-        self, names: Callable[[], Sequence[str]], metavar: str, enum_type: type[enum.Enum] | None = None
+        self,
+        names: Callable[[], Sequence[str]],
+        metavar: str,
+        enum_type: type[enum.Enum] | None = None,
+        noun: str = "",
     ) -> None:
         self._names = names
         self._enum = enum_type
         self.metavar = metavar
+        self.noun = noun
 
     @classmethod
     def of(cls, enum_type: type[enum.Enum], metavar: str) -> Choice:
@@ -194,7 +201,6 @@ class Option:
         default: Any = None,
         multiple: bool = False,
         hidden: bool = False,
-        show_default: bool = True,
     ) -> None:
         self.flags = tuple(flags)
         self.help = help
@@ -203,7 +209,6 @@ class Option:
         self.default = False if value is None and default is None else default
         self.multiple = multiple
         self.hidden = hidden
-        self.show_default = show_default
 
     @property
     def name(self) -> str:
@@ -221,7 +226,7 @@ class Option:
         extra = []
         if self.value is not None and self.value.complete == "choices":
             extra.append("one of: " + ", ".join(self.value.choices()))
-        if self.show_default and self.value is not None and self.default is not None:
+        if self.value is not None and self.default is not None:
             default = self.default.value if isinstance(self.default, enum.Enum) else self.default
             extra.append(f"default: {default}")
         return text + (f" [{'; '.join(extra)}]" if extra else "")
@@ -293,7 +298,7 @@ CONFIG = Option(("--config", "-c"), "Configuration file (default: discovered upw
 PRESET = Option(
     ("--preset",),
     "Start from a built-in preset; no configuration is discovered, a --config file applies on top.",
-    Choice(presets, "NAME"),
+    Choice(presets, "NAME", noun="preset"),
 )
 SELECT = Option(
     ("--select",),
@@ -598,7 +603,7 @@ def _scan(command: Command, args: Sequence[str]) -> tuple[list[tuple[Option, str
                 continue
             if not equals:
                 if index >= len(args):
-                    raise UsageError(f"{flag}: needs a value: {option.value.expects}")
+                    raise UsageError(f"{option.name}: needs a value: {option.value.expects}")
                 attached = args[index]
                 index += 1
             given.append((option, flag, attached))
@@ -615,7 +620,7 @@ def _scan(command: Command, args: Sequence[str]) -> tuple[list[tuple[Option, str
                 value = arg[position + 1 :]
                 if not value:
                     if index >= len(args):
-                        raise UsageError(f"{flag}: needs a value: {option.value.expects}")
+                        raise UsageError(f"{option.name}: needs a value: {option.value.expects}")
                     value = args[index]
                     index += 1
                 given.append((option, flag, value))
@@ -632,6 +637,8 @@ def _convert(value: Value, text: str, name: str) -> Any:
     try:
         return value.convert(text)
     except ValueError:
+        if value.noun:
+            raise UsageError(f"{name}: unknown {value.noun} {text!r}, expected {value.expects}") from None
         raise UsageError(f"{name}: expected {value.expects}, got {text!r}") from None
 
 
@@ -642,15 +649,15 @@ def _values(command: Command, given: list[tuple[Option, str, str | None]], posit
     values: dict[str, Any] = {
         option.dest: (None if option.multiple else option.default) for option in command.options if option is not HELP
     }
-    for option, flag, text in given:
+    for option, _flag, text in given:
         if option is HELP:
             continue
         if option.value is None:
             values[option.dest] = True
         elif option.multiple:
-            values[option.dest] = [*(values[option.dest] or ()), _convert(option.value, str(text), flag)]
+            values[option.dest] = [*(values[option.dest] or ()), _convert(option.value, str(text), option.name)]
         else:
-            values[option.dest] = _convert(option.value, str(text), flag)
+            values[option.dest] = _convert(option.value, str(text), option.name)
     where = f"{command.name}: "
     words = list(positional)
     for argument in command.arguments:

@@ -25,7 +25,7 @@ def _presets() -> list[str]:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["check", "-j", "abc", "x"], "-j: expected a whole number >= 0, got 'abc'"),
+        (["check", "-j", "abc", "x"], "--jobs: expected a whole number >= 0, got 'abc'"),
         (["check", "--jobs=-1", "x"], "--jobs: expected a whole number >= 0, got '-1'"),
         (["check", "x", "--jobs"], "--jobs: needs a value: a whole number >= 0"),
         (
@@ -65,7 +65,10 @@ def test_preset_errors_and_help_name_the_presets_of_the_presets_directory() -> N
     assert {"default", "strict", "pedantic", "untrusted"} <= set(presets)
     result = run_cli("check", "--preset", "strictest", DEMO)
     assert result.returncode == 2
-    assert result.stderr == f"qcow2lint: error: --preset: expected one of {', '.join(presets)}, got 'strictest'\n"
+    assert (
+        result.stderr
+        == f"qcow2lint: error: --preset: unknown preset 'strictest', expected one of {', '.join(presets)}\n"
+    )
     help_text = " ".join(run_cli("config", "--help").stdout.split())
     assert f"[one of: {', '.join(presets)}]" in help_text
 
