@@ -1,172 +1,37 @@
-"""What ``qcow2lint check`` does once its options are parsed, without typer.
-
-The typer command in :mod:`qcow2lint.cli` parses the options and calls
-:func:`check`.  A plain ``qcow2lint check IMAGE...`` (no option) does not
-need typer at all: :func:`qcow2lint.entry.main` calls :func:`main_plain`,
-which saves importing typer and building the command line (about a sixth
-of a small image's check, issue 13).  Both paths print the same bytes and
-exit with the same codes: :func:`echo` writes through typer's (click's)
-``echo`` once the CLI is loaded, and as click does otherwise, and
-:func:`main_plain` ends a run as typer's standalone mode and
-:func:`qcow2lint.cli.main` do.
+"""What ``qcow2lint check`` does once its options are parsed (by
+:func:`qcow2lint.options.parse`, from the table there), and what every
+command shares: how it writes, fails and loads the rules and the
+configuration.
 """
 
 from __future__ import annotations
 
-import enum
 import os
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from qcow2lint.config import ConfigError, load_config
 from qcow2lint.findings import Severity
+from qcow2lint.options import Colour, Format, Level, Values
 from qcow2lint.registry import Registry, RegistryError, load_registry
-from qcow2lint.text import exception_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-#: The exit code of an interrupted run, as typer's standalone mode gives it.
-EXIT_INTERRUPTED = 130
 
-#: Set by :mod:`qcow2lint.cli` to typer's ``echo``: every command then
-#: writes as click does.  None before (the plain path): :func:`plain_echo`.
-_echo_with: Callable[..., Any] | None = None
+__all__ = ["Colour", "Format", "Level", "check", "fail", "out", "say"]
 
 
-def use_echo(function: Callable[..., Any]) -> None:
-    """Write every message with ``function`` (``typer.echo``) from now on."""
-    global _echo_with
-    _echo_with = function
+def out(text: str) -> None:
+    """Write ``text`` to stdout as it comes (each part flushed, so that it
+    keeps its place among the lines on stderr)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
-def echo(message: str = "", nl: bool = True, err: bool = False, color: bool | None = None) -> None:
-    """Write ``message`` to stdout (``err``: stderr), as ``typer.echo`` does."""
-    (_echo_with or plain_echo)(message, nl=nl, err=err, color=color)
-
-
-#: The ANSI sequences click removes from text that does not go to a terminal.
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
-
-
-def plain_echo(message: str = "", nl: bool = True, err: bool = False, color: bool | None = None) -> None:
-    """click's ``echo`` for a text message to the standard streams: add the
-    newline, strip colour (``color`` None: unless the stream is a terminal;
-    False: always), write, flush.  (:func:`plain_streams` rules out the
-    streams on which click's would do more.)"""
-    stream = sys.stderr if err else sys.stdout
-    if stream is None:
-        return
-    out = message + "\n" if nl else message
-    if out and (color is False or (color is None and not _isatty(stream))):
-        out = _ANSI.sub("", out)
-    if out:
-        stream.write(out)
-    stream.flush()
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except Exception:  # noqa: BLE001 -- as click: a stream that cannot say is no terminal
-        return False
-
-
-def plain_streams() -> bool:
-    """Whether :func:`plain_echo` writes exactly what click's ``echo`` would:
-    stdout and stderr are there, say their encoding and error handler, and
-    are not ASCII-only (click would wrap such a stream to write UTF-8)."""
-    import codecs
-
-    for stream in (sys.stdout, sys.stderr):
-        encoding = getattr(stream, "encoding", None)
-        if stream is None or not encoding or getattr(stream, "errors", None) is None:
-            return False
-        try:
-            if codecs.lookup(encoding).name == "ascii":
-                return False
-        except LookupError:
-            return False
-    return True
-
-
-class _QuietFlush:
-    """A stream whose ``flush`` ignores a broken pipe (click's
-    PacifyFlushWrapper), so that the interpreter's last flush is silent."""
-
-    def __init__(self, wrapped: Any) -> None:
-        self.wrapped = wrapped
-
-    def flush(self) -> None:
-        import errno
-
-        try:
-            self.wrapped.flush()
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
-
-
-def main_plain(images: list[str]) -> NoReturn:
-    """``qcow2lint check IMAGE...`` without typer: :func:`check` with every
-    option at its default, ended as typer's standalone mode and
-    :func:`qcow2lint.cli.main` end it."""
-    import errno
-
-    try:
-        try:
-            check(images)
-        except KeyboardInterrupt:
-            sys.exit(EXIT_INTERRUPTED)
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-            sys.stdout = _QuietFlush(sys.stdout)
-            sys.stderr = _QuietFlush(sys.stderr)
-            sys.exit(1)  # what typer's standalone mode exits with on a broken pipe
-    except KeyboardInterrupt:
-        echo("qcow2lint: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        sys.exit(EXIT_ERROR)
-    except MemoryError as exc:  # a limit, not a bug: say so, never an empty message
-        echo(f"qcow2lint: error: {exception_text(exc)}", err=True)
-        sys.exit(EXIT_ERROR)
-    except Exception as exc:  # last line of defence: one line, not a traceback
-        echo(f"qcow2lint: internal error: {exception_text(exc)} (please report this)", err=True)
-        sys.exit(EXIT_ERROR)
-
-
-class Format(str, enum.Enum):
-    """Report formats of ``check``."""
-
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-    sarif_github = "sarif-github"
-    github = "github"
-    gitlab = "gitlab"
-    junit = "junit"
-
-
-class Level(str, enum.Enum):
-    """Severities a user can name."""
-
-    error = "error"
-    warning = "warning"
-    info = "info"
-
-
-class Colour(str, enum.Enum):
-    """When the text report is coloured."""
-
-    auto = "auto"
-    always = "always"
-    never = "never"
+def say(line: str) -> None:
+    """Write one line to stderr."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def use_colour(choice: Colour, stream: Any = None) -> bool:
@@ -192,7 +57,7 @@ def fail(message: str) -> NoReturn:
     """Say what is wrong, one line per problem, and exit 2."""
     # one line per problem: a ConfigError carries every problem of the configuration
     for line in message.splitlines() or [""]:
-        echo(f"qcow2lint: error: {line}", err=True)
+        say(f"qcow2lint: error: {line}")
     raise SystemExit(EXIT_ERROR)
 
 
@@ -288,39 +153,29 @@ def run_statistics(reports: list[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check(
-    images: list[str],
-    config: Path | None = None,
-    preset: str | None = None,
-    output_format: Format = Format.text,
-    fail_level: Level = Level.error,
-    select: list[str] | None = None,
-    extend_select: list[str] | None = None,
-    ignore: list[str] | None = None,
-    exclude: list[str] | None = None,
-    quiet: bool = False,
-    silent: bool = False,
-    colour: Colour = Colour.auto,
-    dump: bool = False,
-    statistics: bool = False,
-    deep: bool = False,
-    jobs: int = 1,
-    exit_zero: bool = False,
-    output_file: Path | None = None,
-    baseline: Path | None = None,
-    generate_baseline: Path | None = None,
-    docs_url: str | None = None,
-    show_all: bool = False,
-) -> NoReturn:
-    """Check ``images`` (the options as ``qcow2lint check --help`` says) and
-    exit with the run's code (SystemExit, as typer's Exit ends a command)."""
+def check(values: Values) -> NoReturn:
+    """Check ``values.images`` (the options as ``qcow2lint check --help``
+    says) and exit with the run's code (SystemExit)."""
+    images: list[str] = values.images
+    config: Path | None = values.config
+    preset: str | None = values.preset
+    output_format: Format = values.output_format
+    fail_level: Level = values.fail_level
+    quiet: bool = values.quiet
+    silent: bool = values.silent
+    statistics: bool = values.statistics
+    dump: bool = values.dump
+    show_all: bool = values.show_all
+    output_file: Path | None = values.output_file
+    baseline: Path | None = values.baseline
+    generate_baseline: Path | None = values.generate_baseline
     from qcow2lint.findings import ImageReport
     from qcow2lint.inputs import Unmatched, expand
     from qcow2lint.report.text import render_text
     from qcow2lint.runner import Job, run
 
     registry = rule_registry()
-    line = command_line(select, extend_select, ignore, exclude, docs_url)
+    line = command_line(values.select, values.extend_select, values.ignore, values.exclude, values.docs_url)
     settings = effective_settings(registry, config, preset, line)
     for target, option in ((output_file, "--output-file"), (generate_baseline, "--generate-baseline")):
         if target is not None:
@@ -333,7 +188,7 @@ def check(
     terminal = Format.text if output_file is not None else output_format
     machine = terminal is not Format.text
     show_text = terminal is Format.text and not silent and not generating
-    coloured = show_text and use_colour(colour)
+    coloured = show_text and use_colour(values.colour)
     entries = expand(images, settings.excluded if settings.exclude else None)
     paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
     from qcow2lint import progress
@@ -342,12 +197,12 @@ def check(
     job = Job(
         None if config is None else str(config),
         statistics or output_format is not Format.text,
-        deep,
+        values.deep,
         dump,
         preset,
         line or None,
     )
-    outcomes = run(paths, job, jobs, registry=registry, config=settings, waiting=waiting)
+    outcomes = run(paths, job, values.jobs, registry=registry, config=settings, waiting=waiting)
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
     for entry in entries:
@@ -361,41 +216,40 @@ def check(
         path = report.path
         if dump_text is not None and not silent:
             if terminal is Format.text:
-                echo(dump_text, nl=False)
+                out(dump_text)
             else:
                 extra[path] = {"dump": dump_text}
         if dump_error:
-            echo(f"qcow2lint: dump: {path}: {dump_error}", err=True)
+            say(f"qcow2lint: dump: {path}: {dump_error}")
         reports.append(report)
         if report.error is not None:
-            echo(f"qcow2lint: error: {report.error}", err=True)
+            say(f"qcow2lint: error: {report.error}")
             exit_code = EXIT_ERROR
         elif exit_code == EXIT_OK and any(f.severity >= threshold for f in report.findings):
             exit_code = EXIT_FINDINGS
         if show_text and report.error is None:
             # --quiet: the finding lines only; the run's summary line ends the output
             text = render_text(report, statistics, coloured, show_all, summary=not quiet)
-            echo(text, nl=False, color=coloured)  # click strips colour off a terminal unless told
+            out(text)
     suppressed = accept.suppressed if accept is not None else None
     if show_text and (quiet or len(reports) > 1):
-        echo(run_summary(reports, suppressed), nl=False)
+        out(run_summary(reports, suppressed))
     if show_text and statistics and len(reports) > 1:
-        echo(run_statistics(reports), nl=False)
+        out(run_statistics(reports))
     if accept is not None and not silent:
         if not quiet:
-            echo(f"qcow2lint: baseline {baseline}: suppressed {plural(accept.suppressed, 'finding')}", err=True)
+            say(f"qcow2lint: baseline {baseline}: suppressed {plural(accept.suppressed, 'finding')}")
         stale = accept.stale()
         if stale:
-            echo(
+            say(
                 f"qcow2lint: warning: baseline {baseline}: {stale} of its findings in the checked images no longer "
-                "occur (fixed, or moved); regenerate it with --generate-baseline",
-                err=True,
+                "occur (fixed, or moved); regenerate it with --generate-baseline"
             )
     if not generating and (output_format is not Format.text or output_file is not None):
         rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
             if not silent:
-                echo(rendered, nl=False)
+                out(rendered)
         else:
             _write(output_file, rendered)
     elif generating and output_file is not None:
@@ -409,9 +263,9 @@ def check(
             import json
 
             count = len(json.loads(text)["findings"])
-            echo(f"wrote {plural(count, 'entry').replace('entrys', 'entries')} to {generate_baseline}")
+            out(f"wrote {plural(count, 'entry').replace('entrys', 'entries')} to {generate_baseline}\n")
         raise SystemExit(EXIT_ERROR if exit_code == EXIT_ERROR else EXIT_OK)
-    if exit_zero and exit_code == EXIT_FINDINGS:
+    if values.exit_zero and exit_code == EXIT_FINDINGS:
         exit_code = EXIT_OK
     raise SystemExit(exit_code)
 

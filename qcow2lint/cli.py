@@ -1,4 +1,5 @@
-"""The ``qcow2lint`` command: parses options, calls the library, renders,
+"""The ``qcow2lint`` command: runs what the command line asks for (parsed
+from the table in :mod:`qcow2lint.options`), calls the library, renders,
 and maps outcomes to exit codes.
 
 Exit codes: 0 no finding at or above the fail level, 1 findings at or above
@@ -6,430 +7,193 @@ it (root causes and their follow-on findings alike), 2 usage error, bad configur
 be read at all.
 """
 
+from __future__ import annotations
+
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import NoReturn
 
-import typer
-import typer.core
-
-from qcow2lint import __version__, checkcommand
-from qcow2lint.checkcommand import EXIT_ERROR, Colour, Format, Level
+from qcow2lint.checkcommand import EXIT_ERROR, fail, out, say
 from qcow2lint.checkcommand import command_line as _command_line
 from qcow2lint.checkcommand import effective_settings as _settings
-from qcow2lint.checkcommand import fail as _fail
 from qcow2lint.checkcommand import rule_registry as _registry
+from qcow2lint.options import ROOT, Invocation, UsageError, Values, help_text, parse
 from qcow2lint.text import exception_text
 
-# Every command writes through typer's echo (click's), as it always did.
-checkcommand.use_echo(typer.echo)
+#: The exit code of an interrupted run (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
-def _keep_argument_help() -> None:
-    """Show the help text of arguments in ``--help``.
+def check(values: Values) -> NoReturn:
+    """``qcow2lint check``."""
+    from qcow2lint import checkcommand
 
-    typer < 0.25 (pinned, see pyproject.toml) stores an argument's ``help``
-    before calling click's ``Parameter.__init__``, which since click 8.2
-    resets it to None: ``check --help`` then printed ``IMAGE...  [required]``
-    without the text.  Store it again afterwards.
-    """
-    import typer.core
-
-    original = typer.core.TyperArgument.__init__
-    if getattr(original, "_keeps_help", False):
-        return
-
-    def __init__(self: Any, *args: Any, help: str | None = None, **kwargs: Any) -> None:  # noqa: A002
-        original(self, *args, help=help, **kwargs)
-        self.help = help
-
-    __init__._keeps_help = True  # type: ignore[attr-defined]
-    typer.core.TyperArgument.__init__ = __init__  # type: ignore[method-assign]
+    checkcommand.check(values)
 
 
-_keep_argument_help()
-
-
-class _Command(typer.core.TyperCommand):
-    """Every command: typer's own "Arguments" section only (click 8.5+
-    would print the arguments a second time, as "Positional arguments")."""
-
-    def format_arguments(self, ctx: Any, formatter: Any) -> None:
-        """Nothing: typer's format_options lists the arguments."""
-
-
-app = typer.Typer(
-    add_completion=True,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="Lint QEMU qcow2 disk images: spec violations, QEMU refusals, and the standard header dump. "
-    "Shell completion: qcow2lint --install-completion (or --show-completion SHELL to print the script).",
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"qcow2lint {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Lint QEMU qcow2 disk images."""
-
-
-# Options shared by ``check`` and ``config``.
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Configuration file (default: discovered upwards).", readable=False),
-]
-PresetOption = Annotated[
-    str | None,
-    typer.Option(
-        "--preset",
-        help="Start from a built-in preset (default, strict, pedantic, untrusted); no configuration is "
-        "discovered, a --config file applies on top.",
-        show_default=False,
-    ),
-]
-SelectOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--select",
-        metavar="RULES",
-        show_default=False,
-        help="Enable only these rules (names, codes, code prefixes like Q07, or ALL; comma-separated or "
-        "repeated), on top of the configuration.",
-    ),
-]
-ExtendSelectOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--extend-select",
-        metavar="RULES",
-        show_default=False,
-        help="Enable these rules too (names, codes, code prefixes), on top of the configuration and --select.",
-    ),
-]
-IgnoreOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ignore",
-        metavar="RULES",
-        show_default=False,
-        help="Disable these rules (names, codes, code prefixes), after --select and --extend-select.",
-    ),
-]
-ExcludeOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--exclude",
-        metavar="GLOB",
-        show_default=False,
-        help="Skip paths matching GLOB when a directory or glob is searched (repeatable; added to the "
-        "configuration's exclude).",
-    ),
-]
-DocsUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--docs-url",
-        metavar="URL",
-        show_default=False,
-        help="Base URL of the rule pages (NAME.md) for SARIF's helpUri (default: the configuration's docs-url, "
-        "else $QCOW2LINT_DOCS_URL, else the file:// URI of docs/rules/ in a source checkout).",
-    ),
-]
-
-
-@app.command(
-    cls=_Command,
-    epilog="\b\nExit codes:\n  0  no finding at or above --fail-level (or --exit-zero, or --generate-baseline)\n"
-    "  1  findings at or above --fail-level\n"
-    "  2  usage error, bad configuration or baseline, broken rule plugin, an output file that cannot be\n"
-    "     written, or an input that cannot be read at all (one line on stderr each)",
-)
-def check(
-    images: Annotated[
-        list[str],
-        typer.Argument(
-            help="Image files, directories (searched recursively for *.qcow2 and files with the qcow2 magic) "
-            "and glob patterns (** for any depth).",
-            show_default=False,
-            metavar="IMAGE...",
-        ),
-    ],
-    config: ConfigOption = None,
-    preset: PresetOption = None,
-    output_format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
-    fail_level: Annotated[
-        Level, typer.Option("--fail-level", help="Exit 1 when a finding has this severity or worse.")
-    ] = Level.error,
-    select: SelectOption = None,
-    extend_select: ExtendSelectOption = None,
-    ignore: IgnoreOption = None,
-    exclude: ExcludeOption = None,
-    quiet: Annotated[
-        bool,
-        typer.Option("--quiet", "-q", help="Text: print only the findings and the final summary line."),
-    ] = False,
-    silent: Annotated[
-        bool,
-        typer.Option(
-            "--silent",
-            "-s",
-            help="Print nothing on stdout (files named by -o and --generate-baseline are "
-            "still written; errors still get their line on stderr): the exit code says it all.",
-        ),
-    ] = False,
-    colour: Annotated[
-        Colour,
-        typer.Option(
-            "--color",
-            help="Colour the text report: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
-            "forces it), always or never.",
-        ),
-    ] = Colour.auto,
-    dump: Annotated[bool, typer.Option("--dump", help="Print the standard header dump before the findings.")] = False,
-    statistics: Annotated[
-        bool,
-        typer.Option(
-            "--statistics",
-            help="Print findings per rule and qemu-img check's figures per image, and findings per rule over the run.",
-        ),
-    ] = False,
-    deep: Annotated[
-        bool, typer.Option("--deep", help="Also decompress every compressed cluster (slow on large images).")
-    ] = False,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs", "-j", min=0, help="Check images in N parallel processes (0: one per CPU); same output order."
-        ),
-    ] = 1,
-    exit_zero: Annotated[
-        bool,
-        typer.Option("--exit-zero", help="Exit 0 even when findings reach the fail level (2 still means unreadable)."),
-    ] = False,
-    output_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--output-file", "-o", help="Write the --format report to FILE; the text report still goes to the terminal."
-        ),
-    ] = None,
-    baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--baseline",
-            help="Report only findings the baseline FILE does not hold; say how many it "
-            "suppressed and warn about entries that match nothing any more.",
-            readable=False,
-        ),
-    ] = None,
-    generate_baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--generate-baseline",
-            help="Write every current finding's fingerprint to FILE (image paths "
-            "relative to FILE's directory), print how many entries, exit 0; no report.",
-        ),
-    ] = None,
-    docs_url: DocsUrlOption = None,
-    show_all: Annotated[
-        bool,
-        typer.Option(
-            "--show-all",
-            help="List the follow-on findings of each root cause too (the text report lists root "
-            "causes with a count of their follow-on findings).",
-        ),
-    ] = False,
-) -> None:
-    """Check images and report findings with rule names, offsets and structure paths."""
-    checkcommand.check(
-        images,
-        config=config,
-        preset=preset,
-        output_format=output_format,
-        fail_level=fail_level,
-        select=select,
-        extend_select=extend_select,
-        ignore=ignore,
-        exclude=exclude,
-        quiet=quiet,
-        silent=silent,
-        colour=colour,
-        dump=dump,
-        statistics=statistics,
-        deep=deep,
-        jobs=jobs,
-        exit_zero=exit_zero,
-        output_file=output_file,
-        baseline=baseline,
-        generate_baseline=generate_baseline,
-        docs_url=docs_url,
-        show_all=show_all,
-    )
-
-
-@app.command("dump", cls=_Command)
-def dump_command(
-    image: Annotated[Path, typer.Argument(help="Image file to dump.", show_default=False, readable=False)],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="JSON, like qcow2.py -j (-j means --jobs everywhere in qcow2lint).")
-    ] = False,
-) -> None:
-    """Print the standard dump, byte-identical to QEMU's qcow2.py dump-header."""
+def dump(values: Values) -> None:
+    """``qcow2lint dump``."""
     from qcow2lint.inputs import MISSING, Unmatched
     from qcow2lint.reader import ImageError
     from qcow2lint.report.dump import build_dump
 
+    image = values.image
     if not os.path.lexists(image):  # worded as ``check`` words it
-        _fail(str(Unmatched(str(image), MISSING)))
+        fail(str(Unmatched(str(image), MISSING)))
     try:
-        result = build_dump(str(image), as_json)
+        result = build_dump(str(image), values.as_json or values.json_document, document=values.json_document)
     except ImageError as exc:
-        _fail(str(exc))
-    sys.stdout.write(result.text)
-    sys.stdout.flush()
+        fail(str(exc))
+    out(result.text)
     if result.error:
-        _fail(f"{image}: {result.error}")
+        fail(f"{image}: {result.error}")
 
 
-@app.command("map", cls=_Command)
-def map_command(
-    image: Annotated[
-        Path, typer.Argument(help="Image file to draw.", show_default=False, readable=False, metavar="IMAGE")
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the map to FILE (json without -o goes to standard output)."),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", metavar="html|svg|png|json", help="Format (default: from FILE's suffix; json without -o)."
-        ),
-    ] = None,
-    deep: Annotated[
-        bool, typer.Option("--deep", help="Also decompress every compressed cluster for the findings.")
-    ] = False,
-) -> None:
-    """Draw the image: what every host cluster holds, the guest's view, the figures and the findings."""
+def map_image(values: Values) -> None:
+    """``qcow2lint map``."""
     from qcow2lint.filemap import run_map
 
-    code = run_map(str(image), None if output is None else str(output), fmt, deep)
+    code = run_map(
+        str(values.image), None if values.output is None else str(values.output), values.map_format, values.deep
+    )
     if code:
-        raise typer.Exit(code)
+        sys.exit(code)
 
 
-@app.command("config", cls=_Command)
-def config_command(
-    config: ConfigOption = None,
-    preset: PresetOption = None,
-    select: SelectOption = None,
-    extend_select: ExtendSelectOption = None,
-    ignore: IgnoreOption = None,
-    exclude: ExcludeOption = None,
-    docs_url: DocsUrlOption = None,
-    schema: Annotated[
-        bool,
-        typer.Option(
-            "--schema",
-            help="Print the configuration file's JSON Schema (every rule and its options) instead.",
-        ),
-    ] = False,
-) -> None:
-    """Print the effective configuration and where each value came from."""
+def config(values: Values) -> None:
+    """``qcow2lint config``."""
     from qcow2lint.config import render_config
 
     registry = _registry()
-    if schema:
+    if values.schema:
         from qcow2lint.configschema import render_schema
 
-        typer.echo(render_schema(registry), nl=False)
+        out(render_schema(registry))
         return
-    settings = _settings(registry, config, preset, _command_line(select, extend_select, ignore, exclude, docs_url))
-    typer.echo(render_config(settings, registry), nl=False)
+    line = _command_line(values.select, values.extend_select, values.ignore, values.exclude, values.docs_url)
+    out(render_config(_settings(registry, values.config, values.preset, line), registry))
 
 
-@app.command("rules", cls=_Command)
-def rules_command(
-    reference_config: Annotated[
-        bool, typer.Option("--reference-config", help="Print the reference configuration (config.yaml) instead.")
-    ] = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the rules reference (docs/rules.md) instead.")
-    ] = False,
-) -> None:
-    """List every rule: code, name, default severity, summary."""
+def rules(values: Values) -> None:
+    """``qcow2lint rules``."""
     registry = _registry()
-    if reference_config:
+    if values.reference_config:
         from qcow2lint.config import reference_config as render
 
-        typer.echo(render(registry), nl=False)
+        out(render(registry))
         return
-    if markdown:
+    if values.markdown:
         from qcow2lint.report.rulesdoc import rules_markdown
 
-        typer.echo(rules_markdown(registry), nl=False)
+        out(rules_markdown(registry))
         return
     width = max((len(rule.name) for rule in registry), default=4)
     for rule in registry:
         off = "" if rule.default_enabled else " (off by default)"
-        typer.echo(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}{off}")
+        out(f"{rule.code}  {rule.name:<{width}}  {str(rule.severity):<7}  {rule.summary}{off}\n")
 
 
-@app.command("rule", cls=_Command)
-def rule_command(name: Annotated[str, typer.Argument(help="Rule name or code.", show_default=False)]) -> None:
-    """Print a rule's documentation."""
+def rule(values: Values) -> None:
+    """``qcow2lint rule NAME``."""
     import difflib
 
+    name = values.name
     registry = _registry()
-    rule = registry.get(name)
-    if rule is None:
+    found = registry.get(name)
+    if found is None:
         close = difflib.get_close_matches(name, [r.name for r in registry], n=1)
-        _fail(f"unknown rule {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    off = "" if rule.default_enabled else "; off by default"
-    typer.echo(f"{rule.name} ({rule.code}, default severity {rule.severity}{off})\n")
-    typer.echo(rule.doc.strip())
-    if rule.options:
+        fail(f"unknown rule {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    off = "" if found.default_enabled else "; off by default"
+    out(f"{found.name} ({found.code}, default severity {found.severity}{off})\n\n")
+    out(found.doc.strip() + "\n")
+    if found.options:
         from qcow2lint.registry import option_schema
 
-        typer.echo("\nOptions:")
-        for option, schema in option_schema(rule).items():
+        out("\nOptions:\n")
+        for option, schema in option_schema(found).items():
             allowed = ""
             if "enum" in schema:
                 allowed = "; one of " + ", ".join(map(repr, schema["enum"]))
             elif "minimum" in schema or "maximum" in schema:
                 low, high = schema.get("minimum", ""), schema.get("maximum", "")
                 allowed = f"; {low}..{high}"
-            typer.echo(f"  {option}: {schema['default']!r} ({schema['type']}{allowed})")
-    if rule.repro:
-        typer.echo("\nReproduction:")
-        for command in [*rule.repro.rstrip("\n").splitlines(), f"qcow2lint check --select {rule.name} repro.qcow2"]:
-            typer.echo(f"  {command}")
-    typer.echo(f"\nPage: docs/rules/{rule.name}.md (in the qcow2lint repository)")
+            out(f"  {option}: {schema['default']!r} ({schema['type']}{allowed})\n")
+    if found.repro:
+        out("\nReproduction:\n")
+        for command in [*found.repro.rstrip("\n").splitlines(), f"qcow2lint check --select {found.name} repro.qcow2"]:
+            out(f"  {command}\n")
+    out(f"\nPage: docs/rules/{found.name}.md (in the qcow2lint repository)\n")
 
 
-def main() -> None:
-    """Console entry point: never a traceback."""
+def completion(values: Values) -> None:
+    """``qcow2lint completion SHELL``: the script, whatever shell runs qcow2lint."""
+    from qcow2lint.completion import script
+
+    out(script(values.shell))
+
+
+def complete(values: Values) -> None:
+    """The completion scripts' callback: the candidates for the last word."""
+    from qcow2lint.completion import candidates
+
+    out("".join(f"{word}\n" for word in candidates(values.shell, values.words)))
+
+
+#: What each command of :data:`qcow2lint.options.COMMANDS` runs.
+RUN: dict[str, Callable[[Values], None]] = {
+    "check": check,
+    "dump": dump,
+    "map": map_image,
+    "config": config,
+    "rules": rules,
+    "rule": rule,
+    "completion": completion,
+    "__complete": complete,
+}
+
+
+def run(invocation: Invocation) -> None:
+    """Do what ``invocation`` asks: a command, its help, the version."""
+    if invocation.action == "version":
+        from qcow2lint import __version__
+
+        out(f"qcow2lint {__version__}\n")
+    elif invocation.action == "help":
+        out(help_text(invocation.command))
+    elif invocation.action == "no-command":  # the main help, as an error
+        sys.stderr.write(help_text(ROOT))
+        raise SystemExit(EXIT_ERROR)
+    else:
+        RUN[invocation.command.name](invocation.values)
+
+
+def main(invocation: Invocation | None = None) -> None:
+    """Console entry point (``invocation``: the command line, parsed
+    already): one line on stderr for every error, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        # An ASCII-only stream (LC_ALL=C on an old Python, PYTHONIOENCODING)
+        # would refuse a rule's documentation: write UTF-8 to it.
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
+        if encoding in ("ascii", "us-ascii", "ansi_x3.4-1968") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="replace")
     try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("qcow2lint: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
+        run(invocation if invocation is not None else parse(sys.argv[1:]))
+    except UsageError as exc:
+        say(f"qcow2lint: error: {exc}")
         sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        say("qcow2lint: interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # Whoever read stdout went away (``| head``): say nothing more, and
+        # keep the interpreter's last flush of stdout from failing too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     except MemoryError as exc:  # a limit, not a bug: say so, never an empty message
-        typer.echo(f"qcow2lint: error: {exception_text(exc)}", err=True)
+        say(f"qcow2lint: error: {exception_text(exc)}")
         sys.exit(EXIT_ERROR)
     except Exception as exc:  # last line of defence: one line, not a traceback
-        typer.echo(f"qcow2lint: internal error: {exception_text(exc)} (please report this)", err=True)
+        say(f"qcow2lint: internal error: {exception_text(exc)} (please report this)")
         sys.exit(EXIT_ERROR)

@@ -50,42 +50,6 @@ def test_help() -> None:
 
 
 PLAIN_ENTRY = "import sys; sys.argv = ['qcow2lint', *sys.argv[1:]]; from qcow2lint.entry import main; main()"
-TYPER_ENTRY = "import sys; sys.argv = ['qcow2lint', *sys.argv[1:]]; from qcow2lint.cli import main; main()"
-
-
-def test_a_plain_check_runs_without_typer_and_prints_the_same(tmp_path: Path) -> None:
-    """``qcow2lint check IMAGE...`` skips typer (issue 13's start-up) and
-    prints, byte for byte, what the typer command prints; an option sends
-    it through typer."""
-    demo = REPO_ROOT / "examples" / "demo.qcow2"
-    clean = tmp_path / "clean.qcow2"
-    ib.create(clean, 1 << 30)
-    (tmp_path / "text.qcow2").write_text("not an image\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    for images in ([clean], [demo], [demo, clean], [tmp_path], [tmp_path / "missing.qcow2", clean]):
-        args = ["check", *map(str, images)]
-        plain = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", PLAIN_ENTRY, *args],
-            capture_output=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        through_typer = subprocess.run(
-            [sys.executable, "-c", TYPER_ENTRY, *args], capture_output=True, env=env, cwd=tmp_path
-        )
-        timings = [line for line in plain.stderr.splitlines() if line.startswith(b"import time:")]
-        imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in timings}
-        assert "qcow2lint.checkcommand" in imported and not {m for m in imported if m.split(".")[0] == "typer"}, args
-        assert plain.returncode == through_typer.returncode, args
-        assert plain.stdout == through_typer.stdout, args
-        assert b"\n".join(line for line in plain.stderr.splitlines() if line not in timings) == b"\n".join(
-            through_typer.stderr.splitlines()
-        ), args
-    optioned = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", PLAIN_ENTRY, "check", "-q", str(demo)], capture_output=True, env=env
-    )
-    imported = {line.rsplit(b"|", 1)[-1].strip().decode() for line in optioned.stderr.splitlines()}
-    assert "typer" in imported and optioned.returncode == 1
 
 
 def test_the_console_entry_point_writes_whole_reports(tmp_path: Path) -> None:
@@ -102,23 +66,6 @@ def test_the_console_entry_point_writes_whole_reports(tmp_path: Path) -> None:
     assert len(json.loads(report.read_text())["images"][0]["findings"]) == 3
     plain = subprocess.run([sys.executable, "-c", PLAIN_ENTRY, "check", str(demo)], capture_output=True, text=True)
     assert plain.stdout.endswith("demo.qcow2: 1 error, 2 warnings, 0 info\n")
-
-
-def test_the_plain_check_has_the_defaults_of_the_typer_command() -> None:
-    """The plain path calls checkcommand.check with its own defaults: they
-    must be the typer command's, option for option."""
-    import inspect
-
-    import typer.main
-
-    from qcow2lint import checkcommand
-    from qcow2lint.cli import app
-
-    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
-    typer_defaults = {param.name: param.default for param in command.params if param.name != "images"}
-    signature = inspect.signature(checkcommand.check).parameters
-    plain_defaults = {name: param.default for name, param in signature.items() if name != "images"}
-    assert typer_defaults == plain_defaults
 
 
 def test_rules_lists_every_rule() -> None:

@@ -59,7 +59,9 @@ def test_exception_text_is_never_empty() -> None:
 def test_cli_reports_memory_exhaustion_as_such(tmp_path: Path) -> None:
     """The command's last line of defence: a MemoryError anywhere is one
     line saying memory ran out, exit 2."""
-    code = "import sys, qcow2lint.cli as cli\ndef exhausted(): raise MemoryError\ncli.app = exhausted\ncli.main()\n"
+    code = (
+        "import sys, qcow2lint.cli as cli\ndef exhausted(*args): raise MemoryError\ncli.run = exhausted\ncli.main()\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == "qcow2lint: error: out of memory (MemoryError)\n"

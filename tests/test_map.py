@@ -370,7 +370,7 @@ def test_json_goes_to_stdout() -> None:
     [
         (["missing.qcow2", "-o", "m.html"], "missing.qcow2: no such file or directory"),
         (["{demo}", "-o", "m.txt"], "-o m.txt: cannot tell the format from the suffix"),
-        (["{demo}", "-f", "bmp"], "unknown format 'bmp'"),
+        (["{demo}", "-f", "bmp"], "--format: expected one of html, svg, png, json, got 'bmp'"),
         (["{demo}", "-f", "png"], "--format png needs -o FILE"),
         (["{demo}", "-o", "nowhere/m.html"], "-o nowhere/m.html: no such directory: nowhere"),
         (["{demo}", "-o", "."], "-o .: is a directory"),

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import TextIO
 
 from qcow2lint.filemap.analysis import FileMap, MapBuilder
+from qcow2lint.options import MAP_FORMATS as FORMATS
 from qcow2lint.text import exception_text
-
-#: The formats, by the suffix that selects them.
-FORMATS = ("html", "svg", "png", "json")
 
 EXIT_OK, EXIT_ERROR = 0, 2
 

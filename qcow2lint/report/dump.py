@@ -262,21 +262,23 @@ class _Walker:
                 )
 
 
-def build_dump(path: str, as_json: bool = False) -> Dump:
-    """The standard dump of the image at ``path`` (text or JSON).
+def build_dump(path: str, as_json: bool = False, document: bool = False) -> Dump:
+    """The standard dump of the image at ``path`` (text or JSON).  JSON is
+    two documents, the header then the extensions, as qcow2.py -j prints
+    them; with ``document`` one object holds both.
 
     Running out of memory is reported in :attr:`Dump.error`, naming what was
     being read, not raised."""
     reader = Reader(path)
     try:
-        return _build(reader, as_json)
+        return _build(reader, as_json, document)
     except MemoryError as exc:
         return Dump("", f"{exception_text(exc)} while dumping {getattr(exc, 'where', 'the image')}")
     finally:
         reader.close()
 
 
-def _build(reader: Reader, as_json: bool) -> Dump:
+def _build(reader: Reader, as_json: bool, document: bool = False) -> Dump:
     """The dump of an open image (see :func:`build_dump`)."""
     head = reader.read(0, spec.V3_HEADER_LENGTH)
     if len(head) < spec.V3_HEADER_LENGTH:
@@ -292,9 +294,11 @@ def _build(reader: Reader, as_json: bool) -> Dump:
     except MemoryError as exc:
         exc.where = walker.where  # type: ignore[attr-defined]
         raise
-    render = _render_json if as_json else _render_text
     try:
-        text = render(header, extensions, walker.extensions_omitted)
+        if as_json:
+            text = _render_json(header, extensions, walker.extensions_omitted, document)
+        else:
+            text = _render_text(header, extensions, walker.extensions_omitted)
     except _Stop as stop:
         return Dump("", str(stop))
     except MemoryError as exc:
@@ -374,7 +378,9 @@ def _bitmap_table_text(table: np.ndarray, header: Header) -> str:
     return "".join(rows)
 
 
-def _render_json(header: Header, extensions: list[_Extension], extensions_omitted: int = 0) -> str:
+def _render_json(
+    header: Header, extensions: list[_Extension], extensions_omitted: int = 0, document: bool = False
+) -> str:
     items: list[dict[str, Any]] = []
     for ext in extensions:
         item: dict[str, Any] = {
@@ -393,6 +399,9 @@ def _render_json(header: Header, extensions: list[_Extension], extensions_omitte
         items.append(item)
     if extensions_omitted:
         items.append({"name": "<omitted>", "omitted": extensions_omitted})
+    if document:
+        return json.dumps({"header": _header_values(header), "header_extensions": items}, indent=4) + "\n"
+    # qcow2.py -j: the header's document, a blank line, the extensions' document
     return json.dumps(_header_values(header), indent=4) + "\n\n" + json.dumps(items, indent=4) + "\n"
 
 
