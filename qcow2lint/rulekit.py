@@ -13,7 +13,7 @@ from typing import Any, cast
 import numpy as np
 
 from qcow2lint import spec, text
-from qcow2lint.context import RuleContext
+from qcow2lint.context import NotRead, RuleContext
 from qcow2lint.findings import Omitted, Problem
 from qcow2lint.records import (
     BitmapDirectoryEntry,
@@ -135,7 +135,10 @@ def unknown_feature_bits(ctx: RuleContext, field: str, feature_type: int, known_
     unknown = value & ~known_mask
     if header.version < 3 or not unknown:
         return
-    table = ctx.image.extension(spec.EXT_FEATURE_TABLE)
+    try:
+        table = ctx.image.extension(spec.EXT_FEATURE_TABLE)
+    except NotRead:  # the bits are in the header; their names only in a table that was not read
+        table = None
     names = []
     for bit in spec.set_bits(unknown):
         name = cast(FeatureTable, table.payload).name_of(feature_type, bit) if table is not None else None

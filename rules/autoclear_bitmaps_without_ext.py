@@ -27,7 +27,7 @@ SCOPE = Header
 def check(header, ctx):
     """Flag autoclear bit 0 in a v3 image without a bitmaps extension."""
     autoclear = header.autoclear_features
-    if header.version < 3 or not ctx.image.readable or not autoclear & spec.AUTOCLEAR_BITMAPS:
+    if header.version < 3 or not autoclear & spec.AUTOCLEAR_BITMAPS:
         return
     if ctx.image.extension(spec.EXT_BITMAPS) is None:
         yield Problem(
