@@ -320,7 +320,7 @@ def extensions_end(image: Image) -> int:
 
 #: Metadata owned by exactly one structure: its refcount must be 1.  A
 #: wrong refcount on one of their clusters that has its one reference is
-#: reported by metadata-refcount-gt-one alone (one fact, one rule), not
+#: reported by metadata-refcount-not-one alone (one fact, one rule), not
 #: also as a refcount mismatch.
 OWNED_METADATA = frozenset(
     {"header", "active-l1", "inactive-l1", "reftable", "refblock", "snapshot-table", "bitmap-directory", "bitmap-table"}
@@ -437,7 +437,7 @@ def mismatch_hits(
     clusters, stored, computed = refcounts.mismatches
     hits = select(stored, computed)
     # A refcount other than 1 on owned metadata with its one reference is
-    # metadata-refcount-gt-one's finding.
+    # metadata-refcount-not-one's finding.
     hits &= ~(owned(refcounts, ctx.header.cluster_bits, clusters) & (computed == 1))
     clusters, stored, computed = clusters[hits], stored[hits], computed[hits]
 

@@ -15,6 +15,15 @@ import pytest
 from harness import Bases, RowImages
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests of one file on one xdist worker (``--dist loadgroup``:
+    a file's module and session images are built once), unless a test names
+    its own group (the rule rows: one group per row table)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register ``--update-goldens``."""
     parser.addoption(
