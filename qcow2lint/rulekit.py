@@ -480,9 +480,11 @@ def protocol_prefix(name: bytes) -> bytes | None:
 
 
 def name_hazards(name: bytes) -> list[str]:
-    """What makes a backing or data file name from an untrusted image reach
-    outside the image's directory, judged on the string alone (nothing is
-    opened, stat'ed or resolved)."""
+    """What makes a backing or data file name from an untrusted image choose
+    a host path, a device or a protocol by itself (absolute, under /dev,
+    with a '..' component, with a protocol prefix), judged on the string
+    alone (nothing is opened, stat'ed or resolved).  A plain relative name
+    has no hazard here."""
     protocol = protocol_prefix(name)
     if protocol is not None:
         if protocol == b"json":
