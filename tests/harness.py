@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -707,3 +708,32 @@ def assert_all_found(report: Linted, expected: Mapping[str, Target]) -> None:
     for rule, target in expected.items():
         assert len(fired[rule]) == 1, format_findings(fired[rule])
         assert_points_at(fired[rule][0], target)
+
+
+# --------------------------------------------------------------------------
+# The differential test's report (tests/test_differential.py)
+# --------------------------------------------------------------------------
+
+
+#: The user property that carries a case's verdict to the summary.
+DIFFERENTIAL_KEY = "qcow2lint-differential"
+
+
+def differential_summary(verdicts: list[dict[str, str]]) -> str:
+    """How many images were compared, agreed, skipped (and why), and every
+    disagreement (for the end of the run)."""
+    kinds = Counter(v["kind"] for v in verdicts)
+    by_source = Counter(v["source"] for v in verdicts)
+    reasons = Counter(v["reason"] for v in verdicts if v["reason"])
+    lines = [
+        "differential test (qcow2lint stats vs qemu-img check --output=json):",
+        f"  images: {len(verdicts)} ({', '.join(f'{s} {n}' for s, n in sorted(by_source.items()))})",
+        f"  compared, all figures equal (check exit 0/3): {kinds['compared']}",
+        f"  corrupt on both sides, all figures equal (check exit 2): {kinds['corrupt-agree']}",
+        f"  disagreements: {kinds['disagree']}",
+        *(f"  qemu-img check run{how}: {n}" for how, n in Counter(v["qemu_how"] for v in verdicts).items() if how),
+        f"  skipped: {kinds['skipped'] + kinds['build-failed']}",
+        *(f"    {n} x {reason}" for reason, n in reasons.most_common()),
+        *(f"  DISAGREEMENT {v['disagreement']}" for v in verdicts if v["disagreement"]),
+    ]
+    return "\n".join(lines)

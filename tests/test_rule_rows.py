@@ -17,10 +17,9 @@ has a row, and with every rule disabled in the configuration the rows'
 images report nothing.  Each family's own tests (several defects in one
 image, options, look-alikes) stay in its ``test_rules_*.py``.
 
-The rows of one table run on one xdist worker (its bases are built once
-there); the tables spread over the workers (``xdist_group``, with
-``--dist loadgroup``).  Codes and severities are the registry's: a rule
-declares them once.
+Codes and severities are the registry's: a rule declares them once.  The
+module runs on one xdist worker (``--dist loadfile``), where each base and
+row image is built once; its rows take some 10 s on one core.
 """
 
 from __future__ import annotations
@@ -28,13 +27,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import rows_basic
-import rows_bitmaps
-import rows_consistency
-import rows_header
-import rows_placement
-import rows_policy
-import rows_snapshots
 from harness import (
     Bases,
     Row,
@@ -47,23 +39,12 @@ from harness import (
     lint,
     registry,
 )
-
-#: Every row table, by family.
-TABLES = {
-    module.__name__: module.ROWS
-    for module in (rows_basic, rows_bitmaps, rows_consistency, rows_header, rows_placement, rows_policy, rows_snapshots)
-}
+from row_tables import TABLES
 
 #: Every row, as a pytest parameter grouped by its table.
-ROWS = [
-    pytest.param(row, id=f"{family}:{row.id}", marks=pytest.mark.xdist_group(family))
-    for family, rows in TABLES.items()
-    for row in rows
-]
+ROWS = [pytest.param(row, id=f"{family}:{row.id}") for family, rows in TABLES.items() for row in rows]
 FIRST_ROWS = [
-    pytest.param(row, id=f"{family}:{row.rule}", marks=pytest.mark.xdist_group(family))
-    for family, rows in TABLES.items()
-    for row in first_row_per_rule(rows)
+    pytest.param(row, id=f"{family}:{row.rule}") for family, rows in TABLES.items() for row in first_row_per_rule(rows)
 ]
 #: Every config key of the registry, disabled.
 ALL_DISABLED = "rules:\n" + "".join(f"  {rule.name}: disable\n" for rule in registry())
@@ -100,14 +81,13 @@ def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
     assert_quiet_on_clean_base(row, base_images)
 
 
-@pytest.mark.parametrize("family", [pytest.param(family, marks=pytest.mark.xdist_group(family)) for family in TABLES])
-def test_disabled_rules_are_silent(family: str, row_images: RowImages) -> None:
+def test_disabled_rules_are_silent(row_images: RowImages) -> None:
     """A rule disabled in the configuration reports nothing, even where it
     fires: the image of each rule's first row (which fires it, test (a)),
     with every registered rule disabled, gives no finding at all (deep:
-    the payload rules too).  One case per table, so that each runs where
-    its images were built."""
-    for row in first_row_per_rule(TABLES[family]):
-        path, _ = row_images.get(row)
-        report = lint(path, ALL_DISABLED, deep=True)
-        assert not report.findings, f"{row.id}:\n{format_findings(report.findings)}"
+    the payload rules too)."""
+    for family, rows in TABLES.items():
+        for row in first_row_per_rule(rows):
+            path, _ = row_images.get(row)
+            report = lint(path, ALL_DISABLED, deep=True)
+            assert not report.findings, f"{family}:{row.id}:\n{format_findings(report.findings)}"
