@@ -7,9 +7,9 @@
 * **Rows.**  :class:`Row` is one rule test case (a clean base image, a patch
   that makes one defect and says where with a :class:`Target`, and what QEMU
   says about it, :class:`QemuExpect`).  The tables of rows live in the
-  non-test modules ``rows_*.py``; every ``test_rules*.py`` runs its table
-  through the same assertion helpers here, and test_differential.py runs
-  every table (its ``TABLES``).
+  non-test modules ``rows_*.py`` (listed in row_tables.py);
+  test_rule_rows.py runs every table through the assertion helpers here,
+  and test_differential.py compares every row's image with qemu-img check.
 * **Images.**  :class:`Bases` builds every named clean base once per session
   (the recipes of baseimages.py, snapshot_builders.py and
   consistency_builders.py, by name); :class:`RowImages` builds each row's

@@ -1,5 +1,5 @@
 """The reserved-bits, feature-bits, padding, alignment and readability rows
-(tests/test_rules.py runs them; test_differential.py compares qemu-img
+(tests/test_rule_rows.py runs them; test_differential.py compares qemu-img
 check's figures on every patched image).
 
 Each row names a clean base image (see baseimages.py) and a patch function

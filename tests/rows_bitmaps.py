@@ -1,4 +1,4 @@
-"""Bitmap rows (catalogue §2.14), run by tests/test_rules_bitmaps.py (and
+"""Bitmap rows (catalogue §2.14), run by tests/test_rule_rows.py (and
 compared with qemu-img check by test_differential.py).
 
 Each row patches a copy of a real image made by qemu-img / qemu-io so that

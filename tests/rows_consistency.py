@@ -1,6 +1,6 @@
 """L1/L2 entry, extended L2, compressed cluster, external data file,
 refcount and metadata overlap rows (catalogue §2.6-§2.12), run by
-tests/test_rules_consistency.py (and compared with qemu-img check by
+tests/test_rule_rows.py (and compared with qemu-img check by
 test_differential.py).
 
 Each row patches a copy of a real image made by qemu-img / qemu-io

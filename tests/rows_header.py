@@ -1,5 +1,5 @@
 """Header (catalogue §2.1), feature bit (§2.2), header extension and backing
-file name (§2.3) and file-level (§2.15) rows, run by tests/test_rules_header.py
+file name (§2.3) and file-level (§2.15) rows, run by tests/test_rule_rows.py
 (and compared with qemu-img check by test_differential.py).
 
 Each row patches a real qemu-img image to have one defect and names what

@@ -1,5 +1,5 @@
 """Encryption (catalogue §2.4) and table placement (§2.5) rows, run by
-tests/test_rules_placement.py (and compared with qemu-img check by
+tests/test_rule_rows.py (and compared with qemu-img check by
 test_differential.py).  QEMU expectations use `qemu-img check`, or
 `qemu-img info` where QEMU refuses to open the image.
 """

@@ -1,4 +1,4 @@
-"""Internal snapshot rows (catalogue §2.13), run by tests/test_rules_snapshots.py
+"""Internal snapshot rows (catalogue §2.13), run by tests/test_rule_rows.py
 (and compared with qemu-img check by test_differential.py).
 
 Each row patches a real qemu-img image (snapshots made with `qemu-img
