@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qcow2lint.aliases import MERGED, RENAMED
+
 if TYPE_CHECKING:
     from qcow2lint.findings import Finding, ImageReport
 
@@ -129,8 +131,19 @@ def parse_baseline(text: str, source: str = "baseline") -> Counter[Fingerprint]:
     if not isinstance(entries, list):
         raise BaselineError(f'{source}: "findings" must be a list, not {type(entries).__name__}')
     counts: Counter[Fingerprint] = Counter()
+    merged: Counter[Fingerprint] = Counter()
     for index, entry in enumerate(entries):
-        counts[_entry(source, index, entry)] += _count(source, index, entry)
+        image, rule, location = _entry(source, index, entry)
+        count = _count(source, index, entry)
+        if rule in MERGED:
+            # A retired duplicate: its findings were those of the rule that
+            # reports the defect now, which the baseline has beside them.
+            key = (image, MERGED[rule], location)
+            merged[key] = max(merged[key], count)
+        else:
+            counts[(image, RENAMED.get(rule, rule), location)] += count
+    for key, count in merged.items():
+        counts[key] = max(counts[key], count)
     return counts
 
 

@@ -735,6 +735,8 @@ def select_rules(registry: Registry, item: str, option: str = "--select") -> lis
 def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
     """``config`` with the command line's selection, exclusions and docs URL
     on top; the provenance of every changed value names the option."""
+    from qcow2lint.idle import refuse_idle_selection
+
     if not line:
         return config
     rules = dict(config.rules)
@@ -764,6 +766,7 @@ def apply_command_line(config: Config, registry: Registry, line: CommandLine) ->
         if rules[name].enabled:
             note(name, "disabled by --ignore")
         rules[name] = attrs.evolve(rules[name], enabled=False)
+    refuse_idle_selection(registry, line, rules)
     exclude = config.exclude
     if line.exclude:
         exclude += tuple(FileIgnore(pattern, (), os.getcwd()) for pattern in line.exclude if pattern)

@@ -19,7 +19,21 @@ if TYPE_CHECKING:
     from qcow2lint.records import Header, Image
     from qcow2lint.results import StoredRefcounts
 
-__all__ = ["RuleContext"]
+__all__ = ["NotRead", "RuleContext"]
+
+
+class NotRead(Exception):
+    """Raised when a rule asks for a structure the reader did not read.
+
+    The reader follows no pointer of a header it cannot trust (bad magic,
+    unknown version, cluster_bits out of range, a file shorter than the
+    header): the extensions, tables, snapshots and bitmaps of such an
+    image are unknown, not empty, and so is its cluster size.  The engine
+    gives such an image's rules a view of it that raises this error for
+    everything but the header, the file's path and size and the reader's
+    problems, and skips, without a finding, the rule that asked: a rule
+    never judges "none" where the truth is "not read".
+    """
 
 
 class RuleContext(Protocol):
@@ -27,7 +41,10 @@ class RuleContext(Protocol):
 
     @property
     def image(self) -> Image:
-        """The whole image (for cross-structure facts)."""
+        """The whole image (for cross-structure facts).  Of an image whose
+        header cannot be followed, only ``path``, ``file_size``, ``header``,
+        ``readable`` and ``problems`` are known; anything else raises
+        :class:`NotRead` (and the engine skips the rule)."""
         ...
 
     @property
@@ -37,7 +54,8 @@ class RuleContext(Protocol):
 
     @property
     def cluster_size(self) -> int:
-        """Bytes per cluster."""
+        """Bytes per cluster (:class:`NotRead` when the header cannot be
+        followed: its cluster_bits may be out of range)."""
         ...
 
     @property

@@ -19,13 +19,14 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
 from qcow2lint import records, results, spec
 from qcow2lint.causes import link_consequences, number
 from qcow2lint.config import Config
+from qcow2lint.context import NotRead
 from qcow2lint.findings import Finding, ImageReport, Omitted, Problem, Severity
 from qcow2lint.passes import PASSES, Pass
 from qcow2lint.passes.stored import stored_refcounts
@@ -43,24 +44,57 @@ from qcow2lint.text import exception_text
 __all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]
 
 
+#: What is known of an image whose header the reader could not follow
+#: (:attr:`records.Image.readable` false): everything else was not read.
+KNOWN_UNREAD = frozenset({"path", "file_size", "header", "readable", "problems"})
+
+
+class UnreadImage:
+    """The view rules get of an image whose header cannot be followed: the
+    header, the file and the reader's problems, and :class:`NotRead` for
+    every structure the reader did not read (a new structure of
+    :class:`records.Image` is unread too, without a change here)."""
+
+    __slots__ = ("_image",)
+
+    def __init__(self, image: records.Image) -> None:
+        self._image = image
+
+    def __getattr__(self, name: str) -> Any:
+        if name in KNOWN_UNREAD:
+            return getattr(self._image, name)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotRead(f"image.{name} was not read: the header cannot be followed")
+
+
+def rule_view(image: records.Image) -> records.Image:
+    """The image as rules see it: itself when it was read, else an
+    :class:`UnreadImage` (typed as the Image it stands for)."""
+    return image if image.readable else cast(records.Image, UnreadImage(image))
+
+
 class ImageContext:
     """The engine's rule context (it follows :class:`qcow2lint.context.RuleContext`):
     read-only facts about the image, and the rule's options."""
 
     def __init__(self, image_file: ImageFile, options: Mapping[str, Any], budget: list[int]) -> None:
         self._file = image_file
-        self._image = image_file.image
+        self._image = rule_view(image_file.image)
         self._options = MappingProxyType(dict(options))
         self._budget = budget
 
     @property
     def stored_refcounts(self) -> results.StoredRefcounts | None:
         """The refcounts stored on disk, decoded (read once per image)."""
+        if not self._image.readable:
+            raise NotRead("the refcounts were not read: the header cannot be followed")
         return stored_refcounts(self._file)
 
     @property
     def image(self) -> records.Image:
-        """The whole image (for cross-structure facts)."""
+        """The whole image (for cross-structure facts); of an unreadable
+        image, a view that raises :class:`NotRead` for what was not read."""
         return self._image
 
     @property
@@ -70,7 +104,9 @@ class ImageContext:
 
     @property
     def cluster_size(self) -> int:
-        """Bytes per cluster."""
+        """Bytes per cluster (:class:`NotRead` when the header cannot be followed)."""
+        if not self._image.readable:
+            raise NotRead("the cluster size is unknown: the header cannot be followed")
         return self._image.header.cluster_size
 
     @property
@@ -198,6 +234,11 @@ def run_rules(
     contexts: dict[str, ImageContext] = {}
     checks: dict[str, Any] = {}  # each rule's check function, resolved once
     passes: list[Pass] = []
+    # Rules on an image whose header cannot be followed see only what was
+    # read of it; asking for more raises NotRead, and the rule is skipped.
+    # Their findings are collected before any is kept (the image has only
+    # a header and a few records), so a skipped rule keeps none.
+    view = rule_view(image)
     if image.readable:
         for kind in PASSES:
             if kind.record.__name__ in by_scope or (stats is not None and kind.statistics):
@@ -229,7 +270,14 @@ def run_rules(
                 check = checks.get(rule.name)
                 if check is None:
                     check = checks[rule.name] = rule.check.load() if isinstance(rule.check, LazyCheck) else rule.check
-                for item in check(record, ctx) or ():
+                subject = view if record is image else record
+                try:
+                    items = check(subject, ctx) or ()
+                    if not image.readable:
+                        items = list(items)
+                except NotRead:
+                    continue
+                for item in items:
                     if isinstance(item, Omitted):
                         omitted[rule.name] += item.count
                     elif budget[0] > 0:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
+from qcow2lint.aliases import current_name
 from qcow2lint.findings import Severity
 from qcow2lint.recordtype import Record
 
@@ -723,7 +724,9 @@ class Registry(Record):
         return len(self.rules)
 
     def get(self, key: str) -> Rule | None:
-        """A rule by name or by code."""
+        """A rule by name or by code (a retired name or code gives the rule
+        that reports its defect now: :mod:`qcow2lint.aliases`)."""
+        key = current_name(key)
         for rule in self.rules:
             if key in (rule.name, rule.code):
                 return rule

@@ -13,7 +13,7 @@ from typing import Any, cast
 import numpy as np
 
 from qcow2lint import spec, text
-from qcow2lint.context import RuleContext
+from qcow2lint.context import NotRead, RuleContext
 from qcow2lint.findings import Omitted, Problem
 from qcow2lint.records import (
     BitmapDirectoryEntry,
@@ -133,7 +133,10 @@ def unknown_feature_bits(ctx: RuleContext, field: str, feature_type: int, known_
     unknown = value & ~known_mask
     if header.version < 3 or not unknown:
         return
-    table = ctx.image.extension(spec.EXT_FEATURE_TABLE)
+    try:
+        table = ctx.image.extension(spec.EXT_FEATURE_TABLE)
+    except NotRead:  # the bits are in the header; their names only in a table that was not read
+        table = None
     names = []
     for bit in spec.set_bits(unknown):
         name = cast(FeatureTable, table.payload).name_of(feature_type, bit) if table is not None else None
@@ -312,7 +315,7 @@ def extensions_end(image: Image) -> int:
 
 #: Metadata owned by exactly one structure: its refcount must be 1.  A
 #: wrong refcount on one of their clusters that has its one reference is
-#: reported by metadata-refcount-gt-one alone (one fact, one rule), not
+#: reported by metadata-refcount-not-one alone (one fact, one rule), not
 #: also as a refcount mismatch.
 OWNED_METADATA = frozenset(
     {"header", "active-l1", "inactive-l1", "reftable", "refblock", "snapshot-table", "bitmap-directory", "bitmap-table"}
@@ -429,7 +432,7 @@ def mismatch_hits(
     clusters, stored, computed = refcounts.mismatches
     hits = select(stored, computed)
     # A refcount other than 1 on owned metadata with its one reference is
-    # metadata-refcount-gt-one's finding.
+    # metadata-refcount-not-one's finding.
     hits &= ~(owned(refcounts, ctx.header.cluster_bits, clusters) & (computed == 1))
     clusters, stored, computed = clusters[hits], stored[hits], computed[hits]
 
@@ -472,9 +475,11 @@ def protocol_prefix(name: bytes) -> bytes | None:
 
 
 def name_hazards(name: bytes) -> list[str]:
-    """What makes a backing or data file name from an untrusted image reach
-    outside the image's directory, judged on the string alone (nothing is
-    opened, stat'ed or resolved)."""
+    """What makes a backing or data file name from an untrusted image choose
+    a host path, a device or a protocol by itself (absolute, under /dev,
+    with a '..' component, with a protocol prefix), judged on the string
+    alone (nothing is opened, stat'ed or resolved).  A plain relative name
+    has no hazard here."""
     protocol = protocol_prefix(name)
     if protocol is not None:
         if protocol == b"json":

@@ -76,6 +76,8 @@ CRYPT_LUKS = 2
 
 COMPRESSION_ZLIB = 0
 COMPRESSION_ZSTD = 1
+#: How messages name the compression types (spec, "Header", compression_type).
+COMPRESSION_NAMES = {COMPRESSION_ZLIB: "zlib", COMPRESSION_ZSTD: "zstd"}
 
 MAX_REFCOUNT_ORDER = 6
 
@@ -154,6 +156,9 @@ L2E_STD_RESERVED_MASK = 0x3F000000000001FE
 
 #: QCOW_MAX_L1_SIZE: 32 MiB of L1 entries.
 MAX_L1_SIZE = 0x2000000
+#: C's INT_MAX: QEMU keeps the L1 entries a disk needs in an int
+#: ("Image is too big" past it).
+INT_MAX = 2**31 - 1
 
 #: QEMU's cluster types (qcow2_get_cluster_type, spec, "Cluster mapping").
 CLUSTER_UNALLOCATED = 0
@@ -283,6 +288,14 @@ LUKS_KEY_SLOT_FIELDS = field_offsets(
 )
 LUKS_KEY_SLOT_SIZE = 48
 LUKS_KEY_SLOTS = 8
+#: The only LUKS header version QEMU's qcow2 encryption reads (LUKS1).
+LUKS_VERSION = 1
+#: A key slot's ``active`` word: in use, or not (the LUKS1 on-disk format).
+LUKS_KEY_ENABLED = 0x00AC71F3
+LUKS_KEY_DISABLED = 0x0000DEAD
+#: The sectors the LUKS1 header and its key slot layout are aligned to:
+#: 4 KiB of 512-byte sectors.
+LUKS_HEADER_SECTORS = 4096 // SECTOR_SIZE
 
 
 def round_up(value: int, alignment: int) -> int:

@@ -2,11 +2,13 @@
 
 Autoclear feature bit 0 says the bitmaps extension is consistent; setting it
 without a bitmaps extension (0x23852875) "is an error" (spec, "Header",
-autoclear_features).  v3 only: a v2 header has no autoclear field.
+autoclear_features).  v3 only: a v2 header has no autoclear field.  This
+rule also reports what the retired overlap-zero-length-bitmap-dir (Q1202)
+reported for the same bit; that name and code still select it.
 
-QEMU: `qemu-img check` is silent, but QEMU 7.2 then treats the bitmap
-directory as the empty range at offset 0, which its overlap check sees as
-overlapping everything: the first guest write is refused and the image is
+QEMU: `qemu-img check` says "No errors", but QEMU 7.2 then takes the bitmap
+directory to be the range (0, 0), which its overlap check treats as
+covering everything: the first guest write is refused and the image is
 marked corrupt ("Preventing invalid write on metadata (overlaps with
 bitmap directory)").  Repair: clear autoclear bit 0 in the header by hand
 (byte 95, bit 0): `qemu-img check -r all` and `qemu-img amend` keep it.
@@ -27,7 +29,7 @@ SCOPE = Header
 def check(header, ctx):
     """Flag autoclear bit 0 in a v3 image without a bitmaps extension."""
     autoclear = header.autoclear_features
-    if header.version < 3 or not ctx.image.readable or not autoclear & spec.AUTOCLEAR_BITMAPS:
+    if header.version < 3 or not autoclear & spec.AUTOCLEAR_BITMAPS:
         return
     if ctx.image.extension(spec.EXT_BITMAPS) is None:
         yield Problem(

@@ -16,8 +16,10 @@ QEMU: cannot open the overlay ("Could not open backing file: Could not open
 fail the same way.  Repair: put the backing file where the name points, or
 `qemu-img rebase -u -b NEW -F FMT IMAGE` to name where it is now.
 
-Option `check-exists` (default true): false turns the rule off, for
-pipelines that check an overlay apart from its base.  The `untrusted`
+Option `check-exists` (default true): false silences the rule, for
+pipelines that check an overlay apart from its base; naming the rule in
+`--select` or `--extend-select` while a configuration sets it false is a
+usage error that says to set `check-exists: true`.  The `untrusted`
 preset disables the rule: an untrusted image must not make the linter probe
 host paths.
 """
@@ -33,6 +35,8 @@ CODE = "Q0393"
 SEVERITY = "warning"
 SCOPE = Header
 OPTIONS = {"check-exists": True}
+#: With these option values the rule reports nothing (qcow2lint.idle).
+SILENT_WITH = {"check-exists": False}
 QEMU_REFUSES = ("Could not open backing file",)
 
 

@@ -3,7 +3,9 @@
 The bitmaps extension (0x23852875) holds exactly 24 bytes: nb_bitmaps,
 reserved32, bitmap_directory_size and bitmap_directory_offset (spec,
 "Bitmaps extension").  Fields that a shorter extension does not hold are not
-judged by the other bitmaps rules.
+judged by the other bitmaps rules.  A length that runs past the end of
+the extension area is ext-overruns-area's finding (QEMU refuses that
+first), not this rule's.
 
 QEMU: refuses to open the image ("bitmaps_ext: Invalid extension length"),
 even when autoclear bit 0 is clear and the bitmaps would be ignored.
@@ -26,7 +28,7 @@ QEMU_REFUSES = ("bitmaps_ext: Invalid extension length",)
 
 def check(ext, ctx):
     """Flag a bitmaps extension whose length is not 24."""
-    if ext.magic == spec.EXT_BITMAPS and ext.length != spec.BITMAPS_EXT_SIZE:
+    if ext.magic == spec.EXT_BITMAPS and ext.length != spec.BITMAPS_EXT_SIZE and not ext.overruns_area:
         yield Problem(
             ext.field_offset("length"),
             f"{ext.path}.length",

@@ -27,7 +27,6 @@ NAME = "compression-type-ignored-short-header"
 CODE = "Q0210"
 SEVERITY = "info"
 SCOPE = Header
-NAMES = {spec.COMPRESSION_ZLIB: "zlib", spec.COMPRESSION_ZSTD: "zstd"}
 
 
 def check(header, ctx):
@@ -40,6 +39,6 @@ def check(header, ctx):
         yield Problem(
             spec.COMPRESSION_TYPE_OFFSET,
             "header.compression_type",
-            f"byte 104 holds compression type {value} ({NAMES.get(value, 'unknown')}), but header_length "
+            f"byte 104 holds compression type {value} ({spec.COMPRESSION_NAMES.get(value, 'unknown')}), but header_length "
             f"{header.header_length} ends the header before it: QEMU ignores it and uses zlib",
         )

@@ -18,12 +18,15 @@ CODE = "Q0207"
 SEVERITY = "error"
 SCOPE = Header
 QEMU_REFUSES = ("qcow2: unknown compression type: N",)
-KNOWN = {spec.COMPRESSION_ZLIB: "zlib", spec.COMPRESSION_ZSTD: "zstd"}
 
 
 def check(header, ctx):
     """Flag a compression type other than 0 or 1."""
-    if header.version >= 3 and header.compression_type is not None and header.compression_type not in KNOWN:
+    if (
+        header.version >= 3
+        and header.compression_type is not None
+        and header.compression_type not in spec.COMPRESSION_NAMES
+    ):
         yield Problem(
             spec.COMPRESSION_TYPE_OFFSET,
             "header.compression_type",

@@ -24,8 +24,7 @@ QEMU_REFUSES = ("'data-file' is required for this image",)
 
 def check(header, ctx):
     """Flag incompatible bit 2 without a data file name extension."""
-    # The extensions are only known when the header could be followed.
-    if ctx.image.readable and header.has_data_file and ctx.image.extension(spec.EXT_DATA_FILE) is None:
+    if header.has_data_file and ctx.image.extension(spec.EXT_DATA_FILE) is None:
         yield Problem(
             header.field_offset("incompatible_features"),
             "header.incompatible_features",

@@ -11,10 +11,10 @@ QEMU: opens the data file when it opens the image for I/O (`qemu-img
 convert`, `qemu-img check`, a VM) and reads every allocated cluster from
 it.  `qemu-img info` of Debian's 7.2 build (7.2+dfsg-7+deb12u18) shows
 the name without opening it (tested with strace); QEMU releases without
-the CVE-2024-4467 fix open it for `info` too.  An image whose name
-extension is present without the bit is also flagged: QEMU 7.2 ignores
-the name, but the image is a data file image with its bit lost, and other
-tools may honour it.  Off by default (`qemu-img
+the CVE-2024-4467 fix open it for `info` too.  A name extension without
+the bit is data-file-name-without-bit's finding (QEMU 7.2 ignores the
+name; the `untrusted` preset makes that an error too, as other tools may
+honour it).  Off by default (`qemu-img
 create -o data_file=...` writes such images); info under `pedantic`; an
 error under `untrusted`, as in OpenStack's
 `format_inspector.safety_check()` ("Image has data_file set").
@@ -38,22 +38,15 @@ qemu-img create -f qcow2 -o data_file=repro.raw repro.qcow2 1M
 
 
 def check(header, ctx):
-    """Flag incompatible bit 2 or a data file name extension."""
-    ext = ctx.image.extension(spec.EXT_DATA_FILE)
-    if not header.has_data_file and ext is None:
+    """Flag incompatible bit 2 (external data file)."""
+    if not header.has_data_file:
         return
+    ext = ctx.image.extension(spec.EXT_DATA_FILE)
     name = qemu_name(ext.payload.name) if ext is not None and ext.payload is not None else None
     named = f"names the external data file {shown(name, 256)}" if name else "names no data file"
-    if header.has_data_file:
-        yield Problem(
-            header.field_offset("incompatible_features"),
-            "header.incompatible_features",
-            f"the image uses an external data file (incompatible bit 2) and {named}; "
-            "QEMU opens it and reads guest data from it",
-        )
-    else:
-        yield Problem(
-            ext.file_offset,
-            ext.path,
-            f"the image {named} (without incompatible bit 2, so QEMU 7.2 ignores it)",
-        )
+    yield Problem(
+        header.field_offset("incompatible_features"),
+        "header.incompatible_features",
+        f"the image uses an external data file (incompatible bit 2) and {named}; "
+        "QEMU opens it and reads guest data from it",
+    )

@@ -1,4 +1,4 @@
-"""The external data file name reaches outside the image's directory.
+"""The external data file name is absolute, under /dev, has a '..' or a protocol prefix.
 
 The external data file name extension (0x44415441; spec, "External data
 file name"; spec, "Header extensions") is read by QEMU as a C string (it ends at the
@@ -18,12 +18,19 @@ Off by default (`qemu-img create -o data_file=/abs/path` writes such
 names); the `pedantic` preset enables it at info, the `untrusted` preset
 at error.
 
+A plain relative name (`disk.raw`, `sub/disk.raw`) is not flagged: the
+string chooses no host path by itself.  It is not bound to the image's
+directory either (see below): where it leads depends on the directory
+QEMU runs in, which the image does not choose.  The `untrusted` preset
+refuses any data file anyway (data-file-present).
+
 QEMU: opens the named file when it opens the image for I/O (`qemu-img
 convert`, a VM; `qemu-img info` only without the CVE-2024-4467 fix) whenever incompatible bit 2
-is set and no data file is given on the command line.  A relative name is
-taken relative to QEMU's working directory, not the image's (tested:
-`qemu-img convert` run from another directory does not find a relative
-data file that lies next to the image).  Repair: `qemu-img amend -o data_file=NAME IMAGE` with a
+is set and no data file is given on the command line.  QEMU 7.2 resolves
+a relative data file name against its own working directory, not the
+image's directory (unlike a backing file name): `qemu-img check
+dir/img.qcow2` run from elsewhere fails with "Could not open 'ext.data'"
+although `dir/ext.data` exists.  Repair: `qemu-img amend -o data_file=NAME IMAGE` with a
 plain relative name, or convert to a self-contained image.
 """
 

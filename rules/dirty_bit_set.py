@@ -8,7 +8,9 @@ refcounts is open for writing, so after a crash it remains set.
 A dirty bit over refcounts that really mismatch is an error, but the
 refcount comparison belongs to the refcount rules (spec, "Host cluster
 management"), which report each mismatch themselves, so this rule only
-reports the bit, as a warning.
+reports the bit, as a warning.  In an image without lazy refcounts
+(compatible bit 0 clear) the dirty bit is dirty-without-lazy-refcounts'
+finding, not this rule's: one bit, one finding.
 
 QEMU: a read-write open repairs the refcounts and clears the bit (if that
 fails: "Could not repair dirty image"); a read-only `qemu-img check`
@@ -33,8 +35,9 @@ qemu-io -c 'write 0 64k' -c 'sigraise 9' repro.qcow2
 
 
 def check(header, ctx):
-    """Flag incompatible feature bit 0."""
-    if header.version >= 3 and header.incompatible_features & spec.INCOMPAT_DIRTY:
+    """Flag incompatible feature bit 0 in an image with lazy refcounts."""
+    dirty = header.incompatible_features & spec.INCOMPAT_DIRTY
+    if header.version >= 3 and dirty and header.compatible_features & spec.COMPAT_LAZY_REFCOUNTS:
         yield Problem(
             header.field_offset("incompatible_features"),
             "header.incompatible_features",

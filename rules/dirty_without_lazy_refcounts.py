@@ -4,7 +4,9 @@ QEMU sets the dirty bit (incompatible bit 0) only while an image with lazy
 refcounts (compatible bit 0) is open for writing (spec, "Header",
 incompatible_features).  A dirty image without lazy refcounts was left so by
 something else (another writer, or lazy refcounts switched off without a
-clean close), so its refcounts deserve a check.
+clean close), so its refcounts deserve a check.  This rule reports the
+dirty bit of such an image alone (dirty-bit-set reports it when lazy
+refcounts are on).
 
 QEMU: silent about the combination; a read-write open rebuilds the
 refcounts and clears the bit as for any dirty image.  Repair: `qemu-img

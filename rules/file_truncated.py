@@ -33,8 +33,6 @@ OPTIONS = {"tolerate-partial": False}
 
 def check(image, ctx):
     """Report the structures the reader found past the end of the file."""
-    if not image.readable:
-        return
     minimum = 1 if not ctx.options["tolerate-partial"] else ctx.cluster_size
     cut = [problem for problem in image.problems if problem.past_eof >= minimum]
     if cut:

@@ -13,6 +13,7 @@ restore the real virtual size in the header by hand (qemu-img cannot open
 the image).
 """
 
+from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
 from qcow2lint.rulekit import cluster_bits_supported, size_to_l1
@@ -23,7 +24,6 @@ SEVERITY = "error"
 SCOPE = Header
 QEMU_REFUSES = ("Image is too big",)
 #: QEMU's l1_vm_state_index is an int.
-INT_MAX = 2**31 - 1
 
 
 def check(header, ctx):
@@ -31,10 +31,10 @@ def check(header, ctx):
     if not cluster_bits_supported(header):
         return
     needed = size_to_l1(header, header.size)
-    if needed > INT_MAX:
+    if needed > spec.INT_MAX:
         yield Problem(
             header.field_offset("size"),
             "header.size",
             f"virtual size {header.size} needs {needed} L1 entries ({header.cluster_size}-byte clusters, "
-            f"{header.l2_entries} entries per L2 table); QEMU allows at most {INT_MAX}",
+            f"{header.l2_entries} entries per L2 table); QEMU allows at most {spec.INT_MAX}",
         )

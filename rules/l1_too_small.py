@@ -19,7 +19,6 @@ CODE = "Q0503"
 SEVERITY = "error"
 SCOPE = Header
 QEMU_REFUSES = ("L1 table is too small",)
-INT_MAX = 2**31 - 1
 
 
 def check(header, ctx):
@@ -28,7 +27,7 @@ def check(header, ctx):
         return  # header-cluster-bits-range
     needed = size_to_l1(header, header.size)
     # Past INT_MAX QEMU says "Image is too big" first (header-size-too-big).
-    if header.l1_size < needed <= INT_MAX:
+    if header.l1_size < needed <= spec.INT_MAX:
         yield Problem(
             header.field_offset("l1_size"),
             "header.l1_size",

@@ -22,7 +22,6 @@ QEMU_REFUSES = (
     "Volume is not in LUKS format",
     "LUKS version N is not supported",
 )
-LUKS_VERSION = 1
 
 
 def check(area, ctx):
@@ -37,9 +36,9 @@ def check(area, ctx):
             f"encryption area at {luks.file_offset:#x} starts with {luks.magic.hex(' ')}, "
             f"not the LUKS magic {spec.LUKS_MAGIC.hex(' ')}",
         )
-    elif luks.version != LUKS_VERSION:
+    elif luks.version != spec.LUKS_VERSION:
         yield Problem(
             luks.field_offset("version"),
             "encryption.luks.version",
-            f"LUKS header version is {luks.version}; QEMU's qcow2 encryption supports only {LUKS_VERSION}",
+            f"LUKS header version is {luks.version}; QEMU's qcow2 encryption supports only {spec.LUKS_VERSION}",
         )

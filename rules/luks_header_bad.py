@@ -42,7 +42,6 @@ QEMU_REFUSES = (
     "Algorithm 'NAME' with key size N bytes not supported",
 )
 #: The header and key slot table QEMU keeps the payload clear of, in 512-byte sectors.
-HEADER_SECTORS = 4096 // 512
 #: QEMU 7.2's names (QCryptoCipherAlgorithm families, QCryptoCipherMode,
 #: QCryptoIVGenAlgorithm, QCryptoHashAlgorithm).
 CIPHERS = (b"aes", b"cast5", b"serpent", b"twofish", b"sm4")
@@ -61,11 +60,11 @@ def check(area, ctx):
     for field, what in STRINGS.items():
         if b"\0" not in getattr(luks, field):
             yield Problem(at[field], f"encryption.luks.{field}", f"the LUKS {what} fills its 32 bytes with no NUL")
-    if luks.payload_offset < HEADER_SECTORS:
+    if luks.payload_offset < spec.LUKS_HEADER_SECTORS:
         yield Problem(
             at["payload_offset"],
             "encryption.luks.payload_offset",
-            f"the LUKS payload starts at sector {luks.payload_offset}, inside the {HEADER_SECTORS}-sector LUKS header",
+            f"the LUKS payload starts at sector {luks.payload_offset}, inside the {spec.LUKS_HEADER_SECTORS}-sector LUKS header",
         )
     if luks.mk_digest_iterations == 0:
         yield Problem(

@@ -44,10 +44,6 @@ SCOPE = EncryptionArea
 DEFAULT_ENABLED = False
 OPTIONS = {"max-iterations": 100_000_000, "max-unlock-iterations": 200_000_000}
 OPTION_CONSTRAINTS = {"max-iterations": {"minimum": 1}, "max-unlock-iterations": {"minimum": 1}}
-SLOT_ENABLED = 0x00AC71F3
-#: Byte offsets inside the LUKS header and a key slot.
-MK_ITERATIONS_OFFSET = 164
-SLOT_ITERATIONS_OFFSET = 4
 
 
 def check(area, ctx):
@@ -56,10 +52,10 @@ def check(area, ctx):
     if luks is None or ctx.header.crypt_method != spec.CRYPT_LUKS or luks.magic != spec.LUKS_MAGIC:
         return
     limit, unlock_limit = ctx.options["max-iterations"], ctx.options["max-unlock-iterations"]
-    active = [slot for slot in luks.key_slots if slot.active == SLOT_ENABLED]
+    active = [slot for slot in luks.key_slots if slot.active == spec.LUKS_KEY_ENABLED]
     if luks.mk_digest_iterations > limit:
         yield Problem(
-            luks.file_offset + MK_ITERATIONS_OFFSET,
+            luks.file_offset + spec.LUKS_HEADER_FIELDS["mk_digest_iterations"],
             "encryption.luks.mk_digest_iterations",
             f"the LUKS master-key digest asks for {luks.mk_digest_iterations} PBKDF2 iterations, above "
             f"max-iterations {limit}",
@@ -67,7 +63,7 @@ def check(area, ctx):
     for slot in active:
         if slot.iterations > limit:
             yield Problem(
-                slot.file_offset + SLOT_ITERATIONS_OFFSET,
+                slot.file_offset + spec.LUKS_KEY_SLOT_FIELDS["iterations"],
                 f"encryption.luks.key_slots[{slot.index}].iterations",
                 f"LUKS key slot {slot.index} asks for {slot.iterations} PBKDF2 iterations, above max-iterations "
                 f"{limit}",

@@ -39,18 +39,14 @@ QEMU_REFUSES = (
     "Keyslot N is overlapping with the encrypted payload",
     "Keyslots N and N are overlapping in the header",
 )
-SLOT_ENABLED = 0x00AC71F3
-SLOT_DISABLED = 0x0000DEAD
-SECTOR = 512
 #: The LUKS header's area before the first key material, in sectors (QEMU's key slot offset, 4 KiB).
-HEADER_SECTORS = 4096 // SECTOR
 
 
 def material_sectors(luks, slot):
     """The sectors of a slot's key material as QEMU counts them: key_bytes
-    * stripes bytes in whole sectors, rounded up to HEADER_SECTORS."""
-    sectors = -(-luks.key_bytes * slot.stripes // SECTOR)
-    return -(-sectors // HEADER_SECTORS) * HEADER_SECTORS
+    * stripes bytes in whole sectors, rounded up to spec.LUKS_HEADER_SECTORS."""
+    sectors = -(-luks.key_bytes * slot.stripes // spec.SECTOR_SIZE)
+    return -(-sectors // spec.LUKS_HEADER_SECTORS) * spec.LUKS_HEADER_SECTORS
 
 
 def check(area, ctx):
@@ -63,15 +59,15 @@ def check(area, ctx):
     length_known = pointer is not None and pointer.length == spec.CRYPTO_EXT_SIZE
     for slot in luks.key_slots:
         where = f"encryption.luks.key_slots[{slot.index}]"
-        if slot.active not in (SLOT_ENABLED, SLOT_DISABLED):
+        if slot.active not in (spec.LUKS_KEY_ENABLED, spec.LUKS_KEY_DISABLED):
             yield Problem(
                 slot.file_offset,
                 f"{where}.active",
                 f"LUKS key slot {slot.index} state is {slot.active:#010x}, neither enabled "
-                f"({SLOT_ENABLED:#010x}) nor disabled ({SLOT_DISABLED:#010x})",
+                f"({spec.LUKS_KEY_ENABLED:#010x}) nor disabled ({spec.LUKS_KEY_DISABLED:#010x})",
             )
             continue
-        if slot.active == SLOT_ENABLED and slot.iterations == 0:
+        if slot.active == spec.LUKS_KEY_ENABLED and slot.iterations == 0:
             yield Problem(
                 slot.file_offset + 4,
                 f"{where}.iterations",
@@ -86,12 +82,14 @@ def _material_problem(luks, slot, area_length):
     """What is wrong with where a slot's key material lies, in QEMU's order
     of checks, then the encryption area's bound (None when nothing)."""
     start, length = slot.key_material_offset, material_sectors(luks, slot)
-    if start < HEADER_SECTORS:
+    if start < spec.LUKS_HEADER_SECTORS:
         return (
             f"LUKS key slot {slot.index} key material starts at sector {start}, inside the LUKS header's "
-            f"first {HEADER_SECTORS} sectors"
+            f"first {spec.LUKS_HEADER_SECTORS} sectors"
         )
-    if start + length > luks.payload_offset >= HEADER_SECTORS:  # a payload inside the header is luks-header-bad's
+    if (
+        start + length > luks.payload_offset >= spec.LUKS_HEADER_SECTORS
+    ):  # a payload inside the header is luks-header-bad's
         return (
             f"LUKS key slot {slot.index} key material (sectors {start}..{start + length}) runs into the "
             f"encrypted payload at sector {luks.payload_offset}"
@@ -103,9 +101,9 @@ def _material_problem(luks, slot, area_length):
                 f"LUKS key slots {slot.index} and {other.index} have overlapping key material "
                 f"(sectors {start} and {other_start})"
             )
-    material = -(-luks.key_bytes * slot.stripes // SECTOR) * SECTOR
-    end = start * SECTOR + material
-    if slot.active == SLOT_ENABLED and area_length is not None and end > area_length:
+    material = -(-luks.key_bytes * slot.stripes // spec.SECTOR_SIZE) * spec.SECTOR_SIZE
+    end = start * spec.SECTOR_SIZE + material
+    if slot.active == spec.LUKS_KEY_ENABLED and area_length is not None and end > area_length:
         return (
             f"LUKS key slot {slot.index} key material (sector {start}, {material} bytes) ends at byte {end} "
             f"of the encryption area, past its length {area_length}"

@@ -24,7 +24,7 @@ QEMU_REFUSES = ("Missing CRYPTO header for crypt method 2",)
 
 def check(header, ctx):
     """Flag crypt_method 2 without the encryption header pointer."""
-    if not ctx.image.readable or header.crypt_method != spec.CRYPT_LUKS:
+    if header.crypt_method != spec.CRYPT_LUKS:
         return
     if ctx.image.extension(spec.EXT_CRYPTO_HEADER) is None:
         yield Problem(

@@ -26,8 +26,6 @@ SCOPE = EncryptionArea
 QEMU_REFUSES = ("Keyslot N is corrupted (stripes N != 4000)",)
 STRIPES = 4000
 KEY_BYTES = (16, 24, 32, 48, 64)
-KEY_BYTES_OFFSET = 108
-SLOT_STRIPES_OFFSET = 44
 
 
 def check(area, ctx):
@@ -37,7 +35,7 @@ def check(area, ctx):
         return
     if luks.key_bytes not in KEY_BYTES:
         yield Problem(
-            luks.file_offset + KEY_BYTES_OFFSET,
+            luks.file_offset + spec.LUKS_HEADER_FIELDS["key_bytes"],
             "encryption.luks.key_bytes",
             f"the LUKS master key is {luks.key_bytes} bytes long; QEMU's ciphers use "
             f"{', '.join(map(str, KEY_BYTES))} (key material per slot is key_bytes * stripes bytes)",
@@ -45,7 +43,7 @@ def check(area, ctx):
     for slot in luks.key_slots:
         if slot.stripes != STRIPES:
             yield Problem(
-                slot.file_offset + SLOT_STRIPES_OFFSET,
+                slot.file_offset + spec.LUKS_KEY_SLOT_FIELDS["stripes"],
                 f"encryption.luks.key_slots[{slot.index}].stripes",
                 f"LUKS key slot {slot.index} has {slot.stripes} anti-forensic stripes, not {STRIPES} "
                 f"({luks.key_bytes * slot.stripes} bytes of key material to read and hash)",

@@ -14,10 +14,12 @@ ran `qemu-img` on uploaded images without limits and a crafted image
 exhausted the host's memory.
 
 The rule adds these sizes from the header and the table headers alone; it
-reads no table to do it.  Option `max-open-metadata` (bytes): 0, the
-default, means no limit; the `untrusted` preset sets 16 MiB (16777216),
-some 500 times what a 64 GiB image with 64 KiB clusters needs (an L1 of
-1 KiB and a refcount table of 64 KiB).
+reads no table to do it.  Off by default (qemu-img makes such tables on
+request); the `untrusted` preset enables it at error, `pedantic` at
+warning.  Option `max-open-metadata` (bytes, at least 1) is 16 MiB
+(16777216) by default, some 500 times what a 64 GiB image with 64 KiB
+clusters needs (an L1 of 1 KiB and a refcount table of 64 KiB).  There is
+no "no limit" value: to judge no size, leave the rule off.
 QEMU: opens the image if each table is within its own cap.
 Repair: `qemu-img convert` writes tables sized for the data; delete unused
 snapshots (`qemu-img snapshot -d`) and bitmaps (`qemu-img bitmap --remove`).
@@ -30,8 +32,9 @@ NAME = "open-metadata-too-large"
 CODE = "Q0590"
 SEVERITY = "warning"
 SCOPE = Image
-OPTIONS = {"max-open-metadata": 0}
-OPTION_CONSTRAINTS = {"max-open-metadata": {"minimum": 0}}
+DEFAULT_ENABLED = False
+OPTIONS = {"max-open-metadata": 16_777_216}  # 16 MiB
+OPTION_CONSTRAINTS = {"max-open-metadata": {"minimum": 1}}
 
 
 def _parts(image):
@@ -54,10 +57,8 @@ def _parts(image):
 
 
 def check(image, ctx):
-    """Flag open-time metadata above max-open-metadata (when that is not 0)."""
+    """Flag open-time metadata above max-open-metadata."""
     limit = ctx.options["max-open-metadata"]
-    if limit <= 0 or not image.readable:
-        return
     parts = _parts(image)
     total = sum(parts.values())
     if total > limit:

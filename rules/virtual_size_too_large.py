@@ -8,9 +8,12 @@ preallocating import, a VM boot with a quota) then writes, allocates or
 scans that many bytes (CVE-2013-2096: Nova copied uploaded qcow2 images
 to raw without checking the virtual size, filling the host's disk).
 
-Option `max-virtual-size` (bytes): 0, the default, means no limit; the
-`untrusted` preset sets 2 TiB (2199023255552), above the disks an upload
-service usually accepts and far below what a hostile header can claim.
+Off by default (qemu-img makes disks of any size on request); the
+`untrusted` preset enables it at error, `pedantic` at warning.  Option
+`max-virtual-size` (bytes, at least 1) is 2 TiB (2199023255552) by default,
+above the disks an upload service usually accepts and far below what a
+hostile header can claim.  There is no "no limit" value: to judge no size,
+leave the rule off.
 QEMU: opens the image; nothing in the format bounds the size.
 Repair: `qemu-img resize --shrink IMAGE SIZE` when the guest data fits.
 """
@@ -22,14 +25,15 @@ NAME = "virtual-size-too-large"
 CODE = "Q0190"
 SEVERITY = "warning"
 SCOPE = Header
-OPTIONS = {"max-virtual-size": 0}
-OPTION_CONSTRAINTS = {"max-virtual-size": {"minimum": 0}}
+DEFAULT_ENABLED = False
+OPTIONS = {"max-virtual-size": 2_199_023_255_552}  # 2 TiB
+OPTION_CONSTRAINTS = {"max-virtual-size": {"minimum": 1}}
 
 
 def check(header, ctx):
-    """Flag a size above max-virtual-size (when that is not 0)."""
+    """Flag a size above max-virtual-size."""
     limit = ctx.options["max-virtual-size"]
-    if limit > 0 and header.size > limit:
+    if header.size > limit:
         yield Problem(
             header.field_offset("size"),
             "header.size",

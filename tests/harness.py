@@ -7,9 +7,9 @@
 * **Rows.**  :class:`Row` is one rule test case (a clean base image, a patch
   that makes one defect and says where with a :class:`Target`, and what QEMU
   says about it, :class:`QemuExpect`).  The tables of rows live in the
-  non-test modules ``rows_*.py``; every ``test_rules*.py`` runs its table
-  through the same assertion helpers here, and test_differential.py runs
-  every table (its ``TABLES``).
+  non-test modules ``rows_*.py`` (listed in row_tables.py);
+  test_rule_rows.py runs every table through the assertion helpers here,
+  and test_differential.py compares every row's image with qemu-img check.
 * **Images.**  :class:`Bases` builds every named clean base once per session
   (the recipes of baseimages.py, snapshot_builders.py and
   consistency_builders.py, by name); :class:`RowImages` builds each row's
@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,6 +297,13 @@ def registry() -> Any:
     return load_registry()
 
 
+def registry_rule(name: str) -> Any:
+    """The registered rule ``name`` (AssertionError when there is none)."""
+    rule = registry().get(name)
+    assert rule is not None and rule.name == name, f"no rule {name!r} in the registry"
+    return rule
+
+
 @functools.cache
 def _config_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="qcow2lint-test-configs-"))
@@ -423,13 +431,13 @@ Patch = Callable[[ib.Qcow2Image], Target]
 @dataclass(frozen=True)
 class Row:
     """One rule test case: a clean base, a patch that makes one defect, and
-    what QEMU says about the result."""
+    what QEMU says about the result.  The rule's code and severity are the
+    registry's (declared once, in the rule)."""
 
     rule: str
-    severity: str  # the catalogue's severity
     base: str
     patch: Patch
-    qemu: QemuExpect | tuple[QemuExpect, ...]
+    qemu: QemuExpect | tuple[QemuExpect, ...] = ()
     variant: str = ""
     #: how many findings the defect gives (None: at least one, one of them at the target)
     count: int | None = 1
@@ -442,8 +450,16 @@ class Row:
     deep: bool = False
     #: YAML configuration for the row's lint ("" = defaults)
     config: str = ""
-    #: the rule's code, checked when given
-    code: str = ""
+
+    @property
+    def severity(self) -> str:
+        """The severity the rule's findings carry: the rule's own."""
+        return str(registry_rule(self.rule).severity)
+
+    @property
+    def code(self) -> str:
+        """The rule's code."""
+        return str(registry_rule(self.rule).code)
 
     @property
     def id(self) -> str:
@@ -648,9 +664,7 @@ def assert_row_fires(row: Row, images: RowImages) -> None:
         )
     finding = hits[0]
     assert finding["severity"] == row.severity, finding
-    assert finding["code"] and finding["message"], finding
-    if row.code:
-        assert finding["code"] == row.code, finding
+    assert finding["code"] == row.code and finding["message"], finding
     assert_points_at(finding, target)
     for other in row.absent:
         assert other not in fired, f"{other} must not fire here:\n{format_findings(fired[other])}"
@@ -694,3 +708,32 @@ def assert_all_found(report: Linted, expected: Mapping[str, Target]) -> None:
     for rule, target in expected.items():
         assert len(fired[rule]) == 1, format_findings(fired[rule])
         assert_points_at(fired[rule][0], target)
+
+
+# --------------------------------------------------------------------------
+# The differential test's report (tests/test_differential.py)
+# --------------------------------------------------------------------------
+
+
+#: The user property that carries a case's verdict to the summary.
+DIFFERENTIAL_KEY = "qcow2lint-differential"
+
+
+def differential_summary(verdicts: list[dict[str, str]]) -> str:
+    """How many images were compared, agreed, skipped (and why), and every
+    disagreement (for the end of the run)."""
+    kinds = Counter(v["kind"] for v in verdicts)
+    by_source = Counter(v["source"] for v in verdicts)
+    reasons = Counter(v["reason"] for v in verdicts if v["reason"])
+    lines = [
+        "differential test (qcow2lint stats vs qemu-img check --output=json):",
+        f"  images: {len(verdicts)} ({', '.join(f'{s} {n}' for s, n in sorted(by_source.items()))})",
+        f"  compared, all figures equal (check exit 0/3): {kinds['compared']}",
+        f"  corrupt on both sides, all figures equal (check exit 2): {kinds['corrupt-agree']}",
+        f"  disagreements: {kinds['disagree']}",
+        *(f"  qemu-img check run{how}: {n}" for how, n in Counter(v["qemu_how"] for v in verdicts).items() if how),
+        f"  skipped: {kinds['skipped'] + kinds['build-failed']}",
+        *(f"    {n} x {reason}" for reason, n in reasons.most_common()),
+        *(f"  DISAGREEMENT {v['disagreement']}" for v in verdicts if v["disagreement"]),
+    ]
+    return "\n".join(lines)

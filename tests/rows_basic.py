@@ -1,5 +1,5 @@
 """The reserved-bits, feature-bits, padding, alignment and readability rows
-(tests/test_rules.py runs them; test_differential.py compares qemu-img
+(tests/test_rule_rows.py runs them; test_differential.py compares qemu-img
 check's figures on every patched image).
 
 Each row names a clean base image (see baseimages.py) and a patch function
@@ -247,7 +247,6 @@ ROWS: list[Row] = [
     # --- reserved bits -----------------------------------------------------
     Row(
         "l1-reserved-bits",
-        "error",
         "v3",
         _patch_l1_bits(0x100),
         check(2, "ERROR found L1 entry with reserved bits set"),
@@ -256,7 +255,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l1-reserved-bits",
-        "error",
         "v3",
         patch_l1_reserved_unallocated,
         check(2, "ERROR found L1 entry with reserved bits set"),
@@ -264,7 +262,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l1-reserved-bits",
-        "error",
         "v3",
         _patch_l1_bits(1 << 62),
         check(2, "ERROR found L1 entry with reserved bits set"),
@@ -272,7 +269,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l1-reserved-bits",
-        "error",
         "snapshot",
         patch_snapshot_l1_reserved,
         check(2, "ERROR found L1 entry with reserved bits set"),
@@ -280,7 +276,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l2-reserved-bits",
-        "error",
         "v3",
         patch_l2_reserved_allocated,
         check(2, "ERROR found l2 entry with reserved bits set"),
@@ -289,7 +284,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l2-reserved-bits",
-        "error",
         "extl2",
         patch_l2_reserved_allocated,
         check(2, "ERROR found l2 entry with reserved bits set"),
@@ -297,7 +291,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "l2-reserved-bits",
-        "error",
         "v3",
         patch_l2_reserved_unallocated,
         check(2, "ERROR found l2 entry with reserved bits set"),
@@ -305,7 +298,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "reftable-reserved-bits",
-        "error",
         "v3",
         patch_reftable_reserved,
         check(2, "ERROR refcount table entry 0 has reserved bits set"),
@@ -313,7 +305,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "bitmap-table-reserved-bits",
-        "error",
         "bitmaps",
         _bitmap_table_patch(lambda e: e | 0x2),
         check(1, "Could not read bitmap_table table from image for bitmap 'bm0'"),
@@ -321,7 +312,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "bitmap-flags-reserved",
-        "error",
         "bitmaps",
         _bitmap_field_patch(0, "flags", lambda f: f | 0x8),
         check(1, "doesn't satisfy the constraints"),
@@ -329,7 +319,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "bitmap-flags-reserved",
-        "error",
         "bitmaps",
         _bitmap_field_patch(1, "flags", lambda f: f | 0x80000000),
         check(1, "doesn't satisfy the constraints"),
@@ -337,14 +326,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "bitmaps-ext-reserved-nonzero",
-        "error",
         "bitmaps",
         _bitmaps_ext_patch("reserved32", lambda v: 1),
         check(1, "bitmaps_ext: Reserved field is not zero"),
     ),
     Row(
         "incompat-unknown-bits",
-        "error",
         "v3",
         _header_field("incompatible_features", lambda v: v | 1 << 5),
         check(1, "Unknown incompatible feature: 20"),
@@ -352,20 +339,18 @@ ROWS: list[Row] = [
     ),
     Row(
         "incompat-unknown-bits",
-        "error",
         "v3",
         _header_field("incompatible_features", lambda v: v | 1 << 63),
         check(1, "Unknown incompatible feature: 8000000000000000"),
         "bit63",
     ),
-    Row("compat-unknown-bits", "info", "v3", _header_field("compatible_features", lambda v: v | 1 << 7), check(0)),
-    Row("autoclear-unknown-bits", "warning", "v3", _header_field("autoclear_features", lambda v: v | 1 << 5), check(0)),
-    Row("header-padding-nonzero", "warning", "v3", patch_header_padding, check(0)),
-    Row("bitmap-dir-padding-nonzero", "warning", "bitmaps", patch_bitmap_dir_padding, check(0)),
+    Row("compat-unknown-bits", "v3", _header_field("compatible_features", lambda v: v | 1 << 7), check(0)),
+    Row("autoclear-unknown-bits", "v3", _header_field("autoclear_features", lambda v: v | 1 << 5), check(0)),
+    Row("header-padding-nonzero", "v3", patch_header_padding, check(0)),
+    Row("bitmap-dir-padding-nonzero", "bitmaps", patch_bitmap_dir_padding, check(0)),
     # --- invalid entries ---------------------------------------------------
     Row(
         "bitmap-table-invalid-all-ones",
-        "error",
         "bitmaps",
         _bitmap_table_patch(lambda e: e | 0x1),
         check(1, "Could not read bitmap_table table from image for bitmap 'bm0'"),
@@ -374,14 +359,12 @@ ROWS: list[Row] = [
     # --- misaligned --------------------------------------------------------
     Row(
         "misaligned-l1-table",
-        "error",
         "v3",
         _header_field("l1_table_offset", lambda v: v + MISALIGN),
         check(1, "Active L1 table offset invalid"),
     ),
     Row(
         "misaligned-l2-table",
-        "error",
         "v3",
         patch_misaligned_l2_table,
         check(2, "Table is not cluster aligned; L1 entry corrupted"),
@@ -389,7 +372,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-data-cluster",
-        "error",
         "v3",
         patch_misaligned_data_cluster,
         check(2, "Data cluster is not properly aligned; L2 entry corrupted."),
@@ -397,7 +379,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-data-cluster",
-        "error",
         "extl2",
         patch_misaligned_data_cluster,
         check(2, "Data cluster is not properly aligned; L2 entry corrupted."),
@@ -406,7 +387,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-preallocated-cluster",
-        "error",
         "v3",
         patch_misaligned_preallocated,
         check(2, "Preallocated cluster is not properly aligned; L2 entry corrupted."),
@@ -414,14 +394,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-refcount-table",
-        "error",
         "v3",
         _header_field("refcount_table_offset", lambda v: v + MISALIGN),
         check(1, "Reference count table offset invalid"),
     ),
     Row(
         "misaligned-refcount-block",
-        "error",
         "v3",
         patch_misaligned_refblock,
         check(1, "refcount block 0 is not cluster aligned; refcount table entry corrupted"),
@@ -429,35 +407,30 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-snapshot-table",
-        "error",
         "snapshot",
         patch_snapshot_table,
         check(1, "snapshot table offset invalid"),
     ),
     Row(
         "misaligned-snapshot-l1-table",
-        "error",
         "snapshot",
         patch_snapshot_l1_table,
         check(2, "L1 table is not cluster aligned; snapshot table entry corrupted"),
     ),
     Row(
         "misaligned-bitmap-directory",
-        "error",
         "bitmaps",
         _bitmaps_ext_patch("bitmap_directory_offset", lambda v: v + MISALIGN),
         check(1, "bitmaps_ext: invalid bitmap directory offset"),
     ),
     Row(
         "misaligned-bitmap-table",
-        "error",
         "bitmaps",
         _bitmap_field_patch(0, "bitmap_table_offset", lambda v: v + MISALIGN),
         check(1, "doesn't satisfy the constraints"),
     ),
     Row(
         "misaligned-bitmap-data",
-        "error",
         "bitmaps",
         _bitmap_table_patch(lambda e: e + MISALIGN),
         check(1, "Could not read bitmap_table table from image for bitmap 'bm0'"),
@@ -465,23 +438,20 @@ ROWS: list[Row] = [
     ),
     Row(
         "misaligned-crypto-header",
-        "error",
         "luks",
         patch_misaligned_crypto_header,
         check(1, "is not a multiple of cluster size"),
     ),
-    Row("header-length-unaligned", "warning", "v3", patch_header_length_unaligned, check(0)),
+    Row("header-length-unaligned", "v3", patch_header_length_unaligned, check(0)),
     # --- reading at all ----------------------------------------------------
     Row(
         "header-bad-magic",
-        "error",
         "v3",
         _header_field("magic", lambda v: 0x514649FA),
         check(1, "Image is not in qcow2 format"),
     ),
     Row(
         "header-bad-version",
-        "error",
         "v3",
         _header_field("version", lambda v: 4),
         check(1, "Unsupported qcow2 version 4"),
@@ -489,7 +459,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "header-bad-version",
-        "error",
         "v3",
         _header_field("version", lambda v: 1),
         check(1, "Unsupported qcow2 version 1"),
@@ -497,7 +466,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "header-cluster-bits-range",
-        "error",
         "v3",
         _header_field("cluster_bits", lambda v: 22),
         check(1, "Unsupported cluster size: 2^22"),
@@ -505,18 +473,16 @@ ROWS: list[Row] = [
     ),
     Row(
         "header-cluster-bits-range",
-        "error",
         "v3",
         _header_field("cluster_bits", lambda v: 8),
         check(1, "Unsupported cluster size: 2^8"),
         "8",
     ),
     # A v3 header is 104+ bytes; 100 bytes is shorter than header_length (112).
-    Row("header-file-too-short", "error", "v3", _truncate_to(100), check(1, "qcow2 header too short"), "v3-100-bytes"),
+    Row("header-file-too-short", "v3", _truncate_to(100), check(1, "qcow2 header too short"), "v3-100-bytes"),
     # 104 bytes hold the whole fixed header but not header_length (112) bytes.
     Row(
         "header-file-too-short",
-        "error",
         "v3",
         _truncate_to(108),
         check(2, "exceeding the end of the file"),
@@ -524,13 +490,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "header-file-too-short",
-        "error",
         "v2",
         _truncate_to(50),
         check(2, "exceeding the end of the file"),
         "v2-50-bytes",
     ),
-    Row("header-file-too-short", "error", "v3", _truncate_to(0), check(1, "Image is not in qcow2 format"), "empty"),
+    Row("header-file-too-short", "v3", _truncate_to(0), check(1, "Image is not in qcow2 format"), "empty"),
 ]
 
 # The brief's list of rules that must each have a row.

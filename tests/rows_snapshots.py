@@ -1,4 +1,4 @@
-"""Internal snapshot rows (catalogue §2.13), run by tests/test_rules_snapshots.py
+"""Internal snapshot rows (catalogue §2.13), run by tests/test_rule_rows.py
 (and compared with qemu-img check by test_differential.py).
 
 Each row patches a real qemu-img image (snapshots made with `qemu-img
@@ -134,14 +134,12 @@ def _disk_size_offset(img: ib.Qcow2Image) -> int:
 ROWS: list[Row] = [
     Row(
         "snapshot-extra-too-large",
-        "error",
         "snapshot",
         _rewrite(_with(extra=lambda s: s.extra.ljust(1025, b"\0")), 36, "extra_data_size"),
         QemuExpect("info", 1, "Too much extra metadata in snapshot table entry 0"),
     ),
     Row(
         "snapshot-extra-incomplete-v3",
-        "error",
         "snapshot",
         _rewrite(_with(extra=lambda s: s.extra[:8]), 36, "extra_data_size"),
         QemuExpect("check", 2, "ERROR snapshot table entry 0 is incomplete"),
@@ -149,7 +147,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "snapshot-extra-incomplete-v3",
-        "error",
         "snapshot",
         _rewrite(_with(extra=b""), 36, "extra_data_size"),
         QemuExpect("check", 2, "ERROR snapshot table entry 0 is incomplete"),
@@ -157,28 +154,24 @@ ROWS: list[Row] = [
     ),
     Row(
         "snapshot-table-too-big",
-        "error",
         "snap-small",
         patch_table_too_big,
         QemuExpect("info", 1, "Snapshot table is too big"),
     ),
     Row(
         "snapshot-l1-too-large",
-        "error",
         "snapshot",
         _field("l1_size", lambda img: MAX_L1_ENTRIES + 1),
         QemuExpect("check", 2, "L1 table is too large; snapshot table entry corrupted"),
     ),
     Row(
         "snapshot-l1-out-of-file",
-        "error",
         "snapshot",
         _field("l1_table_offset", beyond_eof),
         QemuExpect("check", 2, "exceeding the end of the file by one cluster or more"),
     ),
     Row(
         "snapshot-l1-size-zero",
-        "warning",
         "snapshot",
         _field("l1_size", lambda img: 0),
         QemuExpect("check", 3, "Leaked cluster"),
@@ -186,14 +179,12 @@ ROWS: list[Row] = [
     # 2 GiB disk: 4 L1 entries needed; the snapshot's data in l1[2] is lost
     Row(
         "snapshot-l1-too-small-for-disk",
-        "warning",
         "snapshot",
         _field("l1_size", lambda img: 1),
         QemuExpect("check", 3, "Leaked cluster"),
     ),
     Row(
         "snapshot-vmstate-beyond-l1",
-        "warning",
         "snapshot",
         _rewrite(_with(extra=lambda s: extra_data(TIB, 2 << 30) + s.extra[16:]), 40, "vm_state_size"),
         QemuExpect("check", 0),
@@ -202,7 +193,6 @@ ROWS: list[Row] = [
     # v2 entry without extra data: the 32-bit field counts; 16 MiB + 2 GiB need 5 L1 entries
     Row(
         "snapshot-vmstate-beyond-l1",
-        "warning",
         "v2-snapshot",
         _rewrite(_with(extra=b"", vm_state_size32=2 << 30), 32, "vm_state_size"),
         QemuExpect("check", 0),
@@ -210,32 +200,28 @@ ROWS: list[Row] = [
     ),
     Row(
         "snapshot-id-empty",
-        "warning",
         "snapshot",
         _rewrite(_with(id_str=b""), 12, "id_str_size"),
         QemuExpect("check", 0),
     ),
-    Row("snapshot-id-duplicate", "error", "snap-two", patch_duplicate_id, QemuExpect("check", 0)),
-    Row("snapshot-name-empty", "info", "snapshot", _rewrite(_with(name=b""), 14, "name_size"), QemuExpect("check", 0)),
+    Row("snapshot-id-duplicate", "snap-two", patch_duplicate_id, QemuExpect("check", 0)),
+    Row("snapshot-name-empty", "snapshot", _rewrite(_with(name=b""), 14, "name_size"), QemuExpect("check", 0)),
     Row(
         "snapshot-table-out-of-file",
-        "error",
         "snapshot",
         patch_table_moved_past_eof,
         QemuExpect("check", 2, "exceeding the end of the file by one cluster or more"),
         "moved",
     ),
-    Row("snapshot-table-out-of-file", "error", "snap-small", patch_table_cut, QemuExpect("check", 0), "cut"),
+    Row("snapshot-table-out-of-file", "snap-small", patch_table_cut, QemuExpect("check", 0), "cut"),
     Row(
         "snapshot-count-mismatch",
-        "error",
         "snapshot",
         patch_count_too_high,
         QemuExpect("check", 2, "ERROR snapshot table entry 1 is incomplete"),
     ),
     Row(
         "snapshot-v2-resize",
-        "info",
         "v2-snapshot",
         _unchanged(lambda img: ib.HEADER_FIELDS["nb_snapshots"][0], re.escape("header.nb_snapshots")),
         QemuExpect("resize", 1, "Can't resize a v2 image which has snapshots"),
@@ -243,7 +229,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "snapshot-disk-size-differs",
-        "info",
         "snap-resized",
         _unchanged(_disk_size_offset, re.escape("snapshots[0](1).disk_size")),
         QemuExpect("check", 0),
@@ -252,7 +237,6 @@ ROWS: list[Row] = [
     ),
     Row(
         "snapshot-disk-size-differs",
-        "info",
         "snapshot",
         lambda img: Target(
             (img.write_int(_disk_size_offset(img), "Q", 1 << 30),), re.escape("snapshots[0](1).disk_size")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import imagebuilder as ib
 import pytest
-from harness import write_config
+from harness import assert_one_line_error, run_cli, write_config
 
 import qcow2lint
 
@@ -90,3 +90,28 @@ def test_disabled_in_config_a_missing_base_is_not_reported(layout: Path, tmp_pat
     assert fired(layout / "overlay.qcow2", preset="default")
     config = write_config(tmp_path, f"rules:\n  {RULE}: disable\n")
     assert fired(layout / "overlay.qcow2", config=config) == []
+
+
+def test_selecting_the_rule_while_check_exists_is_false_is_a_usage_error(layout: Path, tmp_path: Path) -> None:
+    """With check-exists false the rule cannot report anything: naming it in
+    --select or --extend-select says which option to set instead of running
+    silently; a prefix or ALL selects it without complaint."""
+    from qcow2lint.config import CommandLine, ConfigError, apply_command_line, load_config
+    from qcow2lint.registry import load_registry
+
+    registry = load_registry()
+    config_file = write_config(tmp_path, f"rules:\n  {RULE}: {{check-exists: false}}\n")
+    config = load_config(registry, config_file)
+    for line in (CommandLine(select=(RULE,)), CommandLine(extend_select=("Q0393",))):
+        with pytest.raises(ConfigError, match="reports nothing with check-exists: false.*set check-exists to true"):
+            apply_command_line(config, registry, line)
+    for line in (
+        CommandLine(select=("ALL",)),
+        CommandLine(select=("Q03",)),
+        CommandLine(select=(RULE,), ignore=(RULE,)),
+    ):
+        apply_command_line(config, registry, line)
+    apply_command_line(load_config(registry, preset="default"), registry, CommandLine(select=(RULE,)))
+    result = run_cli("check", "-c", config_file, "--select", RULE, layout / "overlay.qcow2")
+    assert_one_line_error(result)
+    assert "--select: backing-file-missing reports nothing with check-exists: false" in result.stderr

@@ -106,7 +106,7 @@ def test_option_schema_shape(registry) -> None:
         "reading": {"type": "string", "default": "qemu", "enum": ["qemu", "spec"]}
     }
     assert option_schema(registry.get("virtual-size-too-large")) == {
-        "max-virtual-size": {"type": "integer", "default": 0, "minimum": 0}
+        "max-virtual-size": {"type": "integer", "default": 2199023255552, "minimum": 1}
     }
     assert option_schema(registry.get("file-truncated")) == {"tolerate-partial": {"type": "boolean", "default": False}}
 
@@ -162,7 +162,7 @@ def test_all_problems_are_reported_in_one_run(registry, tmp_path: Path) -> None:
         "'warnings-are-errors' must be true or false, got 'maybe'",
         "unknown key 'colour'",
         "rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', got 'spek'",
-        "rule 'virtual-size-too-large': option 'max-virtual-size' must be >= 0, got -5",
+        "rule 'virtual-size-too-large': option 'max-virtual-size' must be >= 1, got -5",
         "rule 'luks-iterations-too-high': option 'max-iterations' must be >= 1, got 0",
         "rule 'file-truncated': option 'tolerate-partial' must be bool, got int 1",
         "rule 'bitmap-table-size-wrong': option 'in-use' must be one of 'skip', 'report', got 'sometimes'",
@@ -337,6 +337,8 @@ OFF_BY_DEFAULT = {
     "data-file-present",
     "data-file-unsafe-name",
     "luks-iterations-too-high",
+    "virtual-size-too-large",
+    "open-metadata-too-large",
 }
 
 
@@ -367,6 +369,8 @@ def test_untrusted_enables_its_policy_rules_at_error(registry) -> None:
         "data-file-present",
         "data-file-unsafe-name",
         "luks-iterations-too-high",
+        "virtual-size-too-large",
+        "open-metadata-too-large",
     }
     for name in policy:
         assert config.rules[name].enabled and config.rules[name].severity is Severity.ERROR, name

@@ -19,12 +19,13 @@ The images:
     raising a refcount, a dirty lazy-refcounts image after a crash, a
     refcount_bits=1 image with a snapshot);
 (b) every crafted defect of the rule tests: the rows of every table
-    (``rows_*.py``, the tables the tests/test_rules*.py files run); a row
-    that cannot be built fails its case.
+    (``rows_*.py``, the tables tests/test_rule_rows.py runs); a row that
+    cannot be built fails its case.
 
-qcow2lint runs in-process (``qcow2lint.lint(..., statistics=True)``); the
-summary (how many compared, agreed, skipped and why) is printed in the test
-output.
+qcow2lint runs in-process (``qcow2lint.lint(..., statistics=True)``).  Each
+case records its verdict; the summary (how many compared, agreed, skipped
+and why, every disagreement) is a report printed at the end of the run
+(tests/conftest.py, ``pytest_terminal_summary``), not a test.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,24 +41,8 @@ from typing import Any
 import consistency_builders as cb
 import imagebuilder as ib
 import pytest
-import rows_basic
-import rows_bitmaps
-import rows_consistency
-import rows_header
-import rows_placement
-import rows_snapshots
-from harness import QEMU_STATS_KEYS, Row, RowImages, lint
-
-#: Every table of rule rows, by the name the cases carry.
-TABLES: dict[str, list[Row]] = {
-    "rules": rows_basic.ROWS,
-    "header": rows_header.ROWS,
-    "bitmaps": rows_bitmaps.ROWS,
-    "consistency": rows_consistency.ROWS,
-    "placement": rows_placement.ROWS,
-    "snapshots": rows_snapshots.ROWS,
-}
-
+from harness import DIFFERENTIAL_KEY, QEMU_STATS_KEYS, Row, RowImages, lint
+from row_tables import TABLES
 
 # ---------------------------------------------------------------------------
 # the cases
@@ -237,52 +221,28 @@ def verdict(outcome: Outcome) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_stats_agree_with_qemu_img_check(case: Case, outcomes: Outcomes) -> None:
+def test_stats_agree_with_qemu_img_check(
+    case: Case, outcomes: Outcomes, record_property: Callable[[str, object], None]
+) -> None:
     """Equal figures wherever qemu-img check completes, with or without
-    corruptions.  A case that cannot be built fails."""
+    corruptions.  A case that cannot be built fails.  The verdict goes to
+    the run's differential summary."""
     outcome = outcomes.get(case)
     kind, detail = verdict(outcome)
+    record_property(
+        DIFFERENTIAL_KEY,
+        {
+            "kind": kind,
+            "source": case.source,
+            "qemu_how": outcome.qemu_how,
+            "reason": re.sub(r"Could not open '[^']*': |qemu-img: ", "", detail)[:150]
+            if kind in ("skipped", "build-failed")
+            else "",
+            "disagreement": f"{detail}\n{outcome.describe()}" if kind == "disagree" else "",
+        },
+    )
     if kind == "build-failed":
         pytest.fail(f"could not build {case.name}: {outcome.build_error}")
     if kind == "skipped":
         pytest.skip(detail)
     assert kind != "disagree", f"{detail}\n{outcome.describe()}"
-
-
-def test_summary(outcomes: Outcomes, request: pytest.FixtureRequest) -> None:
-    """Print how many images were compared, agreed, skipped (and why) and
-    every disagreement, in the test output (also with -q)."""
-    kinds: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    by_source: Counter[str] = Counter()
-    disagreements: list[str] = []
-    every = [outcomes.get(case) for case in CASES]
-    for outcome in every:
-        kind, detail = verdict(outcome)
-        kinds[kind] += 1
-        by_source[outcome.case.source] += 1
-        if kind in ("skipped", "build-failed"):
-            reasons[re.sub(r"Could not open '[^']*': |qemu-img: ", "", detail)[:150]] += 1
-        elif kind == "disagree":
-            disagreements.append(f"{detail}\n{outcome.describe()}")
-    lines = [
-        "",
-        "differential test (qcow2lint stats vs qemu-img check --output=json):",
-        f"  images: {len(every)} ({', '.join(f'{s} {n}' for s, n in sorted(by_source.items()))})",
-        f"  compared, all figures equal (check exit 0/3): {kinds['compared']}",
-        f"  corrupt on both sides, all figures equal (check exit 2): {kinds['corrupt-agree']}",
-        f"  disagreements: {kinds['disagree']}",
-        *(f"  qemu-img check run{how}: {n}" for how, n in Counter(o.qemu_how for o in every).items() if how),
-        f"  skipped: {kinds['skipped'] + kinds['build-failed']}",
-        *(f"    {n} x {reason}" for reason, n in reasons.most_common()),
-        *(f"  DISAGREEMENT {text}" for text in disagreements),
-    ]
-    text = "\n".join(lines)
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():  # shown even with -q and captured output
-            reporter.write_line(text)
-    else:
-        print(text)
-    assert kinds["compared"] + kinds["corrupt-agree"] > 0, "nothing was compared"

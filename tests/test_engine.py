@@ -213,3 +213,43 @@ def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(tmp_path: Pat
     with pytest.raises(ImageError, match="not a regular file"):
         with open_image(fifo):
             pass
+
+
+def test_rules_never_judge_what_was_not_read(tmp_path: Path) -> None:
+    """An image whose cluster_bits is out of range is read no further than
+    its header: its real bitmaps extension, tables and snapshots are unknown,
+    not absent.  With every rule on (and every limit low enough to fire),
+    only the rules that judge the header alone report, and none crashes."""
+    path = tmp_path / "cluster-bits-30.qcow2"
+    ib.create(path, 16 << 20)
+    ib.bitmap_add(path, "b0")
+    ib.snapshot_create(path, "s0")
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">I", data, 20, 30)  # cluster_bits: outside QEMU's 9..21
+    path.write_bytes(data)
+    config_file = tmp_path / "all.yaml"
+    config_file.write_text("extends: pedantic\nrules:\n  open-metadata-too-large: {max-open-metadata: 1}\n")
+    registry = load_registry()
+    config = load_config(registry, config_file)
+    assert all(settings.enabled for settings in config.rules.values())
+    with open_image(path) as image_file:
+        assert not image_file.image.readable
+        fired = {f.rule for f in run_rules(image_file, config, registry, deep=True)}
+    assert fired == {"header-cluster-bits-range"}
+
+
+def test_an_unread_image_raises_not_read_for_all_but_its_header() -> None:
+    from qcow2lint.context import NotRead
+    from qcow2lint.engine import KNOWN_UNREAD, rule_view
+
+    header = records.Header.from_bytes(b"QFI\xfb" + b"\xff" * 200)
+    image = records.Image("x.qcow2", 204, header, readable=False)
+    view = rule_view(image)
+    assert view.header is header and view.file_size == 204 and not view.readable and view.problems == ()
+    for field in attrs.fields(records.Image):
+        if field.name not in KNOWN_UNREAD:
+            with pytest.raises(NotRead):
+                getattr(view, field.name)
+    with pytest.raises(NotRead):
+        view.extension(spec.EXT_BITMAPS)
+    assert rule_view(attrs.evolve(image, readable=True)).extensions == ()

@@ -14,7 +14,7 @@ findings that follow from it linked by ``caused_by``:
 * a misaligned l1_table_offset: the table read there is empty, and every
   L2 table and data cluster (82) leaks, following from misaligned-l1-table;
 * the L1 table's cluster with refcount 2: one fact, reported by
-  metadata-refcount-gt-one alone (no refcount-leak beside it).
+  metadata-refcount-not-one alone (no refcount-leak beside it).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_overcounted_metadata_refcount_is_reported_once(tmp_path: Path, config) 
     path = tmp_path / "ref2.qcow2"
     l1_refcount_two(path)
     report = _lint(path, config)
-    assert [(f.rule, f.location, f.offset) for f in report.findings] == [("metadata-refcount-gt-one", "l1", 0x30000)]
+    assert [(f.rule, f.location, f.offset) for f in report.findings] == [("metadata-refcount-not-one", "l1", 0x30000)]
     assert report.findings[0].message == "active-l1 l1 at 0x30000: cluster 3 has refcount 2, must be 1"
     assert report.findings[0].caused_by is None
 

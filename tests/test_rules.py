@@ -28,55 +28,21 @@ from baseimages import PATCH_L1_INDEX
 from harness import (
     Bases,
     Linted,
-    Row,
-    RowImages,
     Target,
     assert_all_found,
-    assert_disabled_in_config,
-    assert_qemu_agrees,
-    assert_quiet_on_clean_base,
-    assert_row_fires,
-    first_row_per_rule,
     format_findings,
     lint,
     lint_json,
-    row_id,
     rules_fired,
     run_cli,
     write_config,
 )
 from rows_basic import MISALIGN, REQUIRED_RULES, ROWS, _patched_l2, path_bitmap, path_header, path_l1
 
-FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
 
 def test_every_required_rule_has_a_row() -> None:
     """The table covers the whole list of rules this suite is asked to test."""
     assert REQUIRED_RULES <= {row.rule for row in ROWS}
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
-    """The recipe really makes the defect: qemu-img check reacts as the catalogue says."""
-    assert_qemu_agrees(row, row_images, tmp_path)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_fires(row: Row, row_images: RowImages) -> None:
-    """(a) The defect is reported once, with its severity, at the patched structure."""
-    assert_row_fires(row, row_images)
-
-
-@pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
-    """(b) The unpatched base does not fire the rule."""
-    assert_quiet_on_clean_base(row, base_images)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_disabled_in_config(row: Row, row_images: RowImages) -> None:
-    """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    assert_disabled_in_config(row, row_images)
 
 
 # ---------------------------------------------------------------------------

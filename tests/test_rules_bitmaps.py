@@ -21,20 +21,13 @@ from baseimages import CLUSTER, MIB, TAIL_BITS, TAIL_LAST_BYTE, TAIL_SIZE
 from harness import (
     Bases,
     Finding,
-    Row,
     RowImages,
     Target,
     assert_all_found,
-    assert_disabled_in_config,
-    assert_qemu_agrees,
-    assert_quiet_on_clean_base,
-    assert_row_fires,
     check_table,
     disable,
-    first_row_per_rule,
     format_findings,
     lint,
-    row_id,
 )
 from rows_bitmaps import (
     EXTRA_DATA_COMPATIBLE,
@@ -49,36 +42,10 @@ from rows_bitmaps import (
     patch_extra_data,
 )
 
-FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
 
 def test_every_rule_has_a_row() -> None:
     """The table covers every rule of this file."""
     check_table(ROWS, MY_RULES)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
-    """The recipe really makes the defect: QEMU reacts as the catalogue says."""
-    assert_qemu_agrees(row, row_images, tmp_path)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_fires(row: Row, row_images: RowImages) -> None:
-    """(a) The defect is reported once, with its severity, at the patched structure."""
-    assert_row_fires(row, row_images)
-
-
-@pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
-    """(b) The unpatched base does not fire the rule."""
-    assert_quiet_on_clean_base(row, base_images)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_disabled_in_config(row: Row, row_images: RowImages) -> None:
-    """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    assert_disabled_in_config(row, row_images)
 
 
 def test_one_rule_disabled_leaves_the_others(row_images: RowImages) -> None:

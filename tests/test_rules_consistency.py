@@ -20,22 +20,13 @@ from pathlib import Path
 
 import consistency_builders as cb
 import imagebuilder as ib
-import pytest
 from baseimages import PATCH_L1_INDEX
 from harness import (
     Bases,
-    Row,
-    RowImages,
     assert_all_found,
-    assert_disabled_in_config,
-    assert_qemu_agrees,
-    assert_quiet_on_clean_base,
-    assert_row_fires,
     check_table,
-    first_row_per_rule,
     format_findings,
     lint,
-    row_id,
 )
 from rows_consistency import (
     COPIED,
@@ -47,47 +38,10 @@ from rows_consistency import (
     patch_refcount_beyond_eof,
 )
 
-FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
 
 def test_every_rule_has_a_row() -> None:
     """The table covers every rule this file is about, and only those."""
     check_table(ROWS, RULES)
-
-
-def test_registry_agrees() -> None:
-    """Each rule is registered with the catalogue's severity."""
-    from qcow2lint.registry import load_registry
-
-    registry = load_registry()
-    for name, severity in RULES.items():
-        rule = registry.get(name)
-        assert rule is not None, f"{name} is not registered"
-        assert str(rule.severity) == severity, f"{name}: {rule.severity} != {severity}"
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
-    """The recipe really makes the defect: QEMU reacts as the catalogue says."""
-    assert_qemu_agrees(row, row_images, tmp_path)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_fires(row: Row, row_images: RowImages) -> None:
-    """(a) The defect is reported once, with its severity, at the patched structure."""
-    assert_row_fires(row, row_images)
-
-
-@pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
-    """(b) The unpatched base does not fire the rule."""
-    assert_quiet_on_clean_base(row, base_images)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_disabled_in_config(row: Row, row_images: RowImages) -> None:
-    """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    assert_disabled_in_config(row, row_images)
 
 
 def test_clean_bases_have_no_errors_or_warnings(base_images: Bases) -> None:

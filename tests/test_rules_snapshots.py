@@ -20,49 +20,14 @@ import pytest
 from harness import (
     Bases,
     QemuExpect,
-    Row,
-    RowImages,
     Target,
     assert_all_found,
-    assert_disabled_in_config,
-    assert_qemu_agrees,
-    assert_quiet_on_clean_base,
-    assert_row_fires,
-    first_row_per_rule,
     format_findings,
     lint,
-    row_id,
     run_qemu,
 )
 from rows_snapshots import ROWS, TIB, patch_count_too_high, patch_table_cut, patch_table_moved_past_eof
 from snapshot_builders import RawSnapshot, beyond_eof, extra_data, read_snapshots, rewrite_snapshot_table
-
-FIRST_ROW_PER_RULE = first_row_per_rule(ROWS)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
-    """The recipe really makes the defect: QEMU reacts as the catalogue says."""
-    assert_qemu_agrees(row, row_images, tmp_path)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_fires(row: Row, row_images: RowImages) -> None:
-    """(a) The defect is reported once, with its severity, at the patched structure."""
-    assert_row_fires(row, row_images)
-
-
-@pytest.mark.parametrize("row", FIRST_ROW_PER_RULE, ids=lambda r: r.rule)
-def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
-    """(b) The unpatched base does not fire the rule."""
-    assert_quiet_on_clean_base(row, base_images)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_rule_disabled_in_config(row: Row, row_images: RowImages) -> None:
-    """(c) ``rules: {NAME: disable}`` silences the rule on the patched image."""
-    assert_disabled_in_config(row, row_images)
-
 
 # ---------------------------------------------------------------------------
 # definitions, options, several defects at once

@@ -17,6 +17,7 @@ import re
 import textwrap
 from typing import TypedDict
 
+from qcow2lint.aliases import MERGED, RENAMED
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
 
 #: Conditions that have a name but no rule of their own, and where they are reported.
@@ -27,6 +28,18 @@ ANSWERED = {
     "overlap-<kindA>-<kindB>": "One rule, `metadata-overlap`, reports every pair of kinds, naming both in the message; overlaps that place an L2 table on another structure are `l1-entry-points-to-metadata`.",
     "v2-refcount-order": 'Its condition is "(n/a)": a v2 header has no refcount_order field. The reader never reads bytes 96..103 of a v2 header as fields and uses 16-bit refcounts, as QEMU does; v3-looking bytes there are reported by `header-v2-has-v3-bytes`.',
     "image-end-offset": "A figure, not a defect: `image-end-offset` is in the `stats` of every image in `--format json` and in `--statistics`.",
+    # Retired names (qcow2lint.aliases): they still select their rule.
+    **{
+        old: f"The former name of `{new}`; configuration files, `--select`/`--ignore` and baselines still accept it."
+        for old, new in RENAMED.items()
+    },
+    **{
+        old: f"Same condition as `{new}`; reported there alone. The name "
+        + "".join(f"and its code {code} " for code, to in MERGED.items() if to == new and re.fullmatch(r"Q\d{4}", code))
+        + f"still select `{new}`."
+        for old, new in MERGED.items()
+        if not re.fullmatch(r"Q\d{4}", old)
+    },
 }
 
 

@@ -4,7 +4,8 @@ The header cluster, L1 tables, the refcount table and blocks, the snapshot
 table and the bitmap directory and tables are owned by exactly one structure
 each: their refcount must be 1 (spec, "Host cluster management").  (L2
 tables and data may be shared by snapshots and are judged by the refcount
-rules.)
+rules.)  A refcount of 0 is flagged as well as one above 1.  The rule was
+called metadata-refcount-gt-one; that name still selects it.
 
 QEMU: `qemu-img check` reports the mismatch as a corruption or a leak; a
 wrong refcount on metadata lets QEMU free or reuse it.  Repair:
@@ -17,7 +18,7 @@ from qcow2lint.findings import Problem
 from qcow2lint.results import RefcountCheck
 from qcow2lint.rulekit import owned_spans, runs
 
-NAME = "metadata-refcount-gt-one"
+NAME = "metadata-refcount-not-one"
 CODE = "Q1111"
 SEVERITY = "error"
 SCOPE = RefcountCheck

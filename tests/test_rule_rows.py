@@ -1,0 +1,93 @@
+"""Every rule row of every row table (rows_*.py), run the same way.
+
+A row is a clean base, a patch that makes one defect, and what QEMU does
+with the result.  For every row:
+
+(a) the patched image fires the rule (once, unless the row says otherwise)
+    with the rule's severity and code, at the patched offset and structure
+    path; the rules the row names as absent stay quiet;
+(b) the rule's clean base does not fire it (first row of each rule);
+(c) ``test_qemu_agrees`` proves the recipe: the clean base passes
+    ``qemu-img check``, and QEMU (``qemu-img info`` / ``check`` / a
+    ``qemu-io`` read or write) does with the patched image what the
+    catalogue says.
+
+``test_disabled_rules_are_silent`` is registry-wide: every registered rule
+has a row, and with every rule disabled in the configuration the rows'
+images report nothing.  Each family's own tests (several defects in one
+image, options, look-alikes) stay in its ``test_rules_*.py``.
+
+Codes and severities are the registry's: a rule declares them once.  The
+module runs on one xdist worker (``--dist loadfile``), where each base and
+row image is built once; its rows take some 10 s on one core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import (
+    Bases,
+    Row,
+    RowImages,
+    assert_qemu_agrees,
+    assert_quiet_on_clean_base,
+    assert_row_fires,
+    first_row_per_rule,
+    format_findings,
+    lint,
+    registry,
+)
+from row_tables import TABLES
+
+#: Every row, as a pytest parameter grouped by its table.
+ROWS = [pytest.param(row, id=f"{family}:{row.id}") for family, rows in TABLES.items() for row in rows]
+FIRST_ROWS = [
+    pytest.param(row, id=f"{family}:{row.rule}") for family, rows in TABLES.items() for row in first_row_per_rule(rows)
+]
+#: Every config key of the registry, disabled.
+ALL_DISABLED = "rules:\n" + "".join(f"  {rule.name}: disable\n" for rule in registry())
+
+
+def test_row_ids_are_unique_and_every_rule_has_a_row() -> None:
+    """Unique row ids in each table, and no registered rule without a row."""
+    covered: set[str] = set()
+    for family, rows in TABLES.items():
+        ids = [row.id for row in rows]
+        assert len(ids) == len(set(ids)), f"{family}: duplicate row ids"
+        covered |= {row.rule for row in rows}
+    registered = {rule.name for rule in registry()}
+    assert covered == registered, (
+        f"rules without a row: {sorted(registered - covered)}; rows of no rule: {sorted(covered - registered)}"
+    )
+
+
+@pytest.mark.parametrize("row", [p for p in ROWS if p.values[0].expectations])
+def test_qemu_agrees(row: Row, row_images: RowImages, tmp_path: Path) -> None:
+    """The recipe really makes the defect: QEMU reacts as the catalogue says."""
+    assert_qemu_agrees(row, row_images, tmp_path)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_rule_fires(row: Row, row_images: RowImages) -> None:
+    """(a) The defect is reported once, with its rule's severity, at the patched structure."""
+    assert_row_fires(row, row_images)
+
+
+@pytest.mark.parametrize("row", FIRST_ROWS)
+def test_rule_quiet_on_clean_base(row: Row, base_images: Bases) -> None:
+    """(b) The unpatched base does not fire the rule."""
+    assert_quiet_on_clean_base(row, base_images)
+
+
+def test_disabled_rules_are_silent(row_images: RowImages) -> None:
+    """A rule disabled in the configuration reports nothing, even where it
+    fires: the image of each rule's first row (which fires it, test (a)),
+    with every registered rule disabled, gives no finding at all (deep:
+    the payload rules too)."""
+    for family, rows in TABLES.items():
+        for row in first_row_per_rule(rows):
+            path, _ = row_images.get(row)
+            report = lint(path, ALL_DISABLED, deep=True)
+            assert not report.findings, f"{family}:{row.id}:\n{format_findings(report.findings)}"
