@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcow2lint.findings import ImageReport, Severity
-from qcow2lint.report.cicommon import follow_on_note
+from qcow2lint.report.cicommon import follow_on_note, repository_path
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -75,20 +75,19 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
     turn: list[int] = []
     for report in reports:
         start = len(items)
+        path = repository_path(report.path)  # GitHub attaches annotations to repository paths
         if report.error is not None:
             message = f"not checked: {report.error}"
-            items.append(
-                (4, "error", {"file": report.path, "title": "qcow2lint"}, message, f"error {report.path}: {message}")
-            )
+            items.append((4, "error", {"file": path, "title": "qcow2lint"}, message, f"error {path}: {message}"))
         for f in report.roots():
             message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
             items.append(
                 (
                     int(f.severity),
                     COMMANDS[f.severity],
-                    {"file": report.path, "title": f"{f.code} {f.rule}"},
+                    {"file": path, "title": f"{f.code} {f.rule}"},
                     message,
-                    f"{f.severity} {f.code} {f.rule} {report.path}:{message}",
+                    f"{f.severity} {f.code} {f.rule} {path}:{message}",
                 )
             )
         seen: dict[int, int] = {}
@@ -154,7 +153,7 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
             else ("no findings" if not report.findings else "findings")
         )
         lines.append(
-            f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |"
+            f"| {_code(repository_path(report.path))} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |"
         )
     rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
@@ -165,7 +164,7 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
         ]
         for report, f in rows[:max_rows]:
             lines.append(
-                f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
+                f"| {_code(repository_path(report.path))} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
                 f"| {_code(f.location)} | {_cell(f.message + follow_on_note(report, f))} |"
             )
         if len(rows) > max_rows:
