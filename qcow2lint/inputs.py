@@ -61,7 +61,8 @@ Excluded = Callable[[str], bool]
 
 @attrs.frozen(repr=False)
 class Unmatched(Record):
-    """A command-line argument that names no file to check."""
+    """A command-line argument that names no file to check, or a path that
+    a search could not look at (``reason`` says why)."""
 
     argument: str
     reason: str
