@@ -135,7 +135,8 @@ def lint(
     ``ok(fail_level)``.
 
     Raises :class:`qcow2lint.ImageError` when the file cannot be read
-    at all, :class:`qcow2lint.config.ConfigError` for a bad configuration.
+    at all, :class:`qcow2lint.config.ConfigError` for a bad configuration
+    (also one that enables no rule).
 
     Run from the repository's root (the test suite runs these examples):
 
@@ -149,7 +150,7 @@ def lint(
     >>> [f.rule for f in qcow2lint.lint("examples/demo.qcow2", preset="default").findings if f.severity >= qcow2lint.Severity.ERROR]
     ['l2-reserved-bits']
     """
-    from qcow2lint.config import Config, load_config
+    from qcow2lint.config import Config, load_config, require_rules
     from qcow2lint.filekind import ImageError
     from qcow2lint.runner import lint_image
 
@@ -160,7 +161,7 @@ def lint(
         settings = config
     else:
         settings = load_config(registry, config, preset=preset)
-    report = lint_image(os.fspath(path), settings, registry, statistics, deep)
+    report = lint_image(os.fspath(path), require_rules(settings), registry, statistics, deep)
     if report.error is not None:
         raise ImageError(report.error)
     return report

@@ -70,8 +70,9 @@ def rule_registry() -> Registry:
 
 
 def items(values: list[str] | None) -> tuple[str, ...]:
-    """The rule names of repeated, comma-separated options."""
-    return tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
+    """The rule names of repeated, comma-separated options (an empty one is
+    kept: selecting it is an error, not every rule off in silence)."""
+    return tuple(item.strip() for value in values or () for item in value.split(","))
 
 
 def command_line(

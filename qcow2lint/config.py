@@ -47,6 +47,7 @@ import os
 import re
 import reprlib
 import stat
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -716,6 +717,8 @@ def select_rules(registry: Registry, item: str, option: str = "--select") -> lis
     >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
     (['dirty-bit-set'], ['dirty-bit-set'])
     """
+    if not item:
+        raise ConfigError(f"{option}: empty rule name (an unset variable, or a stray comma?)")
     rule = registry.get(item)
     if rule is not None:
         return [rule.name]
@@ -732,13 +735,28 @@ def select_rules(registry: Registry, item: str, option: str = "--select") -> lis
     )
 
 
+def require_rules(config: Config) -> Config:
+    """``config``, the effective configuration of a run; ConfigError when it
+    enables no rule (it would check nothing and pass every image), saying
+    what turned the rules off."""
+    if any(settings.enabled for settings in config.rules.values()):
+        return config
+    why = Counter(config.sources.get(f"rules.{name}", BUILTIN).rsplit("; ", 1)[-1] for name in config.rules)
+    causes = "; ".join(
+        f"{cause if cause.startswith('disabled') else f'off in {cause}'}: {count} rule{'s' * (count != 1)}"
+        for cause, count in why.most_common()
+    )
+    raise ConfigError(f"no rule is enabled, so nothing would be checked ({causes or 'no rule is known'})")
+
+
 def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
     """``config`` with the command line's selection, exclusions and docs URL
-    on top; the provenance of every changed value names the option."""
+    on top; the provenance of every changed value names the option.
+    ConfigError when no rule is left enabled (:func:`require_rules`)."""
     from qcow2lint.idle import refuse_idle_selection
 
     if not line:
-        return config
+        return require_rules(config)
     rules = dict(config.rules)
     sources = dict(config.sources)
 
@@ -779,13 +797,15 @@ def apply_command_line(config: Config, registry: Registry, line: CommandLine) ->
             )
         docs_url = line.docs_url
         sources["docs-url"] = "--docs-url"
-    return attrs.evolve(
-        config,
-        rules=MappingProxyType(rules),
-        sources=sources,
-        exclude=exclude,
-        docs_url=docs_url,
-        chain=(*config.chain, "command line"),
+    return require_rules(
+        attrs.evolve(
+            config,
+            rules=MappingProxyType(rules),
+            sources=sources,
+            exclude=exclude,
+            docs_url=docs_url,
+            chain=(*config.chain, "command line"),
+        )
     )
 
 

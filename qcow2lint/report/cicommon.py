@@ -41,6 +41,19 @@ def unique_fingerprint(finding: Finding, path: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def repository_path(path: str) -> str:
+    """An image path as CI services name a file of the repository: ``./``
+    segments dropped (``qcow2lint check .`` finds ``./images/a.qcow2``;
+    GitHub and GitLab attach a finding only to ``images/a.qcow2``).
+
+    >>> repository_path("./images/./a.qcow2"), repository_path("/srv/a.qcow2"), repository_path("images/*.vmdk")
+    ('images/a.qcow2', '/srv/a.qcow2', 'images/*.vmdk')
+    """
+    if not path.startswith("./") and "/./" not in path:
+        return path
+    return str(PurePosixPath(path))
+
+
 def artifact_uri(path: str) -> str:
     """A URI reference for an image path: a relative path stays relative
     (percent-escaped, ``./`` dropped), an absolute one becomes a ``file://``

@@ -18,7 +18,8 @@ so the annotation has no ``line``: GitHub attaches it to the file.
 GitHub shows at most 10 annotations of each type (error, warning, notice)
 per step, and 50 per job, and drops the rest without a word.  So
 :func:`render_github` emits the most severe ones within that limit (the
-unreadable images first, then errors, warnings, info, each in report order):
+unreadable images first, then errors, warnings, info, each taking the images
+in turn: every image's first error before any image's second):
 at most ``max_per_type`` error and warning annotations (in report order)
 and, when anything is left out, ``max_per_type - 1`` notices plus one notice
 saying how many
@@ -35,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcow2lint.findings import ImageReport, Severity
-from qcow2lint.report.cicommon import follow_on_note
+from qcow2lint.report.cicommon import follow_on_note, repository_path
 from qcow2lint.text import escape
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -68,30 +69,39 @@ def render_github(reports: Sequence[ImageReport], max_per_type: int = MAX_ANNOTA
     notice and a log group for the rest (see the module docstring)."""
     # (severity rank, command, properties, message, plain log line), in report order
     items: list[tuple[int, str, dict[str, str], str, str]] = []
+    # Each item's place among its image's items of the same severity: the
+    # choice takes the images in turn, so one image with many findings
+    # cannot take every annotation from the others.
+    turn: list[int] = []
     for report in reports:
+        start = len(items)
+        path = repository_path(report.path)  # GitHub attaches annotations to repository paths
         if report.error is not None:
             message = f"not checked: {report.error}"
-            items.append(
-                (4, "error", {"file": report.path, "title": "qcow2lint"}, message, f"error {report.path}: {message}")
-            )
+            items.append((4, "error", {"file": path, "title": "qcow2lint"}, message, f"error {path}: {message}"))
         for f in report.roots():
             message = f"{f.offset:#x} [{f.location}] {f.message}{follow_on_note(report, f)}"
             items.append(
                 (
                     int(f.severity),
                     COMMANDS[f.severity],
-                    {"file": report.path, "title": f"{f.code} {f.rule}"},
+                    {"file": path, "title": f"{f.code} {f.rule}"},
                     message,
-                    f"{f.severity} {f.code} {f.rule} {report.path}:{message}",
+                    f"{f.severity} {f.code} {f.rule} {path}:{message}",
                 )
             )
+        seen: dict[int, int] = {}
+        for item in items[start:]:
+            turn.append(seen.get(item[0], 0))
+            seen[item[0]] = turn[-1] + 1
     budget = {"error": max_per_type, "warning": max_per_type, "notice": max_per_type}
     if any(sum(1 for item in items if item[1] == name) > max_per_type for name in budget):
         budget["notice"] = max(0, max_per_type - 1)  # room for the notice about the rest
-    # Choose the most severe (stable: report order within a severity), then
-    # emit the chosen ones in report order.
+    # Choose the most severe, within a severity every image's first before
+    # any image's second (stable: report order), then emit the chosen ones
+    # in report order.
     chosen: set[int] = set()
-    for index in sorted(range(len(items)), key=lambda i: -items[i][0]):
+    for index in sorted(range(len(items)), key=lambda i: (-items[i][0], turn[i])):
         name = items[index][1]
         if budget[name] > 0:
             budget[name] -= 1
@@ -143,7 +153,7 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
             else ("no findings" if not report.findings else "findings")
         )
         lines.append(
-            f"| {_code(report.path)} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |"
+            f"| {_code(repository_path(report.path))} | {counts['error']} | {counts['warning']} | {counts['info']} | {_cell(status)} |"
         )
     rows = [(report, f) for report in reports for f in report.roots()]
     if rows:
@@ -154,7 +164,7 @@ def github_step_summary(reports: Sequence[ImageReport], max_rows: int = MAX_SUMM
         ]
         for report, f in rows[:max_rows]:
             lines.append(
-                f"| {_code(report.path)} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
+                f"| {_code(repository_path(report.path))} | `{f.offset:#x}` | {f.code} | {_cell(f.rule)} | {f.severity} "
                 f"| {_code(f.location)} | {_cell(f.message + follow_on_note(report, f))} |"
             )
         if len(rows) > max_rows:

@@ -5,7 +5,8 @@ it: the description ends with ``(+N follow-on findings)``), with ``description``
 at 0xOFFSET: message``), ``check_name`` (the rule name), a ``fingerprint``
 unique per finding (sha256 of rule, image path, structure path and offset;
 identical findings get a counter), ``severity`` (error -> ``major``,
-warning -> ``minor``, info -> ``info``) and ``location.path`` with
+warning -> ``minor``, info -> ``info``) and ``location.path`` (the image
+path without ``./`` segments, as GitLab names the repository's files) with
 ``location.lines.begin`` 1 (an image has no lines).  An image that could not
 be read is a ``critical`` issue with check_name ``unreadable-image``.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qcow2lint.findings import ImageReport, Severity
-from qcow2lint.report.cicommon import follow_on_note, unique_fingerprint
+from qcow2lint.report.cicommon import follow_on_note, repository_path, unique_fingerprint
 from qcow2lint.text import json_safe
 
 SEVERITIES = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
@@ -52,13 +53,14 @@ def gitlab_issues(reports: Sequence[ImageReport]) -> list[dict[str, Any]]:
         return fp
 
     for report in reports:
+        path = repository_path(report.path)
         if report.error is not None:
-            fp = hashlib.sha256(f"{UNREADABLE_CHECK}\0{report.path}".encode("utf-8", "surrogateescape")).hexdigest()
-            issues.append(_issue(f"not checked: {report.error}", UNREADABLE_CHECK, unique(fp), "critical", report.path))
+            fp = hashlib.sha256(f"{UNREADABLE_CHECK}\0{path}".encode("utf-8", "surrogateescape")).hexdigest()
+            issues.append(_issue(f"not checked: {report.error}", UNREADABLE_CHECK, unique(fp), "critical", path))
         for f in report.roots():
             description = f"{f.code} {f.rule} [{f.location}] at {f.offset:#x}: {f.message}{follow_on_note(report, f)}"
-            fp = unique(unique_fingerprint(f, report.path))
-            issues.append(_issue(description, f.rule, fp, SEVERITIES[f.severity], report.path))
+            fp = unique(unique_fingerprint(f, path))
+            issues.append(_issue(description, f.rule, fp, SEVERITIES[f.severity], path))
     return issues
 
 
