@@ -320,7 +320,7 @@ def config_command(
     ] = False,
 ) -> None:
     """Print the effective configuration and where each value came from."""
-    from qcow2lint.config import render_config
+    from qcow2lint.configrender import render_config
 
     registry = _registry()
     if schema:
@@ -344,7 +344,7 @@ def rules_command(
     """List every rule: code, name, default severity, summary."""
     registry = _registry()
     if reference_config:
-        from qcow2lint.config import reference_config as render
+        from qcow2lint.configrender import reference_config as render
 
         typer.echo(render(registry), nl=False)
         return

@@ -39,6 +39,10 @@ minimum, maximum).  A key given twice in one mapping, and a rule named twice
 in one file (by name and by code), are errors.  Every problem is one line
 naming the file, the rule and the option; all the problems of a run are
 collected and raised together as one ConfigError.
+
+This module reads configuration files; :mod:`qcow2lint.selection` applies
+the command line's selection on top, and :mod:`qcow2lint.configrender`
+prints a configuration back as YAML.
 """
 
 from __future__ import annotations
@@ -72,9 +76,8 @@ TOP_LEVEL_KEYS = (
     "exclude",
     "docs-url",
 )
-#: Where the configuration's JSON Schema lies in the repository (shipped
-#: in the package too), for editors: ``# yaml-language-server: $schema=...``.
-SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
+#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
 #: A configuration file larger than this is refused (the reference
@@ -277,14 +280,28 @@ def discover(start: Path | None = None) -> Path | None:
     return None
 
 
-def _quote(value: Any) -> str:
+def resolve_rule(registry: Registry, name: str) -> Rule | None:
+    """The rule a configuration, a selector or a per-file ignore names (by
+    name or by code), None when it names none.  Every place that turns a
+    name into a rule goes through here, so old names stay valid in one place.
+
+    >>> from qcow2lint.registry import load_registry
+    >>> resolve_rule(load_registry(), "Q0204").name
+    'dirty-bit-set'
+    """
+    return registry.get(name)
+
+
+def quote_value(value: Any) -> str:
     """A configuration value for an error message: its repr, shortened
     without expanding it whole (a YAML alias bomb has a huge repr), on one
     escaped line."""
     return one_line(_REPR.repr(value), 100)
 
 
-def _suggest(key: str, choices: list[str]) -> str:
+def suggestion(key: str, choices: list[str]) -> str:
+    """`` (did you mean 'NAME'?)`` for the choice closest to a mistyped
+    ``key``, or nothing."""
     if len(key) > 100:  # difflib is quadratic; nobody mistypes 100 characters
         return ""
     import difflib
@@ -363,7 +380,7 @@ def _read_yaml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
         finally:
             loader.dispose()
         for line, key, first in loader.duplicates:
-            message = f"{path}: line {line}: duplicate key {_quote(key)} (first given at line {first})"
+            message = f"{path}: line {line}: duplicate key {quote_value(key)} (first given at line {first})"
             if problems is None:
                 raise ConfigError(message)
             problems.append(message)
@@ -489,11 +506,15 @@ class _Loader:
         label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                self.problems.append(f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
+                self.problems.append(
+                    f"{where}: unknown key {quote_value(key)}{suggestion(str(key), list(TOP_LEVEL_KEYS))}"
+                )
         if "extends" in data:
             base = data["extends"]
             if not isinstance(base, str):
-                self.problems.append(f"{where}: 'extends' must be a preset name or a file path, got {_quote(base)}")
+                self.problems.append(
+                    f"{where}: 'extends' must be a preset name or a file path, got {quote_value(base)}"
+                )
             else:
                 base_path = preset_path(base) or (path.parent / base)
                 if base_path.is_file():
@@ -508,7 +529,7 @@ class _Loader:
             value = data["max-findings-per-rule"]
             if type(value) is not int or value < 0:
                 self.problems.append(
-                    f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {_quote(value)}"
+                    f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {quote_value(value)}"
                 )
             else:
                 self.max_findings = value
@@ -516,25 +537,27 @@ class _Loader:
         if "warnings-are-errors" in data:
             value = data["warnings-are-errors"]
             if not isinstance(value, bool):
-                self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {_quote(value)}")
+                self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {quote_value(value)}")
             else:
                 self.warnings_are_errors = value
                 self.sources["warnings-are-errors"] = label
         rules = data.get("rules") or {}
         if not isinstance(rules, dict):
-            self.problems.append(f"{where}: 'rules' must be a mapping of rule names to settings, got {_quote(rules)}")
+            self.problems.append(
+                f"{where}: 'rules' must be a mapping of rule names to settings, got {quote_value(rules)}"
+            )
             rules = {}
         named: dict[str, str] = {}  # rule name -> the key that named it in this file
         for key, value in rules.items():
-            rule = self.registry.get(str(key))
+            rule = resolve_rule(self.registry, str(key))
             if rule is None:
                 names = [r.name for r in self.registry]
-                self.problems.append(f"{where}: unknown rule {_quote(key)}{_suggest(str(key), names)}")
+                self.problems.append(f"{where}: unknown rule {quote_value(key)}{suggestion(str(key), names)}")
                 continue
             if rule.name in named:
                 self.problems.append(
-                    f"{where}: rule {rule.name!r} is given twice in 'rules' (as {_quote(named[rule.name])} and "
-                    f"{_quote(key)}); give it once"
+                    f"{where}: rule {rule.name!r} is given twice in 'rules' (as {quote_value(named[rule.name])} and "
+                    f"{quote_value(key)}); give it once"
                 )
                 continue
             named[rule.name] = str(key)
@@ -548,7 +571,7 @@ class _Loader:
             value = data["docs-url"]
             if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
                 raise ConfigError(
-                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}"
+                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {quote_value(value)}"
                 )
             self.docs_url = value
             self.sources["docs-url"] = label
@@ -557,11 +580,11 @@ class _Loader:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {_quote(value)}")
+            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {quote_value(value)}")
         base = None if path is None or label.startswith("preset ") else str(path.parent)
         for pattern in value:
             if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {_quote(pattern)}")
+                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {quote_value(pattern)}")
             self.exclude[pattern] = FileIgnore(pattern, (), base)
         self.sources["exclude"] = label
 
@@ -570,7 +593,7 @@ class _Loader:
             value = {}
         if not isinstance(value, dict):
             self.problems.append(
-                f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules, got {_quote(value)}"
+                f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules, got {quote_value(value)}"
             )
             return
         names = [r.name for r in self.registry]
@@ -578,22 +601,22 @@ class _Loader:
         for pattern, rules in value.items():
             if not isinstance(pattern, str) or not pattern:
                 self.problems.append(
-                    f"{where}: per-file-ignores: a pattern must be a non-empty string, got {_quote(pattern)}"
+                    f"{where}: per-file-ignores: a pattern must be a non-empty string, got {quote_value(pattern)}"
                 )
                 continue
             if isinstance(rules, str):
                 rules = [rules]
             if not isinstance(rules, list):
                 self.problems.append(
-                    f"{where}: per-file-ignores {_quote(pattern)}: expected a list of rule names or codes, got {_quote(rules)}"
+                    f"{where}: per-file-ignores {quote_value(pattern)}: expected a list of rule names or codes, got {quote_value(rules)}"
                 )
                 continue
             resolved: list[str] = []
             for item in rules:
-                rule = self.registry.get(str(item)) if isinstance(item, str) else None
+                rule = resolve_rule(self.registry, item) if isinstance(item, str) else None
                 if rule is None:
                     self.problems.append(
-                        f"{where}: per-file-ignores {_quote(pattern)}: unknown rule {_quote(item)}{_suggest(str(item), names)}"
+                        f"{where}: per-file-ignores {quote_value(pattern)}: unknown rule {quote_value(item)}{suggestion(str(item), names)}"
                     )
                 elif rule.name not in resolved:
                     resolved.append(rule.name)
@@ -610,7 +633,7 @@ class _Loader:
             self.settings[rule.name] = attrs.evolve(current, enabled=value == "enable")
             return True
         if not isinstance(value, dict):
-            self.problems.append(f"{where}: expected enable, disable or a mapping, got {_quote(value)}")
+            self.problems.append(f"{where}: expected enable, disable or a mapping, got {quote_value(value)}")
             return False
         before = len(self.problems)
         enabled, severity, options = True, current.severity, dict(current.options)
@@ -621,10 +644,10 @@ class _Loader:
                         raise ValueError
                     severity = Severity.parse(setting)
                 except ValueError:
-                    self.problems.append(f"{where}: unknown level {_quote(setting)} (use error, warning or info)")
+                    self.problems.append(f"{where}: unknown level {quote_value(setting)} (use error, warning or info)")
             elif option == "enabled":
                 if not isinstance(setting, bool):
-                    self.problems.append(f"{where}: 'enabled' must be true or false, got {_quote(setting)}")
+                    self.problems.append(f"{where}: 'enabled' must be true or false, got {quote_value(setting)}")
                 else:
                     enabled = setting
             elif option in rule.options:
@@ -635,7 +658,7 @@ class _Loader:
                     options[option] = setting
             else:
                 known = ["level", "enabled", *rule.options]
-                self.problems.append(f"{where}: unknown option {_quote(option)}{_suggest(str(option), known)}")
+                self.problems.append(f"{where}: unknown option {quote_value(option)}{suggestion(str(option), known)}")
         if len(self.problems) > before:
             return False
         self.settings[rule.name] = RuleSettings(enabled, severity, options)
@@ -674,116 +697,9 @@ def option_problem(rule: Rule, option: str, value: Any) -> str | None:
     the rule's OPTION_CONSTRAINTS."""
     default = rule.options[option]
     if not option_type_ok(value, default):
-        return f"option {_quote(option)} must be {type(default).__name__}, got {type(value).__name__} {_quote(value)}"
+        return f"option {quote_value(option)} must be {type(default).__name__}, got {type(value).__name__} {quote_value(value)}"
     problem = constraint_problem(value, rule.option_constraints.get(option, {}))
-    return f"option {_quote(option)} {problem}, got {_quote(value)}" if problem else None
-
-
-@attrs.frozen(repr=False)
-class CommandLine(Record):
-    """What the command line adds on top of the configuration (picklable, so
-    that worker processes apply it too).
-
-    ``select`` (None: keep the configuration's choice) is the whole set of
-    enabled rules; ``extend_select`` enables more; ``ignore`` disables, last.
-    Each item is a rule name, a code, a code prefix (``Q07``: every L2 rule)
-    or ``ALL``.  ``exclude`` adds globs to the configuration's; ``docs_url``
-    replaces its ``docs-url``.
-    """
-
-    select: tuple[str, ...] | None = None
-    extend_select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    docs_url: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.select is not None or self.extend_select or self.ignore or self.exclude or self.docs_url)
-
-
-_PREFIX = re.compile(r"^[A-Za-z]+[0-9]*$")
-#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
-ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
-
-
-def select_rules(registry: Registry, item: str, option: str = "--select") -> list[str]:
-    """The names of the rules ``item`` names: a rule name, a code, a code
-    prefix (``Q07``) or ``ALL``; ConfigError when it names none.
-
-    >>> from qcow2lint.registry import load_registry
-    >>> select_rules(load_registry(), "Q070")[:2]
-    ['l2-reserved-bits', 'misaligned-data-cluster']
-    >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
-    (['dirty-bit-set'], ['dirty-bit-set'])
-    """
-    rule = registry.get(item)
-    if rule is not None:
-        return [rule.name]
-    if item.upper() == "ALL":
-        return [r.name for r in registry]
-    if _PREFIX.match(item):
-        prefix = item.upper()
-        names = [r.name for r in registry if r.code.startswith(prefix)]
-        if names:
-            return names
-    known = [r.name for r in registry]
-    raise ConfigError(
-        f"{option}: {_quote(item)} is no rule name, code or code prefix (like Q07){_suggest(item, known)}"
-    )
-
-
-def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
-    """``config`` with the command line's selection, exclusions and docs URL
-    on top; the provenance of every changed value names the option."""
-    if not line:
-        return config
-    rules = dict(config.rules)
-    sources = dict(config.sources)
-
-    def expand(option: str, items: tuple[str, ...]) -> list[str]:
-        names: list[str] = []
-        for item in items:
-            names += [n for n in select_rules(registry, item, option) if n not in names]
-        return names
-
-    def note(name: str, text: str) -> None:
-        key = f"rules.{name}"
-        sources[key] = f"{sources.get(key, BUILTIN)}; {text}"
-
-    if line.select is not None:
-        chosen = set(expand("--select", line.select))
-        for name, settings in rules.items():
-            if (name in chosen) != settings.enabled:
-                note(name, "enabled by --select" if name in chosen else "disabled: not in --select")
-            rules[name] = attrs.evolve(settings, enabled=name in chosen)
-    for name in expand("--extend-select", line.extend_select):
-        if not rules[name].enabled:
-            note(name, "enabled by --extend-select")
-        rules[name] = attrs.evolve(rules[name], enabled=True)
-    for name in expand("--ignore", line.ignore):
-        if rules[name].enabled:
-            note(name, "disabled by --ignore")
-        rules[name] = attrs.evolve(rules[name], enabled=False)
-    exclude = config.exclude
-    if line.exclude:
-        exclude += tuple(FileIgnore(pattern, (), os.getcwd()) for pattern in line.exclude if pattern)
-        sources["exclude"] = f"{sources.get('exclude', BUILTIN)}; --exclude"
-    docs_url = config.docs_url
-    if line.docs_url is not None:
-        if not ABSOLUTE_URL.match(line.docs_url):
-            raise ConfigError(
-                f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}"
-            )
-        docs_url = line.docs_url
-        sources["docs-url"] = "--docs-url"
-    return attrs.evolve(
-        config,
-        rules=MappingProxyType(rules),
-        sources=sources,
-        exclude=exclude,
-        docs_url=docs_url,
-        chain=(*config.chain, "command line"),
-    )
+    return f"option {quote_value(option)} {problem}, got {quote_value(value)}" if problem else None
 
 
 def load_config(
@@ -816,81 +732,3 @@ def load_config(
         return loader.result("defaults", "none")  # the default preset is the loader's starting state
     loader.apply_file(config_path)
     return loader.result(str(config_path), found_by)
-
-
-def render_config(config: Config, registry: Registry) -> str:
-    """The effective configuration as YAML (itself a valid configuration),
-    each value followed by a comment saying where it came from."""
-    if config.found_by == "none":
-        header = "# no configuration file found; built-in defaults"
-    else:
-        how = {
-            "--config": "given with --config",
-            "--preset": "given with --preset",
-        }.get(config.found_by, "found from the working directory upwards")
-        header = f"# configuration: {config.source} ({how})"
-    lines = ["# qcow2lint effective configuration", header]
-    if config.chain:
-        lines.append("# applied in order: " + " -> ".join(config.chain))
-
-    def dump(value: Any) -> str:
-        import yaml
-
-        text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6)
-        return text.removesuffix("\n...\n").strip()  # a bare scalar ends with a document marker
-
-    def source(key: str) -> str:
-        return config.sources.get(key, BUILTIN)
-
-    lines.append(f"max-findings-per-rule: {config.max_findings_per_rule}  # {source('max-findings-per-rule')}")
-    lines.append(f"warnings-are-errors: {dump(config.warnings_are_errors)}  # {source('warnings-are-errors')}")
-    if config.per_file_ignores:
-        lines.append(f"per-file-ignores:  # {source('per-file-ignores')}")
-        for entry in config.per_file_ignores:
-            where = source(f"per-file-ignores.{entry.pattern}")
-            base = f", relative to {entry.base}" if entry.base else ""
-            lines.append(f"  {dump(entry.pattern)}: {dump(list(entry.rules))}  # {where}{base}")
-    else:
-        lines.append(f"per-file-ignores: {{}}  # {source('per-file-ignores')}")
-    if config.exclude:
-        lines.append(f"exclude:  # {source('exclude')}")
-        for entry in config.exclude:
-            base = f"  # relative to {entry.base}" if entry.base else ""
-            lines.append(f"  - {dump(entry.pattern)}{base}")
-    else:
-        lines.append(f"exclude: []  # {source('exclude')}")
-    if config.docs_url is None:
-        lines.append(f"# docs-url: not set  # {source('docs-url')}: see docs/configuration.md")
-    else:
-        lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
-    lines.append("rules:")
-    for rule in registry:
-        settings = config.rules.get(rule.name)
-        if settings is None:
-            continue
-        value = {"enabled": settings.enabled, "level": str(settings.severity), **settings.options}
-        lines.append(f"  {rule.name}: {dump(value)}  # {rule.code}; {source('rules.' + rule.name)}")
-    return "\n".join(lines) + "\n"
-
-
-def reference_config(registry: Registry) -> str:
-    """The reference configuration: every rule with its default level and
-    options, itself a valid configuration equal to the defaults."""
-    lines = [
-        "# qcow2lint reference configuration: every rule, its default level and options.",
-        "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
-        f"# yaml-language-server: $schema={SCHEMA_REPO_PATH}",
-        "extends: default",
-        f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
-        "warnings-are-errors: false",
-        "exclude: []  # globs skipped when a directory is searched",
-        "# docs-url: https://.../docs/rules/  # base URL of the rule pages, for SARIF's helpUri",
-        "rules:",
-    ]
-    for rule in registry:
-        settings = {"level": str(rule.severity), **({} if rule.default_enabled else {"enabled": False}), **rule.options}
-        import yaml
-
-        flow = yaml.safe_dump(settings, default_flow_style=True, sort_keys=False).strip()
-        lines += [f"  # {rule.code} {rule.summary}", f"  {rule.name}: {flow}"]
-    return "\n".join(lines) + "\n"

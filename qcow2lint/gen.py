@@ -30,7 +30,7 @@ _README_TABLE = re.compile(r"(<!-- rules:start[^>]*-->\n)(.*?)(<!-- rules:end --
 
 def expected(root: Path, registry: Registry) -> dict[str, str]:
     """What each generated file should hold, by its path relative to ``root``."""
-    from qcow2lint.config import reference_config
+    from qcow2lint.configrender import reference_config
     from qcow2lint.configschema import render_schema
     from qcow2lint.report.rulesdoc import rule_pages, rules_markdown, rules_table
 

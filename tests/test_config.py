@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from harness import REPO_ROOT, run_cli
 
-from qcow2lint.config import ConfigError, discover, load_config, reference_config
+from qcow2lint.config import ConfigError, discover, load_config
+from qcow2lint.configrender import reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry
 

@@ -18,8 +18,8 @@ from qcow2lint.config import (
     apply_ignores,
     discover,
     load_config,
-    render_config,
 )
+from qcow2lint.configrender import render_config
 from qcow2lint.engine import lint_path
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry

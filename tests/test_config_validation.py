@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from harness import REPO_ROOT, assert_no_traceback, assert_one_line_error, run_cli
 
-from qcow2lint.config import ConfigError, load_config, reference_config
+from qcow2lint.config import ConfigError, load_config
+from qcow2lint.configrender import reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import RegistryError, from_source, load_registry, option_schema
 
