@@ -36,7 +36,8 @@ untrusted images); the ``pedantic`` preset enables them all.
 Every option value is checked when the configuration is read: its type (the
 type of the default), and the rule's ``OPTION_CONSTRAINTS`` (choices,
 minimum, maximum).  A key given twice in one mapping, and a rule named twice
-in one file (by name and by code), are errors.  Every problem is one line
+in one file (by name and by code), are errors; the values of a key given
+twice are both checked.  Every problem is one line
 naming the file, the rule and the option; all the problems of a run are
 collected and raised together as one ConfigError.
 
@@ -379,7 +380,7 @@ def _read_yaml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
             data = loader.get_single_data()
         finally:
             loader.dispose()
-        for line, key, first in loader.duplicates:
+        for line, key, first in sorted(loader.duplicates, key=lambda duplicate: duplicate[0]):
             message = f"{path}: line {line}: duplicate key {quote_value(key)} (first given at line {first})"
             if problems is None:
                 raise ConfigError(message)
@@ -413,20 +414,35 @@ def _bounded_loader(yaml: Any) -> type:
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             # before flatten_mapping merges '<<' entries in: a merged key that
             # the mapping overrides is YAML's design, a key written twice is not
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
+            seen: dict[Any, tuple[int, Any]] = {}  # key -> (first line, its latest value node)
+            shadowed_nodes: list[tuple[Any, Any]] = []
+            for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node)
                 line = key_node.start_mark.line + 1
                 try:
                     if key in seen:
-                        self.duplicates.append((line, key, seen[key]))
+                        first, earlier = seen[key]
+                        self.duplicates.append((line, key, first))
+                        shadowed_nodes.append((key, earlier))
+                        seen[key] = (first, value_node)
                     else:
-                        seen[key] = line
+                        seen[key] = (line, value_node)
                 except TypeError:  # an unhashable key: the constructor reports it
                     continue
-            return super().construct_mapping(node, deep)
+            mapping = ShadowingMapping(super().construct_mapping(node, deep))
+            mapping.shadowed = [(key, self.construct_object(value, deep)) for key, value in shadowed_nodes]
+            return mapping
+
+        def construct_yaml_map(self, node: Any) -> Any:
+            # SafeConstructor's own, with a mapping that keeps what its
+            # repeated keys shadow
+            data = ShadowingMapping()
+            yield data
+            value = self.construct_mapping(node)
+            data.update(value)
+            data.shadowed = value.shadowed
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             node = super().compose_node(parent, index)
@@ -445,7 +461,33 @@ def _bounded_loader(yaml: Any) -> type:
                 )
             return node
 
+    BoundedLoader.add_constructor("tag:yaml.org,2002:map", BoundedLoader.construct_yaml_map)
     return BoundedLoader
+
+
+class ShadowingMapping(dict[Any, Any]):
+    """A YAML mapping that also keeps the values its repeated keys shadow:
+    a key given twice is an error, and the problems of both of its values
+    are reported with it (a typo in the first must not stay hidden until
+    the second is removed)."""
+
+    shadowed: list[tuple[Any, Any]]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.shadowed = []
+
+
+def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """Every key-value pair of a configuration mapping: the pairs a repeated
+    key shadows first (the repetition is already an error: they are checked
+    so that their problems are reported too), then the pairs that count."""
+    return [*getattr(mapping, "shadowed", ()), *mapping.items()]
+
+
+def _values(mapping: dict[Any, Any], key: str) -> list[Any]:
+    """Every value given to ``key`` in ``mapping``, the one that counts last."""
+    return [value for name, value in _items(mapping) if name == key]
 
 
 def _label(path: Path) -> str:
@@ -509,8 +551,7 @@ class _Loader:
                 self.problems.append(
                     f"{where}: unknown key {quote_value(key)}{suggestion(str(key), list(TOP_LEVEL_KEYS))}"
                 )
-        if "extends" in data:
-            base = data["extends"]
+        for base in _values(data, "extends"):
             if not isinstance(base, str):
                 self.problems.append(
                     f"{where}: 'extends' must be a preset name or a file path, got {quote_value(base)}"
@@ -525,8 +566,7 @@ class _Loader:
                         "nor a file"
                     )
         self.chain.append(label)
-        if "max-findings-per-rule" in data:
-            value = data["max-findings-per-rule"]
+        for value in _values(data, "max-findings-per-rule"):
             if type(value) is not int or value < 0:
                 self.problems.append(
                     f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {quote_value(value)}"
@@ -534,27 +574,45 @@ class _Loader:
             else:
                 self.max_findings = value
                 self.sources["max-findings-per-rule"] = label
-        if "warnings-are-errors" in data:
-            value = data["warnings-are-errors"]
+        for value in _values(data, "warnings-are-errors"):
             if not isinstance(value, bool):
                 self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {quote_value(value)}")
             else:
                 self.warnings_are_errors = value
                 self.sources["warnings-are-errors"] = label
-        rules = data.get("rules") or {}
+        for rules in _values(data, "rules"):
+            self.apply_rules(where, label, rules)
+        for value in _values(data, "per-file-ignores"):
+            self.apply_ignores(path, where, label, value)
+        for value in _values(data, "exclude"):
+            self.apply_exclude(path, where, label, value)
+        for value in _values(data, "docs-url"):
+            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
+                self.problems.append(
+                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {quote_value(value)}"
+                )
+            else:
+                self.docs_url = value
+                self.sources["docs-url"] = label
+
+    def apply_rules(self, where: str, label: str, rules: Any) -> None:
+        """Apply one file's ``rules`` mapping."""
+        if not rules:  # an empty ``rules:`` (null, {}) changes nothing
+            return
         if not isinstance(rules, dict):
             self.problems.append(
                 f"{where}: 'rules' must be a mapping of rule names to settings, got {quote_value(rules)}"
             )
-            rules = {}
+            return
         named: dict[str, str] = {}  # rule name -> the key that named it in this file
-        for key, value in rules.items():
+        for key, value in _items(rules):
             rule = resolve_rule(self.registry, str(key))
             if rule is None:
                 names = [r.name for r in self.registry]
                 self.problems.append(f"{where}: unknown rule {quote_value(key)}{suggestion(str(key), names)}")
                 continue
-            if rule.name in named:
+            # the same key written twice is a duplicate key, reported as such
+            if named.get(rule.name, str(key)) != str(key):
                 self.problems.append(
                     f"{where}: rule {rule.name!r} is given twice in 'rules' (as {quote_value(named[rule.name])} and "
                     f"{quote_value(key)}); give it once"
@@ -563,28 +621,20 @@ class _Loader:
             named[rule.name] = str(key)
             if self.apply_rule(where, rule, value):
                 self.sources[f"rules.{rule.name}"] = label
-        if "per-file-ignores" in data:
-            self.apply_ignores(path, where, label, data["per-file-ignores"])
-        if "exclude" in data:
-            self.apply_exclude(path, where, label, data["exclude"])
-        if "docs-url" in data:
-            value = data["docs-url"]
-            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
-                raise ConfigError(
-                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {quote_value(value)}"
-                )
-            self.docs_url = value
-            self.sources["docs-url"] = label
 
     def apply_exclude(self, path: Path | None, where: str, label: str, value: Any) -> None:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {quote_value(value)}")
+            self.problems.append(f"{where}: 'exclude' must be a list of glob patterns, got {quote_value(value)}")
+            return
         base = None if path is None or label.startswith("preset ") else str(path.parent)
         for pattern in value:
             if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {quote_value(pattern)}")
+                self.problems.append(
+                    f"{where}: exclude: a pattern must be a non-empty string, got {quote_value(pattern)}"
+                )
+                continue
             self.exclude[pattern] = FileIgnore(pattern, (), base)
         self.sources["exclude"] = label
 
@@ -598,7 +648,7 @@ class _Loader:
             return
         names = [r.name for r in self.registry]
         base = None if label.startswith("preset ") else str(path.parent)
-        for pattern, rules in value.items():
+        for pattern, rules in _items(value):
             if not isinstance(pattern, str) or not pattern:
                 self.problems.append(
                     f"{where}: per-file-ignores: a pattern must be a non-empty string, got {quote_value(pattern)}"
@@ -637,7 +687,7 @@ class _Loader:
             return False
         before = len(self.problems)
         enabled, severity, options = True, current.severity, dict(current.options)
-        for option, setting in value.items():
+        for option, setting in _items(value):
             if option == "level":
                 try:
                     if not isinstance(setting, str):
