@@ -37,9 +37,9 @@ Every option value is checked when the configuration is read: its type (the
 type of the default), and the rule's ``OPTION_CONSTRAINTS`` (choices,
 minimum, maximum).  A key given twice in one mapping, and a rule named twice
 in one file (by name and by code), are errors; the values of a key given
-twice are both checked.  Every problem is one line
-naming the file, the rule and the option; all the problems of a run are
-collected and raised together as one ConfigError.
+twice are both checked.  Every problem is one line naming the file, the
+rule and the option; all the problems of a run are collected and raised
+together as one ConfigError.
 
 This module reads configuration files; :mod:`qcow2lint.selection` applies
 the command line's selection on top, and :mod:`qcow2lint.configrender`
