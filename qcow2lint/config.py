@@ -14,9 +14,11 @@ A configuration file looks like::
 
 The same keys may live in a ``[tool.qcow2lint]`` table of a
 ``pyproject.toml``.  Discovery searches from the working directory upwards;
-in each directory it takes the first of ``.qcow2lint.yaml``,
-``qcow2lint.yaml``, and ``pyproject.toml`` *with* a ``[tool.qcow2lint]``
-table (a ``pyproject.toml`` without the table is skipped).
+in each directory it takes the first of ``.qcow2lint.yaml`` (or
+``.qcow2lint.yml``), ``qcow2lint.yaml`` (or ``qcow2lint.yml``), and
+``pyproject.toml`` *with* a ``[tool.qcow2lint]`` table (a ``pyproject.toml``
+without the table is skipped).  Both spellings of one name in one directory
+are an error: which of the two is meant cannot be guessed.
 
 ``per-file-ignores`` patterns are globs: ``*`` and ``?`` do not cross a
 ``/``, ``**`` matches any number of directories, ``[abc]`` a character
@@ -65,7 +67,9 @@ from qcow2lint.registry import Registry, Rule, constraint_problem, option_type_o
 from qcow2lint.text import one_line
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
+#: The files discovery looks for in each directory, in precedence order; the
+#: names of one slot are two spellings of one file (both at once: an error).
+DISCOVERY_NAMES = ((".qcow2lint.yaml", ".qcow2lint.yml"), ("qcow2lint.yaml", "qcow2lint.yml"), ("pyproject.toml",))
 PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
 TOP_LEVEL_KEYS = (
@@ -264,20 +268,26 @@ def _is_pyproject(path: Path) -> bool:
 def discover(start: Path | None = None) -> Path | None:
     """The configuration file that applies from ``start`` upwards.
 
-    In each directory, from ``start`` up to the root: ``.qcow2lint.yaml``,
-    then ``qcow2lint.yaml``, then ``pyproject.toml`` if it has a
-    ``[tool.qcow2lint]`` table.  An unreadable or invalid ``pyproject.toml``
-    on the way is a ConfigError (its table cannot be ruled out).
+    In each directory, from ``start`` up to the root: ``.qcow2lint.yaml``
+    or ``.qcow2lint.yml``, then ``qcow2lint.yaml`` or ``qcow2lint.yml``,
+    then ``pyproject.toml`` if it has a ``[tool.qcow2lint]`` table.  Both
+    spellings of one name in one directory are a ConfigError, and so is an
+    unreadable or invalid ``pyproject.toml`` on the way (its table cannot be
+    ruled out).
     """
     directory = (start or Path.cwd()).resolve()
     for folder in (directory, *directory.parents):
-        for name in DISCOVERY_NAMES:
-            candidate = folder / name
-            if not candidate.is_file():
+        for spellings in DISCOVERY_NAMES:
+            found = [folder / name for name in spellings if (folder / name).is_file()]
+            if len(found) > 1:
+                raise ConfigError(
+                    f"{found[0]} and {found[1]} both exist: two spellings of one configuration file; keep one"
+                )
+            if not found:
                 continue
-            if name == PYPROJECT and _pyproject_table(candidate) is None:
+            if found[0].name == PYPROJECT and _pyproject_table(found[0]) is None:
                 continue
-            return candidate
+            return found[0]
     return None
 
 
