@@ -9,9 +9,16 @@ from typing import Any
 from qcow2lint.config import BUILTIN, DEFAULT_MAX_FINDINGS, Config
 from qcow2lint.registry import Registry
 
-#: Where the configuration's JSON Schema lies in the repository (shipped
-#: in the package too), for editors: ``# yaml-language-server: $schema=...``.
-SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
+#: How the reference configuration tells editors' users where the schema
+#: comes from.  No ``$schema`` line of its own: a path would resolve only
+#: beside the file it was written for, and the schema has no published URL.
+#: The modeline is indented inside the comment so that no editor takes it
+#: for the file's own.
+SCHEMA_HINT = (
+    "# Editors with the YAML language server check and complete this file from its JSON Schema:",
+    "# save it (qcow2lint config --schema > qcow2lint.schema.json) and start the file with",
+    "#   # yaml-language-server: $schema=qcow2lint.schema.json",
+)
 
 
 def render_config(config: Config, registry: Registry) -> str:
@@ -75,7 +82,7 @@ def reference_config(registry: Registry) -> str:
     lines = [
         "# qcow2lint reference configuration: every rule, its default level and options.",
         "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
-        f"# yaml-language-server: $schema={SCHEMA_REPO_PATH}",
+        *SCHEMA_HINT,
         "extends: default",
         f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
         "warnings-are-errors: false",
