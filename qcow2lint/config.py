@@ -64,7 +64,7 @@ import attrs
 from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.recordtype import Record
 from qcow2lint.registry import Registry, Rule, constraint_problem, option_type_ok
-from qcow2lint.text import one_line
+from qcow2lint.text import format_size, one_line
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 #: The files discovery looks for in each directory, in precedence order; the
@@ -344,7 +344,7 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: the configuration is larger than {MAX_CONFIG_BYTES >> 20} MiB; refused")
+        raise ConfigError(f"{path}: the configuration is larger than {format_size(MAX_CONFIG_BYTES)}; refused")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
