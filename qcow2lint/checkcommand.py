@@ -82,8 +82,8 @@ def command_line(
     exclude: list[str] | None,
     docs_url: str | None,
 ) -> Any:
-    """The options that apply on top of the configuration (a :class:`qcow2lint.config.CommandLine`)."""
-    from qcow2lint.config import CommandLine
+    """The options that apply on top of the configuration (a :class:`qcow2lint.selection.CommandLine`)."""
+    from qcow2lint.selection import CommandLine
 
     return CommandLine(
         None if select is None else items(select),
@@ -96,7 +96,7 @@ def command_line(
 
 def effective_settings(registry: Registry, config: Path | None, preset: str | None, line: Any) -> Any:
     """The configuration with the command line's options applied, or exit 2."""
-    from qcow2lint.config import apply_command_line
+    from qcow2lint.selection import apply_command_line
 
     try:
         return apply_command_line(load_config(registry, config, preset=preset), registry, line)

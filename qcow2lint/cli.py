@@ -63,7 +63,7 @@ def map_image(values: Values) -> None:
 
 def config(values: Values) -> None:
     """``qcow2lint config``."""
-    from qcow2lint.config import render_config
+    from qcow2lint.configrender import render_config
 
     registry = _registry()
     if values.schema:
@@ -79,7 +79,7 @@ def rules(values: Values) -> None:
     """``qcow2lint rules``."""
     registry = _registry()
     if values.reference_config:
-        from qcow2lint.config import reference_config as render
+        from qcow2lint.configrender import reference_config as render
 
         out(render(registry))
         return

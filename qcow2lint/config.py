@@ -14,9 +14,11 @@ A configuration file looks like::
 
 The same keys may live in a ``[tool.qcow2lint]`` table of a
 ``pyproject.toml``.  Discovery searches from the working directory upwards;
-in each directory it takes the first of ``.qcow2lint.yaml``,
-``qcow2lint.yaml``, and ``pyproject.toml`` *with* a ``[tool.qcow2lint]``
-table (a ``pyproject.toml`` without the table is skipped).
+in each directory it takes the first of ``.qcow2lint.yaml`` (or
+``.qcow2lint.yml``), ``qcow2lint.yaml`` (or ``qcow2lint.yml``), and
+``pyproject.toml`` *with* a ``[tool.qcow2lint]`` table (a ``pyproject.toml``
+without the table is skipped).  Both spellings of one name in one directory
+are an error: which of the two is meant cannot be guessed.
 
 ``per-file-ignores`` patterns are globs: ``*`` and ``?`` do not cross a
 ``/``, ``**`` matches any number of directories, ``[abc]`` a character
@@ -36,9 +38,14 @@ untrusted images); the ``pedantic`` preset enables them all.
 Every option value is checked when the configuration is read: its type (the
 type of the default), and the rule's ``OPTION_CONSTRAINTS`` (choices,
 minimum, maximum).  A key given twice in one mapping, and a rule named twice
-in one file (by name and by code), are errors.  Every problem is one line
-naming the file, the rule and the option; all the problems of a run are
-collected and raised together as one ConfigError.
+in one file (by name and by code), are errors; the values of a key given
+twice are both checked.  Every problem is one line naming the file, the
+rule and the option; all the problems of a run are collected and raised
+together as one ConfigError.
+
+This module reads configuration files; :mod:`qcow2lint.selection` applies
+the command line's selection on top, and :mod:`qcow2lint.configrender`
+prints a configuration back as YAML.
 """
 
 from __future__ import annotations
@@ -58,10 +65,12 @@ import attrs
 from qcow2lint.findings import ImageReport, Severity
 from qcow2lint.recordtype import Record
 from qcow2lint.registry import Registry, Rule, constraint_problem, option_type_ok
-from qcow2lint.text import one_line
+from qcow2lint.text import format_size, one_line
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-DISCOVERY_NAMES = (".qcow2lint.yaml", "qcow2lint.yaml", "pyproject.toml")
+#: The files discovery looks for in each directory, in precedence order; the
+#: names of one slot are two spellings of one file (both at once: an error).
+DISCOVERY_NAMES = ((".qcow2lint.yaml", ".qcow2lint.yml"), ("qcow2lint.yaml", "qcow2lint.yml"), ("pyproject.toml",))
 PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FINDINGS = 100
 TOP_LEVEL_KEYS = (
@@ -73,9 +82,8 @@ TOP_LEVEL_KEYS = (
     "exclude",
     "docs-url",
 )
-#: Where the configuration's JSON Schema lies in the repository (shipped
-#: in the package too), for editors: ``# yaml-language-server: $schema=...``.
-SCHEMA_REPO_PATH = "qcow2lint/schema/qcow2lint.schema.json"
+#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 #: The source of a value nobody configured.
 BUILTIN = "built-in default"
 #: A configuration file larger than this is refused (the reference
@@ -261,31 +269,51 @@ def _is_pyproject(path: Path) -> bool:
 def discover(start: Path | None = None) -> Path | None:
     """The configuration file that applies from ``start`` upwards.
 
-    In each directory, from ``start`` up to the root: ``.qcow2lint.yaml``,
-    then ``qcow2lint.yaml``, then ``pyproject.toml`` if it has a
-    ``[tool.qcow2lint]`` table.  An unreadable or invalid ``pyproject.toml``
-    on the way is a ConfigError (its table cannot be ruled out).
+    In each directory, from ``start`` up to the root: ``.qcow2lint.yaml``
+    or ``.qcow2lint.yml``, then ``qcow2lint.yaml`` or ``qcow2lint.yml``,
+    then ``pyproject.toml`` if it has a ``[tool.qcow2lint]`` table.  Both
+    spellings of one name in one directory are a ConfigError, and so is an
+    unreadable or invalid ``pyproject.toml`` on the way (its table cannot be
+    ruled out).
     """
     directory = (start or Path.cwd()).resolve()
     for folder in (directory, *directory.parents):
-        for name in DISCOVERY_NAMES:
-            candidate = folder / name
-            if not candidate.is_file():
+        for spellings in DISCOVERY_NAMES:
+            found = [folder / name for name in spellings if (folder / name).is_file()]
+            if len(found) > 1:
+                raise ConfigError(
+                    f"{found[0]} and {found[1]} both exist: two spellings of one configuration file; keep one"
+                )
+            if not found:
                 continue
-            if name == PYPROJECT and _pyproject_table(candidate) is None:
+            if found[0].name == PYPROJECT and _pyproject_table(found[0]) is None:
                 continue
-            return candidate
+            return found[0]
     return None
 
 
-def _quote(value: Any) -> str:
+def resolve_rule(registry: Registry, name: str) -> Rule | None:
+    """The rule a configuration, a selector or a per-file ignore names (by
+    name or by code), None when it names none.  Every place that turns a
+    name into a rule goes through here, so old names stay valid in one place.
+
+    >>> from qcow2lint.registry import load_registry
+    >>> resolve_rule(load_registry(), "Q0204").name
+    'dirty-bit-set'
+    """
+    return registry.get(name)
+
+
+def quote_value(value: Any) -> str:
     """A configuration value for an error message: its repr, shortened
     without expanding it whole (a YAML alias bomb has a huge repr), on one
     escaped line."""
     return one_line(_REPR.repr(value), 100)
 
 
-def _suggest(key: str, choices: list[str]) -> str:
+def suggestion(key: str, choices: list[str]) -> str:
+    """`` (did you mean 'NAME'?)`` for the choice closest to a mistyped
+    ``key``, or nothing."""
     if len(key) > 100:  # difflib is quadratic; nobody mistypes 100 characters
         return ""
     import difflib
@@ -317,7 +345,7 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: the configuration is larger than {MAX_CONFIG_BYTES >> 20} MiB; refused")
+        raise ConfigError(f"{path}: the configuration is larger than {format_size(MAX_CONFIG_BYTES)}; refused")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -363,8 +391,8 @@ def _read_yaml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
             data = loader.get_single_data()
         finally:
             loader.dispose()
-        for line, key, first in loader.duplicates:
-            message = f"{path}: line {line}: duplicate key {_quote(key)} (first given at line {first})"
+        for line, key, first in sorted(loader.duplicates, key=lambda duplicate: duplicate[0]):
+            message = f"{path}: line {line}: duplicate key {quote_value(key)} (first given at line {first})"
             if problems is None:
                 raise ConfigError(message)
             problems.append(message)
@@ -397,20 +425,35 @@ def _bounded_loader(yaml: Any) -> type:
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             # before flatten_mapping merges '<<' entries in: a merged key that
             # the mapping overrides is YAML's design, a key written twice is not
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
+            seen: dict[Any, tuple[int, Any]] = {}  # key -> (first line, its latest value node)
+            shadowed_nodes: list[tuple[Any, Any]] = []
+            for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node)
                 line = key_node.start_mark.line + 1
                 try:
                     if key in seen:
-                        self.duplicates.append((line, key, seen[key]))
+                        first, earlier = seen[key]
+                        self.duplicates.append((line, key, first))
+                        shadowed_nodes.append((key, earlier))
+                        seen[key] = (first, value_node)
                     else:
-                        seen[key] = line
+                        seen[key] = (line, value_node)
                 except TypeError:  # an unhashable key: the constructor reports it
                     continue
-            return super().construct_mapping(node, deep)
+            mapping = ShadowingMapping(super().construct_mapping(node, deep))
+            mapping.shadowed = [(key, self.construct_object(value, deep)) for key, value in shadowed_nodes]
+            return mapping
+
+        def construct_yaml_map(self, node: Any) -> Any:
+            # SafeConstructor's own, with a mapping that keeps what its
+            # repeated keys shadow
+            data = ShadowingMapping()
+            yield data
+            value = self.construct_mapping(node)
+            data.update(value)
+            data.shadowed = value.shadowed
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             node = super().compose_node(parent, index)
@@ -429,7 +472,33 @@ def _bounded_loader(yaml: Any) -> type:
                 )
             return node
 
+    BoundedLoader.add_constructor("tag:yaml.org,2002:map", BoundedLoader.construct_yaml_map)
     return BoundedLoader
+
+
+class ShadowingMapping(dict[Any, Any]):
+    """A YAML mapping that also keeps the values its repeated keys shadow:
+    a key given twice is an error, and the problems of both of its values
+    are reported with it (a typo in the first must not stay hidden until
+    the second is removed)."""
+
+    shadowed: list[tuple[Any, Any]]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.shadowed = []
+
+
+def _items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """Every key-value pair of a configuration mapping: the pairs a repeated
+    key shadows first (the repetition is already an error: they are checked
+    so that their problems are reported too), then the pairs that count."""
+    return [*getattr(mapping, "shadowed", ()), *mapping.items()]
+
+
+def _values(mapping: dict[Any, Any], key: str) -> list[Any]:
+    """Every value given to ``key`` in ``mapping``, the one that counts last."""
+    return [value for name, value in _items(mapping) if name == key]
 
 
 def _label(path: Path) -> str:
@@ -490,11 +559,14 @@ class _Loader:
         label = _label(path)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                self.problems.append(f"{where}: unknown key {_quote(key)}{_suggest(str(key), list(TOP_LEVEL_KEYS))}")
-        if "extends" in data:
-            base = data["extends"]
+                self.problems.append(
+                    f"{where}: unknown key {quote_value(key)}{suggestion(str(key), list(TOP_LEVEL_KEYS))}"
+                )
+        for base in _values(data, "extends"):
             if not isinstance(base, str):
-                self.problems.append(f"{where}: 'extends' must be a preset name or a file path, got {_quote(base)}")
+                self.problems.append(
+                    f"{where}: 'extends' must be a preset name or a file path, got {quote_value(base)}"
+                )
             else:
                 base_path = preset_path(base) or (path.parent / base)
                 if base_path.is_file():
@@ -505,64 +577,75 @@ class _Loader:
                         "nor a file"
                     )
         self.chain.append(label)
-        if "max-findings-per-rule" in data:
-            value = data["max-findings-per-rule"]
+        for value in _values(data, "max-findings-per-rule"):
             if type(value) is not int or value < 0:
                 self.problems.append(
-                    f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {_quote(value)}"
+                    f"{where}: 'max-findings-per-rule' must be a whole number >= 0, got {quote_value(value)}"
                 )
             else:
                 self.max_findings = value
                 self.sources["max-findings-per-rule"] = label
-        if "warnings-are-errors" in data:
-            value = data["warnings-are-errors"]
+        for value in _values(data, "warnings-are-errors"):
             if not isinstance(value, bool):
-                self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {_quote(value)}")
+                self.problems.append(f"{where}: 'warnings-are-errors' must be true or false, got {quote_value(value)}")
             else:
                 self.warnings_are_errors = value
                 self.sources["warnings-are-errors"] = label
-        rules = data.get("rules") or {}
+        for rules in _values(data, "rules"):
+            self.apply_rules(where, label, rules)
+        for value in _values(data, "per-file-ignores"):
+            self.apply_ignores(path, where, label, value)
+        for value in _values(data, "exclude"):
+            self.apply_exclude(path, where, label, value)
+        for value in _values(data, "docs-url"):
+            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
+                self.problems.append(
+                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {quote_value(value)}"
+                )
+            else:
+                self.docs_url = value
+                self.sources["docs-url"] = label
+
+    def apply_rules(self, where: str, label: str, rules: Any) -> None:
+        """Apply one file's ``rules`` mapping."""
+        if not rules:  # an empty ``rules:`` (null, {}) changes nothing
+            return
         if not isinstance(rules, dict):
-            self.problems.append(f"{where}: 'rules' must be a mapping of rule names to settings, got {_quote(rules)}")
-            rules = {}
+            self.problems.append(
+                f"{where}: 'rules' must be a mapping of rule names to settings, got {quote_value(rules)}"
+            )
+            return
         named: dict[str, str] = {}  # rule name -> the key that named it in this file
-        for key, value in rules.items():
-            rule = self.registry.get(str(key))
+        for key, value in _items(rules):
+            rule = resolve_rule(self.registry, str(key))
             if rule is None:
                 names = [r.name for r in self.registry]
-                self.problems.append(f"{where}: unknown rule {_quote(key)}{_suggest(str(key), names)}")
+                self.problems.append(f"{where}: unknown rule {quote_value(key)}{suggestion(str(key), names)}")
                 continue
-            if rule.name in named:
+            # the same key written twice is a duplicate key, reported as such
+            if named.get(rule.name, str(key)) != str(key):
                 self.problems.append(
-                    f"{where}: rule {rule.name!r} is given twice in 'rules' (as {_quote(named[rule.name])} and "
-                    f"{_quote(key)}); give it once"
+                    f"{where}: rule {rule.name!r} is given twice in 'rules' (as {quote_value(named[rule.name])} and "
+                    f"{quote_value(key)}); give it once"
                 )
                 continue
             named[rule.name] = str(key)
             if self.apply_rule(where, rule, value):
                 self.sources[f"rules.{rule.name}"] = label
-        if "per-file-ignores" in data:
-            self.apply_ignores(path, where, label, data["per-file-ignores"])
-        if "exclude" in data:
-            self.apply_exclude(path, where, label, data["exclude"])
-        if "docs-url" in data:
-            value = data["docs-url"]
-            if not isinstance(value, str) or not ABSOLUTE_URL.match(value):
-                raise ConfigError(
-                    f"{where}: 'docs-url' must be an absolute URL (https://..., file:///...), got {_quote(value)}"
-                )
-            self.docs_url = value
-            self.sources["docs-url"] = label
 
     def apply_exclude(self, path: Path | None, where: str, label: str, value: Any) -> None:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: 'exclude' must be a list of glob patterns, got {_quote(value)}")
+            self.problems.append(f"{where}: 'exclude' must be a list of glob patterns, got {quote_value(value)}")
+            return
         base = None if path is None or label.startswith("preset ") else str(path.parent)
         for pattern in value:
             if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{where}: exclude: a pattern must be a non-empty string, got {_quote(pattern)}")
+                self.problems.append(
+                    f"{where}: exclude: a pattern must be a non-empty string, got {quote_value(pattern)}"
+                )
+                continue
             self.exclude[pattern] = FileIgnore(pattern, (), base)
         self.sources["exclude"] = label
 
@@ -571,30 +654,30 @@ class _Loader:
             value = {}
         if not isinstance(value, dict):
             self.problems.append(
-                f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules, got {_quote(value)}"
+                f"{where}: 'per-file-ignores' must be a mapping of glob patterns to lists of rules, got {quote_value(value)}"
             )
             return
         names = [r.name for r in self.registry]
         base = None if label.startswith("preset ") else str(path.parent)
-        for pattern, rules in value.items():
+        for pattern, rules in _items(value):
             if not isinstance(pattern, str) or not pattern:
                 self.problems.append(
-                    f"{where}: per-file-ignores: a pattern must be a non-empty string, got {_quote(pattern)}"
+                    f"{where}: per-file-ignores: a pattern must be a non-empty string, got {quote_value(pattern)}"
                 )
                 continue
             if isinstance(rules, str):
                 rules = [rules]
             if not isinstance(rules, list):
                 self.problems.append(
-                    f"{where}: per-file-ignores {_quote(pattern)}: expected a list of rule names or codes, got {_quote(rules)}"
+                    f"{where}: per-file-ignores {quote_value(pattern)}: expected a list of rule names or codes, got {quote_value(rules)}"
                 )
                 continue
             resolved: list[str] = []
             for item in rules:
-                rule = self.registry.get(str(item)) if isinstance(item, str) else None
+                rule = resolve_rule(self.registry, item) if isinstance(item, str) else None
                 if rule is None:
                     self.problems.append(
-                        f"{where}: per-file-ignores {_quote(pattern)}: unknown rule {_quote(item)}{_suggest(str(item), names)}"
+                        f"{where}: per-file-ignores {quote_value(pattern)}: unknown rule {quote_value(item)}{suggestion(str(item), names)}"
                     )
                 elif rule.name not in resolved:
                     resolved.append(rule.name)
@@ -611,21 +694,21 @@ class _Loader:
             self.settings[rule.name] = attrs.evolve(current, enabled=value == "enable")
             return True
         if not isinstance(value, dict):
-            self.problems.append(f"{where}: expected enable, disable or a mapping, got {_quote(value)}")
+            self.problems.append(f"{where}: expected enable, disable or a mapping, got {quote_value(value)}")
             return False
         before = len(self.problems)
         enabled, severity, options = True, current.severity, dict(current.options)
-        for option, setting in value.items():
+        for option, setting in _items(value):
             if option == "level":
                 try:
                     if not isinstance(setting, str):
                         raise ValueError
                     severity = Severity.parse(setting)
                 except ValueError:
-                    self.problems.append(f"{where}: unknown level {_quote(setting)} (use error, warning or info)")
+                    self.problems.append(f"{where}: unknown level {quote_value(setting)} (use error, warning or info)")
             elif option == "enabled":
                 if not isinstance(setting, bool):
-                    self.problems.append(f"{where}: 'enabled' must be true or false, got {_quote(setting)}")
+                    self.problems.append(f"{where}: 'enabled' must be true or false, got {quote_value(setting)}")
                 else:
                     enabled = setting
             elif option in rule.options:
@@ -636,7 +719,7 @@ class _Loader:
                     options[option] = setting
             else:
                 known = ["level", "enabled", *rule.options]
-                self.problems.append(f"{where}: unknown option {_quote(option)}{_suggest(str(option), known)}")
+                self.problems.append(f"{where}: unknown option {quote_value(option)}{suggestion(str(option), known)}")
         if len(self.problems) > before:
             return False
         self.settings[rule.name] = RuleSettings(enabled, severity, options)
@@ -675,64 +758,9 @@ def option_problem(rule: Rule, option: str, value: Any) -> str | None:
     the rule's OPTION_CONSTRAINTS."""
     default = rule.options[option]
     if not option_type_ok(value, default):
-        return f"option {_quote(option)} must be {type(default).__name__}, got {type(value).__name__} {_quote(value)}"
+        return f"option {quote_value(option)} must be {type(default).__name__}, got {type(value).__name__} {quote_value(value)}"
     problem = constraint_problem(value, rule.option_constraints.get(option, {}))
-    return f"option {_quote(option)} {problem}, got {_quote(value)}" if problem else None
-
-
-@attrs.frozen(repr=False)
-class CommandLine(Record):
-    """What the command line adds on top of the configuration (picklable, so
-    that worker processes apply it too).
-
-    ``select`` (None: keep the configuration's choice) is the whole set of
-    enabled rules; ``extend_select`` enables more; ``ignore`` disables, last.
-    Each item is a rule name, a code, a code prefix (``Q07``: every L2 rule)
-    or ``ALL``.  ``exclude`` adds globs to the configuration's; ``docs_url``
-    replaces its ``docs-url``.
-    """
-
-    select: tuple[str, ...] | None = None
-    extend_select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    docs_url: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.select is not None or self.extend_select or self.ignore or self.exclude or self.docs_url)
-
-
-_PREFIX = re.compile(r"^[A-Za-z]+[0-9]*$")
-#: An absolute URL (SARIF's helpUri must be one): a scheme, then no space.
-ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
-
-
-def select_rules(registry: Registry, item: str, option: str = "--select") -> list[str]:
-    """The names of the rules ``item`` names: a rule name, a code, a code
-    prefix (``Q07``) or ``ALL``; ConfigError when it names none.
-
-    >>> from qcow2lint.registry import load_registry
-    >>> select_rules(load_registry(), "Q070")[:2]
-    ['l2-reserved-bits', 'misaligned-data-cluster']
-    >>> select_rules(load_registry(), "dirty-bit-set"), select_rules(load_registry(), "Q0204")
-    (['dirty-bit-set'], ['dirty-bit-set'])
-    """
-    if not item:
-        raise ConfigError(f"{option}: empty rule name (an unset variable, or a stray comma?)")
-    rule = registry.get(item)
-    if rule is not None:
-        return [rule.name]
-    if item.upper() == "ALL":
-        return [r.name for r in registry]
-    if _PREFIX.match(item):
-        prefix = item.upper()
-        names = [r.name for r in registry if r.code.startswith(prefix)]
-        if names:
-            return names
-    known = [r.name for r in registry]
-    raise ConfigError(
-        f"{option}: {_quote(item)} is no rule name, code or code prefix (like Q07){_suggest(item, known)}"
-    )
+    return f"option {quote_value(option)} {problem}, got {quote_value(value)}" if problem else None
 
 
 def require_rules(config: Config) -> Config:
@@ -747,66 +775,6 @@ def require_rules(config: Config) -> Config:
         for cause, count in why.most_common()
     )
     raise ConfigError(f"no rule is enabled, so nothing would be checked ({causes or 'no rule is known'})")
-
-
-def apply_command_line(config: Config, registry: Registry, line: CommandLine) -> Config:
-    """``config`` with the command line's selection, exclusions and docs URL
-    on top; the provenance of every changed value names the option.
-    ConfigError when no rule is left enabled (:func:`require_rules`)."""
-    from qcow2lint.idle import refuse_idle_selection
-
-    if not line:
-        return require_rules(config)
-    rules = dict(config.rules)
-    sources = dict(config.sources)
-
-    def expand(option: str, items: tuple[str, ...]) -> list[str]:
-        names: list[str] = []
-        for item in items:
-            names += [n for n in select_rules(registry, item, option) if n not in names]
-        return names
-
-    def note(name: str, text: str) -> None:
-        key = f"rules.{name}"
-        sources[key] = f"{sources.get(key, BUILTIN)}; {text}"
-
-    if line.select is not None:
-        chosen = set(expand("--select", line.select))
-        for name, settings in rules.items():
-            if (name in chosen) != settings.enabled:
-                note(name, "enabled by --select" if name in chosen else "disabled: not in --select")
-            rules[name] = attrs.evolve(settings, enabled=name in chosen)
-    for name in expand("--extend-select", line.extend_select):
-        if not rules[name].enabled:
-            note(name, "enabled by --extend-select")
-        rules[name] = attrs.evolve(rules[name], enabled=True)
-    for name in expand("--ignore", line.ignore):
-        if rules[name].enabled:
-            note(name, "disabled by --ignore")
-        rules[name] = attrs.evolve(rules[name], enabled=False)
-    refuse_idle_selection(registry, line, rules)
-    exclude = config.exclude
-    if line.exclude:
-        exclude += tuple(FileIgnore(pattern, (), os.getcwd()) for pattern in line.exclude if pattern)
-        sources["exclude"] = f"{sources.get('exclude', BUILTIN)}; --exclude"
-    docs_url = config.docs_url
-    if line.docs_url is not None:
-        if not ABSOLUTE_URL.match(line.docs_url):
-            raise ConfigError(
-                f"--docs-url: must be an absolute URL (https://..., file:///...), got {_quote(line.docs_url)}"
-            )
-        docs_url = line.docs_url
-        sources["docs-url"] = "--docs-url"
-    return require_rules(
-        attrs.evolve(
-            config,
-            rules=MappingProxyType(rules),
-            sources=sources,
-            exclude=exclude,
-            docs_url=docs_url,
-            chain=(*config.chain, "command line"),
-        )
-    )
 
 
 def load_config(
@@ -839,81 +807,3 @@ def load_config(
         return loader.result("defaults", "none")  # the default preset is the loader's starting state
     loader.apply_file(config_path)
     return loader.result(str(config_path), found_by)
-
-
-def render_config(config: Config, registry: Registry) -> str:
-    """The effective configuration as YAML (itself a valid configuration),
-    each value followed by a comment saying where it came from."""
-    if config.found_by == "none":
-        header = "# no configuration file found; built-in defaults"
-    else:
-        how = {
-            "--config": "given with --config",
-            "--preset": "given with --preset",
-        }.get(config.found_by, "found from the working directory upwards")
-        header = f"# configuration: {config.source} ({how})"
-    lines = ["# qcow2lint effective configuration", header]
-    if config.chain:
-        lines.append("# applied in order: " + " -> ".join(config.chain))
-
-    def dump(value: Any) -> str:
-        import yaml
-
-        text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6)
-        return text.removesuffix("\n...\n").strip()  # a bare scalar ends with a document marker
-
-    def source(key: str) -> str:
-        return config.sources.get(key, BUILTIN)
-
-    lines.append(f"max-findings-per-rule: {config.max_findings_per_rule}  # {source('max-findings-per-rule')}")
-    lines.append(f"warnings-are-errors: {dump(config.warnings_are_errors)}  # {source('warnings-are-errors')}")
-    if config.per_file_ignores:
-        lines.append(f"per-file-ignores:  # {source('per-file-ignores')}")
-        for entry in config.per_file_ignores:
-            where = source(f"per-file-ignores.{entry.pattern}")
-            base = f", relative to {entry.base}" if entry.base else ""
-            lines.append(f"  {dump(entry.pattern)}: {dump(list(entry.rules))}  # {where}{base}")
-    else:
-        lines.append(f"per-file-ignores: {{}}  # {source('per-file-ignores')}")
-    if config.exclude:
-        lines.append(f"exclude:  # {source('exclude')}")
-        for entry in config.exclude:
-            base = f"  # relative to {entry.base}" if entry.base else ""
-            lines.append(f"  - {dump(entry.pattern)}{base}")
-    else:
-        lines.append(f"exclude: []  # {source('exclude')}")
-    if config.docs_url is None:
-        lines.append(f"# docs-url: not set  # {source('docs-url')}: see docs/configuration.md")
-    else:
-        lines.append(f"docs-url: {dump(config.docs_url)}  # {source('docs-url')}")
-    lines.append("rules:")
-    for rule in registry:
-        settings = config.rules.get(rule.name)
-        if settings is None:
-            continue
-        value = {"enabled": settings.enabled, "level": str(settings.severity), **settings.options}
-        lines.append(f"  {rule.name}: {dump(value)}  # {rule.code}; {source('rules.' + rule.name)}")
-    return "\n".join(lines) + "\n"
-
-
-def reference_config(registry: Registry) -> str:
-    """The reference configuration: every rule with its default level and
-    options, itself a valid configuration equal to the defaults."""
-    lines = [
-        "# qcow2lint reference configuration: every rule, its default level and options.",
-        "# Printed by: qcow2lint rules --reference-config (in the repository: python -m qcow2lint.gen)",
-        f"# yaml-language-server: $schema={SCHEMA_REPO_PATH}",
-        "extends: default",
-        f"max-findings-per-rule: {DEFAULT_MAX_FINDINGS}",
-        "warnings-are-errors: false",
-        "exclude: []  # globs skipped when a directory is searched",
-        "# docs-url: https://.../docs/rules/  # base URL of the rule pages, for SARIF's helpUri",
-        "rules:",
-    ]
-    for rule in registry:
-        settings = {"level": str(rule.severity), **({} if rule.default_enabled else {"enabled": False}), **rule.options}
-        import yaml
-
-        flow = yaml.safe_dump(settings, default_flow_style=True, sort_keys=False).strip()
-        lines += [f"  # {rule.code} {rule.summary}", f"  {rule.name}: {flow}"]
-    return "\n".join(lines) + "\n"

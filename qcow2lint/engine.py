@@ -39,7 +39,7 @@ from qcow2lint.registry import (
     Registry,
     Rule,
 )
-from qcow2lint.text import exception_text
+from qcow2lint.text import exception_text, format_size
 
 __all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]
 
@@ -359,7 +359,7 @@ def _deep_stopped(rule: Rule, stopped: results.DeepStopped) -> Finding:
         stopped.file_offset,
         stopped.path,
         f"--deep stopped after {stopped.payloads} compressed payloads (its budget: "
-        f"{MAX_DEEP_PAYLOADS} payloads, {MAX_DEEP_BYTES >> 20} MiB read and decompressed); "
+        f"{MAX_DEEP_PAYLOADS} payloads, {format_size(MAX_DEEP_BYTES)} read and decompressed); "
         f"{stopped.skipped_entries} compressed entries were not decompressed",
     )
 

@@ -50,7 +50,7 @@ def command_line_files(readme: str) -> dict[str, str]:
 
 def expected(root: Path, registry: Registry) -> dict[str, str]:
     """What each generated file should hold, by its path relative to ``root``."""
-    from qcow2lint.config import reference_config
+    from qcow2lint.configrender import reference_config
     from qcow2lint.configschema import render_schema
     from qcow2lint.report.rulesdoc import rule_pages, rules_markdown
 

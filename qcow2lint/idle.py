@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qcow2lint.config import CommandLine, RuleSettings
+    from qcow2lint.config import RuleSettings
     from qcow2lint.registry import Registry, Rule
+    from qcow2lint.selection import CommandLine
 
 __all__ = ["refuse_idle_selection", "silencing_option"]
 

@@ -41,7 +41,7 @@ class Job(Record):
     #: The ``--preset`` argument: the base configuration, no discovery.
     preset: str | None = None
     #: ``--select`` / ``--ignore`` / ... on top of the configuration
-    #: (a :class:`qcow2lint.config.CommandLine`).
+    #: (a :class:`qcow2lint.selection.CommandLine`).
     command_line: Any = None
 
 
@@ -69,7 +69,7 @@ def init_worker(job: Job, registry: Any = None, config: Any = None) -> None:
 
         config = load_config(registry, job.config, preset=job.preset)
         if job.command_line is not None:
-            from qcow2lint.config import apply_command_line
+            from qcow2lint.selection import apply_command_line
 
             config = apply_command_line(config, registry, job.command_line)
     _STATE = (registry, config, job)

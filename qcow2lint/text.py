@@ -104,3 +104,32 @@ def exception_text(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return f"too deeply nested (RecursionError): {message}"
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+#: Binary units, each 1024 times the one before (IEC names, as QEMU prints them).
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def format_size(size: int) -> str:
+    """A byte count in the largest binary unit it reaches: a whole number
+    when it is one (``64 MiB``, ``512 B``), else rounded to two decimals
+    (``1.50 KiB``); exact integer arithmetic, whatever the size.
+
+    >>> format_size(64 << 20), format_size(1023), format_size(1536), format_size(2**61)
+    ('64 MiB', '1023 B', '1.50 KiB', '2 EiB')
+    """
+    if size < 0:
+        return "-" + format_size(-size)
+    exponent = 0
+    while exponent + 1 < len(SIZE_UNITS) and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    unit = 1024**exponent
+    if size % unit == 0:
+        return f"{size // unit} {SIZE_UNITS[exponent]}"
+    hundredths = (size * 100 + unit // 2) // unit  # rounded half up
+    if hundredths >= 1024 * 100 and exponent + 1 < len(SIZE_UNITS):
+        # 1023.999 KiB would print as 1024.00 KiB: say 1.00 MiB instead
+        exponent += 1
+        unit = 1024**exponent
+        hundredths = (size * 100 + unit // 2) // unit
+    return f"{hundredths // 100}.{hundredths % 100:02d} {SIZE_UNITS[exponent]}"

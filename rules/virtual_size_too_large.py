@@ -20,6 +20,7 @@ Repair: `qemu-img resize --shrink IMAGE SIZE` when the guest data fits.
 
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
+from qcow2lint.text import format_size
 
 NAME = "virtual-size-too-large"
 CODE = "Q0190"
@@ -37,6 +38,6 @@ def check(header, ctx):
         yield Problem(
             header.field_offset("size"),
             "header.size",
-            f"virtual size {header.size} bytes ({header.size / 2**40:.2f} TiB) is above max-virtual-size "
-            f"{limit} bytes ({limit / 2**40:.2f} TiB)",
+            f"virtual size {header.size} bytes ({format_size(header.size)}) is above max-virtual-size "
+            f"{limit} bytes ({format_size(limit)})",
         )

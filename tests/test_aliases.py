@@ -15,10 +15,11 @@ from harness import REPO_ROOT, run_cli
 
 from qcow2lint.aliases import MERGED, RENAMED, RETIRED
 from qcow2lint.baseline import BaselineFilter, parse_baseline
-from qcow2lint.config import CommandLine, apply_command_line, load_config, select_rules
+from qcow2lint.config import load_config
 from qcow2lint.configschema import config_schema
 from qcow2lint.findings import Finding, ImageReport, Severity
 from qcow2lint.registry import load_registry
+from qcow2lint.selection import CommandLine, apply_command_line, select_rules
 
 OLD, NEW = "metadata-refcount-gt-one", "metadata-refcount-not-one"
 GONE, KEPT = "overlap-zero-length-bitmap-dir", "autoclear-bitmaps-without-ext"

@@ -96,8 +96,9 @@ def test_selecting_the_rule_while_check_exists_is_false_is_a_usage_error(layout:
     """With check-exists false the rule cannot report anything: naming it in
     --select or --extend-select says which option to set instead of running
     silently; a prefix or ALL selects it without complaint."""
-    from qcow2lint.config import CommandLine, ConfigError, apply_command_line, load_config
+    from qcow2lint.config import ConfigError, load_config
     from qcow2lint.registry import load_registry
+    from qcow2lint.selection import CommandLine, apply_command_line
 
     registry = load_registry()
     config_file = write_config(tmp_path, f"rules:\n  {RULE}: {{check-exists: false}}\n")
@@ -108,7 +109,7 @@ def test_selecting_the_rule_while_check_exists_is_false_is_a_usage_error(layout:
     for line in (
         CommandLine(select=("ALL",)),
         CommandLine(select=("Q03",)),
-        CommandLine(select=(RULE,), ignore=(RULE,)),
+        CommandLine(select=(RULE, "dirty-bit-set"), ignore=(RULE,)),
     ):
         apply_command_line(config, registry, line)
     apply_command_line(load_config(registry, preset="default"), registry, CommandLine(select=(RULE,)))

@@ -3,12 +3,15 @@ and one-line errors that name the file, the rule and the problem."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 from harness import REPO_ROOT, run_cli
 
-from qcow2lint.config import ConfigError, discover, load_config, reference_config
+from qcow2lint.config import ConfigError, discover, load_config
+from qcow2lint.configrender import reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry
 
@@ -118,6 +121,23 @@ def test_reference_config_command_prints_config_yaml() -> None:
     result = run_cli("rules", "--reference-config")
     assert result.returncode == 0
     assert result.stdout == (REPO_ROOT / "config.yaml").read_text()
+
+
+def test_the_reference_config_names_no_schema_path_that_resolves_only_here(tmp_path: Path) -> None:
+    """A ``$schema`` modeline in the printed reference would point where a
+    user's copy has no schema; it says how to write one beside the file,
+    and the modeline it shows resolves there."""
+    text = run_cli("rules", "--reference-config").stdout
+    modelines = [line for line in text.splitlines() if re.match(r"#\s*yaml-language-server\s*:", line)]
+    assert modelines == []
+    hint = re.search(r"\((qcow2lint config --schema) > (\S+)\).*\n#   # yaml-language-server: \$schema=(\S+)\n", text)
+    assert hint is not None, text
+    command, saved, schema = hint.groups()
+    assert saved == schema
+    written = run_cli(*command.split()[1:])
+    assert written.returncode == 0
+    (tmp_path / saved).write_text(written.stdout)
+    assert json.loads((tmp_path / schema).read_text())["properties"]["rules"]
 
 
 def test_rule_command_prints_documentation_and_suggests() -> None:

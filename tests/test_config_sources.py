@@ -18,8 +18,8 @@ from qcow2lint.config import (
     apply_ignores,
     discover,
     load_config,
-    render_config,
 )
+from qcow2lint.configrender import render_config
 from qcow2lint.engine import lint_path
 from qcow2lint.findings import Severity
 from qcow2lint.registry import load_registry
@@ -75,6 +75,10 @@ def test_pyproject_without_the_table_is_skipped(registry, tmp_path: Path) -> Non
         (("qcow2lint.yaml", "pyproject.toml"), "qcow2lint.yaml"),
         ((".qcow2lint.yaml", "pyproject.toml"), ".qcow2lint.yaml"),
         (("pyproject.toml",), "pyproject.toml"),
+        ((".qcow2lint.yml", "qcow2lint.yaml", "pyproject.toml"), ".qcow2lint.yml"),
+        ((".qcow2lint.yml", "qcow2lint.yml"), ".qcow2lint.yml"),
+        (("qcow2lint.yml", "pyproject.toml"), "qcow2lint.yml"),
+        ((".qcow2lint.yaml", "qcow2lint.yml"), ".qcow2lint.yaml"),
     ],
 )
 def test_precedence_in_one_directory(registry, tmp_path: Path, present: tuple[str, ...], winner: str) -> None:
@@ -85,6 +89,37 @@ def test_precedence_in_one_directory(registry, tmp_path: Path, present: tuple[st
             (tmp_path / name).write_text(f"max-findings-per-rule: {number}\n")
     assert discover(tmp_path) == tmp_path / winner
     assert load_config(registry, start=tmp_path).max_findings_per_rule == present.index(winner) + 1
+
+
+def test_the_yml_spelling_is_found_upwards(registry, tmp_path: Path) -> None:
+    (tmp_path / ".qcow2lint.yml").write_text("max-findings-per-rule: 4\n")
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    assert discover(nested) == tmp_path / ".qcow2lint.yml"
+    config = load_config(registry, start=nested)
+    assert config.max_findings_per_rule == 4 and config.source == str(tmp_path / ".qcow2lint.yml")
+
+
+@pytest.mark.parametrize("name", [".qcow2lint", "qcow2lint"])
+def test_both_spellings_in_one_directory_are_an_error_naming_both(registry, tmp_path: Path, name: str) -> None:
+    """Which of the two a user edits cannot be guessed: one line, exit 2."""
+    (tmp_path / f"{name}.yaml").write_text("max-findings-per-rule: 1\n")
+    (tmp_path / f"{name}.yml").write_text("max-findings-per-rule: 2\n")
+    message = (
+        f"{tmp_path / name}.yaml and {tmp_path / name}.yml both exist: two spellings of one configuration file; "
+        "keep one"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(registry, start=tmp_path)
+    assert caught.value.lines == (message,)
+    result = run_cli("config", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.stderr == f"qcow2lint: error: {message}\n"
+    # a file given with --config, or a nearer one, is not in doubt
+    assert load_config(registry, tmp_path / f"{name}.yml").max_findings_per_rule == 2
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "inner" / ".qcow2lint.yml").write_text("max-findings-per-rule: 3\n")
+    assert load_config(registry, start=tmp_path / "inner").max_findings_per_rule == 3
 
 
 def test_a_nearer_pyproject_beats_a_yaml_further_up(registry, tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from harness import REPO_ROOT, assert_no_traceback, assert_one_line_error, run_cli
 
-from qcow2lint.config import ConfigError, load_config, reference_config
+from qcow2lint.config import ConfigError, load_config
+from qcow2lint.configrender import reference_config
 from qcow2lint.findings import Severity
 from qcow2lint.registry import RegistryError, from_source, load_registry, option_schema
 
@@ -191,6 +192,93 @@ def test_the_cli_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None
         lines = result.stderr.splitlines()
         assert len(lines) == 13, result.stderr
         assert all(line.startswith(f"qcow2lint: error: {path}: ") for line in lines), result.stderr
+
+
+#: Several wrong values of every kind of key, and keys given twice with a
+#: wrong value each time: the first value of a repeated key is checked too.
+EVERY_KIND_WRONG = """\
+extends: [default]
+max-findings-per-rule: -1
+max-findings-per-rule: many
+warnings-are-errors: maybe
+colour: red
+exclude: 5
+docs-url: docs/rules/
+docs-url: 7
+rules:
+  l1-reserved-bits: {level: loud}
+  l1-reserved-bits: {levle: info}
+  bitmap-extra-data: {reading: spek, reading: spex}
+  no-such-rule: enable
+  Q1501: enable
+  file-trailing-partial-cluster: disable
+  file-truncated: maybe
+per-file-ignores:
+  "*.qcow2": [no-such-rule]
+  "*.qcow2": [l2-reserved-bitz]
+  "": [l1-reserved-bits]
+exclude: ["", 3, "ok/**"]
+"""
+
+
+def test_every_problem_of_every_kind_of_key_is_reported_in_one_run(registry, tmp_path: Path) -> None:
+    """A wrong ``exclude`` or ``docs-url`` does not stop the load, and a key
+    given twice reports the problems of both of its values."""
+    path = _config(tmp_path, EVERY_KIND_WRONG)
+    problems = [
+        "line 3: duplicate key 'max-findings-per-rule' (first given at line 2)",
+        "line 8: duplicate key 'docs-url' (first given at line 7)",
+        "line 11: duplicate key 'l1-reserved-bits' (first given at line 10)",
+        "line 12: duplicate key 'reading' (first given at line 12)",
+        "line 19: duplicate key '*.qcow2' (first given at line 18)",
+        "line 21: duplicate key 'exclude' (first given at line 6)",
+        "unknown key 'colour'",
+        "'extends' must be a preset name or a file path, got ['default']",
+        "'max-findings-per-rule' must be a whole number >= 0, got -1",
+        "'max-findings-per-rule' must be a whole number >= 0, got 'many'",
+        "'warnings-are-errors' must be true or false, got 'maybe'",
+        "rule 'l1-reserved-bits': unknown level 'loud' (use error, warning or info)",
+        "rule 'l1-reserved-bits': unknown option 'levle' (did you mean 'level'?)",
+        "rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', got 'spek'",
+        "rule 'bitmap-extra-data': option 'reading' must be one of 'qemu', 'spec', got 'spex'",
+        "unknown rule 'no-such-rule'",
+        (
+            "rule 'file-trailing-partial-cluster' is given twice in 'rules' (as 'Q1501' and "
+            "'file-trailing-partial-cluster'); give it once"
+        ),
+        "rule 'file-truncated': expected enable, disable or a mapping, got 'maybe'",
+        "per-file-ignores '*.qcow2': unknown rule 'no-such-rule'",
+        "per-file-ignores '*.qcow2': unknown rule 'l2-reserved-bitz' (did you mean 'l2-reserved-bits'?)",
+        "per-file-ignores: a pattern must be a non-empty string, got ''",
+        "'exclude' must be a list of glob patterns, got 5",
+        "exclude: a pattern must be a non-empty string, got ''",
+        "exclude: a pattern must be a non-empty string, got 3",
+        "'docs-url' must be an absolute URL (https://..., file:///...), got 'docs/rules/'",
+        "'docs-url' must be an absolute URL (https://..., file:///...), got 7",
+    ]
+    assert _errors(registry, path) == tuple(f"{path}: {problem}" for problem in problems)
+    result = run_cli("config", "--config", str(path))
+    assert_no_traceback(result)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"qcow2lint: error: {path}: {problem}" for problem in problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("max-findings-per-rule: -1\nmax-findings-per-rule: 5\n", "got -1"),
+        ("rules:\n  l1-reserved-bits: {level: loud}\n  l1-reserved-bits: disable\n", "unknown level 'loud'"),
+        ("rules:\n  l1-reserved-bits: {level: loud, level: info}\n", "unknown level 'loud'"),
+        ("per-file-ignores:\n  a.qcow2: [Q9999]\n  a.qcow2: [Q0110]\n", "unknown rule 'Q9999'"),
+        ("exclude: 5\nexclude: []\n", "got 5"),
+    ],
+)
+def test_a_repeated_key_does_not_hide_the_problem_of_the_value_it_shadows(
+    registry, tmp_path: Path, text: str, problem: str
+) -> None:
+    path = _config(tmp_path, text)
+    duplicate, shadowed = _errors(registry, path)
+    assert "duplicate key" in duplicate and problem in shadowed, (duplicate, shadowed)
 
 
 def test_problems_of_every_file_in_an_extends_chain_are_reported(registry, tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ def test_the_readme_demo_output_is_what_the_command_prints() -> None:
     assert result.stdout == shown, "README.md's demo output is stale: paste the command's output into it"
 
 
-@pytest.mark.parametrize("module", ["qcow2lint", "qcow2lint.links", "qcow2lint.config", "qcow2lint.inputs"])
+@pytest.mark.parametrize(
+    "module", ["qcow2lint", "qcow2lint.links", "qcow2lint.config", "qcow2lint.selection", "qcow2lint.inputs"]
+)
 def test_the_api_doctests_run(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The examples in the docstrings (qcow2lint.read, qcow2lint.lint, ...)
     run from the repository's root, as their text says."""

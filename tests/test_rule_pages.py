@@ -188,9 +188,7 @@ def test_the_reference_configuration_and_the_presets_are_valid(validator) -> Non
     for path in [REPO_ROOT / "config.yaml", *(REPO_ROOT / "qcow2lint" / "presets").glob("*.yaml")]:
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
         assert errors == [], path
-    assert (REPO_ROOT / "config.yaml").read_text().splitlines()[2] == (
-        "# yaml-language-server: $schema=qcow2lint/schema/qcow2lint.schema.json"
-    )
+    assert "#   # yaml-language-server: $schema=qcow2lint.schema.json" in (REPO_ROOT / "config.yaml").read_text()
 
 
 @pytest.mark.parametrize(
