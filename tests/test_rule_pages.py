@@ -179,7 +179,7 @@ def test_the_schema_is_shipped_printed_and_generated_from_the_registry() -> None
     properties = json.loads(SCHEMA_FILE.read_text())["properties"]["rules"]["properties"]
     assert set(properties) == {key for rule in REGISTRY for key in (rule.name, rule.code)}
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    assert '"qcow2lint" = ["schema/*.json"]' in pyproject
+    assert '"qcow2lint.schema" = ["*.json"]' in pyproject
 
 
 def test_the_reference_configuration_and_the_presets_are_valid(validator) -> None:  # noqa: ANN001
