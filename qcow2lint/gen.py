@@ -3,7 +3,7 @@ registry: ``docs/rules.md``, one page per rule in ``docs/rules/NAME.md``,
 the rule table in ``README.md`` (between its ``rules:start`` and
 ``rules:end`` markers), ``config.yaml``, the configuration's JSON Schema
 shipped in the package (``qcow2lint/schema/qcow2lint.schema.json``) and the
-built-in rules' index (``rules/_index.py``, see :mod:`qcow2lint.rulefiles`).
+built-in rules' index (``rules/_index.json``, see :mod:`qcow2lint.rulefiles`).
 
     python -m qcow2lint.gen [--check] [ROOT]
 
@@ -23,7 +23,7 @@ from qcow2lint.registry import Registry, RegistryError, load_registry
 
 COMMAND = "python -m qcow2lint.gen"
 #: The generated files, relative to the repository root.
-GENERATED = ("docs/rules.md", "README.md", "config.yaml", "qcow2lint/schema/qcow2lint.schema.json", "rules/_index.py")
+GENERATED = ("docs/rules.md", "README.md", "config.yaml", "qcow2lint/schema/qcow2lint.schema.json", "rules/_index.json")
 #: The directory of the per-rule pages, relative to the repository root.
 PAGES = "docs/rules"
 _README_TABLE = re.compile(r"(<!-- rules:start[^>]*-->\n)(.*?)(<!-- rules:end -->)", re.S)
@@ -34,7 +34,7 @@ def expected(root: Path, registry: Registry) -> dict[str, str]:
     from qcow2lint.config import reference_config
     from qcow2lint.configschema import render_schema
     from qcow2lint.report.rulesdoc import rule_pages, rules_markdown, rules_table
-    from qcow2lint.rulefiles import index_source
+    from qcow2lint.rulefiles import index_text
 
     readme = (root / "README.md").read_text(encoding="utf-8")
     if not _README_TABLE.search(readme):
@@ -45,7 +45,7 @@ def expected(root: Path, registry: Registry) -> dict[str, str]:
         "README.md": _README_TABLE.sub(lambda m: m.group(1) + table + m.group(3), readme, count=1),
         "config.yaml": reference_config(registry),
         "qcow2lint/schema/qcow2lint.schema.json": render_schema(registry),
-        "rules/_index.py": index_source(str(root / "rules")),
+        "rules/_index.json": index_text(str(root / "rules")),
         **{f"{PAGES}/{name}": text for name, text in rule_pages(registry).items()},
     }
 

@@ -137,7 +137,7 @@ WHEEL_DATA = (
     "qcow2lint/presets/pedantic.yaml",
     "qcow2lint/presets/strict.yaml",
     "qcow2lint/presets/untrusted.yaml",
-    "qcow2lint_rules/_index.py",
+    "qcow2lint_rules/_index.json",
     f"qcow2lint-{__version__}.dist-info/licenses/LICENSE",
 )
 
@@ -179,4 +179,4 @@ def test_the_wheel_and_sdist_build_offline_without_warnings(tmp_path: Path) -> N
     assert "License-Expression: MIT" in metadata.splitlines() and "License-File: LICENSE" in metadata.splitlines()
     with tarfile.open(sdist_path) as sdist:
         members = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"LICENSE", "rules/_index.py", "qcow2lint/schema/qcow2lint.schema.json"} <= members
+    assert {"LICENSE", "rules/_index.json", "qcow2lint/schema/qcow2lint.schema.json"} <= members

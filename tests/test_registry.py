@@ -16,7 +16,7 @@ from harness import REPO_ROOT
 
 from qcow2lint import cache, gen, rulefiles
 from qcow2lint.registry import PACKAGE_GROUP, SCOPES, RegistryError, found_entries, load_package, load_registry
-from qcow2lint.rulefiles import index_source
+from qcow2lint.rulefiles import index_text
 
 RULE = '''"""Says hello to every header.
 
@@ -102,7 +102,7 @@ def test_the_built_in_rules_come_from_the_index_without_ast(monkeypatch: pytest.
 
 def test_a_rule_the_index_lacks_is_read_with_ast(package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (package / "say_hello.py").write_text(RULE)
-    (package / "_index.py").write_text(index_source(str(package)))
+    (package / "_index.json").write_text(index_text(str(package)))
     read = _ast_reads(monkeypatch)
     assert [r.name for r in _load(package)] == ["say-hello"] and read == []
     (package / "say_bye.py").write_text(RULE.replace("say-hello", "say-bye").replace("T0101", "T0102"))
@@ -118,7 +118,7 @@ def test_an_edited_rule_is_read_again_not_taken_from_the_stale_index(
     file's size: the CODE edit keeps it), the rule has its new declarations."""
     path = package / "say_hello.py"
     path.write_text(RULE)
-    (package / "_index.py").write_text(index_source(str(package)))
+    (package / "_index.json").write_text(index_text(str(package)))
     read = _ast_reads(monkeypatch)
     path.write_text(RULE.replace(*edit))
     [rule] = _load(package)
@@ -129,15 +129,19 @@ def test_an_edited_rule_is_read_again_not_taken_from_the_stale_index(
 def test_a_damaged_index_costs_only_the_ast_reading(package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (package / "say_hello.py").write_text(RULE)
     read = _ast_reads(monkeypatch)
-    for junk in (
-        "FILES = (",
-        "FORMAT = 99\nFILES = {}\n",
-        "raise SystemError('no')\n",
-        "FORMAT = 1\nFILES = {'say_hello.py': 3}\n",
-    ):
-        (package / "_index.py").write_text(junk)
+    size, crc = rulefiles.fingerprint(RULE.encode())
+    junk = (
+        '{"format": 1, "files": {',
+        "\xff\xfe",
+        '[{"format": 1}]',
+        '{"format": 99, "files": {}}',
+        '{"format": 1, "files": {"say_hello.py": 3}}',
+        f'{{"format": 1, "files": {{"say_hello.py": [{size}, {crc}, "meta"]}}}}',  # the file as it is, but no dict
+    )
+    for text in junk:
+        (package / "_index.json").write_text(text)
         assert [r.code for r in _load(package)] == ["T0101"]
-    assert read == ["say_hello.py"] * 4
+    assert read == ["say_hello.py"] * len(junk)
 
 
 def test_gen_check_names_the_stale_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +157,7 @@ def test_gen_check_names_the_stale_index(tmp_path: Path, capsys: pytest.CaptureF
     rule = sorted((tmp_path / "rules").glob("[a-z]*.py"))[0]
     rule.write_text(rule.read_text() + "# edited\n")
     assert gen.main(["--check", str(tmp_path)]) == 1
-    assert capsys.readouterr().out == "rules/_index.py is stale: run `python -m qcow2lint.gen` in the repository\n"
+    assert capsys.readouterr().out == "rules/_index.json is stale: run `python -m qcow2lint.gen` in the repository\n"
     assert gen.main([str(tmp_path)]) == 0
     assert gen.main(["--check", str(tmp_path)]) == 0
 
