@@ -158,14 +158,10 @@ def read_package(directory: str) -> list[tuple[str, dict[str, Any]]]:
     for name in rule_file_names(directory):
         path = os.path.join(directory, name)
         source = _read_bytes(path)
-        entry = index.get(name)
+        entry, meta = index.get(name), None
         if isinstance(entry, list) and len(entry) == 3 and tuple(entry[:2]) == fingerprint(source):
             meta = _tuples(entry[2])
-            if not isinstance(meta, dict):
-                meta = read_rule_file(path, source)
-        else:
-            meta = read_rule_file(path, source)
-        found.append((name[:-3], meta))
+        found.append((name[:-3], meta if isinstance(meta, dict) else read_rule_file(path, source)))
     return found
 
 
