@@ -46,7 +46,7 @@ def test_a_page_per_rule_linked_from_the_index_and_no_orphans() -> None:
 def test_the_generator_removes_the_page_of_a_rule_that_is_gone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "rules").mkdir()
+    shutil.copytree(REPO_ROOT / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("__pycache__"))
     for name in gen.expected(REPO_ROOT, REGISTRY):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / name, tmp_path / name)
