@@ -243,7 +243,10 @@ def test_the_cache_is_pruned(tmp_path: Path) -> None:
     mine = folder / "notes.txt"  # not the cache's: left alone
     mine.write_text("keep")
     for number in range(cache.KEPT + 5):
+        before = set(folder.iterdir())
         cache.store("test", number, [number])
+        [written] = set(folder.iterdir()) - before
+        os.utime(written, ns=(number + 1, number + 1))  # the order of writing, whatever the clock's resolution
     names = {path.name for path in folder.iterdir()}
     assert len(names) == cache.KEPT + 1 and mine.name in names and earlier.name not in names
     assert [cache.load("test", number) for number in range(cache.KEPT + 5)] == [None] * 5 + [
