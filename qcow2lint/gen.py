@@ -1,10 +1,11 @@
 """Regenerates the repository's files that are generated from the rule
 registry: ``docs/rules.md`` (the rule table), one page per rule in
-``docs/rules/NAME.md``, ``config.yaml`` and the configuration's JSON Schema
-shipped in the package (``qcow2lint/schema/qcow2lint.schema.json``); and
-from the command line's table (:mod:`qcow2lint.options`): ``docs/cli.md``
-and the usage block of ``README.md`` (between ``usage:start`` and
-``usage:end``).
+``docs/rules/NAME.md``, ``config.yaml``, the configuration's JSON Schema
+shipped in the package (``qcow2lint/schema/qcow2lint.schema.json``) and the
+built-in rules' index (``rules/_index.json``, see :mod:`qcow2lint.rulefiles`);
+and from the command line's table (:mod:`qcow2lint.options`):
+``docs/cli.md`` and the usage block of ``README.md`` (between
+``usage:start`` and ``usage:end``).
 
     python -m qcow2lint.gen [--check] [ROOT]
 
@@ -24,7 +25,14 @@ from qcow2lint.registry import Registry, RegistryError, load_registry
 
 COMMAND = "python -m qcow2lint.gen"
 #: The generated files, relative to the repository root.
-GENERATED = ("docs/rules.md", "README.md", "config.yaml", "qcow2lint/schema/qcow2lint.schema.json", "docs/cli.md")
+GENERATED = (
+    "docs/rules.md",
+    "README.md",
+    "config.yaml",
+    "qcow2lint/schema/qcow2lint.schema.json",
+    "rules/_index.json",
+    "docs/cli.md",
+)
 #: The directory of the per-rule pages, relative to the repository root.
 PAGES = "docs/rules"
 _README_USAGE = re.compile(r"(<!-- usage:start[^>]*-->\n)(.*?)(<!-- usage:end -->)", re.S)
@@ -53,6 +61,7 @@ def expected(root: Path, registry: Registry) -> dict[str, str]:
     from qcow2lint.configrender import reference_config
     from qcow2lint.configschema import render_schema
     from qcow2lint.report.rulesdoc import rule_pages, rules_markdown
+    from qcow2lint.rulefiles import index_text
 
     command_line = command_line_files((root / "README.md").read_text(encoding="utf-8"))
     return {
@@ -60,6 +69,7 @@ def expected(root: Path, registry: Registry) -> dict[str, str]:
         **command_line,
         "config.yaml": reference_config(registry),
         "qcow2lint/schema/qcow2lint.schema.json": render_schema(registry),
+        "rules/_index.json": index_text(str(root / "rules")),
         **{f"{PAGES}/{name}": text for name, text in rule_pages(registry).items()},
     }
 

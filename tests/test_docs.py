@@ -31,7 +31,7 @@ def test_the_generated_file_is_current(name: str) -> None:
 
 
 def test_the_generator_names_the_stale_file_and_rewrites_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "rules").mkdir()
+    shutil.copytree(REPO_ROOT / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "docs").mkdir()
     shutil.copyfile(REPO_ROOT / "README.md", tmp_path / "README.md")  # with rules/, marks the repository
     for name in gen.expected(REPO_ROOT, load_registry()):  # the fixed files and the rule pages

@@ -47,7 +47,7 @@ def test_a_page_per_rule_linked_from_the_index_and_no_orphans() -> None:
 def test_the_generator_removes_the_page_of_a_rule_that_is_gone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "rules").mkdir()
+    shutil.copytree(REPO_ROOT / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(REPO_ROOT / "README.md", tmp_path / "README.md")  # with rules/, marks the repository
     for name in gen.expected(REPO_ROOT, REGISTRY):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ def test_the_schema_is_shipped_printed_and_generated_from_the_registry() -> None
     properties = json.loads(SCHEMA_FILE.read_text())["properties"]["rules"]["properties"]
     assert set(properties) == {key for rule in REGISTRY for key in (rule.name, rule.code)} | set(RETIRED)
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    assert '"qcow2lint" = ["schema/*.json"]' in pyproject
+    assert '"qcow2lint.schema" = ["*.json"]' in pyproject
 
 
 def test_the_reference_configuration_and_the_presets_are_valid(validator) -> None:  # noqa: ANN001
