@@ -109,16 +109,17 @@ def rule(values: Values) -> None:
     out(found.doc.strip() + "\n")
     if found.options:
         from qcow2lint.registry import option_schema
+        from qcow2lint.text import yaml_value
 
         out("\nOptions:\n")
         for option, schema in option_schema(found).items():
             allowed = ""
             if "enum" in schema:
-                allowed = "; one of " + ", ".join(map(repr, schema["enum"]))
+                allowed = "; one of " + ", ".join(map(yaml_value, schema["enum"]))
             elif "minimum" in schema or "maximum" in schema:
                 low, high = schema.get("minimum", ""), schema.get("maximum", "")
                 allowed = f"; {low}..{high}"
-            out(f"  {option}: {schema['default']!r} ({schema['type']}{allowed})\n")
+            out(f"  {option}: {yaml_value(schema['default'])} ({schema['type']}{allowed})\n")
     if found.repro:
         out("\nReproduction:\n")
         for command in [*found.repro.rstrip("\n").splitlines(), f"qcow2lint check --select {found.name} repro.qcow2"]:

@@ -13,16 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from qcow2lint.text import yaml_value
+
 if TYPE_CHECKING:
     from qcow2lint.config import RuleSettings
     from qcow2lint.registry import Registry, Rule
     from qcow2lint.selection import CommandLine
 
 __all__ = ["refuse_idle_selection", "silencing_option"]
-
-
-def _yaml(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def silencing_option(rule: Rule, options: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -52,6 +50,6 @@ def refuse_idle_selection(registry: Registry, line: CommandLine, rules: Mapping[
             if silenced is not None:
                 name, value = silenced
                 raise ConfigError(
-                    f"{option}: {rule.name} reports nothing with {name}: {_yaml(value)} (from the configuration); "
-                    f"set {name} to {_yaml(not value) if isinstance(value, bool) else 'another value'} to run it"
+                    f"{option}: {rule.name} reports nothing with {name}: {yaml_value(value)} (from the configuration); "
+                    f"set {name} to {yaml_value(not value) if isinstance(value, bool) else 'another value'} to run it"
                 )

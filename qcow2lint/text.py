@@ -106,6 +106,20 @@ def exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def yaml_value(value: object) -> str:
+    """``value`` as a YAML configuration file writes it (``true``, ``null``,
+    ``qemu``; quoted only where YAML needs it): how rule options are shown
+    to users, who write them in YAML.
+
+    >>> yaml_value(True), yaml_value(None), yaml_value("qemu"), yaml_value("no")
+    ('true', 'null', 'qemu', "'no'")
+    """
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30)
+    return text.removesuffix("...\n").strip()
+
+
 #: Binary units, each 1024 times the one before (IEC names, as QEMU prints them).
 SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 

@@ -180,6 +180,20 @@ def test_every_rule_page_shows_its_options_as_yaml() -> None:
             assert f"| `{option}` | " in page and f"| `{shown}` |" in page, (rule.name, option)
 
 
+def test_the_rule_command_shows_options_as_yaml() -> None:
+    """``qcow2lint rule NAME`` lists each option's default as a YAML file
+    would write it, so it can be pasted into a configuration."""
+    for rule in load_registry():
+        if not rule.options:
+            continue
+        shown = run_cli("rule", rule.name).stdout
+        listed = shown[shown.index("\nOptions:\n") :].splitlines()[2:]
+        for option, default in rule.options.items():
+            line = next(line for line in listed if line.startswith(f"  {option}: "))
+            written = yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip()
+            assert line.startswith(f"  {option}: {written} ("), (rule.name, line)
+
+
 def test_the_api_docs_describe_every_parameter_of_lint() -> None:
     guide = (REPO_ROOT / "docs" / "getting-started.md").read_text()
     api = guide[guide.index("## The Python API") :]

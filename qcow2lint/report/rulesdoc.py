@@ -19,6 +19,7 @@ from typing import TypedDict
 
 from qcow2lint.aliases import MERGED, RENAMED
 from qcow2lint.registry import INTERNAL_ERROR, INTERNAL_ERROR_CODE, Registry, Rule
+from qcow2lint.text import yaml_value
 
 #: Conditions that have a name but no rule of their own, and where they are reported.
 ANSWERED = {
@@ -182,15 +183,6 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:] if text[:1].isalpha() else text
 
 
-def _yaml(value: object) -> str:
-    """``value`` as it is written in a YAML configuration file (``true``,
-    ``null``, ``qemu``; quoted only where YAML needs it)."""
-    import yaml
-
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30)
-    return text.removesuffix("...\n").strip()
-
-
 def _type_name(value: object) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
 
@@ -224,11 +216,11 @@ def rule_page(rule: Rule) -> str:
     if rule.options:
         lines += ["| option | type | default |", "|---|---|---|"]
         lines += [
-            f"| `{name}` | {_type_name(default)} | `{_yaml(default)}` |" for name, default in rule.options.items()
+            f"| `{name}` | {_type_name(default)} | `{yaml_value(default)}` |" for name, default in rule.options.items()
         ]
     else:
         lines.append("None besides `level` and `enabled`.")
-    settings = ", ".join([f"level: {rule.severity}", *(f"{k}: {_yaml(v)}" for k, v in rule.options.items())])
+    settings = ", ".join([f"level: {rule.severity}", *(f"{k}: {yaml_value(v)}" for k, v in rule.options.items())])
     lines += [
         "",
         "In a configuration file (`.qcow2lint.yaml`):",
