@@ -61,6 +61,7 @@ class _Tables:
 
     def __init__(self, image_file: ImageFile) -> None:
         header = image_file.image.header
+        self.image_file = image_file
         self.reader = image_file.reader
         self.cluster_bits = header.cluster_bits
         self.cluster_size = header.cluster_size  # checked non-zero by link_consequences
@@ -85,10 +86,27 @@ class _Tables:
     def clusters(self, offset: int, count: int, kind: str) -> set[int]:
         """The clusters inside the file that ``count`` entries of an ``kind``
         table at ``offset`` reference (for L1 entries: the L2 tables and
-        their data)."""
+        their data; for snapshot table entries: their L1 tables and what
+        those reference)."""
         bits = np.uint64(self.cluster_bits)
         found: set[int] = set()
-        if kind == "l2":
+        if kind == "snapshots":
+            # The L1 tables as the reader decodes a snapshot table's: the
+            # tables' own clusters, then what their entries reference (each
+            # distinct table once, at most MAX_ENTRIES entries in all).
+            left, seen = MAX_ENTRIES, set()
+            for table in self.image_file.snapshot_l1_tables_at(offset):
+                key = (table.file_offset, len(table.entries))
+                if key in seen:
+                    continue
+                seen.add(key)
+                entries = table.entries[:left]
+                left -= len(entries)
+                if len(entries):
+                    end = table.file_offset + len(entries) * spec.L1_ENTRY_SIZE - 1
+                    found.update(range(table.file_offset >> self.cluster_bits, (end >> self.cluster_bits) + 1))
+                found |= self._l1(entries)
+        elif kind == "l2":
             entries = self.entries(offset, count, 2 if self.extended else 1)
             entries = entries[(entries & np.uint64(spec.OFLAG_COMPRESSED)) == 0]
             hosts = entries & np.uint64(spec.L2E_OFFSET_MASK)
@@ -96,17 +114,23 @@ class _Tables:
             found.update((hosts >> bits).tolist())
             found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
         elif kind == "l1":
-            # QEMU walks every non-zero entry: one with flag or reserved bits
-            # and a zero offset makes it read cluster 0 as an L2 table.
-            raw = self.entries(offset, count)
-            tables = raw & np.uint64(spec.L1E_OFFSET_MASK)
-            for table in tables[raw != 0].tolist():
-                self.tables.add(table)
-                found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
-                if self.budget >= self.cluster_size and table < self.reader.size:
-                    self.budget -= self.cluster_size
-                    found |= self.clusters(table, self.l2_entries, "l2")
+            found = self._l1(self.entries(offset, count))
         return {c for c in found if c < self.file_clusters}
+
+    def _l1(self, entries: np.ndarray) -> set[int]:
+        """The L2 tables L1 ``entries`` name and the clusters those
+        reference (within the budget); the tables are remembered."""
+        found: set[int] = set()
+        # QEMU walks every non-zero entry: one with flag or reserved bits
+        # and a zero offset makes it read cluster 0 as an L2 table.
+        tables = entries & np.uint64(spec.L1E_OFFSET_MASK)
+        for table in tables[entries != 0].tolist():
+            self.tables.add(table)
+            found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
+            if self.budget >= self.cluster_size and table < self.reader.size:
+                self.budget -= self.cluster_size
+                found |= self.clusters(table, self.l2_entries, "l2")
+        return found
 
 
 @attrs.frozen(repr=False)
