@@ -17,7 +17,10 @@ problem makes unusable (see :class:`qcow2lint.findings.Problem`):
   l1_size, a table QEMU refuses).  The clusters they reference explain the
   "missing" references: refcount leaks;
 * ``explains``: clusters whose refcount findings, either way, follow from
-  the problem (a range without a refcount block reads as refcount 0).
+  the problem (a range without a refcount block reads as refcount 0);
+* ``reads="field"`` with ``covers`` on one field: the field's one wrong
+  value breaks several requirements; the other findings at its offset
+  follow (:func:`qcow2lint.rulekit.field_root`).
 
 A finding names what it is about in structured fields set by the rule (or
 its :mod:`qcow2lint.rulekit` helper): ``clusters`` and ``refs`` for a
@@ -49,6 +52,9 @@ from qcow2lint.recordtype import Record
 MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
+#: ``reads`` of a root that covers one field (an entry, a header field):
+#: the other findings at the field's offset follow from it.
+FIELD = "field"
 
 
 def number(findings: Sequence[Finding]) -> list[Finding]:
@@ -202,17 +208,24 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
     """Number ``findings`` (in order) and link every consequence to its root
     cause (see the module docstring)."""
     numbered = number(findings)
-    candidates = [
-        i for i, f in enumerate(numbered) if f.covers is not None or f.lost is not None or f.explains is not None
-    ]
-    if not candidates or not image_file.image.header.cluster_size:
-        # With cluster_bits of 64 or more there are no clusters to link
-        # through (and 1 << cluster_bits would be a number of gigabytes).
+    candidates = []
+    #: The first field root at each offset (rulekit.field_root).
+    fields: dict[int, int] = {}
+    for i, f in enumerate(numbered):
+        if f.reads == FIELD and f.covers is not None:
+            fields.setdefault(f.covers[0], i)
+        elif f.covers is not None or f.lost is not None or f.explains is not None:
+            candidates.append(i)
+    roots: list[_Root] = []
+    # With cluster_bits of 64 or more there are no clusters to link through
+    # (and 1 << cluster_bits would be a number of gigabytes).
+    if candidates and image_file.image.header.cluster_size:
+        tables = _Tables(image_file)
+        covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
+        legit = _named_l2_tables(image_file, covered)
+        roots = [_root(i, numbered[i], tables, legit) for i in candidates]
+    if not roots and not fields:
         return numbered
-    tables = _Tables(image_file)
-    covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
-    legit = _named_l2_tables(image_file, covered)
-    roots = [_root(i, numbered[i], tables, legit) for i in candidates]
     parent: dict[int, int] = {}
     last_listed: dict[str, int] = {}
     for index, finding in enumerate(numbered):
@@ -227,6 +240,10 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
             if root.index != index and _follows(finding, root) and not _reaches(parent, root.index, index):
                 parent[index] = root.index
                 break
+        else:  # another finding about a field whose one wrong value a field root reports
+            field = fields.get(finding.offset)
+            if field is not None and field != index and not _reaches(parent, field, index):
+                parent[index] = field
     linked = []
     for index, finding in enumerate(numbered):
         top = index

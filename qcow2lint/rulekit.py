@@ -99,11 +99,14 @@ def l2_hits(
     flat: np.ndarray,
     message: Callable[[int, int], str],
     hints: Callable[[int], dict[str, Any]] | None = None,
+    root: bool = False,
 ) -> Iterator[Problem | Omitted]:
     """Problems for the L2 entries of a batch at the flat indices ``flat``
     (as from ``np.flatnonzero`` over a whole-batch predicate); ``message``
     gets the entry's value and its subcluster bitmap (0 with standard L2);
-    ``hints`` gives the root-cause fields of a problem from the entry."""
+    ``hints`` gives the root-cause fields of a problem from the entry; with
+    ``root`` each problem is the root of the other findings of its entry
+    (:func:`field_root`)."""
     entries, bitmaps = batch.entries.ravel(), batch.bitmaps.ravel() if batch.bitmaps is not None else None
     yield from l2_hits_at(
         ctx,
@@ -111,6 +114,7 @@ def l2_hits(
         flat,
         lambda i: message(int(entries[i]), int(bitmaps[i]) if bitmaps is not None else 0),
         (lambda i: hints(int(entries[i]))) if hints else None,
+        root,
     )
 
 
@@ -120,6 +124,7 @@ def l2_hits_at(
     flat: np.ndarray,
     message: Callable[[int], str],
     hints: Callable[[int], dict[str, Any]] | None = None,
+    root: bool = False,
 ) -> Iterator[Problem | Omitted]:
     """Like ``l2_hits``, but ``message`` (and ``hints``) get the flat index
     of the entry, for rules that precomputed per-entry values."""
@@ -128,7 +133,9 @@ def l2_hits_at(
     def make(index: int) -> Problem:
         row, column = divmod(index, columns)
         problem = l2_entry_problem(batch, row, column, message(index))
-        return attrs.evolve(problem, **hints(index)) if hints else problem
+        if hints:
+            problem = attrs.evolve(problem, **hints(index))
+        return field_root(problem, batch.entry_size) if root else problem
 
     yield from each_hit(ctx, flat, make)
 
@@ -152,10 +159,10 @@ def compressed_entry_problem(cluster: CompressedCluster, index: int, message: st
 
 
 def field_root(problem: Problem, width: int) -> Problem:
-    """``problem``, about a field's value, as the root cause of the other
-    findings located in the field's ``width`` bytes: one wrong value that
-    breaks several requirements is one defect (docs/root-causes.md)."""
-    return attrs.evolve(problem, covers=(problem.offset, problem.offset + width))
+    """``problem``, about the value of a ``width``-byte field at its offset,
+    as the root cause of the other findings at that offset: one wrong value
+    that breaks several requirements is one defect (docs/root-causes.md)."""
+    return attrs.evolve(problem, covers=(problem.offset, problem.offset + width), reads="field")
 
 
 def u64(value: int) -> np.uint64:

@@ -51,14 +51,6 @@ ALLOWED: dict[frozenset[str], str] = {
     frozenset({"backing-file-present", "backing-format-missing"}): (
         "backing-file-present notes that QEMU opens a backing file; the missing format extension is a defect of its own"
     ),
-    # One value, two consequences on one L2 entry: not folded yet (the
-    # consequence names the entry's L2 table, not the host range it reads).
-    frozenset({"compressed-offset-high-bits", "compressed-out-of-file"}): (
-        "not folded yet: offset bits at or above 2^56 put the payload out of the file"
-    ),
-    frozenset({"misaligned-data-cluster", "l2-data-partly-out-of-file"}): (
-        "not folded yet: a data cluster moved off its alignment in the last cluster ends past the file"
-    ),
     frozenset({"data-file-present", "data-file-bit-without-file"}): (
         "data-file-present notes that QEMU opens an external data file; the missing name extension is a defect of "
         "its own"
