@@ -89,11 +89,11 @@ class _Tables:
         words = self.reader.u64_table(offset, count * stride, "", "", [])
         return words[::stride]
 
-    def clusters(self, offset: int, count: int, kind: str) -> set[int]:
+    def clusters(self, offset: int, count: int, kind: str, misread: bool = False) -> set[int]:
         """The clusters inside the file that ``count`` entries of an ``kind``
         table at ``offset`` reference (for L1 entries: the L2 tables and
         their data; for snapshot table entries: their L1 tables and what
-        those reference)."""
+        those reference); ``misread``: the entries are what QEMU reads."""
         bits = np.uint64(self.cluster_bits)
         found: set[int] = set()
         if kind == "snapshots":
@@ -111,7 +111,7 @@ class _Tables:
                 if len(entries):
                     end = table.file_offset + len(entries) * spec.L1_ENTRY_SIZE - 1
                     found.update(range(table.file_offset >> self.cluster_bits, (end >> self.cluster_bits) + 1))
-                found |= self._l1(entries)
+                found |= self._l1(entries, misread=False)
         elif kind == "l2":
             entries = self.entries(offset, count, 2 if self.extended else 1)
             entries = entries[(entries & np.uint64(spec.OFLAG_COMPRESSED)) == 0]
@@ -120,17 +120,18 @@ class _Tables:
             found.update((hosts >> bits).tolist())
             found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
         elif kind == "l1":
-            found = self._l1(self.entries(offset, count))
+            found = self._l1(self.entries(offset, count), misread)
         return {c for c in found if c < self.file_clusters}
 
-    def _l1(self, entries: np.ndarray) -> set[int]:
+    def _l1(self, entries: np.ndarray, misread: bool) -> set[int]:
         """The L2 tables L1 ``entries`` name and the clusters those
         reference (within the budget); the tables are remembered."""
         found: set[int] = set()
-        # QEMU walks every non-zero entry: one with flag or reserved bits
-        # and a zero offset makes it read cluster 0 as an L2 table.
         tables = entries & np.uint64(spec.L1E_OFFSET_MASK)
-        for table in tables[entries != 0].tolist():
+        # QEMU walks every non-zero entry it reads: one with flag or reserved
+        # bits and a zero offset makes it read cluster 0 as an L2 table.  An
+        # entry it should read (lost) references nothing with offset 0.
+        for table in tables[(entries if misread else tables) != 0].tolist():
             self.tables.add(table)
             found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
             if self.budget >= self.cluster_size and table < self.reader.size:
@@ -169,7 +170,7 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Ro
         if finding.reads:
             size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
             tables.tables = set()
-            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads)
+            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads, misread=True)
             misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost

@@ -32,6 +32,6 @@ def check(table, ctx):
         table,
         np.flatnonzero((offsets != 0) & (offsets >= u64(ctx.file_size))),
         lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
-        # the table QEMU cannot read: what is said about it follows
-        hints=lambda e: {"covers": (e & spec.L1E_OFFSET_MASK, (e & spec.L1E_OFFSET_MASK) + ctx.cluster_size)},
+        # the table QEMU cannot read: what is said of its cluster follows
+        hints=lambda e: {"explains": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2},
     )
