@@ -148,6 +148,19 @@ def l2_entry_problem(batch: L2Tables, row: int, column: int, message: str) -> Pr
     )
 
 
+def data_extent_table(extent: Extent) -> int | None:
+    """The L2 table whose entry maps a guest data extent of the extent map
+    (for ``about``): its label is that entry's structure path,
+    ``l2@0x50000[17]``; None for other extents."""
+    if extent.kind != "data" or not extent.label.startswith("l2@"):
+        return None
+    table, bracket, _ = extent.label[3:].partition("[")
+    try:
+        return int(table, 16) if bracket else None
+    except ValueError:
+        return None
+
+
 def compressed_entry_problem(cluster: CompressedCluster, index: int, message: str) -> Problem:
     """A problem located at the L2 entry at flat ``index`` that names a
     compressed payload (:meth:`~qcow2lint.records.CompressedCluster.entries`)."""

@@ -98,6 +98,11 @@ def test_one_root_per_place(row: Row, which: str, row_images: RowImages) -> None
     path, _ = row_images.get(row)
     report = lint(path, CONFIGS[which] + row.config, row.deep)
     assert not shared_roots(report), "\n".join(shared_roots(report))
+    # the linking reads what a finding is about from its fields, never from
+    # its location: a finding at an L2 entry names the entry's table
+    for finding in report.findings:
+        if finding.location.startswith("l2@") and "[" in finding.location:
+            assert finding.about == int(finding.location[3:].partition("[")[0], 16), finding
 
 
 def test_every_allowed_pair_has_a_reason() -> None:
