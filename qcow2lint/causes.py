@@ -15,18 +15,28 @@ problem makes unusable (see :class:`qcow2lint.findings.Problem`):
   references: refcount-too-low, refcount-zero-used, overlaps;
 * ``lost``: entries QEMU should read but does not (an L1 table cut short by
   l1_size, a table QEMU refuses).  The clusters they reference explain the
-  "missing" references: refcount leaks.
+  "missing" references: refcount leaks;
+* ``explains``: clusters whose refcount findings, either way, follow from
+  the problem (a range without a refcount block reads as refcount 0);
+* ``reads="field"`` with ``covers`` on one field: the field's one wrong
+  value breaks several requirements; the other findings at its offset
+  follow (:func:`qcow2lint.rulekit.field_root`).
+
+A finding names what it is about in structured fields set by the rule (or
+its :mod:`qcow2lint.rulekit` helper): ``clusters`` and ``refs`` for a
+refcount finding, ``about`` for the structure it belongs to (an L2 entry's
+table, the L2 table an L1 entry names).  A finding about the structure a
+root's ``covers`` starts at follows from that root.
 
 :func:`link_consequences` numbers the findings of an image (``id`` 1, 2, ...
 in report order) and sets each consequence's ``caused_by`` to the id of
 its root cause (chains are followed to the top: a consequence never points
-at another consequence).  Only the covered and lost entries are read, at
-most :data:`MAX_TABLE_BYTES` of L2 tables, from the open file.
+at another consequence).  Only the covered and lost entries are read (by
+the reader's table decoder), at most :data:`MAX_TABLE_BYTES` of L2 tables.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import attrs
@@ -42,10 +52,9 @@ from qcow2lint.recordtype import Record
 MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
-
-
-#: The structure path of an L2 entry: ``l2@0x50000[17]``.
-_L2_ENTRY = re.compile(r"l2@(0x[0-9a-fA-F]+)\[")
+#: ``reads`` of a root that covers one field (an entry, a header field):
+#: the other findings at the field's offset follow from it.
+FIELD = "field"
 
 
 def number(findings: Sequence[Finding]) -> list[Finding]:
@@ -58,6 +67,7 @@ class _Tables:
 
     def __init__(self, image_file: ImageFile) -> None:
         header = image_file.image.header
+        self.image_file = image_file
         self.reader = image_file.reader
         self.cluster_bits = header.cluster_bits
         self.cluster_size = header.cluster_size  # checked non-zero by link_consequences
@@ -71,19 +81,38 @@ class _Tables:
         self.tables: set[int] = set()
 
     def entries(self, offset: int, count: int, stride: int = 1) -> np.ndarray:
-        """``count`` u64 entries at ``offset`` (zeros past the end of the file)."""
+        """``count`` u64 entries at ``offset``, every ``stride``-th word (an
+        extended L2 entry is two words), decoded by the reader as it decodes
+        the image's tables; the entries past the end of the file, which QEMU
+        reads as zeros, are left out."""
         count = max(0, min(count, MAX_ENTRIES))
-        raw = self.reader.read(offset, count * 8 * stride)
-        raw += bytes(count * 8 * stride - len(raw))
-        return np.frombuffer(raw, ">u8")[::stride].astype(np.uint64)
+        words = self.reader.u64_table(offset, count * stride, "", "", [])
+        return words[::stride]
 
-    def clusters(self, offset: int, count: int, kind: str) -> set[int]:
+    def clusters(self, offset: int, count: int, kind: str, misread: bool = False) -> set[int]:
         """The clusters inside the file that ``count`` entries of an ``kind``
         table at ``offset`` reference (for L1 entries: the L2 tables and
-        their data)."""
+        their data; for snapshot table entries: their L1 tables and what
+        those reference); ``misread``: the entries are what QEMU reads."""
         bits = np.uint64(self.cluster_bits)
         found: set[int] = set()
-        if kind == "l2":
+        if kind == "snapshots":
+            # The L1 tables as the reader decodes a snapshot table's: the
+            # tables' own clusters, then what their entries reference (each
+            # distinct table once, at most MAX_ENTRIES entries in all).
+            left, seen = MAX_ENTRIES, set()
+            for table in self.image_file.snapshot_l1_tables_at(offset):
+                key = (table.file_offset, len(table.entries))
+                if key in seen:
+                    continue
+                seen.add(key)
+                entries = table.entries[:left]
+                left -= len(entries)
+                if len(entries):
+                    end = table.file_offset + len(entries) * spec.L1_ENTRY_SIZE - 1
+                    found.update(range(table.file_offset >> self.cluster_bits, (end >> self.cluster_bits) + 1))
+                found |= self._l1(entries, misread=False)
+        elif kind == "l2":
             entries = self.entries(offset, count, 2 if self.extended else 1)
             entries = entries[(entries & np.uint64(spec.OFLAG_COMPRESSED)) == 0]
             hosts = entries & np.uint64(spec.L2E_OFFSET_MASK)
@@ -91,14 +120,24 @@ class _Tables:
             found.update((hosts >> bits).tolist())
             found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
         elif kind == "l1":
-            tables = self.entries(offset, count) & np.uint64(spec.L1E_OFFSET_MASK)
-            for table in tables[tables != 0].tolist():
-                self.tables.add(table)
-                found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
-                if self.budget >= self.cluster_size and table < self.reader.size:
-                    self.budget -= self.cluster_size
-                    found |= self.clusters(table, self.l2_entries, "l2")
+            found = self._l1(self.entries(offset, count), misread)
         return {c for c in found if c < self.file_clusters}
+
+    def _l1(self, entries: np.ndarray, misread: bool) -> set[int]:
+        """The L2 tables L1 ``entries`` name and the clusters those
+        reference (within the budget); the tables are remembered."""
+        found: set[int] = set()
+        tables = entries & np.uint64(spec.L1E_OFFSET_MASK)
+        # QEMU walks every non-zero entry it reads: one with flag or reserved
+        # bits and a zero offset makes it read cluster 0 as an L2 table.  An
+        # entry it should read (lost) references nothing with offset 0.
+        for table in tables[(entries if misread else tables) != 0].tolist():
+            self.tables.add(table)
+            found.update({table >> self.cluster_bits, (table + self.cluster_size - 1) >> self.cluster_bits})
+            if self.budget >= self.cluster_size and table < self.reader.size:
+                self.budget -= self.cluster_size
+                found |= self.clusters(table, self.l2_entries, "l2")
+        return found
 
 
 @attrs.frozen(repr=False)
@@ -113,6 +152,8 @@ class _Root(Record):
     #: L2 tables only misread L1 entries name: findings about their entries
     #: follow from the root.
     tables: frozenset[int] = frozenset()
+    #: Clusters whose refcount findings follow from the root (either way).
+    explains: tuple[int, int] | None = None
 
 
 def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Root:
@@ -129,12 +170,12 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Ro
         if finding.reads:
             size = spec.L2_ENTRY_SIZE * (2 if finding.reads == "l2" and tables.extended else 1)
             tables.tables = set()
-            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads)
+            extra = tables.clusters(covers[0], (covers[1] - covers[0]) // size, finding.reads, misread=True)
             misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost
         missing |= tables.clusters(offset, count, kind)
-    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread)
+    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains)
 
 
 def _sorted(clusters: set[int]) -> np.ndarray:
@@ -143,15 +184,21 @@ def _sorted(clusters: set[int]) -> np.ndarray:
 
 def _follows(finding: Finding, root: _Root) -> bool:
     """Whether ``finding`` is a consequence of ``root``."""
-    if root.covers is not None and root.covers[0] <= finding.offset < root.covers[1] and not finding.clusters:
+    about = finding.about
+    if root.covers is not None:
+        if root.covers[0] <= finding.offset < root.covers[1] and finding.refs is None:
+            return True  # an entry read from the unusable structure
+        if about is not None and about == root.covers[0] and root.covers[1] > root.covers[0]:
+            return True  # about the unusable structure itself
+    if about is not None and about in root.tables:
         return True
-    if root.tables:
-        match = _L2_ENTRY.match(finding.location)
-        if match and int(match[1], 16) in root.tables:
-            return True
-    if finding.clusters is None or finding.refs is None:
+    if finding.clusters is None:
         return False
     first, last = finding.clusters
+    if root.explains is not None and first <= root.explains[1] and root.explains[0] <= last:
+        return True
+    if finding.refs is None:
+        return False
     wanted = root.missing if finding.refs == "missing" else root.extra
     # some wanted cluster lies in [first, last]
     at = int(np.searchsorted(wanted, first))
@@ -162,15 +209,24 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
     """Number ``findings`` (in order) and link every consequence to its root
     cause (see the module docstring)."""
     numbered = number(findings)
-    candidates = [i for i, f in enumerate(numbered) if f.covers is not None or f.lost is not None]
-    if not candidates or not image_file.image.header.cluster_size:
-        # With cluster_bits of 64 or more there are no clusters to link
-        # through (and 1 << cluster_bits would be a number of gigabytes).
+    candidates = []
+    #: The first field root at each offset (rulekit.field_root).
+    fields: dict[int, int] = {}
+    for i, f in enumerate(numbered):
+        if f.reads == FIELD and f.covers is not None:
+            fields.setdefault(f.covers[0], i)
+        elif f.covers is not None or f.lost is not None or f.explains is not None:
+            candidates.append(i)
+    roots: list[_Root] = []
+    # With cluster_bits of 64 or more there are no clusters to link through
+    # (and 1 << cluster_bits would be a number of gigabytes).
+    if candidates and image_file.image.header.cluster_size:
+        tables = _Tables(image_file)
+        covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
+        legit = _named_l2_tables(image_file, covered)
+        roots = [_root(i, numbered[i], tables, legit) for i in candidates]
+    if not roots and not fields:
         return numbered
-    tables = _Tables(image_file)
-    covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
-    legit = _named_l2_tables(image_file, covered)
-    roots = [_root(i, numbered[i], tables, legit) for i in candidates]
     parent: dict[int, int] = {}
     last_listed: dict[str, int] = {}
     for index, finding in enumerate(numbered):
@@ -185,6 +241,10 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
             if root.index != index and _follows(finding, root) and not _reaches(parent, root.index, index):
                 parent[index] = root.index
                 break
+        else:  # another finding about a field whose one wrong value a field root reports
+            field = fields.get(finding.offset)
+            if field is not None and field != index and not _reaches(parent, field, index):
+                parent[index] = field
     linked = []
     for index, finding in enumerate(numbered):
         top = index
@@ -201,7 +261,7 @@ def _named_l2_tables(image_file: ImageFile, covered: list[tuple[int, int]]) -> s
     for table in image_file.image.l1_tables():
         entries = table.entries & np.uint64(spec.L1E_OFFSET_MASK)
         where = table.file_offset + spec.L1_ENTRY_SIZE * np.arange(len(entries), dtype=np.int64)
-        keep = entries != 0
+        keep = table.entries != 0  # a zero offset with flags names cluster 0
         for start, end in covered:
             keep &= (where < start) | (where >= end)
         named.update(entries[keep].tolist())

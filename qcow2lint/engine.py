@@ -335,6 +335,8 @@ def _stamp(rule: Rule, severity: Severity, item: Problem) -> Finding:
         lost=item.lost,
         clusters=item.clusters,
         refs=item.refs,
+        about=item.about,
+        explains=item.explains,
     )
 
 

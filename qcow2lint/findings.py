@@ -80,6 +80,16 @@ class Problem(Record):
     #: "extra" (a reference the refcounts or layout do not allow).
     clusters: tuple[int, int] | None = None
     refs: str | None = None
+    #: The file offset of the structure the problem is about: the L2 table
+    #: an L2 entry lies in, the L2 table an L1 entry names, the table a
+    #: header field places.  It follows from a root cause whose ``covers``
+    #: starts there (the root judges that structure unusable), and from a
+    #: root whose misread L1 entries alone name that L2 table.
+    about: int | None = None
+    #: Clusters [first, last] whose refcount findings (either way) follow
+    #: from this problem: the refcounts of a range without a refcount block
+    #: read as 0; a data cluster mapped twice has one reference too many.
+    explains: tuple[int, int] | None = None
 
 
 @attrs.frozen(repr=False)
@@ -113,6 +123,8 @@ class Finding(Record):
     lost: tuple[int, int, str] | None = attrs.field(default=None, eq=False, repr=False)
     clusters: tuple[int, int] | None = attrs.field(default=None, eq=False, repr=False)
     refs: str | None = attrs.field(default=None, eq=False, repr=False)
+    about: int | None = attrs.field(default=None, eq=False, repr=False)
+    explains: tuple[int, int] | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def weight(self) -> int:

@@ -784,6 +784,14 @@ class ImageFile:
         if self.image.readable:
             yield from self._streams.refcount_blocks(self.image)
 
+    def snapshot_l1_tables_at(self, offset: int) -> tuple[L1Table, ...]:
+        """The L1 tables of the snapshots a table at ``offset`` (of the
+        header's nb_snapshots entries) names, read as the image's own
+        snapshot table is (within the same bounds)."""
+        if not self.image.readable:
+            return ()
+        return self._streams._snapshots(evolve(self.image.header, snapshot_offset=offset), [])[1]
+
     def close(self) -> None:
         """Close the image file; the streams cannot be read afterwards (again is a no-op)."""
         self.reader.close()

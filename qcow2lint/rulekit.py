@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+import attrs
 import numpy as np
 
 from qcow2lint import spec, text
@@ -18,6 +19,7 @@ from qcow2lint.findings import Omitted, Problem
 from qcow2lint.records import (
     BitmapDirectoryEntry,
     BitmapTable,
+    CompressedCluster,
     ExtensionArea,
     FeatureTable,
     Header,
@@ -90,29 +92,88 @@ def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count
 
 
 def l2_hits(
-    ctx: RuleContext, batch: L2Tables, flat: np.ndarray, message: Callable[[int, int], str]
+    ctx: RuleContext,
+    batch: L2Tables,
+    flat: np.ndarray,
+    message: Callable[[int, int], str],
+    hints: Callable[[int], dict[str, Any]] | None = None,
+    root: bool = False,
 ) -> Iterator[Problem | Omitted]:
     """Problems for the L2 entries of a batch at the flat indices ``flat``
     (as from ``np.flatnonzero`` over a whole-batch predicate); ``message``
-    gets the entry's value and its subcluster bitmap (0 with standard L2)."""
+    gets the entry's value and its subcluster bitmap (0 with standard L2);
+    ``hints`` gives the root-cause fields of a problem from the entry; with
+    ``root`` each problem is the root of the other findings of its entry
+    (:func:`field_root`)."""
     entries, bitmaps = batch.entries.ravel(), batch.bitmaps.ravel() if batch.bitmaps is not None else None
     yield from l2_hits_at(
-        ctx, batch, flat, lambda i: message(int(entries[i]), int(bitmaps[i]) if bitmaps is not None else 0)
+        ctx,
+        batch,
+        flat,
+        lambda i: message(int(entries[i]), int(bitmaps[i]) if bitmaps is not None else 0),
+        (lambda i: hints(int(entries[i]))) if hints else None,
+        root,
     )
 
 
 def l2_hits_at(
-    ctx: RuleContext, batch: L2Tables, flat: np.ndarray, message: Callable[[int], str]
+    ctx: RuleContext,
+    batch: L2Tables,
+    flat: np.ndarray,
+    message: Callable[[int], str],
+    hints: Callable[[int], dict[str, Any]] | None = None,
+    root: bool = False,
 ) -> Iterator[Problem | Omitted]:
-    """Like ``l2_hits``, but ``message`` gets the flat index of the entry,
-    for rules that precomputed per-entry values."""
+    """Like ``l2_hits``, but ``message`` (and ``hints``) get the flat index
+    of the entry, for rules that precomputed per-entry values."""
     columns = batch.entries.shape[1]
 
     def make(index: int) -> Problem:
         row, column = divmod(index, columns)
-        return Problem(batch.entry_offset(row, column), batch.entry_path(row, column), message(index))
+        problem = l2_entry_problem(batch, row, column, message(index))
+        if hints:
+            problem = attrs.evolve(problem, **hints(index))
+        return field_root(problem, batch.entry_size) if root else problem
 
     yield from each_hit(ctx, flat, make)
+
+
+def l2_entry_problem(batch: L2Tables, row: int, column: int, message: str) -> Problem:
+    """A problem located at entry ``column`` of the batch's table ``row``,
+    naming that table (``about``) for the root-cause linking."""
+    return Problem(
+        batch.entry_offset(row, column), batch.entry_path(row, column), message, about=int(batch.offsets[row])
+    )
+
+
+def data_extent_table(extent: Extent) -> int | None:
+    """The L2 table whose entry maps a guest data extent of the extent map
+    (for ``about``): its label is that entry's structure path,
+    ``l2@0x50000[17]``; None for other extents."""
+    if extent.kind != "data" or not extent.label.startswith("l2@"):
+        return None
+    table, bracket, _ = extent.label[3:].partition("[")
+    try:
+        return int(table, 16) if bracket else None
+    except ValueError:
+        return None
+
+
+def compressed_entry_problem(cluster: CompressedCluster, index: int, message: str) -> Problem:
+    """A problem located at the L2 entry at flat ``index`` that names a
+    compressed payload (:meth:`~qcow2lint.records.CompressedCluster.entries`)."""
+    batch = cluster.batch
+    if batch is None:  # the record stands for its first entry only
+        return Problem(cluster.file_offset, cluster.path, message)
+    row, column = divmod(int(index), batch.entries.shape[1])
+    return l2_entry_problem(batch, row, column, message)
+
+
+def field_root(problem: Problem, width: int) -> Problem:
+    """``problem``, about the value of a ``width``-byte field at its offset,
+    as the root cause of the other findings at that offset: one wrong value
+    that breaks several requirements is one defect (docs/root-causes.md)."""
+    return attrs.evolve(problem, covers=(problem.offset, problem.offset + width), reads="field")
 
 
 def u64(value: int) -> np.uint64:
@@ -399,13 +460,15 @@ def refcount_hits(
     refs: str | None = None,
     keys: tuple[np.ndarray, ...] = (),
     run: Callable[[int, int], str] | None = None,
+    explains: bool = False,
 ) -> Iterator[Problem | Omitted]:
     """Problems located at the stored refcount of each cluster index, in
     ascending order.  With ``run``, each run of consecutive clusters with
     equal ``keys`` is one problem at its first cluster (``run(first, last)``
     gives the message; a run of one keeps ``message``).  ``refs`` says which
     way the refcount is wrong ("missing" or "extra" references) for the
-    root-cause linking."""
+    root-cause linking; with ``explains`` the other refcount findings of a
+    problem's clusters follow from it."""
     raw = np.asarray(clusters, np.int64)
     order = np.argsort(raw, kind="stable")
     clusters = raw[order]
@@ -419,7 +482,9 @@ def refcount_hits(
         last = int(clusters[starts[index] + count - 1])
         offset, path = refcount_entry(ctx, first)
         text = message(first) if count == 1 or run is None else run(first, last)
-        return Problem(offset, path, text, clusters=(first, last), refs=refs)
+        return Problem(
+            offset, path, text, clusters=(first, last), refs=refs, explains=(first, last) if explains else None
+        )
 
     yield from each_hit(ctx, np.arange(len(starts)), make)
 

@@ -13,7 +13,7 @@ bitmap and the check frees their clusters (tested with QEMU 7.2).
 
 from qcow2lint import spec
 from qcow2lint.records import BitmapDirectoryEntry
-from qcow2lint.rulekit import bitmap_entry_problem
+from qcow2lint.rulekit import bitmap_entry_problem, field_root
 
 NAME = "bitmap-table-size-too-large"
 CODE = "Q1426"
@@ -36,4 +36,4 @@ def check(entry, ctx):
         )
     else:
         return
-    yield bitmap_entry_problem(entry, "bitmap_table_size", message)
+    yield field_root(bitmap_entry_problem(entry, "bitmap_table_size", message), 4)

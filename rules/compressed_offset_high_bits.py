@@ -33,4 +33,5 @@ def check(batch, ctx):
         lambda i: (
             f"compressed L2 entry {int(batch.entries.ravel()[i]):#x} has host offset {offset[i]:#x}, at or above 2^56"
         ),
+        root=True,  # the payload out of the file follows
     )

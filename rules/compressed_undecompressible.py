@@ -15,9 +15,8 @@ import io
 import zlib
 
 from qcow2lint import spec
-from qcow2lint.findings import Problem
 from qcow2lint.records import CompressedCluster
-from qcow2lint.rulekit import each_hit
+from qcow2lint.rulekit import compressed_entry_problem, each_hit
 
 NAME = "compressed-undecompressible"
 CODE = "Q0906"
@@ -50,4 +49,4 @@ def check(cluster, ctx):
     problem = cluster.once(NAME, lambda: _problem(cluster))
     if problem:
         message = f"{name} payload at {cluster.host_offset:#x} ({cluster.length} bytes) {problem}"
-        yield from each_hit(ctx, cluster.entries(), lambda index: Problem(*cluster.entry(index), message))
+        yield from each_hit(ctx, cluster.entries(), lambda index: compressed_entry_problem(cluster, index, message))

@@ -17,7 +17,7 @@ reports that side).  Repair: restore the extension's real length by hand
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import ExtensionArea
-from qcow2lint.rulekit import extension_area_limit, extension_label
+from qcow2lint.rulekit import extension_area_limit, extension_label, field_root
 
 NAME = "ext-overruns-area"
 CODE = "Q0301"
@@ -38,11 +38,14 @@ def check(area, ctx):
                 f"the type and length of the {label} at {ext.file_offset:#x} run past {limit}",
             )
         elif ext.overruns_area:
-            yield Problem(
-                ext.field_offset("length"),
-                f"{ext.path}.length",
-                f"the {label} at {ext.file_offset:#x} has length {ext.length}: its data runs to "
-                f"{ext.data_offset + ext.length:#x}, past {limit}",
+            yield field_root(
+                Problem(
+                    ext.field_offset("length"),
+                    f"{ext.path}.length",
+                    f"the {label} at {ext.file_offset:#x} has length {ext.length}: its data runs to "
+                    f"{ext.data_offset + ext.length:#x}, past {limit}",
+                ),
+                4,
             )
     if area.end_marker is not None and area.end_marker + spec.EXT_FRAMING_SIZE > area.end:
         yield Problem(

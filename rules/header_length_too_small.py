@@ -12,6 +12,7 @@ cannot open the image to rewrite it.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
+from qcow2lint.rulekit import field_root
 
 NAME = "header-length-too-small"
 CODE = "Q0107"
@@ -23,8 +24,11 @@ QEMU_REFUSES = ("qcow2 header too short",)
 def check(header, ctx):
     """Flag a v3 header_length below 104."""
     if header.version >= 3 and header.header_length < spec.V3_HEADER_LENGTH:
-        yield Problem(
-            header.field_offset("header_length"),
-            "header.header_length",
-            f"header_length {header.header_length} is shorter than the {spec.V3_HEADER_LENGTH}-byte v3 header",
+        yield field_root(
+            Problem(
+                header.field_offset("header_length"),
+                "header.header_length",
+                f"header_length {header.header_length} is shorter than the {spec.V3_HEADER_LENGTH}-byte v3 header",
+            ),
+            4,
         )

@@ -16,7 +16,7 @@ the image).
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
-from qcow2lint.rulekit import cluster_bits_supported, size_to_l1
+from qcow2lint.rulekit import cluster_bits_supported, field_root, size_to_l1
 
 NAME = "header-size-too-big"
 CODE = "Q0113"
@@ -32,9 +32,13 @@ def check(header, ctx):
         return
     needed = size_to_l1(header, header.size)
     if needed > spec.INT_MAX:
-        yield Problem(
-            header.field_offset("size"),
-            "header.size",
-            f"virtual size {header.size} needs {needed} L1 entries ({header.cluster_size}-byte clusters, "
-            f"{header.l2_entries} entries per L2 table); QEMU allows at most {spec.INT_MAX}",
+        # The root of a site limit on the same size (virtual-size-too-large).
+        yield field_root(
+            Problem(
+                header.field_offset("size"),
+                "header.size",
+                f"virtual size {header.size} needs {needed} L1 entries ({header.cluster_size}-byte clusters, "
+                f"{header.l2_entries} entries per L2 table); QEMU allows at most {spec.INT_MAX}",
+            ),
+            8,
         )

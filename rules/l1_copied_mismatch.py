@@ -15,7 +15,7 @@ import numpy as np
 
 from qcow2lint import predicates, spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits, stored_refcount
+from qcow2lint.rulekit import entry_hits_at, stored_refcount
 
 NAME = "l1-copied-mismatch"
 CODE = "Q0604"
@@ -30,14 +30,16 @@ def check(table, ctx):
         return
     clusters = (table.entries & np.uint64(spec.L1E_OFFSET_MASK)) >> np.uint64(ctx.header.cluster_bits)
     counts, readable = stored.of(clusters)
-    hits = np.zeros(len(table.entries), bool)
-    hits[predicates.copied_mismatch_l1(table, counts, readable)] = True
-    yield from entry_hits(
+    yield from entry_hits_at(
         ctx,
         table,
-        hits,
+        predicates.copied_mismatch_l1(table, counts, readable),
         lambda e: (
             f"L1 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its L2 table "
             f"at {e & spec.L1E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L1E_OFFSET_MASK)}"
         ),
+        hints=lambda e: {
+            "about": e & spec.L1E_OFFSET_MASK,
+            "clusters": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2,
+        },
     )

@@ -33,4 +33,5 @@ def check(batch, ctx):
             f"L2 entry {e:#x} has COPIED {'set' if e >> 63 else 'clear'} but its data cluster "
             f"at {e & spec.L2E_OFFSET_MASK:#x} has refcount {stored_refcount(ctx, e & spec.L2E_OFFSET_MASK)}"
         ),
+        hints=lambda e: {"clusters": ((e & spec.L2E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2},
     )

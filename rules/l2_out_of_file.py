@@ -12,9 +12,11 @@ region exceeding the end of the file by one cluster or more"); reads of the
 guest range return zeros.  Repair: the file was cut short: copy it again.
 """
 
+import numpy as np
+
 from qcow2lint import spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits, u64
+from qcow2lint.rulekit import entry_hits_at, u64
 
 NAME = "l2-out-of-file"
 CODE = "Q0603"
@@ -25,9 +27,11 @@ SCOPE = L1Table
 def check(table, ctx):
     """Flag L1 entries whose L2 table starts at or past the end of the file."""
     offsets = table.entries & u64(spec.L1E_OFFSET_MASK)
-    yield from entry_hits(
+    yield from entry_hits_at(
         ctx,
         table,
-        (offsets != 0) & (offsets >= u64(ctx.file_size)),
+        np.flatnonzero((offsets != 0) & (offsets >= u64(ctx.file_size))),
         lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
+        # the table QEMU cannot read: what is said of its cluster follows
+        hints=lambda e: {"explains": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2},
     )

@@ -30,4 +30,5 @@ def check(refcounts, ctx):
             f"data cluster {c} (offset {c * ctx.cluster_size:#x}) is mapped by {int(refcounts.computed[c])} L2 entries"
         ),
         refs="extra",
+        explains=True,
     )

@@ -20,6 +20,7 @@ the result.
 
 from qcow2lint.findings import Problem
 from qcow2lint.results import RefcountCheck
+from qcow2lint.rulekit import data_extent_table
 
 NAME = "metadata-overlap"
 CODE = "Q1201"
@@ -45,4 +46,5 @@ def check(refcounts, ctx):
             f"{message} (cluster {overlap.cluster})",
             clusters=(overlap.cluster, overlap.cluster),
             refs="extra",
+            about=data_extent_table(second),
         )

@@ -30,4 +30,5 @@ def check(batch, ctx):
             f"data cluster offset {e & spec.L2E_OFFSET_MASK:#x} (L2 entry {e:#x}) is not a "
             f"multiple of the cluster size {ctx.cluster_size:#x}"
         ),
+        root=True,  # what the misaligned offset gives (data past the end of the file) follows
     )

@@ -37,8 +37,17 @@ def check(header, ctx):
         reason = f"plus the table's {length} bytes passes 2^63 - 1"
     else:
         return
+    # The table read at the invalid offset: what is said about it follows.
+    table = ctx.image.snapshots
+    end = offset + length
+    if table is not None and table.entries:
+        end = max(end, table.entries[-1].file_offset + table.entries[-1].size)
     yield Problem(
         header.field_offset("snapshot_offset"),
         "header.snapshot_offset",
         f"the snapshot table offset {offset:#x} {reason} (nb_snapshots {header.nb_snapshots})",
+        covers=(offset, end),
+        # the snapshots of the table at the aligned offset below, which QEMU
+        # does not read: their L1 tables, L2 tables and data leak
+        lost=(offset - offset % header.cluster_size, header.nb_snapshots, "snapshots"),
     )

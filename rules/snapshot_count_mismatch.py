@@ -40,4 +40,5 @@ def check(table, ctx):
             "header.nb_snapshots",
             f"nb_snapshots is {table.nb_snapshots} but entries {real}..{len(table.entries) - 1} are blank "
             f"(L1 table offset 0, l1_size 0, empty id); the table has {real} real entries",
+            about=table.file_offset,
         )

@@ -51,4 +51,5 @@ def check(table, ctx):
             f"the snapshot table at {table.file_offset:#x} (nb_snapshots {table.nb_snapshots}) ends at {end:#x}, "
             f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
             + (f"; {unread} of its entries lie wholly past it" if unread > 0 else ""),
+            about=table.file_offset,
         )

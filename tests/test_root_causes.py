@@ -321,3 +321,69 @@ def test_a_file_cut_inside_its_header_is_one_root(tmp_path: Path, config) -> Non
     assert root.rule == "header-file-too-short"
     assert len(_consequences(report, root)) == len(report.findings) - 1 >= 5
     assert {"l1-out-of-file", "reftable-missing"} <= {f.rule for f in report.findings}
+
+
+def test_misaligned_refcount_table_is_one_root(tmp_path: Path, config) -> None:
+    """refcount_table_offset moved 0x200 into its cluster: the table read
+    there is garbage (reserved bits in what it reads as entries), and every
+    refcount read through it is wrong (refcount 0 on the L1 table, the L2
+    tables and data, COPIED flags that disagree, a coverage gap): all of it
+    follows from misaligned-refcount-table."""
+    path = tmp_path / "reftable.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB), (GIB + 3 * CLUSTER, CLUSTER, 0xCD)])
+    img.set_header("refcount_table_offset", img.header["refcount_table_offset"] + 0x200)
+    report = _lint(path, config)
+    roots = [f for f in report.roots() if f.rule != "file-truncated"]  # a garbage entry names a block past the end
+    assert [(f.rule, f.location) for f in roots] == [("misaligned-refcount-table", "header.refcount_table_offset")]
+    followers = {f.rule for f in _consequences(report, roots[0])}
+    assert {"refcount-zero-used", "metadata-refcount-not-one", "l1-copied-mismatch", "l2-copied-mismatch"} <= followers
+    assert len(report.roots()) <= 2 < len(report.findings)
+
+
+def test_misaligned_snapshot_table_is_one_root(tmp_path: Path, config) -> None:
+    """snapshot_offset moved 0x200 into its cluster: QEMU reads a garbage
+    entry there (nb_snapshots counts a blank one), and the snapshot of the
+    real table is unaccounted for: its L1 table, and the L2 table and data
+    it shares, leak (and the table read there runs past the end of the file).  All of it follows from misaligned-snapshot-table."""
+    path = tmp_path / "snaptable.qcow2"
+    ib.create(path, 2 * GIB, {"cluster_size": CLUSTER})
+    ib.write(path, 0, 4 * CLUSTER, 0xAB)
+    ib.snapshot_create(path, "s1")
+    img = ib.Qcow2Image(path)
+    img.set_header("snapshots_offset", img.header["snapshots_offset"] + 0x200)
+    report = _lint(path, config)
+    # the table read there ends past the end of the file, which ends after the
+    # real table: file-truncated stays a root of its own
+    roots = [f for f in report.roots() if f.rule != "file-truncated"]
+    assert [(f.rule, f.location) for f in roots] == [("misaligned-snapshot-table", "header.snapshot_offset")]
+    followers = _consequences(report, roots[0])
+    assert len(followers) == len(report.findings) - 2 >= 3
+    assert {"refcount-leak", "snapshot-table-out-of-file"} <= {f.rule for f in followers}
+
+
+def test_a_coverage_gap_explains_the_refcounts_it_reads_as_zero(tmp_path: Path, config) -> None:
+    """The refcount table's only entry cleared: every cluster in use has
+    refcount 0, one fact of reftable-coverage-gap."""
+    path = tmp_path / "gap.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB)])
+    img.write_int(img.header["refcount_table_offset"], "Q", 0)
+    report = _lint(path, config)
+    (root,) = report.roots()
+    assert (root.rule, root.location) == ("reftable-coverage-gap", "reftable[0]")
+    assert {"refcount-zero-used", "l1-copied-mismatch"} <= {f.rule for f in _consequences(report, root)}
+
+
+def test_findings_name_what_they_are_about(tmp_path: Path, config) -> None:
+    """The linking reads structured fields, never a location string: an L2
+    entry's finding names its table, an L1 entry's COPIED finding the L2
+    table and its cluster, a refcount finding its clusters."""
+    path = tmp_path / "entry.qcow2"
+    misaligned_l1_entry(path)
+    report = _lint(path, config)
+    entries = [f for f in report.findings if f.location.startswith("l2@")]
+    assert entries and all(f.about == 0x60200 for f in entries)
+    path = tmp_path / "copied.qcow2"
+    img = _image(path, [(0, CLUSTER, 0xAB)])
+    img.set_l1(0, img.l1[0] & ~(1 << 63))
+    (finding,) = _lint(path, config).findings
+    assert (finding.rule, finding.about, finding.clusters) == ("l1-copied-mismatch", 0x40000, (4, 4))
