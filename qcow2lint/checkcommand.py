@@ -106,13 +106,11 @@ def effective_settings(registry: Registry, config: Path | None, preset: str | No
 
 def check_target(path: Path, option: str) -> None:
     """Refuse an output file that cannot be written, before any work."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        fail(f"{option} {path}: is a directory")
-    if not parent.is_dir():
-        fail(f"{option} {path}: no such directory: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        fail(f"{option} {path}: permission denied")
+    from qcow2lint.outputs import output_problem
+
+    problem = output_problem(path)
+    if problem is not None:
+        fail(f"{option} {path}: {problem}")
 
 
 def plural(count: int, word: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import imagebuilder as ib
 import pytest
-from harness import cli_argv, cli_on_a_terminal, run_cli
+from harness import assert_one_line_error, cli_argv, cli_on_a_terminal, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,30 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(images: tuple[Path, P
     environment["QCOW2LINT_PROGRESS_DELAY"] = "3600"
     assert b"\033[1;31merror\033[0m" in cli_on_a_terminal(["check", str(bad)], environment)
     assert b"\033[" not in cli_on_a_terminal(["check", str(bad)], {**environment, "NO_COLOR": "1"})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--output-file", "locked/out.json", "-f", "json"],
+        ["check", "--generate-baseline", "locked/baseline.txt"],
+        ["map", "-o", "locked/map.html"],
+    ],
+    ids=["output-file", "generate-baseline", "map"],
+)
+def test_an_output_in_a_directory_that_cannot_be_searched_is_one_line(
+    images: tuple[Path, Path], tmp_path: Path, args: list[str]
+) -> None:
+    """The output's directory cannot be entered (mode 000): one line naming
+    the option and the reason, exit 2, no image checked (not an internal
+    error from looking at a path inside it)."""
+    clean, _ = images
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0)
+    try:
+        result = run_cli(*args, clean, cwd=tmp_path, unprivileged=True)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert_one_line_error(result)
+    option = args[1]
+    assert result.stderr == f"qcow2lint: error: {option} {args[2]}: permission denied\n"

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from qcow2lint.filemap.analysis import FileMap, MapBuilder
 from qcow2lint.options import MAP_FORMATS as FORMATS
+from qcow2lint.outputs import output_problem
 from qcow2lint.text import exception_text
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -92,7 +93,9 @@ def run_map(
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
         if output is not None:
-            _check_target(Path(output))
+            problem = output_problem(Path(output))
+            if problem is not None:
+                raise MapError(f"-o {output}: {problem}")
         chosen = format_of(output, fmt)
         if output is None and chosen != "json":
             raise MapError(f"--format {chosen} needs -o FILE (only json goes to standard output)")
@@ -116,14 +119,3 @@ def run_map(
         err.write(f"qcow2lint: error: {exception_text(exc)}\n")
         return EXIT_ERROR
     return EXIT_OK
-
-
-def _check_target(path: Path) -> None:
-    """Refuse an output file that cannot be written, before any work."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise MapError(f"-o {path}: is a directory")
-    if not parent.is_dir():
-        raise MapError(f"-o {path}: no such directory: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise MapError(f"-o {path}: permission denied")
