@@ -192,7 +192,11 @@ def check(values: Values) -> NoReturn:
     paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
     from qcow2lint import progress
 
-    waiting = progress.Progress(len(paths)).waiting if paths and progress.wanted(machine) and not silent else None
+    waiting = (
+        progress.Progress(len(paths), colour=use_colour(values.colour, sys.stderr)).waiting
+        if paths and progress.wanted(machine) and not silent
+        else None
+    )
     job = Job(
         None if config is None else str(config),
         statistics or output_format is not Format.text,

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from qcow2lint.text import escape as printable
+
 DEFAULT_DELAY = 1.0
 
 
@@ -40,8 +42,9 @@ def _delay() -> float:
 class Progress:
     """``with progress.waiting(index, path):`` around the wait for one image."""
 
-    def __init__(self, total: int, delay: float | None = None) -> None:
+    def __init__(self, total: int, delay: float | None = None, colour: bool = False) -> None:
         self.total = total
+        self.colour = colour
         self.delay = _delay() if delay is None else delay
         self._lock = threading.Lock()
         self._token = 0
@@ -53,6 +56,7 @@ class Progress:
                 return  # the image finished meanwhile
             try:
                 from rich.console import Console
+                from rich.markup import escape
                 from rich.progress import (
                     BarColumn,
                     MofNCompleteColumn,
@@ -71,12 +75,17 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=Console(file=sys.stderr),
+                # colour as --color and NO_COLOR say for stderr; without it,
+                # no escape sequence at all (bold, reverse) reaches the terminal
+                console=Console(
+                    file=sys.stderr, color_system="auto" if self.colour else None, no_color=not self.colour
+                ),
                 transient=True,
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
-            display.add_task(path, total=self.total, completed=index)
+            # a file name is text from the file system: no markup, no control characters
+            display.add_task(escape(printable(path)), total=self.total, completed=index)
             display.start()
             self._display = display
 

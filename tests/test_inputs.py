@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -396,6 +397,25 @@ def test_progress_on_a_terminal_only(base_images: Bases, tmp_path: Path, tty_env
     assert b"checking" not in stderr and json.loads(stdout)
     _, _, stderr = _run_with_tty_stderr(["check", *map(str, images)], dict(tty_env, CI="true"))
     assert b"checking" not in stderr
+
+
+def test_progress_colours_as_color_says_and_shows_names_as_they_are(
+    base_images: Bases, tmp_path: Path, tty_env: dict[str, str]
+) -> None:
+    """The progress line follows --color and NO_COLOR like the report (no
+    SGR sequence with never), and a file name is shown as it is: rich's
+    markup in it is text, a control character in it is escaped."""
+    image = base_images.copy("v3", tmp_path, "[bold red]x[blink]\x1b[31m.qcow2")
+    sgr = re.compile(rb"\x1b\[[0-9;]*m")
+    _, _, coloured = _run_with_tty_stderr(["check", "--color", "always", str(image)], tty_env)
+    assert sgr.search(coloured), coloured
+    for args, env in (
+        (["--color", "never"], tty_env),
+        ([], dict(tty_env, NO_COLOR="1")),
+    ):
+        _, _, stderr = _run_with_tty_stderr(["check", *args, str(image)], env)
+        assert b"checking" in stderr and not sgr.search(stderr), stderr
+        assert b"[bold red]x[blink]\\x1b[31m.qcow2" in stderr, stderr
 
 
 def test_no_progress_before_the_delay(base_images: Bases, tmp_path: Path, tty_env: dict[str, str]) -> None:
