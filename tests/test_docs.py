@@ -234,3 +234,15 @@ def test_rule_documentation_cites_the_spec_not_the_catalogue() -> None:
     sources = [*(REPO_ROOT / "rules").glob("*.py"), *(REPO_ROOT / "qcow2lint").rglob("*.py")]
     citing = [path.name for path in sources if "catalogue §" in path.read_text()]
     assert citing == []
+
+
+def test_the_source_layout_names_every_module() -> None:
+    """docs/contributing.md's layout lists every module and package of
+    qcow2lint/, so that a new one is described where contributors look."""
+    guide = (REPO_ROOT / "docs" / "contributing.md").read_text()
+    layout = guide[guide.index("## Source layout") : guide.index("## Rule plugins")]
+    package = REPO_ROOT / "qcow2lint"
+    names = [f"qcow2lint/{p.name}" for p in package.glob("*.py") if not p.name.startswith("_")]
+    names += [f"qcow2lint/{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    missing = [name for name in sorted(names) if f"\n{name} " not in layout]
+    assert missing == []
