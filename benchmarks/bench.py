@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark qcow2lint against its references: issue 13's figures in one run.
+"""Benchmark qcow2lint against its references, side by side in one run.
 
 Standalone script (not a test), standard library only.  Each scenario
 compares a qcow2lint command with a reference command:
@@ -678,7 +678,7 @@ def run_scenario(
 
 
 # --------------------------------------------------------------------------
-# Targets (issue 13)
+# Targets
 # --------------------------------------------------------------------------
 
 
@@ -882,7 +882,7 @@ def environment(setup: Setup, env: dict[str, str]) -> dict[str, Any]:
 
 def print_header(info: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:
     """Print when, where and how the figures are measured."""
-    print("qcow2lint benchmark (issue 13)")
+    print("qcow2lint benchmark")
     print(f"date:      {info['date_utc']}")
     print(
         f"machine:   {info['cpu_model']}, {info['cores_usable']} usable cores "
@@ -985,7 +985,7 @@ def print_summary(results: dict[str, ScenarioResult], floor_kib: int | None) -> 
 def print_targets(targets: list[Target]) -> None:
     """PASS or FAIL per evaluated target."""
     print()
-    print("== targets (issue 13)")
+    print("== targets")
     for t in targets:
         digits = 1 if t.unit == " MB" else 2
         value = "n/a" if t.value is None else f"{t.value:.{digits}f}{t.unit}"

@@ -4,7 +4,7 @@ terabyte files, each run through ``check --deep``, ``dump``, ``dump --json``
 and ``map --deep -o PAGE.html`` (its output: the page); wall time, peak RSS
 (``os.wait4``) and output size.
 
-Standalone script (not a test), standard library only.  Targets (issue 9):
+Standalone script (not a test), standard library only.  Targets:
 every file <= 64 MiB: each command <= 10 s and <= 300 MB peak RSS, output
 <= a few MiB (4 MiB here); a valid sparse 10 TiB file checked in < 150 MB.
 
