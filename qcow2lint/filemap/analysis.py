@@ -27,37 +27,11 @@ from qcow2lint.findings import Finding
 from qcow2lint.records import Image, L2Tables
 from qcow2lint.results import RefcountCheck
 
-#: Host cluster kinds, least severe first: where one pixel covers several
-#: clusters, the most severe kind under it is drawn (a lone leaked cluster
-#: among millions of data clusters shows).  Rare, small structures rank
-#: above the bulk (data, L2 tables) so that they survive aggregation too.
-KINDS: tuple[str, ...] = (
-    "free",
-    "data",
-    "compressed",
-    "l2",
-    "snapshot-l2",
-    "refblock",
-    "bitmap-data",
-    "bitmap-table",
-    "bitmap-directory",
-    "snapshot-l1",
-    "snapshot-table",
-    "luks",
-    "reftable",
-    "l1",
-    "header",
-    "unanalysed",
-    "leaked",
-    "refcount-low",
-    "refcount-zero",
-    "overlap",
-    "past-end",
-    "omitted",
-)
-KIND = {name: code for code, name in enumerate(KINDS)}
-
-#: What each kind means, for legends and docs.
+#: Host cluster kinds, least severe first, and what each means (for legends
+#: and docs): where one pixel covers several clusters, the most severe kind
+#: under it is drawn (a lone leaked cluster among millions of data clusters
+#: shows).  Rare, small structures rank above the bulk (data, L2 tables) so
+#: that they survive aggregation too.
 KIND_TITLES: dict[str, str] = {
     "free": "free (refcount 0, no reference)",
     "data": "guest data",
@@ -82,19 +56,10 @@ KIND_TITLES: dict[str, str] = {
     "past-end": "referenced past the end of the file",
     "omitted": "not listed (too many runs)",
 }
+KINDS: tuple[str, ...] = tuple(KIND_TITLES)
+KIND = {name: code for code, name in enumerate(KINDS)}
 
 #: Guest cluster states, least notable first (the same aggregation rule).
-GUEST_STATES: tuple[str, ...] = (
-    "unallocated",
-    "zero",
-    "sparse",
-    "data",
-    "compressed",
-    "subclusters",
-    "unreadable",
-    "omitted",
-)
-GUEST = {name: code for code, name in enumerate(GUEST_STATES)}
 GUEST_TITLES: dict[str, str] = {
     "unallocated": "unallocated (reads from the backing file, or zeros)",
     "zero": "reads as zeros",
@@ -105,6 +70,8 @@ GUEST_TITLES: dict[str, str] = {
     "unreadable": "L2 table outside the file",
     "omitted": "not listed (too many runs)",
 }
+GUEST_STATES: tuple[str, ...] = tuple(GUEST_TITLES)
+GUEST = {name: code for code, name in enumerate(GUEST_STATES)}
 
 #: Data extents of the image file looked up (SEEK_DATA/SEEK_HOLE); past
 #: them the rest of the file counts as data.
