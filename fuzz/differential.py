@@ -378,6 +378,8 @@ def run(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0) -
             done += 1
             kind = entry["class"]
             classes[kind] += 1
+            if kind == "skipped":
+                keys[(kind, entry["key"] + ": " + _message_key(entry["qemu"]["message"]))] += 1
             if kind in CLASSES:
                 keys[(kind, entry["key"])] += 1
                 by_seed[f"{kind}:{entry['seed']}"] += 1
@@ -444,14 +446,15 @@ def _summary(
     print(f"{'class':<22}{'mutants':>9}")
     for kind in (*CLASSES, "agree", "skipped"):
         print(f"{kind:<22}{classes[kind]:>9}")
-    for kind in CLASSES:
+    for kind in (*CLASSES, "skipped"):
         rows = sorted(((n, key) for (k, key), n in keys.items() if k == kind), reverse=True)
         if rows:
             print(f"\n{kind}, by {'rule' if kind == 'stricter' else 'reason'}:")
             for n, key in rows:
                 print(f"  {n:>7}  {key}")
             seeds = sorted((n, s.split(":", 1)[1]) for s, n in by_seed.items() if s.startswith(kind + ":"))
-            print("  seeds: " + ", ".join(f"{name} {n}" for n, name in reversed(seeds)))
+            if seeds:
+                print("  seeds: " + ", ".join(f"{name} {n}" for n, name in reversed(seeds)))
 
 
 def main(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0) -> int:
