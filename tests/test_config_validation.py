@@ -337,6 +337,7 @@ OFF_BY_DEFAULT = {
     "data-file-present",
     "data-file-unsafe-name",
     "luks-iterations-too-high",
+    "header-v2-has-v3-bytes",
 }
 
 

@@ -25,13 +25,18 @@ import numpy as np
 import pytest
 import qemu_hole_builders as holes
 from harness import lint
-from test_qemu_refusals import message_pattern
 
 import qcow2lint
 import qcow2lint.passes.stored as stored_module
 from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.reader import read_image
 from qcow2lint.records import RefcountBlock
+
+
+def message_pattern(template: str) -> re.Pattern[str]:
+    """A documented QEMU message as a pattern: N a number, NAME a name."""
+    pattern = re.sub(r"\bNAME\b", "[^']*", re.escape(template))
+    return re.compile(re.sub(r"\bN\b", "[0-9a-fA-Fx]+", pattern))
 
 
 def _run(argv: list[str | os.PathLike[str]], cwd: Path | None) -> subprocess.CompletedProcess[str]:
