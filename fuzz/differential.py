@@ -331,8 +331,9 @@ def _save(record: dict[str, Any], base_seed: int, misses: Path) -> Path:
     return target
 
 
-def run(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0) -> int:
-    """Check ``mutants`` mutants; print progress and a summary; return the
+def run(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0, minutes: float | None = None) -> int:
+    """Check ``mutants`` mutants (fewer when ``minutes`` pass first: no new
+    batch starts after that); print progress and a summary; return the
     number of misses (classes a-d)."""
     import qcow2lint
 
@@ -392,7 +393,10 @@ def run(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0) -
                         )
             Path(entry["path"]).unlink(missing_ok=True)
 
+        deadline = None if minutes is None else started + minutes * 60
         while todo or running:
+            if deadline is not None and time.monotonic() > deadline:
+                todo.clear()
             while todo and len(running) < jobs:
                 launch()
             for key, _ in selector.select(timeout=5):
@@ -457,9 +461,9 @@ def _summary(
                 print("  seeds: " + ", ".join(f"{name} {n}" for n, name in reversed(seeds)))
 
 
-def main(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0) -> int:
+def main(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0, minutes: float | None = None) -> int:
     """Command line entry (``fuzz.py --differential``): exit 1 when a miss was found."""
     if shutil.which(QEMU_IMG) is None:
         print("qemu-img is not installed", file=sys.stderr)
         return 2
-    return 1 if run(mutants, base_seed, jobs, misses, first) else 0
+    return 1 if run(mutants, base_seed, jobs, misses, first, minutes) else 0

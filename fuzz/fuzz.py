@@ -641,7 +641,9 @@ def replay(path: Path, time_limit: float) -> int:
 def main() -> int:
     """Command line: fuzz for N minutes, or replay one input."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="how long to run (default 1; differential: no limit)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the time)")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per operation")
     parser.add_argument("--failures", type=Path, default=HERE / "failures")
@@ -658,12 +660,13 @@ def main() -> int:
         import differential
 
         seed = args.seed if args.seed is not None else int(time.time())
-        return differential.main(args.mutants, seed, args.jobs, args.misses, args.first)
+        return differential.main(args.mutants, seed, args.jobs, args.misses, args.first, args.minutes)
     if args.replay is not None:
         return replay(args.replay, args.time_limit)
     seed = args.seed if args.seed is not None else int(time.time())
-    print(f"fuzzing for {args.minutes:g} min with seed {seed}", flush=True)
-    return 1 if fuzz(args.minutes, seed, args.time_limit, args.failures) else 0
+    minutes = args.minutes if args.minutes is not None else 1.0
+    print(f"fuzzing for {minutes:g} min with seed {seed}", flush=True)
+    return 1 if fuzz(minutes, seed, args.time_limit, args.failures) else 0
 
 
 if __name__ == "__main__":
