@@ -61,7 +61,16 @@ STATS = (
     "fragmented-clusters",
     "compressed-clusters",
 )
-CLASSES = ("refused-missed", "leak-missed", "figure-differs", "internal-error", "stricter")
+CLASSES = ("refused-missed", "leak-missed", "figure-differs", "internal-error", "stricter", "out-of-reach")
+#: QEMU refusals no check of the image alone can foresee: they depend on the
+#: key (qcow2lint checks without it) or on the backing file's own contents
+#: (qcow2lint never opens a file an image names).  Message prefixes.
+OUT_OF_REACH = {
+    "Invalid password, cannot unlock any keyslot": "the key does not unlock the mutated LUKS header",
+    "Could not open backing file: ": "the backing file's contents",
+}
+#: Backing file refusals that the image alone shows (rules cover them).
+IN_REACH = ("Unknown driver", "Unknown protocol", "No such file or directory", "regular file")
 MISSES = CLASSES[:4]
 BATCH = 20  # mutants per forked worker
 QEMU_TIMEOUT = 60.0  # seconds per qemu-img check
@@ -152,7 +161,7 @@ def _unlimited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
-def qemu_check(path: Path, encrypted: bool) -> dict[str, Any]:
+def qemu_check(path: Path) -> dict[str, Any]:
     """``qemu-img check --output=json`` in the image's directory: its exit
     code, figures (a missing key is 0) and first stderr line."""
     name = path.name
@@ -171,7 +180,9 @@ def qemu_check(path: Path, encrypted: bool) -> dict[str, Any]:
 
     try:
         proc = run([QEMU_IMG, "check", "--output=json", name])
-        if encrypted and proc.returncode == 1 and "key-secret" in proc.stderr:
+        # an encrypted mutant (the LUKS seed, or crypt_method set to AES by the
+        # mutation) is checked with the key, as its owner would check it
+        if proc.returncode == 1 and "key-secret" in proc.stderr:
             opts = f"driver=qcow2,file.filename={name},encrypt.key-secret=sec0"
             proc = run([QEMU_IMG, "check", "--output=json", "--object", LUKS_OBJECT, "--image-opts", opts])
     except subprocess.TimeoutExpired:
@@ -241,6 +252,10 @@ def classify(qemu: dict[str, Any], lint: dict[str, Any]) -> tuple[str, str]:
     if rc in (1, 2):
         if not lint["errors"] and not lint.get("refusal_rules"):
             message = qemu["message"] if rc == 1 else "corruptions"
+            bare = message.removeprefix("qemu-img: ").split("': ", 1)[-1]
+            for prefix in OUT_OF_REACH:
+                if rc == 1 and bare.startswith(prefix) and not any(word in bare for word in IN_REACH):
+                    return "out-of-reach", _message_key(message)
             return "refused-missed", _message_key(message)
         return "agree", ""
     if rc == 3 and not lint["findings"]:
@@ -290,7 +305,7 @@ def _worker(
         path = directory / f"mutant-{index}.qcow2"
         path.write_bytes(data)
         out.write(json.dumps({"start": index, "path": str(path)}) + "\n")
-        qemu = qemu_check(path, seed_name == "luks")
+        qemu = qemu_check(path)
         lint = lint_check(path, refusal_rules)
         kind, key = classify(qemu, lint)
         out.write(

@@ -8,13 +8,15 @@ process, not to the image's directory (unlike a backing file name).  The
 rule resolves it the same way: against the linter's working directory, so
 run the check from the directory QEMU will run in, or store an absolute
 name.  A name with a protocol prefix (`nbd:`, `json:`, ...) is not a file
-name and is skipped, as is an empty name.  Like backing-file-missing, the
-rule only asks whether the path exists (os.stat, following symbolic links
-as QEMU does) and never opens, reads or lists anything the image names.
+name and is skipped, as is an empty name.  A name that resolves to a
+directory is reported too.  Like backing-file-missing, the rule only asks
+whether the path exists and what it is (os.stat, following symbolic links as
+QEMU does) and never opens, reads or lists anything the image names.
 QEMU's own iotest 244 opens an image whose data file does not exist.
 
 QEMU: refuses to open the image for I/O ("Could not open 'NAME': No such
-file or directory"), e.g. `qemu-img check`, `qemu-img convert` and
+file or directory"; for a directory "'file' driver requires 'NAME' to be a
+regular file"), e.g. `qemu-img check`, `qemu-img convert` and
 qemu-io; `qemu-img info` (no I/O) still opens it.  Repair: put the data
 file where the name points (or run QEMU where a relative name resolves), or
 `qemu-img amend -o data_file=NAME IMAGE` to name where it is now.
@@ -27,6 +29,7 @@ file there).
 """
 
 import os
+import stat
 
 from qcow2lint import spec
 from qcow2lint.findings import Problem
@@ -38,7 +41,10 @@ CODE = "Q1004"
 SEVERITY = "error"
 SCOPE = Header
 OPTIONS = {"check-exists": True}
-QEMU_REFUSES = ("Could not open 'NAME': No such file or directory",)
+QEMU_REFUSES = (
+    "Could not open 'NAME': No such file or directory",
+    "'file' driver requires 'NAME' to be a regular file",
+)
 
 
 def check(header, ctx):
@@ -51,13 +57,20 @@ def check(header, ctx):
     name = qemu_name(ext.payload.name)
     if not name or protocol_prefix(name) is not None:
         return
+    looked = shown(os.path.abspath(name) if not name.startswith(b"/") else name, 256)
     try:
-        os.stat(name)  # relative to the working directory, as QEMU 7.2 opens it
+        status = os.stat(name)  # relative to the working directory, as QEMU 7.2 opens it
     except (OSError, ValueError):  # ValueError: a name too odd for the OS to look up
         yield Problem(
             ext.data_offset,
             f"{ext.path}.name",
-            f"external data file {shown(name, 256)} does not exist (looked for "
-            f"{shown(os.path.abspath(name), 256) if not name.startswith(b'/') else shown(name, 256)}); "
+            f"external data file {shown(name, 256)} does not exist (looked for {looked}); "
             "QEMU cannot read the image's data without it",
+        )
+        return
+    if stat.S_ISDIR(status.st_mode):
+        yield Problem(
+            ext.data_offset,
+            f"{ext.path}.name",
+            f"external data file {shown(name, 256)} is a directory ({looked}); QEMU opens only a file or a device",
         )

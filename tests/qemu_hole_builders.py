@@ -80,3 +80,12 @@ def data_file_missing(directory: Path, bases: Any = None) -> tuple[Path, ib.Acce
     path = ib.create(directory / "data-file-missing.qcow2", "1M", {"data_file": str(data)})
     data.unlink()
     return path, ib.PLAIN
+
+
+def data_file_directory(directory: Path, bases: Any = None) -> tuple[Path, ib.Access]:
+    """An image whose external data file name (absolute) names a directory."""
+    data = directory / "data.raw"
+    path = ib.create(directory / "data-file-directory.qcow2", "1M", {"data_file": str(data)})
+    data.unlink()
+    data.mkdir()
+    return path, ib.PLAIN

@@ -168,6 +168,13 @@ def test_a_missing_data_file_is_an_error(tmp_path: Path) -> None:
     assert ib.run_tool([ib.QEMU_IMG, "info", path], check=False).returncode == 0
 
 
+def test_a_data_file_name_that_is_a_directory_is_an_error(tmp_path: Path) -> None:
+    path, _ = holes.data_file_directory(tmp_path)
+    qemu_refuses(path, "'file' driver requires 'NAME' to be a regular file")
+    [finding] = errors(path, "data-file-missing")
+    assert "is a directory" in finding.message
+
+
 def test_a_present_data_file_passes(tmp_path: Path) -> None:
     path = ib.create(tmp_path / "with-data.qcow2", "1M", {"data_file": str(tmp_path / "data.raw")})
     qemu_opens(path)

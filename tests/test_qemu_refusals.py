@@ -174,6 +174,7 @@ ROWS: list[Refusal] = [
         holes.backing_name("base.qcow:"),
     ),
     Refusal("data-file-missing", "Could not open 'NAME': No such file or directory", holes.data_file_missing),
+    Refusal("data-file-missing", "'file' driver requires 'NAME' to be a regular file", holes.data_file_directory),
     # --- encryption (qcow2_do_open, block/crypto, crypto/block-luks.c) ---
     Refusal("luks-missing-fde-ext", "Missing CRYPTO header for crypt method 2", P + "luks-missing-fde-ext"),
     Refusal(
