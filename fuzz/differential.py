@@ -179,7 +179,9 @@ def qemu_check(path: Path) -> dict[str, Any]:
         )
 
     try:
-        proc = run([QEMU_IMG, "check", "--output=json", name])
+        # -f qcow2: a mutant whose magic was edited is refused as qcow2, not
+        # probed as a raw image (which qemu-img cannot check)
+        proc = run([QEMU_IMG, "check", "-f", "qcow2", "--output=json", name])
         # an encrypted mutant (the LUKS seed, or crypt_method set to AES by the
         # mutation) is checked with the key, as its owner would check it
         if proc.returncode == 1 and "key-secret" in proc.stderr:
