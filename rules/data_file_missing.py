@@ -8,15 +8,16 @@ process, not to the image's directory (unlike a backing file name).  The
 rule resolves it the same way: against the linter's working directory, so
 run the check from the directory QEMU will run in, or store an absolute
 name.  A name with a protocol prefix (`nbd:`, `json:`, ...) is not a file
-name and is skipped, as is an empty name.  A name that resolves to a
-directory is reported too.  Like backing-file-missing, the rule only asks
+name and is skipped.  A name that resolves to a directory is reported too,
+and so is an empty name (its first byte NUL), which names no file at all.  Like backing-file-missing, the rule only asks
 whether the path exists and what it is (os.stat, following symbolic links as
 QEMU does) and never opens, reads or lists anything the image names.
 QEMU's own iotest 244 opens an image whose data file does not exist.
 
 QEMU: refuses to open the image for I/O ("Could not open 'NAME': No such
 file or directory"; for a directory "'file' driver requires 'NAME' to be a
-regular file"), e.g. `qemu-img check`, `qemu-img convert` and
+regular file"; for an empty name "The 'file' block driver requires a file
+name"), e.g. `qemu-img check`, `qemu-img convert` and
 qemu-io; `qemu-img info` (no I/O) still opens it.  Repair: put the data
 file where the name points (or run QEMU where a relative name resolves), or
 `qemu-img amend -o data_file=NAME IMAGE` to name where it is now.
@@ -44,6 +45,7 @@ OPTIONS = {"check-exists": True}
 QEMU_REFUSES = (
     "Could not open 'NAME': No such file or directory",
     "'file' driver requires 'NAME' to be a regular file",
+    "The 'file' block driver requires a file name",
 )
 
 
@@ -55,7 +57,15 @@ def check(header, ctx):
     if ext is None or ext.payload is None:
         return  # data-file-bit-without-file
     name = qemu_name(ext.payload.name)
-    if not name or protocol_prefix(name) is not None:
+    if not name:  # nothing to look up: QEMU has no file name to open
+        yield Problem(
+            ext.data_offset,
+            f"{ext.path}.name",
+            f"the external data file name is empty (its {ext.length} bytes start with a NUL byte); "
+            "QEMU cannot read the image's data without a file",
+        )
+        return
+    if protocol_prefix(name) is not None:
         return
     looked = shown(os.path.abspath(name) if not name.startswith(b"/") else name, 256)
     try:

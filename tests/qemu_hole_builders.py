@@ -89,3 +89,11 @@ def data_file_directory(directory: Path, bases: Any = None) -> tuple[Path, ib.Ac
     data.unlink()
     data.mkdir()
     return path, ib.PLAIN
+
+
+def data_file_name_empty(directory: Path, bases: Any = None) -> tuple[Path, ib.Access]:
+    """An image whose external data file name starts with a NUL byte."""
+    path = ib.create(directory / "data-file-empty.qcow2", "1M", {"data_file": str(directory / "data.raw")})
+    image = ib.Qcow2Image(path)
+    image.write_bytes(image.extension(0x44415441).data_offset, b"\0")
+    return path, ib.PLAIN

@@ -175,6 +175,13 @@ def test_a_data_file_name_that_is_a_directory_is_an_error(tmp_path: Path) -> Non
     assert "is a directory" in finding.message
 
 
+def test_an_empty_data_file_name_is_an_error(tmp_path: Path) -> None:
+    path, _ = holes.data_file_name_empty(tmp_path)
+    qemu_refuses(path, "The 'file' block driver requires a file name")
+    [finding] = errors(path, "data-file-missing")
+    assert "the external data file name is empty" in finding.message
+
+
 def test_a_present_data_file_passes(tmp_path: Path) -> None:
     path = ib.create(tmp_path / "with-data.qcow2", "1M", {"data_file": str(tmp_path / "data.raw")})
     qemu_opens(path)

@@ -175,6 +175,7 @@ ROWS: list[Refusal] = [
     ),
     Refusal("data-file-missing", "Could not open 'NAME': No such file or directory", holes.data_file_missing),
     Refusal("data-file-missing", "'file' driver requires 'NAME' to be a regular file", holes.data_file_directory),
+    Refusal("data-file-missing", "The 'file' block driver requires a file name", holes.data_file_name_empty),
     # --- encryption (qcow2_do_open, block/crypto, crypto/block-luks.c) ---
     Refusal("luks-missing-fde-ext", "Missing CRYPTO header for crypt method 2", P + "luks-missing-fde-ext"),
     Refusal(
