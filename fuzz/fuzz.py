@@ -119,6 +119,19 @@ SEEDS: dict[str, list[list[str]]] = {
         ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file={dir}/data.raw,cluster_size=4096", "{img}", "1M"],
         ["qemu-io", "-c", "write -P 0x99 0 8k", "{img}"],
     ],
+    "lazy-refcounts": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0xa1 0 12k", "{img}"],
+    ],
+    "prealloc-metadata": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata,cluster_size=4096", "{img}", "512k"],
+    ],
+    "v2-snapshots": [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10,cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0xa2 0 8k", "{img}"],
+        ["qemu-img", "snapshot", "-q", "-c", "one", "{img}"],
+        ["qemu-io", "-c", "write -P 0xa3 0 4k", "{img}"],
+    ],
     "backing": [
         ["qemu-img", "create", "-q", "-f", "qcow2", "{dir}/base.qcow2", "1M"],
         [
@@ -139,6 +152,20 @@ SEEDS: dict[str, list[list[str]]] = {
         ["qemu-io", "-c", "write -P 0xaa 0 4k", "{img}"],
     ],
 }
+
+
+# Every refcount width (16 bits is the default of the seeds above) and every
+# cluster size QEMU supports (512 B, 4 KiB, 64 KiB and 2 MiB are above).
+for _bits in (1, 2, 4, 8, 32, 64):
+    SEEDS[f"refcount-{_bits}"] = [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"refcount_bits={_bits},cluster_size=4096", "{img}", "1M"],
+        ["qemu-io", "-c", "write -P 0xb1 0 12k", "-c", "write -P 0xb2 256k 4k", "{img}"],
+    ]
+for _size in ("1k", "2k", "8k", "16k", "32k", "128k", "256k", "512k", "1M"):
+    SEEDS[f"cluster-{_size}"] = [
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={_size}", "{img}", "4M"],
+        ["qemu-io", "-c", "write -P 0xc1 0 4k", "-c", "write -P 0xc2 1M 4k", "{img}"],
+    ]
 
 
 def build_seeds(directory: Path) -> dict[str, bytes]:
@@ -614,17 +641,32 @@ def replay(path: Path, time_limit: float) -> int:
 def main() -> int:
     """Command line: fuzz for N minutes, or replay one input."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="how long to run (default 1; differential: no limit)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the time)")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per operation")
     parser.add_argument("--failures", type=Path, default=HERE / "failures")
     parser.add_argument("--replay", type=Path, help="run one saved input and print its failures")
+    parser.add_argument(
+        "--differential", action="store_true", help="compare with qemu-img check on single-edit mutants"
+    )
+    parser.add_argument("--mutants", type=int, default=1000, help="differential: how many mutants")
+    parser.add_argument("--first", type=int, default=0, help="differential: index of the first mutant")
+    parser.add_argument("--jobs", type=int, default=2, help="differential: worker processes")
+    parser.add_argument("--misses", type=Path, default=HERE / "misses", help="differential: where misses go")
     args = parser.parse_args()
+    if args.differential:
+        import differential
+
+        seed = args.seed if args.seed is not None else int(time.time())
+        return differential.main(args.mutants, seed, args.jobs, args.misses, args.first, args.minutes)
     if args.replay is not None:
         return replay(args.replay, args.time_limit)
     seed = args.seed if args.seed is not None else int(time.time())
-    print(f"fuzzing for {args.minutes:g} min with seed {seed}", flush=True)
-    return 1 if fuzz(args.minutes, seed, args.time_limit, args.failures) else 0
+    minutes = args.minutes if args.minutes is not None else 1.0
+    print(f"fuzzing for {minutes:g} min with seed {seed}", flush=True)
+    return 1 if fuzz(minutes, seed, args.time_limit, args.failures) else 0
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ class Reader:
         cluster_size = header.cluster_size
         end = min(header.backing_file_offset or cluster_size, cluster_size)
         found: list[HeaderExtension] = []
-        offset, stop, marker = start, "area-end", None
+        offset, stop, marker, marker_length = start, "area-end", None, 0
         while offset < end:
             framing = self.read(offset, spec.EXT_FRAMING_SIZE)
             if len(framing) < spec.EXT_FRAMING_SIZE:
@@ -203,7 +203,7 @@ class Reader:
                 break
             magic, length = int.from_bytes(framing[:4], "big"), int.from_bytes(framing[4:], "big")
             if magic == spec.EXT_END:
-                stop, marker = "end-marker", offset
+                stop, marker, marker_length = "end-marker", offset, length
                 break
             padded = spec.round_up(length, 8)
             data_offset = offset + spec.EXT_FRAMING_SIZE
@@ -223,7 +223,7 @@ class Reader:
                 stop = "overrun"
                 break
             offset += spec.EXT_FRAMING_SIZE + padded
-        return tuple(found), ExtensionArea(start, end, marker, stop)
+        return tuple(found), ExtensionArea(start, end, marker, stop, marker_length)
 
     def entry_parts(self, offset: int, fixed_size: int, extra_size: int, tail_size: int) -> tuple[bytes, bytes, bytes]:
         """The fixed part, extra data (its head only, when hostile) and tail

@@ -311,6 +311,8 @@ class ExtensionArea(Record):
     end_marker: int | None
     #: Why the walk stopped: "end-marker", "area-end", "overrun" or "eof".
     stop: str
+    #: The length field of the end-of-extensions marker (0 when there is none).
+    end_marker_length: int = 0
 
     @property
     def file_offset(self) -> int:

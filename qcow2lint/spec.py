@@ -107,6 +107,29 @@ EXT_CRYPTO_HEADER = 0x0537BE77
 EXT_BITMAPS = 0x23852875
 EXT_DATA_FILE = 0x44415441
 
+#: The block driver names QEMU 7.2 knows, which a backing file format name
+#: must be one of (compared byte for byte: "qCow2" is no driver).  Taken from
+#: the "Supported formats" line of `qemu-img --help` of QEMU 7.2 (Debian
+#: 12's build; the drivers built as modules are included there).
+QEMU_DRIVERS = frozenset(
+    b"blkdebug blklogwrites blkverify bochs cloop compress copy-before-write copy-on-read dmg file ftp ftps "
+    b"gluster host_cdrom host_device http https iscsi iser luks nbd nfs null-aio null-co nvme parallels "
+    b"preallocate qcow qcow2 qed quorum raw rbd replication snapshot-access ssh throttle vdi vhdx vmdk vpc "
+    b"vvfat".split()
+)
+#: The protocol prefixes QEMU 7.2 knows (its drivers' protocol names): in a
+#: file name, a ':' before any '/' makes the part before it a protocol, and
+#: any other one is "Unknown protocol".  Found by opening an overlay whose
+#: backing file is "NAME:x" for every driver name above and the protocol
+#: variants (nbd+tcp, gluster+unix, ...) with QEMU 7.2's qemu-io; "json" is
+#: not a driver but the pseudo-protocol of a block-node definition.
+QEMU_PROTOCOLS = frozenset(
+    b"blkdebug blkverify fat file ftp ftps gluster gluster+rdma gluster+tcp gluster+unix host_cdrom "
+    b"host_device http https iscsi iser json nbd nbd+tcp nbd+unix nfs null-aio null-co nvme rbd ssh".split()
+)
+#: QEMU keeps at most this many bytes of a protocol name (char protocol[128]).
+QEMU_PROTOCOL_NAME_MAX = 127
+
 #: Names as QEMU's qcow2.py prints them.
 EXT_NAMES = {
     EXT_BACKING_FORMAT: "Backing format",

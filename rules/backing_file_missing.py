@@ -12,8 +12,9 @@ symbolic links as QEMU does) and never opens, reads or lists anything the
 image names.
 
 QEMU: cannot open the overlay ("Could not open backing file: Could not open
-'NAME': No such file or directory"); `qemu-img info` and `qemu-img check`
-fail the same way.  Repair: put the backing file where the name points, or
+'NAME': No such file or directory"); `qemu-img check`, `qemu-img convert`
+and qemu-io fail the same way, while `qemu-img info` (without
+`--backing-chain`) still shows the image.  Repair: put the backing file where the name points, or
 `qemu-img rebase -u -b NEW -F FMT IMAGE` to name where it is now.
 
 Option `check-exists` (default true): false silences the rule, for

@@ -1,7 +1,9 @@
 """The qcow2 version is neither 2 nor 3.
 
 Only versions 2 and 3 exist (spec, "Header", version).  Nothing past the
-header is judged for another version.
+version is judged for another version: a qcow version 1 file (`qemu-img
+create -f qcow`) has the same magic and a different header, so this is its
+one finding.
 
 QEMU: refuses to open the image ("Unsupported qcow2 version N").
 """

@@ -2,7 +2,9 @@
 
 Clusters are at least 512 bytes (cluster_bits >= 9, spec) and QEMU supports
 at most 2 MiB (cluster_bits <= 21) (spec, "Header").  Tables are not
-followed for such an image.
+followed for such an image.  Only a version 2 or 3 header is judged: in
+another version (a qcow version 1 file has the same magic and keeps its
+mtime where qcow2 keeps cluster_bits) header-bad-version is the one finding.
 
 QEMU: refuses to open the image ("Unsupported cluster size: 2^N").
 """
@@ -23,6 +25,7 @@ def check(image, ctx):
     header = image.header
     if (
         header.magic == spec.QCOW_MAGIC
+        and header.version in spec.SUPPORTED_VERSIONS
         and header.bytes_available >= 24
         and not spec.MIN_CLUSTER_BITS <= header.cluster_bits <= spec.MAX_CLUSTER_BITS
     ):

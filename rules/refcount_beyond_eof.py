@@ -41,7 +41,8 @@ def check(refcounts, ctx):
             f"({ctx.file_size} bytes) but has refcount {refcount(c)}"
         ),
         refs="missing",
-        keys=(np.array([refcount(c) for c in clusters.tolist()], np.int64),),
+        # 64-bit refcounts reach 2^64 - 1: keep the keys unsigned
+        keys=(np.array([refcount(c) for c in clusters.tolist()], np.uint64),),
         run=lambda a, b: (
             f"{cluster_span(ctx, a, b)} lie past the end of the file ({ctx.file_size} bytes) "
             f"but each has refcount {refcount(a)}"

@@ -59,6 +59,36 @@ def data_file_name(img: ib.Qcow2Image) -> Target:
     return at(ext.data_offset, re.escape(f"extensions[{ext.index}](data-file).name"))
 
 
+def data_file_name_missing(img: ib.Qcow2Image) -> Target:
+    """The data file name's last byte changed: it names no file."""
+    ext = img.extension(ib.EXT_DATA_FILE)
+    img.write_bytes(ext.data_offset + len(ext.data) - 1, b"~")
+    return at(ext.data_offset, re.escape(f"extensions[{ext.index}](data-file).name"))
+
+
+def backing_format_no_driver(img: ib.Qcow2Image) -> Target:
+    """The backing format "qcow2" spelled "qCow2": QEMU's driver names are case-sensitive."""
+    ext = img.extension(ib.EXT_BACKING_FORMAT)
+    img.write_bytes(ext.data_offset, b"qCow2")
+    return at(ext.data_offset, re.escape(f"extensions[{ext.index}](backing-format).name"))
+
+
+def backing_name_protocol(img: ib.Qcow2Image) -> Target:
+    """The backing file name's first three bytes made "qq:": a protocol QEMU does not know."""
+    offset = img.header["backing_file_offset"]
+    img.write_bytes(offset, b"qq:")
+    return at(offset, re.escape("backing_file_name"))
+
+
+def end_marker_past_area(img: ib.Qcow2Image) -> Target:
+    """The end-of-extensions marker's length set to 65536: past the extension area."""
+    offset = img.header["header_length"]
+    while img.read_int(offset, "I"):
+        offset += 8 + -(-img.read_int(offset + 4, "I") // 8) * 8
+    img.write_int(offset + 4, "I", 0x10000)
+    return at(offset + 4, re.escape("extensions.end_marker.length"))
+
+
 def luks_header(img: ib.Qcow2Image) -> int:
     """Where the LUKS header starts (the full disk encryption extension's offset)."""
     return int(struct.unpack_from(">Q", img.extension(ib.EXT_CRYPTO).data, 0)[0])
@@ -110,6 +140,12 @@ ROWS: list[Row] = [
     ),
     Row("backing-file-missing", "backing", backing_name_missing, QemuExpect("check", 1, "Could not open backing file")),
     Row("backing-format-missing", "backing", backing_format_unknown, QemuExpect("info", 0, '"backing-filename"')),
+    Row(
+        "backing-format-unknown", "backing", backing_format_no_driver, QemuExpect("check", 1, "Unknown driver 'qCow2'")
+    ),
+    Row("backing-protocol-unknown", "backing", backing_name_protocol, QemuExpect("check", 1, "Unknown protocol 'qq'")),
+    Row("data-file-missing", "hdr-data-file", data_file_name_missing, QemuExpect("check", 1, "Could not open")),
+    Row("ext-end-marker-length", "v3", end_marker_past_area, refuses("Header extension too large")),
     Row(
         "data-file-present",
         "hdr-data-file",

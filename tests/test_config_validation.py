@@ -427,6 +427,7 @@ OFF_BY_DEFAULT = {
     "luks-iterations-too-high",
     "virtual-size-too-large",
     "open-metadata-too-large",
+    "header-v2-has-v3-bytes",
 }
 
 

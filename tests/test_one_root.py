@@ -46,6 +46,10 @@ ALLOWED: dict[frozenset[str], str] = {
         "an absolute (or otherwise unsafe) name is a risk whether or not the file exists; a missing file stops "
         "QEMU whatever its name"
     ),
+    frozenset({"data-file-unsafe-name", "data-file-missing"}): (
+        "an absolute (or otherwise unsafe) name is a risk whether or not the file exists; a missing file stops "
+        "QEMU whatever its name"
+    ),
     frozenset({"data-file-present", "data-file-bit-without-file"}): (
         "data-file-present notes that QEMU opens an external data file; the missing name extension is a defect of "
         "its own"

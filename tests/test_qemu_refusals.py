@@ -21,6 +21,7 @@ from pathlib import Path
 
 import imagebuilder as ib
 import pytest
+import qemu_hole_builders as holes
 import rows_basic
 import rows_bitmaps
 import rows_header
@@ -163,6 +164,18 @@ ROWS: list[Refusal] = [
     Refusal("backing-offset-out-of-cluster", "Invalid backing file offset", H + "backing-offset-out-of-cluster"),
     Refusal("backing-name-too-long", "Backing file name too long", H + "backing-name-too-long"),
     Refusal("backing-file-missing", "Could not open backing file", _overlay_without_base),
+    Refusal("ext-end-marker-length", "Header extension too large", holes.end_marker_length(0x10000)),
+    Refusal(
+        "backing-format-unknown", "Could not open backing file: Unknown driver 'NAME'", holes.backing_format(b"qCow2")
+    ),
+    Refusal(
+        "backing-protocol-unknown",
+        "Could not open backing file: Unknown protocol 'NAME'",
+        holes.backing_name("base.qcow:"),
+    ),
+    Refusal("data-file-missing", "Could not open 'NAME': No such file or directory", holes.data_file_missing),
+    Refusal("data-file-missing", "'file' driver requires 'NAME' to be a regular file", holes.data_file_directory),
+    Refusal("data-file-missing", "The 'file' block driver requires a file name", holes.data_file_name_empty),
     # --- encryption (qcow2_do_open, block/crypto, crypto/block-luks.c) ---
     Refusal("luks-missing-fde-ext", "Missing CRYPTO header for crypt method 2", P + "luks-missing-fde-ext"),
     Refusal(

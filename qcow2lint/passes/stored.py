@@ -14,7 +14,7 @@ import numpy as np
 from qcow2lint import spec
 from qcow2lint.passes.base import MAX_CLUSTERS, MAX_EVENTS
 from qcow2lint.reader import ImageFile
-from qcow2lint.records import Image
+from qcow2lint.records import Image, RefcountBlock
 from qcow2lint.results import StoredRefcounts
 
 
@@ -51,19 +51,39 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     unreadable = misaligned_mask.copy() if misaligned_mask.any() else None
     beyond: list[tuple[int, int]] = []
     beyond_count = 0
-    for block in image_file.refcount_blocks():
-        if block.file_offset % header.cluster_size:
-            continue
-        first = block.index * per_block  # a multiple of 8: whole bytes of ``ones``
-        values = block.refcounts()
-        inside = max(0, min(per_block, length - first))
-        kept = values[:inside]
-        ones[first >> 3 : (first + inside + 7) >> 3] = np.packbits(kept == 1)
-        if int(kept.max(initial=0)) > 1:
-            dense[block.index] = kept.astype(dtype)
-        outside = np.flatnonzero(values[inside:])
-        beyond_count += len(outside)
-        beyond += [(first + inside + int(i), int(values[inside + i])) for i in outside[: MAX_EVENTS - len(beyond)]]
+    # Several refcount table entries may name one block (a hostile table can
+    # name one block 2^18 times): each distinct block is read and decoded
+    # once, and an entry past the file's clusters costs a count, not a decode.
+    aligned = np.flatnonzero((offsets != 0) & (offsets < np.uint64(image.file_size)) & ~misaligned_mask)
+    if not image.readable:
+        aligned = aligned[:0]
+    distinct, inverse = np.unique(offsets[aligned], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(distinct)))])
+    for group, offset in enumerate(distinct.tolist()):
+        indices = aligned[order[bounds[group] : bounds[group + 1]]]  # ascending table indices
+        raw = image_file.reader.read(offset, header.cluster_size).ljust(header.cluster_size, b"\0")
+        values = RefcountBlock(int(indices[0]), offset, header.refcount_order, np.frombuffer(raw, np.uint8)).refcounts()
+        nonzero = np.flatnonzero(values)
+        found: list[tuple[int, int]] = []  # this block's clusters past the range, ascending
+        for position, index in enumerate(indices.tolist()):
+            first = index * per_block  # a multiple of 8: whole bytes of ``ones``
+            inside = max(0, min(per_block, length - first))
+            if not inside and len(found) >= MAX_EVENTS:
+                # past the file's clusters, and enough examples: only the count
+                beyond_count += len(nonzero) * (len(indices) - position)
+                break
+            kept = values[:inside]
+            if inside:
+                ones[first >> 3 : (first + inside + 7) >> 3] = np.packbits(kept == 1)
+                if int(kept.max(initial=0)) > 1:
+                    dense[index] = kept.astype(dtype)
+            outside = nonzero[np.searchsorted(nonzero, inside) :]
+            beyond_count += len(outside)
+            found += [(first + int(i), int(values[i])) for i in outside[: MAX_EVENTS - len(found)]]
+        if found and (len(beyond) < MAX_EVENTS or found[0] < beyond[-1]):
+            # keep the first MAX_EVENTS in table (= cluster) order
+            beyond = sorted(beyond + found)[:MAX_EVENTS]
     return StoredRefcounts(span, per_block, dtype, ones, dense, unreadable, tuple(beyond), beyond_count)
 
 
