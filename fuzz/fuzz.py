@@ -45,7 +45,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-#: Bounds of issue 9, per mutant.
+#: The bounds every run must keep, per mutant (docs/cost-model.md).
 TIME_LIMIT = 10.0  # seconds per operation (check, dump, dump --json, renderers)
 MEMORY_LIMIT = 300 << 20  # peak RSS growth of the worker over its start, bytes
 OUTPUT_LIMIT = 8 << 20  # bytes of any one rendered output
