@@ -194,6 +194,29 @@ def _run_cli(
     )
 
 
+#: Runs qcow2lint in the child, then writes the child's peak RSS (VmHWM
+#: of its own address space) to the file named by argv[1].  ru_maxrss from
+#: wait4 would also count the forking test worker's pages.
+_PEAK_WRAPPER = """
+import runpy, sys
+report, sys.argv = sys.argv[1], ["qcow2lint", *sys.argv[2:]]
+try:
+    runpy.run_module("qcow2lint", run_name="__main__")
+finally:
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+"""
+
+
+def run_cli_peak_rss(peak: Path, *args: str | os.PathLike[str]) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``qcow2lint ARGS`` in a child (``peak`` receives its measurement):
+    the finished process and the child's own peak RSS in bytes."""
+    child = subprocess.run(
+        [sys.executable, "-c", _PEAK_WRAPPER, str(peak), *map(str, args)], capture_output=True, text=True, check=False
+    )
+    return child, int(peak.read_text()) * 1024
+
+
 def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None, unprivileged: bool = False) -> CliResult:
     """Run ``qcow2lint ARGS...`` and return ``(returncode, stdout, stderr)`` as text.
 

@@ -8,13 +8,13 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import imagebuilder as ib
 import numpy as np
 import pytest
+from harness import run_cli_peak_rss
 
 from qcow2lint import spec
 from qcow2lint.config import load_config
@@ -43,41 +43,13 @@ def _sparse_copy(source: Path, target: Path, size: int, patches: dict[int, tuple
     return target
 
 
-#: Runs qcow2lint in the child, then writes the child's peak RSS (VmHWM
-#: of its own address space) to the file named by argv[1].  ru_maxrss from
-#: wait4 would also count the forking test worker's pages.
-_PEAK_WRAPPER = """
-import runpy, sys
-report, sys.argv = sys.argv[1], ["qcow2lint", *sys.argv[2:]]
-try:
-    runpy.run_module("qcow2lint", run_name="__main__")
-finally:
-    with open("/proc/self/status") as status, open(report, "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-"""
-
-
 def _check_peak_rss(path: Path, *options: str) -> tuple[int, str, int]:
     """Run `qcow2lint check --format json --statistics` in a child: exit
     code, output and the child's own peak RSS in bytes."""
-    peak = path.with_suffix(".peak")
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _PEAK_WRAPPER,
-            str(peak),
-            "check",
-            "--format",
-            "json",
-            "--statistics",
-            *options,
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
+    child, peak = run_cli_peak_rss(
+        path.with_suffix(".peak"), "check", "--format", "json", "--statistics", *options, path
     )
-    return child.returncode, child.stdout + child.stderr, int(peak.read_text()) * 1024
+    return child.returncode, child.stdout + child.stderr, peak
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import consistency_builders as cb
 import imagebuilder as ib
 import numpy as np
 import pytest
+from harness import run_cli_peak_rss
 
 from qcow2lint.filemap import KINDS, build_map, run_map
 from qcow2lint.filemap.analysis import GUEST_STATES, KIND, MAX_CELLS
@@ -423,17 +424,6 @@ def test_the_docs_picture_is_fresh() -> None:
 
 # --- hostile files cost what check costs ------------------------------------------
 
-#: Runs qcow2lint in a child and writes the child's own peak RSS (VmHWM) to
-#: the file named by argv[1] (as tests/test_bounds.py measures ``check``).
-_PEAK_WRAPPER = """
-import runpy, sys
-report, sys.argv = sys.argv[1], ["qcow2lint", *sys.argv[2:]]
-try:
-    runpy.run_module("qcow2lint", run_name="__main__")
-finally:
-    with open("/proc/self/status") as status, open(report, "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-"""
 MB = 1_000_000
 
 
@@ -460,15 +450,10 @@ def test_a_sparse_10_tib_file_maps_within_checks_budget(
     import os
 
     os.truncate(path, 10 << 40)
-    peak, page = tmp_path / "peak", tmp_path / "page.html"
-    child = subprocess.run(
-        [sys.executable, "-c", _PEAK_WRAPPER, str(peak), "map", "--deep", str(path), "-o", str(page)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    page = tmp_path / "page.html"
+    child, peak = run_cli_peak_rss(tmp_path / "peak", "map", "--deep", path, "-o", page)
     assert child.returncode == 0, child.stderr
-    assert int(peak.read_text()) * 1024 <= budget
+    assert peak <= budget
     assert page.stat().st_size <= 4 * MIB
 
 
