@@ -88,19 +88,7 @@ def page_data(filemap: FileMap) -> dict[str, object]:
     windows: list[int] = []
     for finding in filemap.findings[:MAX_PAGE_FINDINGS]:
         first, last = finding.clusters if finding.clusters is not None else (finding.offset // cs,) * 2
-        findings.append(
-            {
-                "id": finding.id,
-                "rule": finding.rule,
-                "code": finding.code,
-                "severity": str(finding.severity),
-                "offset": finding.offset,
-                "location": finding.location,
-                "message": finding.message,
-                "first": int(first),
-                "last": int(last),
-            }
-        )
+        findings.append({**finding.to_json(), "first": int(first), "last": int(last)})
         window = int(first) // WINDOW * WINDOW
         if window not in windows and len(windows) < MAX_WINDOWS:
             windows.append(window)
