@@ -18,7 +18,7 @@ from qcow2lint.registry import Registry, RegistryError, load_registry
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
-__all__ = ["Colour", "Format", "Level", "check", "fail", "out", "say"]
+__all__ = ["check", "fail", "out", "say"]
 
 
 def out(text: str) -> None:
