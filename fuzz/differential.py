@@ -455,6 +455,17 @@ def run(mutants: int, base_seed: int, jobs: int, misses: Path, first: int = 0, m
     return sum(classes[kind] for kind in MISSES)
 
 
+def _undeclared(rules: str) -> str:
+    """A mark for a stricter-than-QEMU key none of whose rules says why
+    (``STRICTER_THAN_QEMU``, rendered in docs/rules.md): to review."""
+    from qcow2lint.registry import load_registry
+
+    registry = load_registry()
+    names = rules.split("+")
+    declared = any(registry.get(name) is not None and registry.get(name).stricter_than_qemu for name in names)
+    return "" if declared else "   (no STRICTER_THAN_QEMU: review)"
+
+
 def _summary(
     done: int,
     elapsed: float,
@@ -472,7 +483,7 @@ def _summary(
         if rows:
             print(f"\n{kind}, by {'rule' if kind == 'stricter' else 'reason'}:")
             for n, key in rows:
-                print(f"  {n:>7}  {key}")
+                print(f"  {n:>7}  {key}{_undeclared(key) if kind == 'stricter' else ''}")
             seeds = sorted((n, s.split(":", 1)[1]) for s, n in by_seed.items() if s.startswith(kind + ":"))
             if seeds:
                 print("  seeds: " + ", ".join(f"{name} {n}" for n, name in reversed(seeds)))

@@ -107,6 +107,11 @@ def rule(values: Values) -> None:
     off = "" if found.default_enabled else "; off by default"
     out(f"{found.name} ({found.code}, default severity {found.severity}{off})\n\n")
     out(found.doc.strip() + "\n")
+    if found.stricter_than_qemu:
+        import textwrap
+
+        out("\nStricter than qemu-img check:\n")
+        out(textwrap.fill(found.stricter_than_qemu, 78, initial_indent="  ", subsequent_indent="  ") + "\n")
     if found.options:
         from qcow2lint.registry import option_schema
         from qcow2lint.text import yaml_value

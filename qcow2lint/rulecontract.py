@@ -4,7 +4,7 @@ imported).
 
 A rule carries its identity constants (``NAME``, ``CODE``, ``SEVERITY``,
 ``SCOPE``, optional ``OPTIONS``, ``OPTION_CONSTRAINTS``, ``DEFAULT_ENABLED``,
-``REPRO`` and ``QEMU_REFUSES``), its documentation (the module docstring) and
+``REPRO``, ``QEMU_REFUSES`` and ``STRICTER_THAN_QEMU``), its documentation (the module docstring) and
 a ``check(record, ctx)`` generator.
 
 Option metadata.  ``OPTIONS`` maps each option to its default; the
@@ -60,7 +60,17 @@ SCOPES: tuple[str, ...] = (
 )
 #: The constants a rule declares as literals (a rule file's are read from
 #: its source; ``SCOPE`` is a class and read apart).
-LITERALS = ("NAME", "CODE", "SEVERITY", "OPTIONS", "OPTION_CONSTRAINTS", "DEFAULT_ENABLED", "REPRO", "QEMU_REFUSES")
+LITERALS = (
+    "NAME",
+    "CODE",
+    "SEVERITY",
+    "OPTIONS",
+    "OPTION_CONSTRAINTS",
+    "DEFAULT_ENABLED",
+    "REPRO",
+    "QEMU_REFUSES",
+    "STRICTER_THAN_QEMU",
+)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CODE_PATTERN = re.compile(r"^[A-Z]+[0-9]{3,5}$")
 #: The option types, by the type of the default, as JSON Schema names them.
@@ -102,6 +112,10 @@ class Rule(Record):
     #: The messages with which QEMU refuses to open an image this rule flags
     #: (the rule module's literal ``QEMU_REFUSES``; rendered in docs/rules.md).
     qemu_refuses: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    #: Why the rule is right to flag, as an error, an image that ``qemu-img
+    #: check`` passes (the literal ``STRICTER_THAN_QEMU``; rendered in
+    #: docs/rules.md and on the rule's page).
+    stricter_than_qemu: str = ""
 
     @property
     def summary(self) -> str:
@@ -226,6 +240,9 @@ def make_rule(
     repro = meta.get("REPRO", "")
     if not isinstance(repro, str):
         raise fail("REPRO must be a string of shell commands")
+    stricter = meta.get("STRICTER_THAN_QEMU", "")
+    if not isinstance(stricter, str):
+        raise fail("STRICTER_THAN_QEMU must be a string: why an image qemu-img check passes is flagged")
     return Rule(
         name,
         code,
@@ -239,6 +256,7 @@ def make_rule(
         default_enabled=default_enabled,
         repro=repro,
         qemu_refuses=refuses,
+        stricter_than_qemu=" ".join(stricter.split()),
     )
 
 

@@ -27,6 +27,12 @@ NAME = "backing-name-overlaps-header"
 CODE = "Q0312"
 SEVERITY = "error"
 SCOPE = ExtensionArea
+STRICTER_THAN_QEMU = (
+    "The specification keeps the backing file name out of the header and its extensions. "
+    "A name placed on them is read from header or extension bytes: QEMU opens a different "
+    "backing file than the one written, or none, and the guest sees other data. `qemu-img "
+    "check` only checks that the offset is inside cluster 0."
+)
 
 
 def check(area, ctx):

@@ -22,6 +22,10 @@ NAME = "compressed-undecompressible"
 CODE = "Q0906"
 SEVERITY = "error"
 SCOPE = CompressedCluster
+STRICTER_THAN_QEMU = (
+    "The cluster's data is lost: a guest read of it fails with an I/O error. `qemu-img "
+    "check` never decompresses a cluster."
+)
 
 
 def _inflate(cluster: CompressedCluster) -> bytes:

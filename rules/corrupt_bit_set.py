@@ -20,6 +20,10 @@ NAME = "corrupt-bit-set"
 CODE = "Q0206"
 SEVERITY = "error"
 SCOPE = Header
+STRICTER_THAN_QEMU = (
+    "QEMU itself set the bit when it found corrupted metadata, and refuses to open the "
+    "image read-write until it is repaired; `qemu-img check` does not report the bit."
+)
 REPRO = """\
 qemu-img create -f qcow2 repro.qcow2 1M
 # incompatible_features is bytes 72..79 (big-endian): set bit 1

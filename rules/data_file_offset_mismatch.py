@@ -20,6 +20,11 @@ NAME = "data-file-offset-mismatch"
 CODE = "Q1001"
 SEVERITY = "error"
 SCOPE = L2Tables
+STRICTER_THAN_QEMU = (
+    "The specification places every cluster of an external data file at its guest offset; "
+    "guest I/O to a cluster elsewhere fails. `qemu-img check` does not compare the two "
+    "offsets."
+)
 
 
 def check(batch, ctx):

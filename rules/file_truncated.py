@@ -28,6 +28,11 @@ NAME = "file-truncated"
 CODE = "Q1502"
 SEVERITY = "error"
 SCOPE = Image
+STRICTER_THAN_QEMU = (
+    "The missing bytes held metadata or data that is gone: QEMU reads zeros in their "
+    "place. `qemu-img check` counts only structures that end a whole cluster or more past "
+    "the end of the file."
+)
 OPTIONS = {"tolerate-partial": False}
 
 

@@ -17,6 +17,11 @@ NAME = "l1-entry-points-to-metadata"
 CODE = "Q0605"
 SEVERITY = "error"
 SCOPE = RefcountCheck
+STRICTER_THAN_QEMU = (
+    "An L2 table placed on another structure makes guest writes through it overwrite that "
+    "structure. `qemu-img check` sees it only when a refcount disagrees, and a raised "
+    "refcount hides it."
+)
 L2_KINDS = {"active-l2", "inactive-l2"}
 
 

@@ -26,6 +26,10 @@ NAME = "metadata-overlap"
 CODE = "Q1201"
 SEVERITY = "error"
 SCOPE = RefcountCheck
+STRICTER_THAN_QEMU = (
+    "Two structures share a cluster: a write to one destroys the other. `qemu-img check` "
+    "sees it only when a refcount disagrees, and a raised refcount hides it."
+)
 
 
 def check(refcounts, ctx):

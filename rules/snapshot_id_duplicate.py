@@ -18,6 +18,11 @@ NAME = "snapshot-id-duplicate"
 CODE = "Q1311"
 SEVERITY = "error"
 SCOPE = SnapshotTable
+STRICTER_THAN_QEMU = (
+    "The specification requires unique snapshot ids; QEMU finds snapshots by the first "
+    "match, so the later snapshot cannot be applied or deleted by its id. `qemu-img "
+    "check` does not compare ids."
+)
 
 
 def check(table, ctx):

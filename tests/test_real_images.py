@@ -44,7 +44,11 @@ EXPECTED: dict[str, tuple[str, set[str], set[str]]] = {
         set(),
         {"backing-file-present"},
     ),
-    "kubevirt-cdi/fs-overhead.qcow2": ("1499f435208d94a7af6e57ec831ef4d7687c61d7200b5731bf8c8d8e2a551667", set(), set()),
+    "kubevirt-cdi/fs-overhead.qcow2": (
+        "1499f435208d94a7af6e57ec831ef4d7687c61d7200b5731bf8c8d8e2a551667",
+        set(),
+        set(),
+    ),
     # A VMDK sparse extent ("KDMV") that CDI's tests offer as a bad qcow2.
     "kubevirt-cdi/invalid-qcow-large-memory.img": (
         "9369d9889809a9c7401feca88fb167b4eaaa195b87bb030b876910b824c2912e",
@@ -95,4 +99,6 @@ def test_real_image(corpus: Path, name: str) -> None:
     assert check.returncode == 0, check.stderr
     qemu = json.loads(check.stdout)
     assert report.stats is not None
-    assert {key: report.stats[key] for key in QEMU_STATS_KEYS} == {key: int(qemu.get(key, 0)) for key in QEMU_STATS_KEYS}
+    assert {key: report.stats[key] for key in QEMU_STATS_KEYS} == {
+        key: int(qemu.get(key, 0)) for key in QEMU_STATS_KEYS
+    }

@@ -91,3 +91,24 @@ def test_disabled_rules_are_silent(row_images: RowImages) -> None:
             report = lint(path, f"extends: pedantic\nrules:\n  {row.rule}: disable\n", deep=True)
             fired = [f for f in report.findings if f["rule"] == row.rule]
             assert not fired, f"{family}:{row.id}:\n{format_findings(fired)}"
+
+
+def test_rules_stricter_than_qemu_say_why() -> None:
+    """A rule whose row image `qemu-img check` passes (the row proves it with
+    `check(0)`) yet gets an error declares why (``STRICTER_THAN_QEMU``,
+    rendered in docs/rules.md); a rule that declares it is an error rule."""
+    rules = registry()
+    stricter = {
+        row.rule
+        for rows in TABLES.values()
+        for row in rows
+        if not row.config
+        and rules.get(row.rule).default_enabled
+        and str(rules.get(row.rule).severity) == "error"
+        and any(expect.tool == "check" and expect.returncode == 0 for expect in row.expectations)
+    }
+    assert stricter, "no row proves a rule stricter than qemu-img check: the condition above is broken"
+    undeclared = sorted(name for name in stricter if not rules.get(name).stricter_than_qemu)
+    assert not undeclared, f"error rules on images qemu-img check passes, without STRICTER_THAN_QEMU: {undeclared}"
+    declared = {rule.name for rule in rules if rule.stricter_than_qemu}
+    assert all(str(rules.get(name).severity) == "error" for name in declared)

@@ -8,7 +8,9 @@ paragraph that starts with ``QEMU:`` is "What QEMU does", the text after
 paragraph is "What it flags"; every ``spec, "Section"`` citation is listed
 as a section of QEMU's ``docs/interop/qcow2.rst``.  The optional ``REPRO``
 constant (shell commands that make ``repro.qcow2``) becomes the
-"Reproduction" section.
+"Reproduction" section, and ``STRICTER_THAN_QEMU`` (why the rule flags an
+image that ``qemu-img check`` passes) the "Stricter than qemu-img check"
+section, listed in docs/rules.md too.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def rules_markdown(registry: Registry) -> str:
         "the other rules still ran. | n/a |"
     )
     lines += _refusals(registry)
+    lines += _stricter(registry)
     lines += ["", "## Named conditions that are not separate rules", "", "| condition | answer |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(answer)} |" for name, answer in ANSWERED.items()]
     return "\n".join(lines) + "\n"
@@ -123,6 +126,29 @@ def _refusals(registry: Registry) -> list[str]:
         "|---|---|---|",
     ]
     lines += [f"| {_cell(message)} | `{rule.name}` ({rule.code}) | {rule.severity} |" for message, rule in rows]
+    return lines
+
+
+def _stricter(registry: Registry) -> list[str]:
+    """The section that lists the rules that flag, as errors, images that
+    ``qemu-img check`` passes, each with why (its ``STRICTER_THAN_QEMU``)."""
+    lines = [
+        "",
+        "## Where qcow2lint is stricter than qemu-img check",
+        "",
+        'These rules report an error on images that `qemu-img check` passes ("No errors',
+        'were found"). Each is right to: the specification forbids what they flag, or',
+        "QEMU fails or loses data when the image is used, not when it is checked.",
+        "The differential fuzzer (`fuzz/README.md`) counts such images by rule.",
+        "",
+        "| rule | why an error where qemu-img check passes |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| `{rule.name}` ({rule.code}) | {_cell(rule.stricter_than_qemu)} |"
+        for rule in registry
+        if rule.stricter_than_qemu
+    ]
     return lines
 
 
@@ -211,6 +237,8 @@ def rule_page(rule: Rule) -> str:
             "",
         ]
     lines += ["## What QEMU does", "", str(parts["qemu"]) or "Not documented for this rule.", ""]
+    if rule.stricter_than_qemu:
+        lines += ["## Stricter than qemu-img check", "", rule.stricter_than_qemu, ""]
     lines += ["## Repair", "", str(parts["repair"]) or "No repair is documented for this rule.", ""]
     lines += ["## Options", ""]
     if rule.options:
