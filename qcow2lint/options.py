@@ -148,12 +148,12 @@ class Format(str, enum.Enum):
 
     text = "text"
     json = "json"
+    jsonl = "jsonl"
     sarif = "sarif"
     sarif_github = "sarif-github"
     github = "github"
     gitlab = "gitlab"
     junit = "junit"
-    jsonl = "jsonl"
 
 
 class Level(str, enum.Enum):
