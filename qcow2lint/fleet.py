@@ -114,7 +114,8 @@ def check_batch(job: Job, paths: Sequence[str]) -> list[Outcome]:
 def connect(scheduler: str, workers: int = 0) -> tuple[Any, Any]:
     """A Dask ``Client`` for ``scheduler`` (an address such as
     ``tcp://host:8786``, or ``local``: a cluster of ``workers`` processes of
-    one thread each on this machine, 0 for one per CPU), and the cluster
+    one thread each on this machine; 0 or 1, ``--jobs``'s default, for one
+    per CPU: a cluster of one worker is no use), and the cluster
     this started (None for an address).  Raises :class:`FleetError`."""
     require_dask()
     import logging
@@ -131,7 +132,7 @@ def connect(scheduler: str, workers: int = 0) -> tuple[Any, Any]:
             # The scheduler's HTTP server on a free port (no clash, no
             # warning about one), and none of the cluster's own logging.
             cluster = LocalCluster(
-                n_workers=workers or cpu_count(),
+                n_workers=workers if workers > 1 else cpu_count(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",

@@ -372,7 +372,8 @@ JOBS = Option(
 SCHEDULER = Option(
     ("--scheduler",),
     "Check the images on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on a local "
-    "cluster of --jobs worker processes (local); same output order. Needs qcow2lint[fleet].",
+    "cluster of --jobs worker processes (local; one per CPU without --jobs); same output order. Needs "
+    "qcow2lint[fleet].",
     Text("ADDRESS"),
 )
 EXIT_ZERO = Option(("--exit-zero",), "Exit 0 even when findings reach the fail level (2 still means unreadable).")
