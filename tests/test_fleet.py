@@ -10,6 +10,7 @@ the workers' path.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,9 +25,16 @@ from harness import Bases, cli_argv, run_cli_bytes
 
 from qcow2lint.fleet import STATS
 
-pytestmark = pytest.mark.fleet
-
-distributed = pytest.importorskip("distributed", reason="the fleet extra (dask.distributed) is not installed")
+# Looked up, not imported: collecting this file in the default run must not
+# import Dask (importing it adds a finder of distributions to sys.meta_path,
+# which turns the registry's cache off for the rest of that process).
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.skipif(
+        importlib.util.find_spec("distributed") is None,
+        reason="the fleet extra (dask.distributed) is not installed",
+    ),
+]
 
 BASES = ("v3", "v2", "extl2", "bitmaps", "snapshot")
 
