@@ -381,8 +381,8 @@ def lint_frames(
     client: Any = None,
     config: str | os.PathLike[str] | None = None,
     preset: str | None = None,
-    select: Sequence[str] | None = None,
-    ignore: Sequence[str] = (),
+    select: str | Sequence[str] | None = None,
+    ignore: str | Sequence[str] = (),
     statistics: bool = True,
     deep: bool = False,
     storage_options: Mapping[str, Any] | None = None,
@@ -417,19 +417,25 @@ def lint_frames(
     ``to_parquet(..., compute=False)`` for both) so that each image is
     checked once.
 
-    Raises :class:`FleetError` when Dask is not installed.
+    Raises :class:`FleetError` when Dask is not installed,
+    :class:`qcow2lint.config.ConfigError` for a bad configuration or
+    selection.
     """
     require_dask()
     import dask.bag
 
+    from qcow2lint.config import load_config
     from qcow2lint.inputs import Unmatched, expand
-    from qcow2lint.selection import CommandLine
+    from qcow2lint.registry import load_registry
+    from qcow2lint.selection import CommandLine, apply_command_line
 
-    entries = expand(list(inputs))
+    line = CommandLine(None if select is None else _names(select), (), _names(ignore), (), None)
+    # The configuration is loaded here too: a bad one fails now, and its
+    # ``exclude`` applies to the directories searched, as for ``check``.
+    registry = load_registry()
+    settings = apply_command_line(load_config(registry, config, preset=preset), registry, line)
+    entries = expand(list(inputs), settings.excluded if settings.exclude else None)
     paths = [str(entry) if isinstance(entry, Unmatched) else entry for entry in entries]
-    line = None
-    if select is not None or ignore:
-        line = CommandLine(None if select is None else tuple(select), (), tuple(ignore), (), None)
     fields: dict[str, Any] = {}
     if storage_options:
         import attrs
@@ -437,7 +443,7 @@ def lint_frames(
         if "storage_options" not in attrs.fields_dict(Job):
             raise FleetError("storage_options needs the remote extra: pip install 'qcow2lint[remote]'")
         fields["storage_options"] = tuple(sorted(storage_options.items()))
-    job = Job(None if config is None else os.fspath(config), statistics, deep, False, preset, line, **fields)
+    job = Job(None if config is None else os.fspath(config), statistics, deep, False, preset, line or None, **fields)
     unmatched = {str(entry): entry for entry in entries if isinstance(entry, Unmatched)}
     threads = _threads(client) if client is not None else os.cpu_count() or 1
     size = partition_size or batch_size(len(paths), threads)
@@ -452,6 +458,12 @@ def lint_frames(
         dask.dataframe.from_delayed(finding_parts, meta=_finding_meta(), verify_meta=False),
         dask.dataframe.from_delayed(image_parts, meta=_image_meta(), verify_meta=False),
     )
+
+
+def _names(items: str | Sequence[str]) -> tuple[str, ...]:
+    """Rule names as ``--select`` takes them: a list, or comma-separated."""
+    words = [items] if isinstance(items, str) else list(items)
+    return tuple(name.strip() for word in words for name in word.split(","))
 
 
 def _check_partition(paths: Iterable[str], job: Job, unmatched: Mapping[str, Any]) -> list[Outcome]:

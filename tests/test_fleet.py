@@ -290,3 +290,10 @@ def test_frames_write_parquet(fleet: list[Path], cluster: str, tmp_path: Path) -
     assert set(written["rule"]) == {"l1-reserved-bits"}
     assert len(written) == sum(1 for path in fleet[:30] if int(path.stem[-4:]) % 7 == 6)
     assert len(pd.read_parquet(tmp_path / "images")) == 30
+
+
+def test_frames_refuse_a_bad_selection_at_once(fleet: list[Path]) -> None:
+    import qcow2lint
+
+    with pytest.raises(qcow2lint.ConfigError, match="no-such-rule"):
+        qcow2lint.lint_frames(fleet[:2], select="l1-reserved-bits,no-such-rule")
