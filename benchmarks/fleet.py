@@ -44,15 +44,18 @@ finally:
         out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
 """
 
-#: Starts a local cluster of N one-thread worker processes, prints its
-#: address, and keeps it until stdin closes.
+#: Starts the cluster ``--scheduler local`` starts (N one-thread worker
+#: processes, qcow2lint's worker settings), prints its address, and keeps it
+#: until stdin closes.
 CLUSTER = """
-import logging, sys
-from distributed import LocalCluster
-with LocalCluster(n_workers=int(sys.argv[1]), threads_per_worker=1, processes=True,
-                  dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster:
+import sys
+from qcow2lint.fleet import connect
+if __name__ == "__main__":
+    client, cluster = connect("local", int(sys.argv[1]))
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()
+    client.close()
+    cluster.close()
 """
 
 
