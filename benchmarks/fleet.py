@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -108,13 +109,19 @@ def images_of(fleet: Path) -> list[str]:
 
 def timed_check(python: str, peak: Path, args: list[str]) -> dict[str, float | int]:
     """One ``qcow2lint ARGS`` run: wall seconds, exit code, client peak RSS, output size."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([python, "-c", PEAK_WRAPPER, str(peak), *args], capture_output=True, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the run's whole process tree (workers included when the run
+    # started them): on a loaded machine a steadier figure than the wall.
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if proc.returncode not in (0, 1):
         sys.exit(f"qcow2lint {' '.join(args[:6])} ...: exit {proc.returncode}: {proc.stderr.decode()[-2000:]}")
     return {
         "wall": wall,
+        "cpu": cpu,
         "exit": proc.returncode,
         "peak_rss_mib": int(peak.read_text()) / 1024,
         "stdout_bytes": len(proc.stdout),
@@ -127,12 +134,15 @@ def median_of(rounds: int, run: Callable[[], dict[str, float | int]]) -> dict[st
     return runs[len(runs) // 2] | {"rounds": rounds, "walls": [figures["wall"] for figures in runs]}
 
 
-def qemu_img_all(paths: list[str]) -> float:
-    """Wall seconds of one ``qemu-img check`` per image, one after the other."""
+def qemu_img_all(paths: list[str]) -> dict[str, float]:
+    """Wall and CPU seconds of one ``qemu-img check`` per image, one after the other."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     for path in paths:
         subprocess.run(["qemu-img", "check", "-q", path], check=False, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,16 +196,17 @@ def main(argv: list[str] | None = None) -> None:
     results[f"jobs-2 jsonl {args.small} images"] = timed_check(
         args.python, peak, ["check", "-f", "jsonl", "--jobs", "2", str(small)]
     )
-    qemu = qemu_img_all(paths)
-    results["qemu-img check, one per image, sequential"] = {"wall": qemu}
+    results["qemu-img check, one per image, sequential"] = dict(qemu_img_all(paths))
 
     print(f"{count} images ({DISTINCT} distinct), {os.cpu_count()} CPUs\n")
-    print(f"{'run':<52} {'wall s':>8} {'images/s':>9} {'client peak RSS MiB':>20}")
+    print(f"{'run':<52} {'wall s':>8} {'images/s':>9} {'CPU s':>7} {'client peak RSS MiB':>20}")
     for name, figures in results.items():
         images = args.small if str(args.small) in name.split() else count
         rss = figures.get("peak_rss_mib")
+        # a running cluster's workers are not this run's children: their CPU is not counted
+        cpu = "" if "running" in name else f"{figures['cpu']:.1f}"
         print(
-            f"{name:<52} {figures['wall']:>8.2f} {images / figures['wall']:>9.0f} "
+            f"{name:<52} {figures['wall']:>8.2f} {images / figures['wall']:>9.0f} {cpu:>7} "
             f"{'' if rss is None else f'{rss:.0f}':>20}"
         )
     base = count / results["jobs-2 json"]["wall"]
