@@ -29,6 +29,11 @@ Judge an upload before anything else opens it (see docs/untrusted.md)::
     report = qcow2lint.lint("upload.qcow2", preset="untrusted")
     if not report.passed:
         reasons = [f"{f.rule}: {f.message}" for f in report.findings if f.severity >= qcow2lint.Severity.ERROR]
+
+Lint a fleet on a Dask cluster into two Dask DataFrames, one row per finding
+and one per image (``qcow2lint[fleet]``; see docs/fleet.md)::
+
+    findings, images = qcow2lint.lint_frames(["/srv/images"], preset="untrusted")
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ _LAZY = {
     "Image": ("qcow2lint.records", "Image"),
     "ImageError": ("qcow2lint.filekind", "ImageError"),
     "ImageFile": ("qcow2lint.reader", "ImageFile"),
+    "lint_frames": ("qcow2lint.fleet", "lint_frames"),
     "Report": ("qcow2lint.findings", "ImageReport"),
     "Severity": ("qcow2lint.findings", "Severity"),
 }

@@ -205,7 +205,19 @@ def check(values: Values) -> NoReturn:
         preset,
         line or None,
     )
-    outcomes = run(paths, job, values.jobs, registry=registry, config=settings, waiting=waiting)
+    if values.scheduler is None:
+        outcomes = run(paths, job, values.jobs, registry=registry, config=settings, waiting=waiting)
+    else:
+        outcomes = _fleet(paths, job, values.scheduler, values.jobs, waiting)
+    # JSON Lines: each image's line is written as it comes and nothing is
+    # kept for a report at the end, so the run's memory does not grow with
+    # the number of images.
+    streaming = output_format is Format.jsonl and not (generating and output_file is None)
+    lines = _jsonl_sink(output_file, silent) if streaming else None
+    keep = lines is None or show_text
+    from qcow2lint.report.jsonreport import Totals, jsonl_image, jsonl_summary
+
+    totals = Totals()
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
     for entry in entries:
@@ -214,7 +226,8 @@ def check(values: Values) -> NoReturn:
         else:
             outcome = next(outcomes)
             report, dump_text, dump_error = outcome.report, outcome.dump_text, outcome.dump_error
-        found.append(report)
+        if generating:
+            found.append(report)
         report = accept(report) if accept is not None else report
         path = report.path
         if dump_text is not None and not silent:
@@ -224,7 +237,11 @@ def check(values: Values) -> NoReturn:
                 extra[path] = {"dump": dump_text}
         if dump_error:
             say(f"qcow2lint: dump: {path}: {dump_error}")
-        reports.append(report)
+        if lines is not None:
+            totals.add(report)
+            lines(jsonl_image(report, extra.pop(path, None)))
+        if keep:
+            reports.append(report)
         if report.error is not None:
             say(f"qcow2lint: error: {report.error}")
             exit_code = EXIT_ERROR
@@ -248,7 +265,10 @@ def check(values: Values) -> NoReturn:
                 f"qcow2lint: warning: baseline {baseline}: {stale} of its findings in the checked images no longer "
                 "occur (fixed, or moved); regenerate it with --generate-baseline"
             )
-    if not generating and (output_format is not Format.text or output_file is not None):
+    if lines is not None:
+        lines(jsonl_summary(totals))
+        lines(None)
+    elif not generating and (output_format is not Format.text or output_file is not None):
         rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
             if not silent:
@@ -271,6 +291,39 @@ def check(values: Values) -> NoReturn:
     if values.exit_zero and exit_code == EXIT_FINDINGS:
         exit_code = EXIT_OK
     raise SystemExit(exit_code)
+
+
+def _fleet(paths: list[str], job: Any, scheduler: str, jobs: int, waiting: Any) -> Any:
+    """The outcomes of a run on a Dask cluster (``--scheduler``), or exit 2."""
+    from qcow2lint.fleet import FleetError, run
+
+    try:
+        return run(paths, job, scheduler, jobs, waiting=waiting)
+    except FleetError as exc:
+        fail(str(exc))
+
+
+def _jsonl_sink(output_file: Path | None, silent: bool) -> Any:
+    """Where the JSON Lines report goes, line by line as each is written
+    (flushed): stdout, or the ``--output-file``; called with None at the end."""
+    if output_file is None:
+        return (lambda line: None) if silent else (lambda line: out(line) if line is not None else None)
+    try:
+        handle = output_file.open("w", encoding="utf-8")
+    except OSError as exc:
+        fail(f"{output_file}: cannot write: {exc.strerror or exc}")
+
+    def write(line: str | None) -> None:
+        try:
+            if line is None:
+                handle.close()
+            else:
+                handle.write(line)
+                handle.flush()
+        except OSError as exc:
+            fail(f"{output_file}: cannot write: {exc.strerror or exc}")
+
+    return write
 
 
 def _baseline_filter(path: Path) -> Any:

@@ -148,6 +148,7 @@ class Format(str, enum.Enum):
 
     text = "text"
     json = "json"
+    jsonl = "jsonl"
     sarif = "sarif"
     sarif_github = "sarif-github"
     github = "github"
@@ -368,6 +369,13 @@ JOBS = Option(
     Count(0),
     default=1,
 )
+SCHEDULER = Option(
+    ("--scheduler",),
+    "Check the images on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on a local "
+    "cluster of --jobs worker processes (local; one per CPU without --jobs); same output order. Needs "
+    "qcow2lint[fleet].",
+    Text("ADDRESS"),
+)
 EXIT_ZERO = Option(("--exit-zero",), "Exit 0 even when findings reach the fail level (2 still means unreadable).")
 OUTPUT_FILE = Option(
     ("--output-file", "-o"),
@@ -437,6 +445,7 @@ COMMANDS = [
             STATISTICS,
             DEEP,
             JOBS,
+            SCHEDULER,
             EXIT_ZERO,
             OUTPUT_FILE,
             BASELINE,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -204,11 +204,13 @@ def _run_parallel(paths: Sequence[str], job: Job, jobs: int, waiting: Waiting) -
 
     pool = new_pool()
     try:
-        futures: list[Future[Outcome]] = [pool.submit(check_one, path) for path in paths]
+        futures: list[Future[Outcome] | None] = [pool.submit(check_one, path) for path in paths]
         for index, path in enumerate(paths):
             with waiting(index, path):
                 try:
-                    outcome = futures[index].result()
+                    # dropped once taken: a streamed report holds no outcome it has written
+                    taken, futures[index] = cast("Future[Outcome]", futures[index]), None
+                    outcome = taken.result()
                 except BrokenProcessPool:
                     # A worker died; every unfinished image of the pool fails
                     # with it.  Check this image alone to learn whether it is
@@ -218,7 +220,7 @@ def _run_parallel(paths: Sequence[str], job: Job, jobs: int, waiting: Waiting) -
                     pool = new_pool()
                     for later in range(index + 1, len(paths)):
                         future = futures[later]
-                        if not future.done() or future.cancelled() or future.exception() is not None:
+                        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
                             futures[later] = pool.submit(check_one, paths[later])
                 except Exception as exc:  # noqa: BLE001 -- e.g. an unpicklable result
                     from qcow2lint.text import exception_text

@@ -30,7 +30,7 @@ def _presets() -> list[str]:
         (["check", "x", "--jobs"], "--jobs: needs a value: a whole number >= 0"),
         (
             ["check", "--format", "xml", "x"],
-            "--format: expected one of text, json, sarif, sarif-github, github, gitlab, junit, got 'xml'",
+            "--format: expected one of text, json, jsonl, sarif, sarif-github, github, gitlab, junit, got 'xml'",
         ),
         (["check", "--fail-level", "fatal", "x"], "--fail-level: expected one of error, warning, info, got 'fatal'"),
         (["check", "--color=sometimes", "x"], "--color: expected one of auto, always, never, got 'sometimes'"),
@@ -79,7 +79,7 @@ def test_help_shows_plain_metavars_and_choices() -> None:
     assert "{" not in text.split("\n", 1)[0] and "<int range>" not in text and "<str>" not in text
     assert "  -j, --jobs N " in text and "  -c, --config FILE " in text and "  --preset NAME " in text
     flat = " ".join(text.split())
-    assert "[one of: text, json, sarif, sarif-github, github, gitlab, junit; default: text]" in flat
+    assert "[one of: text, json, jsonl, sarif, sarif-github, github, gitlab, junit; default: text]" in flat
     assert "Usage: qcow2lint rule [OPTIONS] NAME\n" in run_cli("rule", "--help").stdout
     assert "Usage: qcow2lint dump [OPTIONS] IMAGE\n" in run_cli("dump", "--help").stdout
 

@@ -7,6 +7,10 @@ null).  The ``summary`` of an image and of the run counts every finding
 per severity, including those a capped rule did not list (its final "and N
 more" finding has ``omitted``: N); ``shown`` says how many are listed one by
 one, ``root_causes`` how many findings follow from no other.
+
+The JSON Lines report (``--format jsonl``) holds the same: one line per
+image, each that image's entry of the JSON report, written as the image is
+checked, then a last line with the ``tool`` and the run's ``summary``.
 """
 
 from __future__ import annotations
@@ -33,16 +37,47 @@ def image_json(report: ImageReport) -> dict[str, Any]:
     return item
 
 
-def render_json(reports: Sequence[ImageReport], extra: dict[str, Any] | None = None) -> str:
-    """``{"images": [...], "summary": {...}, "tool": {...}}`` as indented JSON."""
-    total = {"images": len(reports), "unreadable": sum(r.error is not None for r in reports)}
-    for report in reports:
+class Totals:
+    """The run's ``summary``, added up one image at a time."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, int] = {"images": 0, "unreadable": 0}
+
+    def add(self, report: ImageReport) -> None:
+        """Count ``report`` in."""
+        total = self.total
+        total["images"] += 1
+        total["unreadable"] += report.error is not None
         for name, count in report.counts().items():
             total[name] = total.get(name, 0) + count
         total["shown"] = total.get("shown", 0) + report.shown()
+
+
+def tool() -> dict[str, str]:
+    """The report's ``tool`` object."""
+    return {"name": "qcow2lint", "version": __version__}
+
+
+def render_json(reports: Sequence[ImageReport], extra: dict[str, Any] | None = None) -> str:
+    """``{"images": [...], "summary": {...}, "tool": {...}}`` as indented JSON."""
+    totals = Totals()
+    for report in reports:
+        totals.add(report)
     document = {
-        "tool": {"name": "qcow2lint", "version": __version__},
+        "tool": tool(),
         "images": [image_json(report) | (extra or {}).get(report.path, {}) for report in reports],
-        "summary": total,
+        "summary": totals.total,
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def jsonl_image(report: ImageReport, extra: dict[str, Any] | None = None) -> str:
+    """One image's line of the JSON Lines report: its entry in the JSON
+    report (``extra`` merged in, such as its ``dump``), on one line."""
+    return json.dumps(image_json(report) | (extra or {})) + "\n"
+
+
+def jsonl_summary(totals: Totals) -> str:
+    """The last line of the JSON Lines report: ``{"tool": {...}, "summary": {...}}``,
+    the run's totals as the JSON report's ``summary`` has them."""
+    return json.dumps({"tool": tool(), "summary": totals.total}) + "\n"
