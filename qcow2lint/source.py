@@ -194,6 +194,25 @@ class LocalSource:
 RemoteOptions = Mapping[str, Any]
 
 
+def storage_options(items: Iterable[str] | None) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` items as fsspec storage options:
+    VALUE as JSON when it parses (``true``, ``3``), else the text.
+
+    >>> storage_options(["anon=true", "endpoint_url=http://127.0.0.1:9000"])
+    {'anon': True, 'endpoint_url': 'http://127.0.0.1:9000'}
+    """
+    import json
+
+    options: dict[str, Any] = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def open_source(path: str | os.PathLike[str], remote: RemoteOptions | None = None) -> Source:
     """The source of ``path``: a :class:`LocalSource`, or for a URL a remote
     source (``remote`` holds ``storage_options`` and ``timeout``).  Raises

@@ -35,7 +35,6 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.reader import Reader
-from qcow2lint.source import open_source
 from qcow2lint.records import (
     BITMAP_ENTRY_KINDS,
     BitmapDirectoryEntry,
@@ -44,6 +43,7 @@ from qcow2lint.records import (
     bitmap_entry_kinds,
 )
 from qcow2lint.recordtype import Record
+from qcow2lint.source import open_source
 from qcow2lint.text import escape, exception_text, label
 
 _PRINTABLE_BYTES = string.printable.encode("ascii")
