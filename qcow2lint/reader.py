@@ -71,6 +71,9 @@ HEAD_GUESS = 4096
 #: A snapshot table entry's usual size (its fixed part, QEMU's 24 bytes of
 #: extra data, a short id and name), for planning the table's first read.
 SNAPSHOT_ENTRY_GUESS = 80
+#: A bitmap directory entry's usual size (24 bytes, a name, padding), for
+#: bounding the directory's planned read.
+BITMAP_ENTRY_GUESS = 64
 #: How many bytes of L2 tables or refcount blocks one planned window holds
 #: (a remote source fetches a window at once and releases it after use).
 WINDOW_BYTES = 32 << 20
@@ -346,7 +349,11 @@ class _ImageReader(Reader):
             *self._encryption_ranges(header, extensions),
         ]
         if whole is not None:
-            directory_size = min(whole.bitmap_directory_size, spec.MAX_BITMAP_DIRECTORY_SIZE)
+            # The directory's size, but no more than nb_bitmaps usual entries:
+            # the walk reads entry by entry, and a hostile size field alone
+            # must not make a remote source fetch 64 MiB.
+            wanted = max(min(whole.nb_bitmaps, spec.MAX_BITMAPS), 1) * BITMAP_ENTRY_GUESS
+            directory_size = min(whole.bitmap_directory_size, spec.MAX_BITMAP_DIRECTORY_SIZE, wanted)
             tables.append((whole.bitmap_directory_offset, directory_size))
         self.plan(tables, "tables")
 
