@@ -152,13 +152,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             handle.seek(start)
             while length > 0:
                 chunk = handle.read(min(CHUNK, length)) or b"\0" * min(CHUNK, length)
+                # Counted before it is sent: the client may read it and go
+                # on before this thread runs again.
+                with self.owner.lock:
+                    self.owner.body_bytes += len(chunk)
                 try:
                     self.wfile.write(chunk)
                 except OSError:
+                    with self.owner.lock:
+                        self.owner.body_bytes -= len(chunk)
                     self.close_connection = True
                     return
-                with self.owner.lock:
-                    self.owner.body_bytes += len(chunk)
                 length -= len(chunk)
 
 
