@@ -129,6 +129,8 @@ def _filesystem(url: str, name: str, options: dict[str, Any], timeout: float) ->
     except ImportError as exc:
         raise RemoteError(f"{name}: the {protocol}:// protocol needs a package: {redact(str(exc))}") from None
     except (ValueError, TypeError) as exc:
+        if "Protocol not known" in str(exc):
+            raise RemoteError(f"{name}: unknown protocol {protocol}:// (no fsspec filesystem for it)") from None
         raise RemoteError(f"{name}: cannot use {protocol}:// with these storage options: {redact(str(exc))}") from None
     return fs, path
 
@@ -173,7 +175,15 @@ def list_images(
         return [(name, "cannot list it: access denied")]
     except Exception as exc:  # noqa: BLE001 -- one line for every client failure
         return [(name, redact(f"cannot list it: {type(exc).__name__}: {exc}"))]
-    urls = [key if "://" in key else fs.unstrip_protocol(key) for key in keys]
+    # Each found object named as the argument names the prefix (fsspec's own
+    # spelling may differ: memory:///a for memory://a).
+    base, prefix = path.rstrip("/"), url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    urls = [
+        f"{prefix}/{key[len(base) :].lstrip('/')}"
+        if key.startswith(base + "/")
+        else (key if "://" in key else fs.unstrip_protocol(key))
+        for key in keys
+    ]
     urls = [found for found in urls if excluded is None or not excluded(display_name(found))]
     named = [found for found in urls if found.lower().endswith(IMAGE_SUFFIXES)]
     others = [found for found in urls if not found.lower().endswith(IMAGE_SUFFIXES)]

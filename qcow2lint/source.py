@@ -55,19 +55,18 @@ def display_name(url: str) -> str:
 
     >>> display_name("https://user:secret@host:8443/a/b.qcow2?X-Amz-Signature=abc#frag")
     'https://host:8443/a/b.qcow2'
+    >>> display_name("s3://MyBucket/Images/a.qcow2")
+    's3://MyBucket/Images/a.qcow2'
     """
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:  # a malformed port: keep only what cannot be a secret
+    except ValueError:  # a malformed address: keep only what cannot be a secret
         match = _URL.match(url)
         return (match.group(0) if match else "") + "..."
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    host = parts.netloc.rpartition("@")[2]  # user name and password dropped
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 _ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")

@@ -270,3 +270,35 @@ def test_display_name_and_redact_drop_secrets() -> None:
     assert display_name("https://u:p@[::1]:8443/a?sig=1#x") == "https://[::1]:8443/a"
     text = redact("Cannot connect to host https://u:p@h/a?sig=SECRET ssl:default")
     assert "SECRET" not in text and "u:p" not in text and "https://h/a" in text
+
+
+def test_any_fsspec_protocol_reads_through_cat_ranges(served: Path) -> None:
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/qcow2lint-test/images/bitmaps.qcow2", (served / "bitmaps.qcow2").read_bytes())
+    memory.pipe("/qcow2lint-test/images/other.img", (served / "demo.qcow2").read_bytes())
+    memory.pipe("/qcow2lint-test/images/notes.txt", b"not an image")
+    try:
+        report = qcow2lint.lint("memory://qcow2lint-test/images/bitmaps.qcow2")
+        local = qcow2lint.lint(served / "bitmaps.qcow2")
+        assert report.findings == local.findings and report.path == "memory://qcow2lint-test/images/bitmaps.qcow2"
+        statistics = qcow2lint.remote.history[-1]
+        assert statistics.unplanned == 0 and statistics.rounds <= 6
+        from qcow2lint.inputs import expand
+
+        assert expand(["memory://qcow2lint-test/images/"]) == [
+            "memory://qcow2lint-test/images/bitmaps.qcow2",
+            "memory://qcow2lint-test/images/other.img",
+        ]
+    finally:
+        memory.rm("/qcow2lint-test", recursive=True)
+
+
+def test_an_unknown_protocol_is_one_line() -> None:
+    result = run("check", "nosuchprotocol://host/a.qcow2")
+    assert_one_line_error(result)
+    assert result.stderr == (
+        "qcow2lint: error: nosuchprotocol://host/a.qcow2: unknown protocol nosuchprotocol:// "
+        "(no fsspec filesystem for it)\n"
+    )
