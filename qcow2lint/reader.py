@@ -108,6 +108,9 @@ class Reader:
         # them in their loops.
         self.read: Callable[[int, int], bytes] = source.read
         self.read_into: Callable[[memoryview, int], int] = source.read_into
+        #: Whether the source uses the plan (a local file does not: the
+        #: costlier plans are not even computed for it).
+        self.planning = bool(getattr(source, "plans", True))
 
     @property
     def fd(self) -> int:
@@ -766,7 +769,7 @@ class _ImageReader(Reader):
         per_batch = max(1, L2_BATCH_BYTES // cluster_size)
         per_window = max(1, WINDOW_BYTES // cluster_size)
         for start in range(0, len(offsets), per_batch):
-            if start % per_window < per_batch:
+            if self.planning and start % per_window < per_batch:
                 self.plan(cluster_runs(offsets[start : start + per_window], cluster_size), "l2")
             batch = offsets[start : start + per_batch]
             buffer = bytearray(len(batch) * cluster_size)
@@ -817,7 +820,8 @@ class _ImageReader(Reader):
         kind = header.compression_type or 0
         cluster_size = header.cluster_size
         columns = batch.entries.shape[1]
-        self.plan(self._deep_ranges(offsets[first[order]], lengths[first[order]], cluster_size), "deep")
+        if self.planning:
+            self.plan(self._deep_ranges(offsets[first[order]], lengths[first[order]], cluster_size), "deep")
         for done, payload in enumerate(order.tolist()):
             start = int(ends[payload - 1]) if payload else 0
             indices = grouped[start : int(ends[payload])]
@@ -876,7 +880,7 @@ class _ImageReader(Reader):
         used = np.flatnonzero(offsets)
         per_window = max(1, WINDOW_BYTES // cluster_size)
         for position, index in enumerate(used.tolist()):
-            if position % per_window == 0:
+            if self.planning and position % per_window == 0:
                 window = offsets[used[position : position + per_window]]
                 self.plan(cluster_runs(np.unique(window[window < np.uint64(self.size)]), cluster_size), "refblocks")
             offset = int(offsets[index])

@@ -208,6 +208,8 @@ def list_images(
 class RemoteSource:
     """An object read in planned rounds of ranged requests (see the module)."""
 
+    plans = True
+
     def __init__(self, name: str, backend: _Backend) -> None:
         self.name = name
         self._backend = backend

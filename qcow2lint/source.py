@@ -106,6 +106,9 @@ class Source(Protocol):
 class LocalSource:
     """A local file or block device, read with ``pread``."""
 
+    #: A local read is as cheap as a planned one: the reader skips its plans.
+    plans = False
+
     def __init__(self, path: str) -> None:
         self.name = self.path = path
         #: Bytes read so far (what the remote bound is measured against).
