@@ -62,7 +62,8 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(distinct)))])
     per_window = max(1, WINDOW_BYTES // header.cluster_size)
     for group, offset in enumerate(distinct.tolist()):
-        if image_file.reader.planning and group % per_window == 0:  # the next window of blocks, fetched at once from a remote image
+        # The next window of blocks, fetched at once from a remote image.
+        if image_file.reader.planning and group % per_window == 0:
             image_file.reader.plan(cluster_runs(distinct[group : group + per_window], header.cluster_size), "stored")
         indices = aligned[order[bounds[group] : bounds[group + 1]]]  # ascending table indices
         raw = image_file.reader.read(offset, header.cluster_size).ljust(header.cluster_size, b"\0")
