@@ -74,8 +74,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'qcow2lint' has no attribute {name!r}")
 
 
-def read(path: str | os.PathLike[str]) -> ImageFile:
+def read(
+    path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None, timeout: float | None = None
+) -> ImageFile:
     """Read the qcow2 image at ``path`` without judging it.
+
+    ``path`` may be a URL (``https://``, ``s3://``, any fsspec protocol;
+    the ``remote`` extra): only the image's metadata is fetched, with the
+    fsspec ``storage_options`` and a ``timeout`` in seconds per request
+    (see docs/remote.md).
 
     Returns a :class:`qcow2lint.reader.ImageFile` whose ``image`` is a
     :class:`qcow2lint.records.Image`: the header, header extensions, L1 and
@@ -96,7 +103,14 @@ def read(path: str | os.PathLike[str]) -> ImageFile:
     """
     from qcow2lint.reader import read_image
 
-    return read_image(path)
+    return read_image(path, _remote(path, storage_options, timeout))
+
+
+def _remote(path: str | os.PathLike[str], storage_options: dict[str, Any] | None, timeout: float | None) -> Any:
+    """What the reader takes for a URL (None for a path)."""
+    if not isinstance(path, str) or "://" not in path:
+        return None
+    return {"storage_options": storage_options or {}, "timeout": timeout}
 
 
 _REGISTRY: Any = None
@@ -118,8 +132,13 @@ def lint(
     preset: str | None = None,
     deep: bool = False,
     statistics: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Report:
     """Lint the qcow2 image at ``path`` and return its report.
+
+    ``path`` may be a URL, read as :func:`read` reads it (``storage_options``
+    and ``timeout`` apply to URLs); the report names it without credentials.
 
     ``config`` is None (discover ``.qcow2lint.yaml`` / ``qcow2lint.yaml`` /
     ``pyproject.toml`` from the working directory upwards, else the
@@ -167,7 +186,9 @@ def lint(
         settings = config
     else:
         settings = load_config(registry, config, preset=preset)
-    report = lint_image(os.fspath(path), require_rules(settings), registry, statistics, deep)
+    report = lint_image(
+        os.fspath(path), require_rules(settings), registry, statistics, deep, _remote(path, storage_options, timeout)
+    )
     if report.error is not None:
         raise ImageError(report.error)
     return report

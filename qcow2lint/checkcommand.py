@@ -188,7 +188,12 @@ def check(values: Values) -> NoReturn:
     machine = terminal is not Format.text
     show_text = terminal is Format.text and not silent and not generating
     coloured = show_text and use_colour(values.colour)
-    entries = expand(images, settings.excluded if settings.exclude else None)
+    remote = None
+    if any("://" in image for image in images):
+        from qcow2lint.cli import remote_options
+
+        remote = remote_options(values)
+    entries = expand(images, settings.excluded if settings.exclude else None, remote=remote)
     paths = [entry for entry in entries if not isinstance(entry, Unmatched)]
     from qcow2lint import progress
 
@@ -204,6 +209,7 @@ def check(values: Values) -> NoReturn:
         dump,
         preset,
         line or None,
+        remote,
     )
     if values.scheduler is None:
         outcomes = run(paths, job, values.jobs, registry=registry, config=settings, waiting=waiting)

@@ -37,23 +37,39 @@ def dump(values: Values) -> None:
     from qcow2lint.inputs import MISSING, Unmatched
     from qcow2lint.reader import ImageError
     from qcow2lint.report.dump import build_dump
+    from qcow2lint.source import display_name, is_url
 
     image = values.image
-    if not os.path.lexists(image):  # worded as ``check`` words it
+    remote = None
+    if is_url(image):
+        remote = remote_options(values)
+    elif not os.path.lexists(image):  # worded as ``check`` words it
         fail(str(Unmatched(str(image), MISSING)))
     try:
-        result = build_dump(str(image), values.as_json or values.json_document, document=values.json_document)
+        result = build_dump(
+            str(image), values.as_json or values.json_document, document=values.json_document, remote=remote
+        )
     except ImageError as exc:
         fail(str(exc))
     out(result.text)
     if result.error:
-        fail(f"{image}: {result.error}")
+        fail(f"{display_name(image) if remote is not None else image}: {result.error}")
+
+
+def remote_options(values: Values) -> dict[str, object]:
+    """``--storage-option`` and ``--timeout`` as the reader takes them for URLs."""
+    from qcow2lint.source import storage_options
+
+    return {"storage_options": storage_options(values.storage_option), "timeout": values.timeout}
 
 
 def map_image(values: Values) -> None:
     """``qcow2lint map``."""
     from qcow2lint.filemap import run_map
+    from qcow2lint.source import display_name, is_url
 
+    if is_url(values.image):
+        fail(f"{display_name(values.image)}: map reads local files only (check and dump read URLs)")
     code = run_map(
         str(values.image), None if values.output is None else str(values.output), values.map_format, values.deep
     )

@@ -39,6 +39,7 @@ from qcow2lint.registry import (
     Registry,
     Rule,
 )
+from qcow2lint.source import display_name, is_url
 from qcow2lint.text import exception_text, format_size
 
 __all__ = ["ImageContext", "ImageReport", "lint_path", "run_rules"]
@@ -385,12 +386,19 @@ def lint_path(
     registry: Registry,
     want_stats: bool = False,
     deep: bool = False,
+    *,
+    remote: Any = None,
 ) -> ImageReport:
-    """Read and lint one image file (and compute qemu-img check's figures)."""
+    """Read and lint one image file or URL (and compute qemu-img check's
+    figures); ``remote``: storage options and timeout for a URL.  A URL's
+    report names it without credentials."""
+    name = os.fspath(path)
+    if is_url(name):
+        name = display_name(name)
     try:
-        with open_image(path) as image_file:
+        with open_image(path, remote) as image_file:
             stats: dict[str, int] | None = {} if want_stats else None
             findings = tuple(run_rules(image_file, config, registry, stats, deep))
-            return ImageReport(os.fspath(path), findings, stats=stats or None)
+            return ImageReport(name, findings, stats=stats or None)
     except ImageError as exc:
-        return ImageReport(os.fspath(path), error=str(exc))
+        return ImageReport(name, error=str(exc))

@@ -406,6 +406,7 @@ def lint_frames(
     statistics: bool = True,
     deep: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
     partition_size: int | None = None,
 ) -> tuple[dask.dataframe.DataFrame, dask.dataframe.DataFrame]:
     """Lint images on Dask and return two lazy Dask DataFrames:
@@ -421,7 +422,8 @@ def lint_frames(
     ``ignore`` rule names, codes or prefixes as ``--select`` and ``--ignore``
     say; ``statistics`` fills the qemu-img check figures, ``deep``
     decompresses every compressed cluster; ``storage_options`` are handed
-    to fsspec for URLs; ``partition_size`` is the number of images per task
+    to fsspec for URLs and ``timeout`` bounds each request (seconds; see
+    docs/remote.md); ``partition_size`` is the number of images per task
     (default: chosen from the number of images and worker threads).
 
     ``findings`` has one row per finding: ``path``, ``rule``, ``code``,
@@ -454,16 +456,12 @@ def lint_frames(
     # ``exclude`` applies to the directories searched, as for ``check``.
     registry = load_registry()
     settings = apply_command_line(load_config(registry, config, preset=preset), registry, line)
-    entries = expand(list(inputs), settings.excluded if settings.exclude else None)
+    # For URLs: the fsspec storage options and the per-request timeout, as
+    # ``check --storage-option/--timeout`` hand them to the reader.
+    remote = {"storage_options": dict(storage_options or {}), "timeout": timeout}
+    entries = expand(list(inputs), settings.excluded if settings.exclude else None, remote=remote)
     paths = [str(entry) if isinstance(entry, Unmatched) else entry for entry in entries]
-    fields: dict[str, Any] = {}
-    if storage_options:
-        import attrs
-
-        if "storage_options" not in attrs.fields_dict(Job):
-            raise FleetError("storage_options needs the remote extra: pip install 'qcow2lint[remote]'")
-        fields["storage_options"] = tuple(sorted(storage_options.items()))
-    job = Job(None if config is None else os.fspath(config), statistics, deep, False, preset, line or None, **fields)
+    job = Job(None if config is None else os.fspath(config), statistics, deep, False, preset, line or None, remote)
     unmatched = {str(entry): entry for entry in entries if isinstance(entry, Unmatched)}
     threads = _threads(client) if client is not None else os.cpu_count() or 1
     size = partition_size or batch_size(len(paths), threads)

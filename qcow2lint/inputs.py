@@ -41,13 +41,15 @@ import fnmatch
 import glob
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from qcow2lint.filekind import QCOW2_MAGIC
 from qcow2lint.recordtype import Record
+from qcow2lint.source import is_url
 
 #: File names that are checked without sniffing their content.
 IMAGE_SUFFIXES = (".qcow2",)
@@ -246,12 +248,35 @@ def _expand_one(argument: str, excluded: Excluded | None = None) -> list[str | U
     return Unmatched(argument, MISSING)
 
 
-def expand(arguments: Iterable[str | os.PathLike[str]], excluded: Excluded | None = None) -> list[str | Unmatched]:
-    """The files named by ``arguments`` (files, directories, glob patterns), in order.
+def _expand_url(argument: str, excluded: Excluded | None, remote: Mapping[str, Any] | None) -> list[str | Unmatched]:
+    """A URL: checked as given, or when it ends in ``/`` (or names only a
+    bucket or host), listed like a directory (see docs/remote.md)."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(argument).path
+    if not argument.endswith("/") and path.strip("/"):
+        return [argument]
+    from qcow2lint.remote import list_images
+
+    found: list[str | Unmatched] = []
+    for item in list_images(argument, excluded, **dict(remote or {})):
+        found.append(item if isinstance(item, str) else Unmatched(*item))
+    return found
+
+
+def expand(
+    arguments: Iterable[str | os.PathLike[str]],
+    excluded: Excluded | None = None,
+    remote: Mapping[str, Any] | None = None,
+) -> list[str | Unmatched]:
+    """The files named by ``arguments`` (files, directories, glob patterns,
+    URLs), in order.
 
     ``excluded(path)`` (the configuration's ``exclude`` globs) skips files
     and directories found by searching a directory or expanding a glob; a
-    file named on the command line is always checked.
+    file named on the command line is always checked.  A URL ending in
+    ``/`` is listed like a directory (``remote``: the storage options and
+    timeout, see docs/remote.md).
 
     >>> expand(["no/such/*.qcow2"])
     [Unmatched(argument='no/such/*.qcow2', reason='matches no file')]
@@ -259,7 +284,17 @@ def expand(arguments: Iterable[str | os.PathLike[str]], excluded: Excluded | Non
     result: list[str | Unmatched] = []
     seen: set[str] = set()
     for argument in arguments:
-        expanded = _expand_one(os.fspath(argument), excluded)
+        text = os.fspath(argument)
+        if is_url(text):
+            for url in _expand_url(text, excluded, remote):
+                if isinstance(url, Unmatched):
+                    if url not in result:
+                        result.append(url)
+                elif url not in seen:
+                    seen.add(url)
+                    result.append(url)
+            continue
+        expanded = _expand_one(text, excluded)
         if isinstance(expanded, Unmatched):
             result.append(expanded)
             continue

@@ -104,6 +104,34 @@ class Count(Value):
         return value
 
 
+class Seconds(Value):
+    """A number of seconds above 0 (``2``, ``0.5``)."""
+
+    metavar = "SECONDS"
+    expects = "a number of seconds > 0"
+
+    def convert(self, text: str) -> float:
+        """``text`` as a float, refused at or below 0 (and for nan, inf)."""
+        value = float(text)
+        if not 0 < value < float("inf"):
+            raise ValueError(text)
+        return value
+
+
+class KeyValue(Value):
+    """``KEY=VALUE``: the command gets the text (checked for the ``=``)."""
+
+    metavar = "KEY=VALUE"
+    expects = "KEY=VALUE"
+
+    def convert(self, text: str) -> str:
+        """``text``, refused without a key and an ``=``."""
+        key, equals, _ = text.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(text)
+        return text
+
+
 class Choice(Value):
     """One word of a fixed set: an enum's values, or the names a function
     gives (read when first needed, such as the preset files)."""
@@ -400,6 +428,20 @@ SHOW_ALL = Option(
     "their follow-on findings).",
 )
 
+TIMEOUT = Option(
+    ("--timeout",),
+    "Seconds each request for a URL may take (each is tried 4 times); see docs/remote.md.",
+    Seconds(),
+    default=30.0,
+)
+STORAGE_OPTION = Option(
+    ("--storage-option",),
+    "An fsspec storage option for URLs, such as endpoint_url=http://127.0.0.1:9000 or anon=true "
+    "(repeatable; VALUE is read as JSON when it parses).",
+    KeyValue(),
+    multiple=True,
+)
+
 #: The options ``check`` and ``config`` share: how the configuration is chosen.
 SELECTION = [CONFIG, PRESET, SELECT, EXTEND_SELECT, IGNORE, EXCLUDE]
 
@@ -452,12 +494,14 @@ COMMANDS = [
             GENERATE_BASELINE,
             DOCS_URL,
             SHOW_ALL,
+            TIMEOUT,
+            STORAGE_OPTION,
         ],
         [
             Argument(
                 "images",
-                "Image files, directories (searched recursively for *.qcow2 and files with the qcow2 magic) and "
-                "glob patterns (** for any depth).",
+                "Image files, directories (searched recursively for *.qcow2 and files with the qcow2 magic), "
+                "glob patterns (** for any depth) and URLs (https://, s3://, ...; one ending in / is listed).",
                 Text("IMAGE", complete="files"),
                 many=True,
             )
@@ -479,8 +523,10 @@ COMMANDS = [
                 'One JSON document instead: {"header": {...}, "header_extensions": [...]}.',
                 dest="json_document",
             ),
+            TIMEOUT,
+            STORAGE_OPTION,
         ],
-        [Argument("image", "Image file to dump.", File("IMAGE"))],
+        [Argument("image", "Image file or URL to dump.", Text("IMAGE", complete="files"))],
     ),
     Command(
         "map",
@@ -500,7 +546,7 @@ COMMANDS = [
             ),
             Option(("--deep",), "Also decompress every compressed cluster for the findings."),
         ],
-        [Argument("image", "Image file to draw.", File("IMAGE"))],
+        [Argument("image", "Image file to draw.", Text("IMAGE", complete="files"))],
     ),
     Command(
         "config",

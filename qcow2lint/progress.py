@@ -95,6 +95,10 @@ class Progress:
         with self._lock:
             self._token += 1
             token = self._token
+        if "://" in path:  # a URL: shown without credentials
+            from qcow2lint.source import display_name
+
+            path = display_name(path)
         timer = threading.Timer(self.delay, self._show, args=(token, index, path))
         timer.daemon = True
         timer.start()

@@ -12,15 +12,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import numpy as np
 from attrs import evolve
 
 from qcow2lint import arrays, spec
-from qcow2lint.filekind import LFS_POINTER_PREFIX, ImageError, lfs_pointer_error
+from qcow2lint.filekind import ImageError
 from qcow2lint.memo import Memo
 from qcow2lint.records import (
     BackingFormat,
@@ -48,6 +47,7 @@ from qcow2lint.records import (
     SnapshotTable,
 )
 from qcow2lint.results import DeepStopped
+from qcow2lint.source import LocalSource, Source, open_source
 
 #: How many bytes of L2 tables to read and judge at once.
 L2_BATCH_BYTES = 1 << 20
@@ -65,6 +65,18 @@ MAX_DEEP_PAYLOADS = 1 << 17
 #: to).  Past either the deep check stops (one ``DeepStopped`` record says
 #: where); see docs/cost-model.md.
 MAX_DEEP_BYTES = 1 << 30
+#: The first read of an image: the fixed header fields and then some (the
+#: rest up to header_length is read only when an image declares more).
+HEAD_GUESS = 4096
+#: A snapshot table entry's usual size (its fixed part, QEMU's 24 bytes of
+#: extra data, a short id and name), for planning the table's first read.
+SNAPSHOT_ENTRY_GUESS = 80
+#: A bitmap directory entry's usual size (24 bytes, a name, padding), for
+#: bounding the directory's planned read.
+BITMAP_ENTRY_GUESS = 64
+#: How many bytes of L2 tables or refcount blocks one planned window holds
+#: (a remote source fetches a window at once and releases it after use).
+WINDOW_BYTES = 32 << 20
 
 
 __all__ = ["ImageError", "ImageFile", "Reader", "open_image", "read_image"]
@@ -79,80 +91,39 @@ def _u64(raw: bytes) -> np.ndarray:
 
 
 class Reader:
-    """Bounded random access to one image file, plus the table walkers."""
+    """Bounded random access to one image's bytes (a :class:`~qcow2lint.source.Source`),
+    plus the table walkers."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        try:
-            kind = os.stat(path).st_mode
-        except OSError as exc:
-            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        # Opening a FIFO would wait for a writer; a socket cannot be read.
-        if not (stat.S_ISREG(kind) or stat.S_ISBLK(kind) or stat.S_ISDIR(kind)):
-            raise ImageError(f"{path}: is not a regular file or block device")
-        try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        try:
-            info = os.fstat(self.fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise ImageError(f"{path}: is a directory, not an image file")
-            self.size = info.st_size if stat.S_ISREG(info.st_mode) else self._device_size()
-            #: Bytes the file really holds (a sparse file holds fewer than its
-            #: size): bounds the work that a count field alone would set.
-            self.allocated = min(self.size, info.st_blocks * 512) if stat.S_ISREG(info.st_mode) else self.size
-            if self.size > 0:
-                head = self.read(0, len(LFS_POINTER_PREFIX))  # surfaces EACCES/EIO now, as one clear error
-                lfs = lfs_pointer_error(path, head, self.size)
-                if lfs is not None:
-                    raise ImageError(lfs)
-        except BaseException:
-            os.close(self.fd)
-            raise
+    def __init__(self, source: Source | str) -> None:
+        if isinstance(source, str):
+            source = LocalSource(source)
+        self.source = source
+        #: What reports name: the path, or the URL without credentials.
+        self.path = source.name
+        self.size = source.size
+        #: Bytes the image really holds (a sparse file holds fewer than its
+        #: size): bounds the work that a count field alone would set.
+        self.allocated = source.allocated
+        # The source's own methods, bound once: the table walkers call
+        # them in their loops.
+        self.read: Callable[[int, int], bytes] = source.read
+        self.read_into: Callable[[memoryview, int], int] = source.read_into
+        #: Whether the source uses the plan (a local file does not: the
+        #: costlier plans are not even computed for it).
+        self.planning = bool(getattr(source, "plans", True))
 
-    def _device_size(self) -> int:
-        try:
-            return os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError as exc:
-            raise ImageError(f"{self.path}: cannot determine the size: {exc.strerror}") from None
+    @property
+    def fd(self) -> int:
+        """A local file's descriptor (-1 once closed, and for a remote image)."""
+        return int(getattr(self.source, "fd", -1))
+
+    def plan(self, ranges: Iterable[tuple[int, int]], level: str) -> None:
+        """Tell the source every range the next step reads (see qcow2lint.source.LEVELS)."""
+        self.source.prefetch(ranges, level)
 
     def close(self) -> None:
-        """Close the file (again is a no-op)."""
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``offset``; fewer where the file ends."""
-        if offset >= self.size or length <= 0:
-            return b""
-        length = min(length, self.size - offset)
-        chunks = []
-        while length > 0:
-            try:
-                chunk = os.pread(self.fd, min(length, 1 << 30), offset)
-            except OSError as exc:
-                raise ImageError(f"{self.path}: read error at {offset:#x}: {exc.strerror}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-            length -= len(chunk)
-        return b"".join(chunks)
-
-    def read_into(self, buffer: memoryview, offset: int) -> int:
-        """Fill ``buffer`` from ``offset``; return the bytes read (short at EOF)."""
-        done = 0
-        while done < len(buffer) and offset + done < self.size:
-            try:
-                got = os.preadv(self.fd, [buffer[done:]], offset + done)
-            except OSError as exc:
-                raise ImageError(f"{self.path}: read error at {offset:#x}: {exc.strerror}") from None
-            if got <= 0:
-                break
-            done += got
-        return done
+        """Close the source (again is a no-op)."""
+        self.source.close()
 
     # --- structures -----------------------------------------------------------
 
@@ -280,6 +251,25 @@ def _grouped_l1_tables(image: Image, cluster_size: int) -> list[tuple[L1Table, i
     return [(table, copies) for table, copies in groups.values()]
 
 
+def _has_snapshot_table(header: Header) -> bool:
+    """Whether the snapshot table is read at all: over QEMU's limit
+    `qemu-img check` stops before reading any entry (snapshot-count-too-large
+    flags the count), so none is read here either."""
+    return 0 < header.nb_snapshots <= spec.MAX_SNAPSHOTS
+
+
+def cluster_runs(offsets: np.ndarray, cluster_size: int) -> list[tuple[int, int]]:
+    """Sorted cluster offsets as (offset, length) runs of adjacent clusters."""
+    if not len(offsets):
+        return []
+    breaks = np.flatnonzero(np.diff(offsets) != np.uint64(cluster_size)) + 1
+    starts = np.concatenate([[0], breaks]).astype(np.int64)
+    ends = np.concatenate([breaks, [len(offsets)]]).astype(np.int64)
+    return [
+        (int(offsets[first]), int(end - first) * cluster_size) for first, end in zip(starts.tolist(), ends.tolist())
+    ]
+
+
 def decode_payload(magic: int, data: bytes, data_offset: int) -> Payload | None:
     """The typed payload of a known extension; None for unknown magics."""
     if magic == spec.EXT_BACKING_FORMAT:
@@ -322,42 +312,86 @@ class _ImageReader(Reader):
     :class:`ImageFile`)."""
 
     def build(self) -> Image:
-        head = self.read(0, 1 << spec.MAX_CLUSTER_BITS)
+        # The header: its fixed fields, then (rarely) up to header_length.
+        head = self.read(0, HEAD_GUESS)
         header = Header.from_bytes(head)
+        wanted = min(max(header.header_length, spec.V3_HEADER_LENGTH), 1 << spec.MAX_CLUSTER_BITS)
+        if len(head) < wanted and len(head) == HEAD_GUESS:
+            head = self.read(0, wanted)
+            header = Header.from_bytes(head)
         problems: list[ReadProblem] = []
         if not header_is_readable(header):
             return Image(self.path, self.size, header, readable=False)
 
         cluster_size = header.cluster_size
         minimum = spec.V2_HEADER_LENGTH if header.version == 2 else spec.V3_HEADER_LENGTH
+        area_end = min(header.backing_file_offset or cluster_size, cluster_size)
+        backing_range = (header.backing_file_offset, min(header.backing_file_size, cluster_size))
+        self.plan([(0, area_end), backing_range] if header.backing_file_offset else [(0, area_end)], "area")
         extensions, area = self.extensions(header, max(header.header_length, minimum))
         backing = None
         if header.backing_file_offset:
-            backing = self.read(header.backing_file_offset, min(header.backing_file_size, cluster_size))
+            backing = self.read(*backing_range)
 
         bitmaps_ext = [ext for ext in extensions if isinstance(ext.payload, BitmapsExtension)]
         bitmaps = cast(BitmapsExtension, bitmaps_ext[-1].payload) if bitmaps_ext else None
         # A bitmaps extension shorter than 24 bytes has no directory pointer
         # (its payload is zero-filled there): no directory to walk.
         whole = bitmaps if bitmaps_ext and len(bitmaps_ext[-1].data) >= spec.BITMAPS_EXT_SIZE else None
-        directory, tables = self._bitmaps(header, whole, problems)
 
         # QEMU refuses an L1 table over MAX_L1_SIZE and a refcount table over
         # MAX_REFTABLE_SIZE (rules flag both): nothing past those caps is read.
         l1_read = min(header.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
+        reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
+        reftable_read = min(reftable_entries, spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE)
+        # Everything the header and its extensions point to, in one round.
+        tables = [
+            (header.l1_table_offset, l1_read * spec.L1_ENTRY_SIZE),
+            (header.refcount_table_offset, reftable_read * spec.REFTABLE_ENTRY_SIZE),
+            *self._snapshot_guess(header),
+            *self._encryption_ranges(header, extensions),
+        ]
+        if whole is not None:
+            # The directory's size, but no more than nb_bitmaps usual entries:
+            # the walk reads entry by entry, and a hostile size field alone
+            # must not make a remote source fetch 64 MiB.
+            wanted = max(min(whole.nb_bitmaps, spec.MAX_BITMAPS), 1) * BITMAP_ENTRY_GUESS
+            directory_size = min(whole.bitmap_directory_size, spec.MAX_BITMAP_DIRECTORY_SIZE, wanted)
+            tables.append((whole.bitmap_directory_offset, directory_size))
+        self.plan(tables, "tables")
+
+        bitmap_problems: list[ReadProblem] = []
+        directory = self._bitmap_directory(whole, bitmap_problems)
+        table_problems: list[ReadProblem] = []
         l1 = L1Table(
             header.l1_table_offset,
             header.l1_size,
-            self.u64_table(header.l1_table_offset, l1_read, "l1", "the active L1 table", problems),
+            self.u64_table(header.l1_table_offset, l1_read, "l1", "the active L1 table", table_problems),
         )
-        reftable_entries = header.refcount_table_clusters * cluster_size // spec.REFTABLE_ENTRY_SIZE
-        reftable_read = min(reftable_entries, spec.MAX_REFTABLE_SIZE // spec.REFTABLE_ENTRY_SIZE)
         reftable = RefcountTable(
             header.refcount_table_offset,
             reftable_entries,
-            self.u64_table(header.refcount_table_offset, reftable_read, "reftable", "the refcount table", problems),
+            self.u64_table(
+                header.refcount_table_offset, reftable_read, "reftable", "the refcount table", table_problems
+            ),
         )
-        snapshots, snapshot_l1 = self._snapshots(header, problems)
+        snapshot_problems: list[ReadProblem] = []
+        entries, cut_table = self._snapshot_entries(header, snapshot_problems)
+        # What those tables point to, in one round: bitmap tables and the
+        # snapshots' L1 tables (within the budgets the reads below keep).
+        bitmap_counts = self._bitmap_table_counts(directory)
+        l1_counts = self._snapshot_l1_counts(entries)
+        self.plan(
+            [(offset, count * spec.BITMAP_TABLE_ENTRY_SIZE) for (offset, _), count in bitmap_counts.items()]
+            + [(offset, count * spec.L1_ENTRY_SIZE) for (offset, _), count in l1_counts.items()],
+            "second",
+        )
+        bitmap_tables = self._bitmap_tables(header, directory, bitmap_counts, bitmap_problems)
+        snapshots: SnapshotTable | None = cut_table
+        snapshot_l1: tuple[L1Table, ...] = ()
+        if cut_table is None and _has_snapshot_table(header):
+            snapshots, snapshot_l1 = self._snapshot_l1(header, entries, l1_counts, snapshot_problems)
+        problems += bitmap_problems + table_problems + snapshot_problems
         encryption = self._encryption(header, extensions, problems)
         image = Image(
             self.path,
@@ -368,7 +402,7 @@ class _ImageReader(Reader):
             backing_file_name=backing,
             bitmaps=bitmaps,
             bitmap_directory=directory,
-            bitmap_tables=tables,
+            bitmap_tables=bitmap_tables,
             l1=l1,
             refcount_table=reftable,
             snapshots=snapshots,
@@ -379,17 +413,17 @@ class _ImageReader(Reader):
         problems += self._table_problems(image)
         return evolve(image, problems=tuple(problems))
 
-    def _bitmaps(
-        self, header: Header, ext: BitmapsExtension | None, problems: list[ReadProblem]
-    ) -> tuple[tuple[BitmapDirectoryEntry, ...], tuple[BitmapTable, ...]]:
-        """The bitmap directory as QEMU walks it, and every bitmap table.
+    def _bitmap_directory(
+        self, ext: BitmapsExtension | None, problems: list[ReadProblem]
+    ) -> tuple[BitmapDirectoryEntry, ...]:
+        """The bitmap directory as QEMU walks it.
 
         QEMU walks the directory by its size; nb_bitmaps must match the
         count.  The walk goes on past the size while fewer than nb_bitmaps
         entries were found, so that both mismatches can be reported.
         """
         if ext is None:
-            return (), ()
+            return ()
         entries: list[BitmapDirectoryEntry] = []
         dir_end = ext.bitmap_directory_offset + min(ext.bitmap_directory_size, spec.MAX_BITMAP_DIRECTORY_SIZE)
         wanted = min(ext.nb_bitmaps, spec.MAX_BITMAPS)
@@ -411,16 +445,40 @@ class _ImageReader(Reader):
                     "the bitmap directory",
                 )
             )
-        tables = []
-        # Hostile directories may point thousands of large tables at the
-        # same bytes: all tables together are read up to the file's size.
+        return tuple(entries)
+
+    def _bitmap_table_counts(self, entries: tuple[BitmapDirectoryEntry, ...]) -> dict[tuple[int, int], int]:
+        """How many entries of each distinct bitmap table (offset, size) are
+        read, in first-use order.  Hostile directories may point thousands
+        of large tables at the same bytes: all tables together are read up
+        to the file's size."""
         budget = max(self.allocated, 64 << 20)
-        # Entries naming the same table (offset, size) share one read-only
-        # array, read once; the budget counts distinct reads.
-        seen: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        counts: dict[tuple[int, int], int] = {}
         for entry in entries:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
+            count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
+            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
+            key = (entry.bitmap_table_offset, count)
+            if key not in counts:
+                counts[key] = min(count, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
+                budget -= counts[key] * spec.BITMAP_TABLE_ENTRY_SIZE
+        return counts
+
+    def _bitmap_tables(
+        self,
+        header: Header,
+        entries: tuple[BitmapDirectoryEntry, ...],
+        counts: dict[tuple[int, int], int],
+        problems: list[ReadProblem],
+    ) -> tuple[BitmapTable, ...]:
+        """Every bitmap table (``counts`` entries of each read), with the
+        data cluster holding each bitmap's last bit."""
+        # Entries naming the same table (offset, size) share one read-only
+        # array, read once.
+        seen: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        words_of = []
+        for entry in entries:
             count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
             count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
             key = (entry.bitmap_table_offset, count)
@@ -430,13 +488,22 @@ class _ImageReader(Reader):
                 if got >= 0:  # the same table, cut by EOF: each bitmap reports it
                     problems.append(self.problem(path, key[0], count * spec.BITMAP_TABLE_ENTRY_SIZE, got, what))
             else:
-                count = min(count, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
-                budget -= count * spec.BITMAP_TABLE_ENTRY_SIZE
+                count = counts[key]
                 before = len(problems)
                 words = self.u64_table(entry.bitmap_table_offset, count, path, what, problems)
                 words.flags.writeable = False
                 cut = len(problems) > before and count == key[1]
                 seen[key] = (words, max(self.size - key[0], 0) if cut else -1)
+            words_of.append(words)
+        tails = [self._bitmap_tail_at(header, entry, words) for entry, words in zip(entries, words_of)]
+        self.plan([(tail[2], header.cluster_size) for tail in tails if len(tail) > 2], "tails")
+        tables = []
+        for entry, words, tail in zip(entries, words_of, tails):
+            fields: dict[str, Any] = {}
+            if tail:
+                fields["bit_count"] = tail[0]
+            if len(tail) > 2:
+                fields.update(tail_index=tail[1], tail_cluster=self.read(tail[2], header.cluster_size))
             tables.append(
                 BitmapTable(
                     entry.index,
@@ -444,10 +511,10 @@ class _ImageReader(Reader):
                     entry.bitmap_table_offset,
                     entry.bitmap_table_size,
                     words,
-                    **self._bitmap_tail(header, entry, words),
+                    **fields,
                 )
             )
-        return tuple(entries), tuple(tables)
+        return tuple(tables)
 
     def _encryption(
         self, header: Header, extensions: tuple[HeaderExtension, ...], problems: list[ReadProblem]
@@ -466,35 +533,74 @@ class _ImageReader(Reader):
         tail_length = min(spec.round_up(end, header.cluster_size) - end, header.cluster_size)
         return EncryptionArea(offset, length, luks, self.read(end, tail_length))
 
-    def _bitmap_tail(self, header: Header, entry: BitmapDirectoryEntry, table: np.ndarray) -> dict[str, Any]:
-        """The data cluster holding a bitmap's last bit, when it is serialized."""
+    def _bitmap_tail_at(self, header: Header, entry: BitmapDirectoryEntry, table: np.ndarray) -> tuple[int, ...]:
+        """Where a bitmap's last bit lies: () for an absurd granularity, else
+        its bit count, plus the table index and the data cluster's offset
+        when that cluster is serialized."""
         if entry.granularity_bits >= 64:
-            return {}
+            return ()
         disk_length = spec.disk_length(header.size)  # QEMU's disk length (§1.9)
         bits = -(-disk_length // (1 << entry.granularity_bits))
         last_byte = (bits - 1) // 8
         index = last_byte // header.cluster_size
         if bits == 0 or index >= len(table):
-            return {"bit_count": bits}
+            return (bits,)
         value = int(table[index])
         offset = value & spec.BME_TABLE_ENTRY_OFFSET_MASK
         if offset == 0 or value & spec.BME_TABLE_ENTRY_FLAG_ALL_ONES:
-            return {"bit_count": bits}
-        return {"bit_count": bits, "tail_index": index, "tail_cluster": self.read(offset, header.cluster_size)}
+            return (bits,)
+        return (bits, index, offset)
+
+    def _encryption_ranges(self, header: Header, extensions: tuple[HeaderExtension, ...]) -> list[tuple[int, int]]:
+        """What :meth:`_encryption` reads: the LUKS header and the tail after the area."""
+        pointers = [ext.payload for ext in extensions if isinstance(ext.payload, CryptoHeaderPointer)]
+        if not pointers:
+            return []
+        end = pointers[-1].offset + pointers[-1].length
+        tail_length = min(spec.round_up(end, header.cluster_size) - end, header.cluster_size)
+        return [(pointers[-1].offset, spec.LUKS_HEADER_SIZE), (end, tail_length)]
+
+    def _snapshot_guess(self, header: Header) -> list[tuple[int, int]]:
+        """A first guess at the snapshot table's bytes, from nb_snapshots
+        (the walk plans the rest when entries are larger)."""
+        if not _has_snapshot_table(header):
+            return []
+        return [(header.snapshot_offset, min(header.nb_snapshots * SNAPSHOT_ENTRY_GUESS, spec.MAX_SNAPSHOTS_SIZE))]
 
     def _snapshots(
         self, header: Header, problems: list[ReadProblem]
     ) -> tuple[SnapshotTable | None, tuple[L1Table, ...]]:
         """The snapshot table and each snapshot's L1 table (bounded)."""
-        if header.nb_snapshots == 0 or header.nb_snapshots > spec.MAX_SNAPSHOTS:
-            # Over QEMU's limit `qemu-img check` stops before reading any entry
-            # (snapshot-count-too-large flags the count): none is read here.
+        if not _has_snapshot_table(header):
             return None, ()
+        self.plan(self._snapshot_guess(header), "tables")
+        entries, cut_table = self._snapshot_entries(header, problems)
+        if cut_table is not None:
+            return cut_table, ()
+        counts = self._snapshot_l1_counts(entries)
+        self.plan([(offset, count * spec.L1_ENTRY_SIZE) for (offset, _), count in counts.items()], "second")
+        return self._snapshot_l1(header, entries, counts, problems)
+
+    def _snapshot_entries(
+        self, header: Header, problems: list[ReadProblem]
+    ) -> tuple[list[SnapshotEntry], SnapshotTable | None]:
+        """The snapshot table's entries; a table QEMU refuses for its size
+        comes back as the second value (its entries are not kept)."""
         entries: list[SnapshotEntry] = []
+        if not _has_snapshot_table(header):
+            return entries, None
         position = header.snapshot_offset
+        planned = position + min(header.nb_snapshots * SNAPSHOT_ENTRY_GUESS, spec.MAX_SNAPSHOTS_SIZE)
         fixed_size, fields = spec.SNAPSHOT_HEADER_SIZE, spec.SNAPSHOT_FIELD_OFFSETS
         length = 0  # the table's size as QEMU counts it (snapshot-table-too-big)
         for index in range(min(header.nb_snapshots, spec.MAX_SNAPSHOTS)):
+            if position + fixed_size > planned:
+                # Larger entries than guessed: plan the rest of the table at
+                # the size of those read so far.
+                average = max((position - header.snapshot_offset) // max(index, 1), fixed_size)
+                rest = min((header.nb_snapshots - index) * average, spec.MAX_SNAPSHOTS_SIZE - length)
+                planned = position + max(rest, fixed_size)
+                self.plan([(position, planned - position)], "tables")
             fixed = self.read(position, fixed_size)
             if len(fixed) < fixed_size:
                 problems.append(
@@ -504,14 +610,15 @@ class _ImageReader(Reader):
             extra_size = spec.field(fixed, fields, "extra_data_size", 4)
             id_size, name_size = spec.field(fixed, fields, "id_str_size", 2), spec.field(fixed, fields, "name_size", 2)
             size = spec.snapshot_entry_size(id_size, name_size, extra_size)
+            if position + size > planned:
+                self.plan([(position, size)], "tables")
             parts = self.entry_parts(position, fixed_size, extra_size, size - fixed_size - extra_size)
             entries.append(SnapshotEntry.decode(index, position, *parts))
             length = spec.round_up(length, 8) + fixed_size + extra_size + id_size + name_size
             if length > spec.MAX_SNAPSHOTS_SIZE:
                 # QEMU refuses a table over QCOW_MAX_SNAPSHOTS_SIZE and keeps
                 # none of it: neither are its entries nor their L1 tables.
-                table = SnapshotTable(header.snapshot_offset, header.nb_snapshots, (), entries[-1], length)
-                return table, ()
+                return entries, SnapshotTable(header.snapshot_offset, header.nb_snapshots, (), entries[-1], length)
             # The padding after the last entry is not part of the table: QEMU
             # does not write it, so a file may end right after the last name.
             used = spec.snapshot_entry_used(id_size, name_size, extra_size)
@@ -521,8 +628,30 @@ class _ImageReader(Reader):
                 )
                 break
             position += size
-        l1_tables = []
+        return entries, None
+
+    def _snapshot_l1_counts(self, entries: list[SnapshotEntry]) -> dict[tuple[int, int], int]:
+        """How many entries of each distinct snapshot L1 table (offset,
+        size) are read: all tables together up to the file's size."""
         budget = max(self.allocated, 64 << 20)
+        counts: dict[tuple[int, int], int] = {}
+        for entry in entries:
+            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
+            key = (entry.l1_table_offset, count)
+            if key not in counts:
+                counts[key] = min(count, budget // spec.L1_ENTRY_SIZE)
+                budget -= counts[key] * spec.L1_ENTRY_SIZE
+        return counts
+
+    def _snapshot_l1(
+        self,
+        header: Header,
+        entries: list[SnapshotEntry],
+        counts: dict[tuple[int, int], int],
+        problems: list[ReadProblem],
+    ) -> tuple[SnapshotTable, tuple[L1Table, ...]]:
+        """The snapshot table record and each snapshot's L1 table."""
+        l1_tables = []
         # Snapshots often share one L1 table: each distinct table is read once
         # (and its array shared, read-only); the budget counts distinct reads.
         seen: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
@@ -531,8 +660,7 @@ class _ImageReader(Reader):
             path = f"{entry.path}.l1"
             key = (entry.l1_table_offset, count)
             if key not in seen:
-                count = min(count, budget // spec.L1_ENTRY_SIZE)
-                budget -= count * spec.L1_ENTRY_SIZE
+                count = counts[key]
                 before = len(problems)
                 words = self.u64_table(entry.l1_table_offset, count, path, f"the L1 table of {entry.path}", problems)
                 words.flags.writeable = False
@@ -639,7 +767,10 @@ class _ImageReader(Reader):
         tables = {name: values[keep] for name, values in tables.items()}
         offsets = tables["offsets"]
         per_batch = max(1, L2_BATCH_BYTES // cluster_size)
+        per_window = max(1, WINDOW_BYTES // cluster_size)
         for start in range(0, len(offsets), per_batch):
+            if self.planning and start % per_window < per_batch:
+                self.plan(cluster_runs(offsets[start : start + per_window], cluster_size), "l2")
             batch = offsets[start : start + per_batch]
             buffer = bytearray(len(batch) * cluster_size)
             view = memoryview(buffer)
@@ -689,6 +820,8 @@ class _ImageReader(Reader):
         kind = header.compression_type or 0
         cluster_size = header.cluster_size
         columns = batch.entries.shape[1]
+        if self.planning:
+            self.plan(self._deep_ranges(offsets[first[order]], lengths[first[order]], cluster_size), "deep")
         for done, payload in enumerate(order.tolist()):
             start = int(ends[payload - 1]) if payload else 0
             indices = grouped[start : int(ends[payload])]
@@ -714,6 +847,18 @@ class _ImageReader(Reader):
                 indices,
             )
 
+    def _deep_ranges(self, offsets: np.ndarray, lengths: np.ndarray, cluster_size: int) -> list[tuple[int, int]]:
+        """The payloads of a batch that the deep budget lets be read, in order."""
+        deep = self._deep_state()
+        payloads, spent, ranges = deep["payloads"], deep["bytes"], []
+        for offset, length in zip(offsets.tolist(), lengths.tolist()):
+            size = min(length, 2 * cluster_size + spec.SECTOR_SIZE)
+            if payloads >= MAX_DEEP_PAYLOADS or spent + size + cluster_size > MAX_DEEP_BYTES:
+                break
+            payloads, spent = payloads + 1, spent + size + cluster_size
+            ranges.append((offset, size))
+        return ranges
+
     def _deep_state(self) -> dict[str, Any]:
         """The --deep budget spent so far for this image."""
         state = getattr(self, "_deep", None)
@@ -732,7 +877,12 @@ class _ImageReader(Reader):
             return  # refcount widths above 64 bits do not exist
         cluster_size = image.header.cluster_size
         offsets = image.refcount_table.entries & np.uint64(spec.REFT_OFFSET_MASK)
-        for index in np.flatnonzero(offsets).tolist():
+        used = np.flatnonzero(offsets)
+        per_window = max(1, WINDOW_BYTES // cluster_size)
+        for position, index in enumerate(used.tolist()):
+            if self.planning and position % per_window == 0:
+                window = offsets[used[position : position + per_window]]
+                self.plan(cluster_runs(np.unique(window[window < np.uint64(self.size)]), cluster_size), "refblocks")
             offset = int(offsets[index])
             if offset >= self.size:
                 continue
@@ -803,20 +953,24 @@ class ImageFile:
         self.close()
 
 
-def read_image(path: str | os.PathLike[str]) -> ImageFile:
+def read_image(path: str | os.PathLike[str], remote: Mapping[str, Any] | None = None) -> ImageFile:
     """Read an image and keep its file open: the returned :class:`ImageFile`
     holds the ``image`` record and streams the L2 tables and refcount blocks
     until ``close()`` (or the end of a ``with`` block).
 
+    ``path`` may be a URL (``https://``, ``s3://``, any fsspec protocol:
+    the ``remote`` extra); ``remote`` then holds ``storage_options`` and
+    ``timeout`` (see docs/remote.md).
+
     Raises ImageError when the file cannot be read at all.
     """
-    reader = _ImageReader(os.fspath(path))
+    reader = _ImageReader(open_source(path, remote))
     try:
         return ImageFile(reader, reader.build())
     except OSError as exc:
         reader.close()
         if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
-            raise ImageError(f"{path}: {exc.strerror}") from None
+            raise ImageError(f"{reader.path}: {exc.strerror}") from None
         raise
     except BaseException:
         reader.close()
@@ -824,17 +978,17 @@ def read_image(path: str | os.PathLike[str]) -> ImageFile:
 
 
 @contextlib.contextmanager
-def open_image(path: str | os.PathLike[str]) -> Iterator[ImageFile]:
+def open_image(path: str | os.PathLike[str], remote: Mapping[str, Any] | None = None) -> Iterator[ImageFile]:
     """Read an image; the L2 tables and refblocks stream while it is open.
 
     Raises ImageError when the file cannot be read at all.
     """
-    image_file = read_image(path)
+    image_file = read_image(path, remote)
     try:
         yield image_file
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EIO, errno.EISDIR):
-            raise ImageError(f"{path}: {exc.strerror}") from None
+            raise ImageError(f"{image_file.path}: {exc.strerror}") from None
         raise
     finally:
         image_file.close()

@@ -43,6 +43,8 @@ class Job(Record):
     #: ``--select`` / ``--ignore`` / ... on top of the configuration
     #: (a :class:`qcow2lint.selection.CommandLine`).
     command_line: Any = None
+    #: For URLs: ``storage_options`` and ``timeout`` (docs/remote.md).
+    remote: Any = None
 
 
 @attrs.frozen(repr=False)
@@ -75,13 +77,16 @@ def init_worker(job: Job, registry: Any = None, config: Any = None) -> None:
     _STATE = (registry, config, job)
 
 
-def lint_image(path: str, config: Any, registry: Any, want_stats: bool = False, deep: bool = False) -> ImageReport:
+def lint_image(
+    path: str, config: Any, registry: Any, want_stats: bool = False, deep: bool = False, remote: Any = None
+) -> ImageReport:
     """Lint one image as the command line does: the engine's report, minus
-    the findings that the configuration's ``per-file-ignores`` silence."""
+    the findings that the configuration's ``per-file-ignores`` silence.
+    ``remote``: storage options and timeout for a URL."""
     from qcow2lint.config import apply_ignores
     from qcow2lint.engine import lint_path
 
-    return apply_ignores(config, lint_path(path, config, registry, want_stats, deep))
+    return apply_ignores(config, lint_path(path, config, registry, want_stats, deep, remote=remote))
 
 
 def check_one(path: str) -> Outcome:
@@ -96,23 +101,31 @@ def check_one(path: str) -> Outcome:
             from qcow2lint.report.dump import build_dump
 
             try:
-                result = build_dump(path)
+                result = build_dump(path, remote=job.remote)
             except ImageError:
                 pass  # the check below reports why
             else:
                 dump_text, dump_error = result.text, result.error
-        report = lint_image(path, config, registry, job.want_stats, job.deep)
+        report = lint_image(path, config, registry, job.want_stats, job.deep, job.remote)
         return Outcome(report, dump_text, dump_error)
     except Exception as exc:  # noqa: BLE001 -- one image's crash must not stop the run
+        from qcow2lint.source import display_name, is_url, redact
         from qcow2lint.text import exception_text
 
+        name, text = path, exception_text(exc)
+        if is_url(path):  # never a credential in a report
+            name, text = display_name(path), redact(text)
         if isinstance(exc, MemoryError):  # a limit, not a bug
-            return Outcome(ImageReport(path, error=f"{path}: {exception_text(exc)} while checking this image"))
-        return Outcome(ImageReport(path, error=f"{path}: internal error while checking: {exception_text(exc)}"))
+            return Outcome(ImageReport(name, error=f"{name}: {text} while checking this image"))
+        return Outcome(ImageReport(name, error=f"{name}: internal error while checking: {text}"))
 
 
 def _crashed(path: str, exitcode: int | None) -> Outcome:
     import signal
+
+    from qcow2lint.source import display_name, is_url
+
+    path = display_name(path) if is_url(path) else path
 
     if exitcode is not None and exitcode < 0:
         try:
@@ -223,9 +236,15 @@ def _run_parallel(paths: Sequence[str], job: Job, jobs: int, waiting: Waiting) -
                         if future is None or not future.done() or future.cancelled() or future.exception() is not None:
                             futures[later] = pool.submit(check_one, paths[later])
                 except Exception as exc:  # noqa: BLE001 -- e.g. an unpicklable result
+                    from qcow2lint.source import display_name, is_url, redact
                     from qcow2lint.text import exception_text
 
-                    outcome = Outcome(ImageReport(path, error=f"{path}: internal error: {exception_text(exc)}"))
+                    name, text = (
+                        (display_name(path), redact(exception_text(exc)))
+                        if is_url(path)
+                        else (path, exception_text(exc))
+                    )
+                    outcome = Outcome(ImageReport(name, error=f"{name}: internal error: {text}"))
             yield outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

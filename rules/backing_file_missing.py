@@ -9,7 +9,8 @@ file name and is skipped (backing-file-unsafe-name judges it), as is an
 empty name (backing-name-empty).  This is the one rule that looks at the
 filesystem: it asks whether the resolved path exists (os.stat, following
 symbolic links as QEMU does) and never opens, reads or lists anything the
-image names.
+image names.  An image read from a URL is not looked up at all: no local
+path is looked at for a remote image (docs/remote.md).
 
 QEMU: cannot open the overlay ("Could not open backing file: Could not open
 'NAME': No such file or directory"); `qemu-img check`, `qemu-img convert`
@@ -30,6 +31,7 @@ import os
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
 from qcow2lint.rulekit import protocol_prefix, qemu_name, shown
+from qcow2lint.source import is_url
 
 NAME = "backing-file-missing"
 CODE = "Q0393"
@@ -45,6 +47,8 @@ def check(header, ctx):
     """Flag a backing file name that resolves to no existing path."""
     if not ctx.options["check-exists"] or not header.backing_file_offset or not ctx.image.backing_file_name:
         return
+    if is_url(ctx.image.path):
+        return  # a remote image: no local path is looked at (docs/remote.md)
     name = qemu_name(ctx.image.backing_file_name)
     if not name or protocol_prefix(name) is not None:
         return

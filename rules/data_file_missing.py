@@ -11,7 +11,9 @@ name.  A name with a protocol prefix (`nbd:`, `json:`, ...) is not a file
 name and is skipped.  A name that resolves to a directory is reported too,
 and so is an empty name (its first byte NUL), which names no file at all.  Like backing-file-missing, the rule only asks
 whether the path exists and what it is (os.stat, following symbolic links as
-QEMU does) and never opens, reads or lists anything the image names.
+QEMU does) and never opens, reads or lists anything the image names.  For
+an image read from a URL only the empty name is reported: no local path is
+looked at for a remote image (docs/remote.md).
 QEMU's own iotest 244 opens an image whose data file does not exist.
 
 QEMU: refuses to open the image for I/O ("Could not open 'NAME': No such
@@ -36,6 +38,7 @@ from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import Header
 from qcow2lint.rulekit import protocol_prefix, qemu_name, shown
+from qcow2lint.source import is_url
 
 NAME = "data-file-missing"
 CODE = "Q1004"
@@ -65,8 +68,8 @@ def check(header, ctx):
             "QEMU cannot read the image's data without a file",
         )
         return
-    if protocol_prefix(name) is not None:
-        return
+    if protocol_prefix(name) is not None or is_url(ctx.image.path):
+        return  # a remote image: no local path is looked at (docs/remote.md)
     looked = shown(os.path.abspath(name) if not name.startswith(b"/") else name, 256)
     try:
         status = os.stat(name)  # relative to the working directory, as QEMU 7.2 opens it

@@ -13,7 +13,7 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.passes.base import MAX_CLUSTERS, MAX_EVENTS
-from qcow2lint.reader import ImageFile
+from qcow2lint.reader import WINDOW_BYTES, ImageFile, cluster_runs
 from qcow2lint.records import Image, RefcountBlock
 from qcow2lint.results import StoredRefcounts
 
@@ -60,7 +60,11 @@ def read_stored_refcounts(image_file: ImageFile) -> StoredRefcounts | None:
     distinct, inverse = np.unique(offsets[aligned], return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(distinct)))])
+    per_window = max(1, WINDOW_BYTES // header.cluster_size)
     for group, offset in enumerate(distinct.tolist()):
+        # The next window of blocks, fetched at once from a remote image.
+        if image_file.reader.planning and group % per_window == 0:
+            image_file.reader.plan(cluster_runs(distinct[group : group + per_window], header.cluster_size), "stored")
         indices = aligned[order[bounds[group] : bounds[group + 1]]]  # ascending table indices
         raw = image_file.reader.read(offset, header.cluster_size).ljust(header.cluster_size, b"\0")
         values = RefcountBlock(int(indices[0]), offset, header.refcount_order, np.frombuffer(raw, np.uint8)).refcounts()

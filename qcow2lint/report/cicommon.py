@@ -57,7 +57,9 @@ def repository_path(path: str) -> str:
 def artifact_uri(path: str) -> str:
     """A URI reference for an image path: a relative path stays relative
     (percent-escaped, ``./`` dropped), an absolute one becomes a ``file://``
-    URI."""
+    URI; a URL (a remote image, named without credentials) is its own URI."""
+    if "://" in path and path.split("://", 1)[0].isalnum():
+        return path
     win = PureWindowsPath(path)
     if win.drive:  # C:\\images\\a.qcow2
         return win.as_uri() if win.is_absolute() else quote(win.as_posix(), safe="/", errors="surrogateescape")

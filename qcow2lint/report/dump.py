@@ -43,6 +43,7 @@ from qcow2lint.records import (
     bitmap_entry_kinds,
 )
 from qcow2lint.recordtype import Record
+from qcow2lint.source import open_source
 from qcow2lint.text import escape, exception_text, label
 
 _PRINTABLE_BYTES = string.printable.encode("ascii")
@@ -262,14 +263,15 @@ class _Walker:
                 )
 
 
-def build_dump(path: str, as_json: bool = False, document: bool = False) -> Dump:
+def build_dump(path: str, as_json: bool = False, document: bool = False, remote: Any = None) -> Dump:
     """The standard dump of the image at ``path`` (text or JSON).  JSON is
     two documents, the header then the extensions, as qcow2.py -j prints
-    them; with ``document`` one object holds both.
+    them; with ``document`` one object holds both.  ``path`` may be a URL
+    (``remote``: its storage options and timeout, see docs/remote.md).
 
     Running out of memory is reported in :attr:`Dump.error`, naming what was
     being read, not raised."""
-    reader = Reader(path)
+    reader = Reader(open_source(path, remote))
     try:
         return _build(reader, as_json, document)
     except MemoryError as exc:
