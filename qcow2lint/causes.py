@@ -121,7 +121,39 @@ class _Tables:
             found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
         elif kind == "l1":
             found = self._l1(self.entries(offset, count), misread)
+        elif kind == "bitmap-table":
+            found = self._bitmap_data(self.entries(offset, count))
+        elif kind == "bitmaps":
+            found = self._bitmaps(offset, count)
         return {c for c in found if c < self.file_clusters}
+
+    def _bitmap_data(self, entries: np.ndarray) -> set[int]:
+        """The data clusters bitmap table ``entries`` name (an entry with
+        offset 0 names none, whatever its all-ones flag)."""
+        hosts = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
+        return set((hosts[hosts != 0] >> np.uint64(self.cluster_bits)).tolist())
+
+    def _bitmaps(self, offset: int, count: int) -> set[int]:
+        """The clusters of the bitmap tables the first ``count`` entries of a
+        bitmap directory at ``offset`` name, and their data clusters (each
+        distinct table once, at most MAX_ENTRIES table entries in all)."""
+        found: set[int] = set()
+        left, seen = MAX_ENTRIES, set()
+        entries = self.reader.bitmap_entries(offset)
+        for _ in range(min(count, spec.MAX_BITMAPS)):
+            entry, complete = next(entries, (None, False))
+            if entry is None or not left:
+                break
+            table, size = entry.bitmap_table_offset, min(entry.bitmap_table_size, left)
+            if table and size and (table, size) not in seen:
+                seen.add((table, size))
+                left -= size
+                end = table + size * spec.BITMAP_TABLE_ENTRY_SIZE - 1
+                found.update(range(table >> self.cluster_bits, (end >> self.cluster_bits) + 1))
+                found |= self._bitmap_data(self.entries(table, size))
+            if not complete:
+                break
+        return found
 
     def _l1(self, entries: np.ndarray, misread: bool) -> set[int]:
         """The L2 tables L1 ``entries`` name and the clusters those
