@@ -37,6 +37,7 @@ the reader's table decoder), at most :data:`MAX_TABLE_BYTES` of L2 tables.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import attrs
@@ -52,6 +53,11 @@ from qcow2lint.recordtype import Record
 MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
+#: At most this many leaking clusters are tried as the place of a table
+#: that QEMU looks for past the end of the file.
+MAX_LEAK_CANDIDATES = 64
+#: Above every cluster index (a byte offset is below 2^64).
+MAX_CLUSTER = 1 << 64
 #: ``reads`` of a root that covers one field (an entry, a header field):
 #: the other findings at the field's offset follow from it.
 FIELD = "field"
@@ -127,6 +133,28 @@ class _Tables:
             found = self._bitmaps(offset, count)
         return {c for c in found if c < self.file_clusters}
 
+    def leaked_table(self, count: int, kind: str, leaks: list[tuple[int, int]]) -> set[int]:
+        """The clusters of the tables of ``kind`` (``count`` entries) that lie
+        among the leaking clusters ``leaks`` (sorted runs) and reference only
+        leaking clusters, and what they reference: where a table QEMU looks
+        for past the end of the file most likely is.  At most
+        MAX_LEAK_CANDIDATES clusters are tried, each charged a cluster of
+        the budget of table reads."""
+        found: set[int] = set()
+        tried = 0
+        for first, last in leaks:
+            for cluster in range(first, min(last, first + MAX_LEAK_CANDIDATES - tried - 1, self.file_clusters - 1) + 1):
+                tried += 1
+                if self.budget < self.cluster_size:  # shared with the L2 tables read for the roots
+                    return found
+                self.budget -= self.cluster_size
+                named = self.clusters(cluster << self.cluster_bits, count, kind) - {cluster}
+                if named and all(_leaks(leaks, c) for c in named):
+                    found |= named | {cluster}
+            if tried >= MAX_LEAK_CANDIDATES:
+                break
+        return found
+
     def _bitmap_data(self, entries: np.ndarray) -> set[int]:
         """The data clusters bitmap table ``entries`` name (an entry with
         offset 0 names none, whatever its all-ones flag)."""
@@ -188,7 +216,7 @@ class _Root(Record):
     explains: tuple[int, int] | None = None
 
 
-def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Root:
+def _root(index: int, finding: Finding, tables: _Tables, legit: set[int], leaks: list[tuple[int, int]]) -> _Root:
     missing: set[int] = set()
     extra: set[int] = set()
     misread: frozenset[int] = frozenset()
@@ -206,8 +234,17 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Ro
             misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost
-        missing |= tables.clusters(offset, count, kind)
+        if offset < tables.reader.size:
+            missing |= tables.clusters(offset, count, kind)
+        else:  # nothing to read there: the table it should be is one that leaks
+            missing |= tables.leaked_table(count, kind, leaks)
     return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains)
+
+
+def _leaks(leaks: list[tuple[int, int]], cluster: int) -> bool:
+    """Whether ``cluster`` lies in one of the sorted runs ``leaks``."""
+    at = bisect.bisect_right(leaks, (cluster, MAX_CLUSTER)) - 1
+    return at >= 0 and leaks[at][0] <= cluster <= leaks[at][1]
 
 
 def _sorted(clusters: set[int]) -> np.ndarray:
@@ -256,7 +293,9 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
         tables = _Tables(image_file)
         covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
         legit = _named_l2_tables(image_file, covered)
-        roots = [_root(i, numbered[i], tables, legit) for i in candidates]
+        # the runs of clusters that leak, as the refcount findings say
+        leaks = sorted(f.clusters for f in numbered if f.refs == "missing" and f.clusters is not None)
+        roots = [_root(i, numbered[i], tables, legit, leaks) for i in candidates]
     if not roots and not fields:
         return numbered
     parent: dict[int, int] = {}
