@@ -133,11 +133,11 @@ class _Tables:
             found = self._bitmaps(offset, count)
         return {c for c in found if c < self.file_clusters}
 
-    def leaked_table(self, count: int, kind: str, leaks: list[tuple[int, int]]) -> set[int]:
+    def leaked_table(self, count: int, kind: str, leaks: list[tuple[int, int]], own: set[int]) -> set[int]:
         """The clusters of the tables of ``kind`` (``count`` entries) that lie
         among the leaking clusters ``leaks`` (sorted runs) and reference only
-        leaking clusters, and what they reference: where a table QEMU looks
-        for past the end of the file most likely is.  At most
+        leaking clusters (or the root's ``own``), and what they reference:
+        where a table QEMU looks for in the wrong place most likely is.  At most
         MAX_LEAK_CANDIDATES clusters are tried, each charged a cluster of
         the budget of table reads."""
         found: set[int] = set()
@@ -149,7 +149,7 @@ class _Tables:
                     return found
                 self.budget -= self.cluster_size
                 named = self.clusters(cluster << self.cluster_bits, count, kind) - {cluster}
-                if named and all(_leaks(leaks, c) for c in named):
+                if named and all(c in own or _leaks(leaks, c) for c in named):
                     found |= named | {cluster}
             if tried >= MAX_LEAK_CANDIDATES:
                 break
@@ -234,10 +234,13 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int], leaks:
             misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost
-        if offset < tables.reader.size:
-            missing |= tables.clusters(offset, count, kind)
-        else:  # nothing to read there: the table it should be is one that leaks
-            missing |= tables.leaked_table(count, kind, leaks)
+        lost = tables.clusters(offset, count, kind) if offset < tables.reader.size else set()
+        if covers is not None and not any(_leaks(leaks, cluster) for cluster in lost):
+            # a table read from a wrong place, and nothing at the place guessed
+            # for the real one, or nothing it names leaks: the table it should
+            # be is one that leaks
+            lost |= tables.leaked_table(count, kind, leaks, own)
+        missing |= lost
     return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains)
 
 
