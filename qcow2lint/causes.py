@@ -15,7 +15,10 @@ problem makes unusable (see :class:`qcow2lint.findings.Problem`):
   references: refcount-too-low, refcount-zero-used, overlaps;
 * ``lost``: entries QEMU should read but does not (an L1 table cut short by
   l1_size, a table QEMU refuses).  The clusters they reference explain the
-  "missing" references: refcount leaks;
+  "missing" references: refcount leaks.  When a table read from a wrong
+  place (``covers``) has nothing at the lost offset, or nothing there that
+  leaks, the lost table is looked for among the leaking clusters
+  (:meth:`_Tables.leaked_table`);
 * ``explains``: clusters whose refcount findings, either way, follow from
   the problem (a range without a refcount block reads as refcount 0);
 * ``reads="field"`` with ``covers`` on one field: the field's one wrong
