@@ -93,14 +93,15 @@ def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count
 
 def out_of_file_table(offset: int, length: int, count: int, reads: str, ctx: RuleContext) -> dict[str, Any]:
     """Root-cause hints for a table of ``count`` ``reads`` entries (``length``
-    bytes) that lies past the end of the file: what is said of the table
-    follows; when it starts past the end, QEMU reads none of its entries,
-    and the table they should be (one that leaks, found by the linking)
-    is lost."""
-    hints: dict[str, Any] = {"covers": (offset, offset + length)}
-    if offset >= ctx.file_size:
-        hints["lost"] = (offset, count, reads)
-    return hints
+    bytes) that ends past the end of the file.  When it starts past the end,
+    its offset is what is wrong: QEMU reads none of its entries, what is
+    said of the table follows (the cut file-truncated reports), and the
+    table they should be (one that leaks, found by the linking) is lost.
+    A table that starts inside the file and runs past its end is cut (or
+    too long): no hints."""
+    if offset < ctx.file_size:
+        return {}
+    return {"covers": (offset, offset + length), "lost": (offset, count, reads)}
 
 
 def l2_hits(

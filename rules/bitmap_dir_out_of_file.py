@@ -36,8 +36,8 @@ def check(ext, ctx):
     if ext.payload is not ctx.image.bitmaps or start is None or size > spec.MAX_BITMAP_DIRECTORY_SIZE:
         return
     if ends_out_of_file(start, size, ctx):
-        # the directory QEMU cannot read: what is said of it follows; the
-        # directory it should be, which nothing else names, leaks
+        # wholly past the end, its offset is wrong: what is said of it follows,
+        # and the directory it should be, which nothing names, leaks
         problem = bitmaps_ext_problem(
             ext,
             "bitmap_directory_offset",

@@ -29,8 +29,8 @@ def check(entry, ctx):
     """Flag a bitmap table ending one cluster or more past the end of the file."""
     offset, length = entry.bitmap_table_offset, entry.bitmap_table_size * spec.BITMAP_TABLE_ENTRY_SIZE
     if entry.inside_directory and offset != 0 and ends_out_of_file(offset, length, ctx):
-        # the table QEMU cannot read: what is said of it follows; the table it
-        # should be, which nothing else names, leaks
+        # wholly past the end, its offset is wrong: what is said of it follows,
+        # and the table it should be, which nothing names, leaks
         problem = bitmap_entry_problem(
             entry,
             "bitmap_table_offset",

@@ -35,7 +35,7 @@ def check(table, ctx):
             "header.l1_table_offset",
             f"active L1 table {header.l1_table_offset:#x}..{end:#x} (l1_size {header.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
-            # the table QEMU cannot read: what is said of it follows; when it
-            # lies wholly past the end, the table it should be leaks
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
             **out_of_file_table(header.l1_table_offset, size, header.l1_size, "l1", ctx),
         )

@@ -33,7 +33,7 @@ def check(table, ctx):
         np.flatnonzero((offsets != 0) & (offsets >= u64(ctx.file_size))),
         lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
         # the table QEMU cannot read: what is said of it and its cluster
-        # follows, and the table it should be, which nothing else names, leaks
+        # follows, and the table it should be, which nothing names, leaks
         hints=lambda e: {
             "explains": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2,
             **out_of_file_table(e & spec.L1E_OFFSET_MASK, ctx.cluster_size, ctx.header.l2_entries, "l2", ctx),

@@ -34,7 +34,7 @@ def check(entry, ctx):
             f"{entry.path}.l1_table_offset",
             f"snapshot L1 table {entry.l1_table_offset:#x}..{end:#x} (l1_size {entry.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
-            # the table QEMU cannot read: what is said of it follows; the
-            # table it should be, which nothing else names, leaks
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
             **out_of_file_table(entry.l1_table_offset, size, entry.l1_size, "l1", ctx),
         )

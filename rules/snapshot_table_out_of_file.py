@@ -53,7 +53,7 @@ def check(table, ctx):
             f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
             + (f"; {unread} of its entries lie wholly past it" if unread > 0 else ""),
             about=table.file_offset,
-            # the table QEMU cannot read whole: what is said of it follows; when
-            # it lies wholly past the end, the table it should be leaks
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
             **out_of_file_table(table.file_offset, end - table.file_offset, table.nb_snapshots, "snapshots", ctx),
         )
