@@ -217,6 +217,10 @@ class _Root(Record):
     tables: frozenset[int] = frozenset()
     #: Clusters whose refcount findings follow from the root (either way).
     explains: tuple[int, int] | None = None
+    #: Whether the covered bytes start inside the file: only then can a
+    #: finding be located in them (a table past the end of the file has no
+    #: entries to read; the file's end is no entry of it).
+    located: bool = True
 
 
 def _root(index: int, finding: Finding, tables: _Tables, legit: set[int], leaks: list[tuple[int, int]]) -> _Root:
@@ -244,7 +248,10 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int], leaks:
             # be is one that leaks
             lost |= tables.leaked_table(count, kind, leaks, own)
         missing |= lost
-    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains)
+    located = covers is not None and covers[0] < tables.reader.size
+    return _Root(
+        index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains, located
+    )
 
 
 def _leaks(leaks: list[tuple[int, int]], cluster: int) -> bool:
@@ -261,7 +268,7 @@ def _follows(finding: Finding, root: _Root) -> bool:
     """Whether ``finding`` is a consequence of ``root``."""
     about = finding.about
     if root.covers is not None:
-        if root.covers[0] <= finding.offset < root.covers[1] and finding.refs is None:
+        if root.located and root.covers[0] <= finding.offset < root.covers[1] and finding.refs is None:
             return True  # an entry read from the unusable structure
         if about is not None and about == root.covers[0] and root.covers[1] > root.covers[0]:
             return True  # about the unusable structure itself

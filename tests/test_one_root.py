@@ -276,3 +276,16 @@ def test_a_table_read_from_a_wrong_offset_is_one_root(
     roots = [f for f in report.roots() if f.rule not in SEPARATE]
     assert [f.rule for f in roots] == [root_rule], [(f.rule, f.message) for f in report.roots()]
     assert followers <= {f.rule for f in report.findings if f.caused_by == roots[0].id}
+
+
+def test_a_file_cut_short_stays_the_root_of_the_cut(base_images: Bases, tmp_path: Path) -> None:
+    """The v3 base cut in half: both L2 tables now lie past the end, the
+    first exactly at it.  The cut is the fact (two structures past the end,
+    no table left to find among the leaks): file-truncated stays a root,
+    not a consequence of the L2 table that starts where the file ends."""
+    path = base_images.copy("v3", tmp_path)
+    ib.Qcow2Image(path).truncate(path.stat().st_size // 2)
+    report = lint(path, "")
+    (cut,) = [f for f in report.findings if f.rule == "file-truncated"]
+    assert "2 structure(s)" in cut.message and cut.caused_by is None
+    assert any(f.rule == "l2-out-of-file" and f.covers and f.covers[0] == cut.offset for f in report.findings)
