@@ -15,7 +15,10 @@ problem makes unusable (see :class:`qcow2lint.findings.Problem`):
   references: refcount-too-low, refcount-zero-used, overlaps;
 * ``lost``: entries QEMU should read but does not (an L1 table cut short by
   l1_size, a table QEMU refuses).  The clusters they reference explain the
-  "missing" references: refcount leaks;
+  "missing" references: refcount leaks.  When a table read from a wrong
+  place (``covers``) has nothing at the lost offset, or nothing there that
+  leaks, the lost table is looked for among the leaking clusters
+  (:meth:`_Tables.leaked_table`);
 * ``explains``: clusters whose refcount findings, either way, follow from
   the problem (a range without a refcount block reads as refcount 0);
 * ``reads="field"`` with ``covers`` on one field: the field's one wrong
@@ -37,6 +40,7 @@ the reader's table decoder), at most :data:`MAX_TABLE_BYTES` of L2 tables.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import attrs
@@ -52,6 +56,11 @@ from qcow2lint.recordtype import Record
 MAX_TABLE_BYTES = 64 << 20
 #: At most this many entries of one covered or lost table are read.
 MAX_ENTRIES = 1 << 20
+#: At most this many leaking clusters are tried as the place of a table
+#: that QEMU looks for past the end of the file.
+MAX_LEAK_CANDIDATES = 64
+#: Above every cluster index (a byte offset is below 2^64).
+MAX_CLUSTER = 1 << 64
 #: ``reads`` of a root that covers one field (an entry, a header field):
 #: the other findings at the field's offset follow from it.
 FIELD = "field"
@@ -121,7 +130,61 @@ class _Tables:
             found.update(((hosts + np.uint64(self.cluster_size - 1)) >> bits).tolist())
         elif kind == "l1":
             found = self._l1(self.entries(offset, count), misread)
+        elif kind == "bitmap-table":
+            found = self._bitmap_data(self.entries(offset, count))
+        elif kind == "bitmaps":
+            found = self._bitmaps(offset, count)
         return {c for c in found if c < self.file_clusters}
+
+    def leaked_table(self, count: int, kind: str, leaks: list[tuple[int, int]], own: set[int]) -> set[int]:
+        """The clusters of the tables of ``kind`` (``count`` entries) that lie
+        among the leaking clusters ``leaks`` (sorted runs) and reference only
+        leaking clusters (or the root's ``own``), and what they reference:
+        where a table QEMU looks for in the wrong place most likely is.  At most
+        MAX_LEAK_CANDIDATES clusters are tried, each charged a cluster of
+        the budget of table reads."""
+        found: set[int] = set()
+        tried = 0
+        for first, last in leaks:
+            for cluster in range(first, min(last, first + MAX_LEAK_CANDIDATES - tried - 1, self.file_clusters - 1) + 1):
+                tried += 1
+                if self.budget < self.cluster_size:  # shared with the L2 tables read for the roots
+                    return found
+                self.budget -= self.cluster_size
+                named = self.clusters(cluster << self.cluster_bits, count, kind) - {cluster}
+                if named and all(c in own or _leaks(leaks, c) for c in named):
+                    found |= named | {cluster}
+            if tried >= MAX_LEAK_CANDIDATES:
+                break
+        return found
+
+    def _bitmap_data(self, entries: np.ndarray) -> set[int]:
+        """The data clusters bitmap table ``entries`` name (an entry with
+        offset 0 names none, whatever its all-ones flag)."""
+        hosts = entries & np.uint64(spec.BME_TABLE_ENTRY_OFFSET_MASK)
+        return set((hosts[hosts != 0] >> np.uint64(self.cluster_bits)).tolist())
+
+    def _bitmaps(self, offset: int, count: int) -> set[int]:
+        """The clusters of the bitmap tables the first ``count`` entries of a
+        bitmap directory at ``offset`` name, and their data clusters (each
+        distinct table once, at most MAX_ENTRIES table entries in all)."""
+        found: set[int] = set()
+        left, seen = MAX_ENTRIES, set()
+        entries = self.reader.bitmap_entries(offset)
+        for _ in range(min(count, spec.MAX_BITMAPS)):
+            entry, complete = next(entries, (None, False))
+            if entry is None or not left:
+                break
+            table, size = entry.bitmap_table_offset, min(entry.bitmap_table_size, left)
+            if table and size and (table, size) not in seen:
+                seen.add((table, size))
+                left -= size
+                end = table + size * spec.BITMAP_TABLE_ENTRY_SIZE - 1
+                found.update(range(table >> self.cluster_bits, (end >> self.cluster_bits) + 1))
+                found |= self._bitmap_data(self.entries(table, size))
+            if not complete:
+                break
+        return found
 
     def _l1(self, entries: np.ndarray, misread: bool) -> set[int]:
         """The L2 tables L1 ``entries`` name and the clusters those
@@ -154,9 +217,13 @@ class _Root(Record):
     tables: frozenset[int] = frozenset()
     #: Clusters whose refcount findings follow from the root (either way).
     explains: tuple[int, int] | None = None
+    #: Whether the covered bytes start inside the file: only then can a
+    #: finding be located in them (a table past the end of the file has no
+    #: entries to read; the file's end is no entry of it).
+    located: bool = True
 
 
-def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Root:
+def _root(index: int, finding: Finding, tables: _Tables, legit: set[int], leaks: list[tuple[int, int]]) -> _Root:
     missing: set[int] = set()
     extra: set[int] = set()
     misread: frozenset[int] = frozenset()
@@ -174,8 +241,23 @@ def _root(index: int, finding: Finding, tables: _Tables, legit: set[int]) -> _Ro
             misread = frozenset(tables.tables - legit)
     if finding.lost is not None:
         offset, count, kind = finding.lost
-        missing |= tables.clusters(offset, count, kind)
-    return _Root(index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains)
+        lost = tables.clusters(offset, count, kind) if offset < tables.reader.size else set()
+        if covers is not None and not any(_leaks(leaks, cluster) for cluster in lost):
+            # a table read from a wrong place, and nothing at the place guessed
+            # for the real one, or nothing it names leaks: the table it should
+            # be is one that leaks
+            lost |= tables.leaked_table(count, kind, leaks, own)
+        missing |= lost
+    located = covers is not None and covers[0] < tables.reader.size
+    return _Root(
+        index, covers, _sorted(own | missing), _sorted(own | (extra - missing)), misread, finding.explains, located
+    )
+
+
+def _leaks(leaks: list[tuple[int, int]], cluster: int) -> bool:
+    """Whether ``cluster`` lies in one of the sorted runs ``leaks``."""
+    at = bisect.bisect_right(leaks, (cluster, MAX_CLUSTER)) - 1
+    return at >= 0 and leaks[at][0] <= cluster <= leaks[at][1]
 
 
 def _sorted(clusters: set[int]) -> np.ndarray:
@@ -186,7 +268,7 @@ def _follows(finding: Finding, root: _Root) -> bool:
     """Whether ``finding`` is a consequence of ``root``."""
     about = finding.about
     if root.covers is not None:
-        if root.covers[0] <= finding.offset < root.covers[1] and finding.refs is None:
+        if root.located and root.covers[0] <= finding.offset < root.covers[1] and finding.refs is None:
             return True  # an entry read from the unusable structure
         if about is not None and about == root.covers[0] and root.covers[1] > root.covers[0]:
             return True  # about the unusable structure itself
@@ -224,7 +306,9 @@ def link_consequences(findings: Sequence[Finding], image_file: ImageFile) -> lis
         tables = _Tables(image_file)
         covered = [f.covers for f in (numbered[i] for i in candidates) if f.covers is not None]
         legit = _named_l2_tables(image_file, covered)
-        roots = [_root(i, numbered[i], tables, legit) for i in candidates]
+        # the runs of clusters that leak, as the refcount findings say
+        leaks = sorted(f.clusters for f in numbered if f.refs == "missing" and f.clusters is not None)
+        roots = [_root(i, numbered[i], tables, legit, leaks) for i in candidates]
     if not roots and not fields:
         return numbered
     parent: dict[int, int] = {}

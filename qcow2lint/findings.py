@@ -69,11 +69,13 @@ class Problem(Record):
     #: range [start, end) of a structure this problem judges unusable, as
     #: QEMU reads it; findings located inside it follow from this one.
     covers: tuple[int, int] | None = None
-    #: How QEMU reads the covered bytes ("l1" or "l2" entries), so the engine
-    #: can find the references that exist only because of the misreading.
+    #: How QEMU reads the covered bytes ("l1", "l2", "bitmaps" or
+    #: "bitmap-table" entries), so the engine can find the references that
+    #: exist only because of the misreading.
     reads: str | None = None
-    #: Entries QEMU should read but does not: (offset, count, "l1"/"l2");
-    #: leaks of the clusters they reference follow from this problem.
+    #: Entries QEMU should read but does not: (offset, count, kind), kind
+    #: "l1", "l2", "snapshots", "bitmaps" or "bitmap-table"; leaks of the
+    #: clusters they reference follow from this problem.
     lost: tuple[int, int, str] | None = None
     #: The clusters [first, last] a refcount or overlap problem is about, and
     #: which way: "missing" (refcount above the references: a leak) or

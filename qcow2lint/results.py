@@ -10,6 +10,7 @@ rules and the reader can name them without loading the analysis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import attrs
@@ -202,3 +203,14 @@ class RefcountCheck(Record):
     )
     path: ClassVar[str] = "refcounts"
     file_offset: ClassVar[int] = 0
+
+
+def extent_runs(extents: Sequence[Extent]) -> tuple[list[Extent], np.ndarray]:
+    """The runs of one extent object repeated in ``extents`` (refcount table
+    entries that name one block share its extent): each run's extent, and
+    the run lengths."""
+    if not extents:
+        return [], np.empty(0, np.int64)
+    ids = np.fromiter(map(id, extents), np.uint64, count=len(extents))
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    return [extents[i] for i in starts.tolist()], np.diff(np.append(starts, len(extents)))

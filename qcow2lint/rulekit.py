@@ -31,7 +31,7 @@ from qcow2lint.records import (
     SnapshotEntry,
     SnapshotTable,
 )
-from qcow2lint.results import Extent, RefcountCheck, StoredRefcounts
+from qcow2lint.results import Extent, RefcountCheck, StoredRefcounts, extent_runs
 
 #: A 1-D table of u64 entries with a file offset and a structure path.
 EntryTable = L1Table | RefcountTable | BitmapTable
@@ -89,6 +89,19 @@ def unusable_table(offset: int, length: int, reads: str, ctx: RuleContext, count
         "reads": reads,
         "lost": (offset - offset % ctx.cluster_size, count, reads),
     }
+
+
+def out_of_file_table(offset: int, length: int, count: int, reads: str, ctx: RuleContext) -> dict[str, Any]:
+    """Root-cause hints for a table of ``count`` ``reads`` entries (``length``
+    bytes) that ends past the end of the file.  When it starts past the end,
+    its offset is what is wrong: QEMU reads none of its entries, what is
+    said of the table follows (the cut file-truncated reports), and the
+    table they should be (one that leaks, found by the linking) is lost.
+    A table that starts inside the file and runs past its end is cut (or
+    too long): no hints."""
+    if offset < ctx.file_size:
+        return {}
+    return {"covers": (offset, offset + length), "lost": (offset, count, reads)}
 
 
 def l2_hits(
@@ -387,23 +400,36 @@ def owned_spans(refcounts: RefcountCheck, cluster_bits: int) -> list[tuple[Exten
     """Each owned metadata extent with its first and last compared cluster,
     at most ``spec.MAX_MAPPED_EXTENT`` bytes of it: a longer table is one
     QEMU refuses to load, flagged by its own rule."""
-    spans = []
-    for extent in refcounts.metadata:
+    return [
+        (extent, first, last)
+        for extent, first, last, copies in owned_runs(refcounts, cluster_bits)
+        for _ in range(copies)
+    ]
+
+
+def owned_runs(refcounts: RefcountCheck, cluster_bits: int) -> list[tuple[Extent, int, int, int]]:
+    """``owned_spans`` with each run of one extent object taken once (the
+    refcount table entries that name one block share its extent, and a
+    hostile table names one block 2^18 times): the extent, its first and
+    last compared cluster, and how many times it comes in a row."""
+    runs = []
+    extents, repeats = extent_runs(refcounts.metadata)
+    for extent, copies in zip(extents, repeats.tolist(), strict=True):
         if extent.kind in OWNED_METADATA and extent.length > 0:
             first = extent.offset >> cluster_bits
             end = extent.offset + min(extent.length, spec.MAX_MAPPED_EXTENT)
             last = min((end - 1) >> cluster_bits, refcounts.compared - 1)
             if first <= last:
-                spans.append((extent, first, last))
-    return spans
+                runs.append((extent, first, last, copies))
+    return runs
 
 
 def owned(refcounts: RefcountCheck, cluster_bits: int, clusters: np.ndarray) -> np.ndarray:
     """Which of ``clusters`` (ascending) hold owned metadata."""
-    spans = owned_spans(refcounts, cluster_bits)
+    spans = {(first, last) for _, first, last, _ in owned_runs(refcounts, cluster_bits)}
     if not spans or not len(clusters):
         return np.zeros(len(clusters), bool)
-    first, last = np.array([(first, last) for _, first, last in spans], np.int64).T
+    first, last = np.array(sorted(spans), np.int64).T
     # +1 where a span starts among the clusters, -1 past where it ends.
     depth = np.zeros(len(clusters) + 1, np.int64)
     np.add.at(depth, np.searchsorted(clusters, first, "left"), 1)

@@ -17,6 +17,8 @@ run `qemu-img check -r leaks IMG`, which drops every bitmap and frees its
 clusters.
 """
 
+import attrs
+
 from qcow2lint import spec
 from qcow2lint.records import HeaderExtension
 from qcow2lint.rulekit import bitmaps_ext_field, bitmaps_ext_problem
@@ -43,9 +45,11 @@ def check(ext, ctx):
         return
     found = sum(entry.inside_directory for entry in ctx.image.bitmap_directory)
     if found != count:
-        yield bitmaps_ext_problem(
+        problem = bitmaps_ext_problem(
             ext,
             "nb_bitmaps",
             f"nb_bitmaps is {count} but the bitmap directory ({size} bytes at {start:#x}) holds "
             f"{found} {'entry' if found == 1 else 'entries'}",
         )
+        # about the directory: when its offset is wrong, what is read there follows
+        yield attrs.evolve(problem, about=start)

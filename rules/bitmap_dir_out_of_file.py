@@ -16,9 +16,11 @@ autoclear bit 0 in the header (byte 95, bit 0) and run `qemu-img check -r
 leaks IMG`, which drops every bitmap.
 """
 
+import attrs
+
 from qcow2lint import spec
 from qcow2lint.records import HeaderExtension
-from qcow2lint.rulekit import bitmaps_ext_field, bitmaps_ext_problem, ends_out_of_file
+from qcow2lint.rulekit import bitmaps_ext_field, bitmaps_ext_problem, ends_out_of_file, out_of_file_table
 
 NAME = "bitmap-dir-out-of-file"
 CODE = "Q1410"
@@ -34,9 +36,13 @@ def check(ext, ctx):
     if ext.payload is not ctx.image.bitmaps or start is None or size > spec.MAX_BITMAP_DIRECTORY_SIZE:
         return
     if ends_out_of_file(start, size, ctx):
-        yield bitmaps_ext_problem(
+        # wholly past the end, its offset is wrong: what is said of it follows,
+        # and the directory it should be, which nothing names, leaks
+        problem = bitmaps_ext_problem(
             ext,
             "bitmap_directory_offset",
             f"bitmap directory at {start:#x} ({size} bytes) ends {start + size - ctx.file_size} bytes past "
             f"the end of the file ({ctx.file_size} bytes)",
         )
+        count = bitmaps_ext_field(ext, "nb_bitmaps") or 0
+        yield attrs.evolve(problem, **out_of_file_table(start, size, count, "bitmaps", ctx))

@@ -18,6 +18,8 @@ the header (byte 95, bit 0) and run `qemu-img check -r leaks IMG`, which
 drops every bitmap and frees its clusters.
 """
 
+import attrs
+
 from qcow2lint import spec
 from qcow2lint.records import HeaderExtension
 from qcow2lint.rulekit import bitmaps_ext_field, bitmaps_ext_problem
@@ -54,4 +56,5 @@ def check(ext, ctx):
         )
     else:
         return
-    yield bitmaps_ext_problem(ext, "bitmap_directory_size", message)
+    # about the directory: when its offset is wrong, what is read there follows
+    yield attrs.evolve(bitmaps_ext_problem(ext, "bitmap_directory_size", message), about=start)

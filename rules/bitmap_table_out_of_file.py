@@ -13,9 +13,11 @@ the file was cut short: fetch or copy it again; or remove the bitmap with
 leaked with `qemu-img check -r leaks IMG` (tested with QEMU 7.2).
 """
 
+import attrs
+
 from qcow2lint import spec
 from qcow2lint.records import BitmapDirectoryEntry
-from qcow2lint.rulekit import bitmap_entry_problem, ends_out_of_file
+from qcow2lint.rulekit import bitmap_entry_problem, ends_out_of_file, out_of_file_table
 
 NAME = "bitmap-table-out-of-file"
 CODE = "Q1428"
@@ -27,9 +29,12 @@ def check(entry, ctx):
     """Flag a bitmap table ending one cluster or more past the end of the file."""
     offset, length = entry.bitmap_table_offset, entry.bitmap_table_size * spec.BITMAP_TABLE_ENTRY_SIZE
     if entry.inside_directory and offset != 0 and ends_out_of_file(offset, length, ctx):
-        yield bitmap_entry_problem(
+        # wholly past the end, its offset is wrong: what is said of it follows,
+        # and the table it should be, which nothing names, leaks
+        problem = bitmap_entry_problem(
             entry,
             "bitmap_table_offset",
             f"bitmap table at {offset:#x} ({length} bytes) ends {offset + length - ctx.file_size} bytes past "
             f"the end of the file ({ctx.file_size} bytes)",
         )
+        yield attrs.evolve(problem, **out_of_file_table(offset, length, entry.bitmap_table_size, "bitmap-table", ctx))

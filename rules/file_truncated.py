@@ -47,4 +47,7 @@ def check(image, ctx):
             "file",
             f"the file ends at {image.file_size:#x} but {len(cut)} structure(s) lie past it; the farthest, "
             f"{farthest.structure}, ends at {farthest.offset + farthest.length:#x}",
+            # One structure past the end is about that structure: when a root
+            # cause judges it unusable (its offset is wrong), the cut follows.
+            about=cut[0].offset if len(cut) == 1 else None,
         )

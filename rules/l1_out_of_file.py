@@ -15,7 +15,7 @@ cut short or l1_table_offset is damaged; fetch the image again.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import ends_out_of_file
+from qcow2lint.rulekit import ends_out_of_file, out_of_file_table
 
 NAME = "l1-out-of-file"
 CODE = "Q0505"
@@ -35,4 +35,7 @@ def check(table, ctx):
             "header.l1_table_offset",
             f"active L1 table {header.l1_table_offset:#x}..{end:#x} (l1_size {header.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
+            **out_of_file_table(header.l1_table_offset, size, header.l1_size, "l1", ctx),
         )

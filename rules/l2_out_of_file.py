@@ -16,7 +16,7 @@ import numpy as np
 
 from qcow2lint import spec
 from qcow2lint.records import L1Table
-from qcow2lint.rulekit import entry_hits_at, u64
+from qcow2lint.rulekit import entry_hits_at, out_of_file_table, u64
 
 NAME = "l2-out-of-file"
 CODE = "Q0603"
@@ -32,6 +32,10 @@ def check(table, ctx):
         table,
         np.flatnonzero((offsets != 0) & (offsets >= u64(ctx.file_size))),
         lambda e: f"L2 table at {e & spec.L1E_OFFSET_MASK:#x} lies past the end of the file ({ctx.file_size} bytes)",
-        # the table QEMU cannot read: what is said of its cluster follows
-        hints=lambda e: {"explains": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2},
+        # the table QEMU cannot read: what is said of it and its cluster
+        # follows, and the table it should be, which nothing names, leaks
+        hints=lambda e: {
+            "explains": ((e & spec.L1E_OFFSET_MASK) >> ctx.header.cluster_bits,) * 2,
+            **out_of_file_table(e & spec.L1E_OFFSET_MASK, ctx.cluster_size, ctx.header.l2_entries, "l2", ctx),
+        },
     )

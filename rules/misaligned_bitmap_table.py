@@ -11,9 +11,10 @@ too; clear autoclear bit 0 in the header (byte 95, bit 0) and run
 the check frees their clusters.
 """
 
+from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import BitmapDirectoryEntry
-from qcow2lint.rulekit import misaligned
+from qcow2lint.rulekit import misaligned, unusable_table
 
 NAME = "misaligned-bitmap-table"
 CODE = "Q1423"
@@ -24,10 +25,14 @@ QEMU_REFUSES = ("Bitmap 'NAME' doesn't satisfy the constraints",)
 
 def check(entry, ctx):
     """Flag a bitmap whose table offset is misaligned."""
-    if misaligned(entry.bitmap_table_offset, ctx.cluster_size):
+    offset, size = entry.bitmap_table_offset, entry.bitmap_table_size
+    if misaligned(offset, ctx.cluster_size):
         yield Problem(
             entry.file_offset,
             f"{entry.path}.bitmap_table_offset",
-            f"bitmap table offset {entry.bitmap_table_offset:#x} is not a multiple of the cluster size "
-            f"{ctx.cluster_size:#x}",
+            f"bitmap table offset {offset:#x} is not a multiple of the cluster size {ctx.cluster_size:#x}",
+            # The table read at the misaligned offset is garbage (its entries
+            # and the data clusters they name); the data clusters of the table
+            # at the aligned offset below, which nothing else names, leak.
+            **unusable_table(offset, size * spec.BITMAP_TABLE_ENTRY_SIZE, "bitmap-table", ctx, size),
         )

@@ -15,7 +15,7 @@ a disk whose missing L1 entries read as zeros.  Repair: delete the snapshot
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import SnapshotEntry
-from qcow2lint.rulekit import ends_out_of_file
+from qcow2lint.rulekit import ends_out_of_file, out_of_file_table
 
 NAME = "snapshot-l1-out-of-file"
 CODE = "Q1306"
@@ -34,4 +34,7 @@ def check(entry, ctx):
             f"{entry.path}.l1_table_offset",
             f"snapshot L1 table {entry.l1_table_offset:#x}..{end:#x} (l1_size {entry.l1_size}) ends "
             f"{end - ctx.file_size} bytes past the end of the file ({ctx.file_size} bytes)",
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
+            **out_of_file_table(entry.l1_table_offset, size, entry.l1_size, "l1", ctx),
         )

@@ -23,6 +23,7 @@ does.
 from qcow2lint import spec
 from qcow2lint.findings import Problem
 from qcow2lint.records import SnapshotTable
+from qcow2lint.rulekit import out_of_file_table
 
 NAME = "snapshot-table-out-of-file"
 CODE = "Q1313"
@@ -57,4 +58,7 @@ def check(table, ctx):
             f"{overrun} bytes past the end of the file ({ctx.file_size} bytes)"
             + (f"; {unread} of its entries lie wholly past it" if unread > 0 else ""),
             about=table.file_offset,
+            # wholly past the end, its offset is wrong: what is said of it
+            # follows, and the table it should be, which nothing names, leaks
+            **out_of_file_table(table.file_offset, end - table.file_offset, table.nb_snapshots, "snapshots", ctx),
         )

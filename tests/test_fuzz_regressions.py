@@ -65,3 +65,65 @@ def test_absurd_cluster_bits_cost_no_memory_in_the_root_cause_linking(tmp_path: 
     assert "header-cluster-bits-range" in {f.rule for f in report.findings}
     assert "internal-error" not in {f.rule for f in report.findings}
     assert peak < 64 << 20
+
+
+def _one_block_everywhere(path: Path, cluster_size: int, names: list[int] | None = None, **options: object) -> None:
+    """An image whose refcount table entries all name its one refcount block
+    (or, with ``names``, entry i names the cluster ``names[i]``)."""
+    ib.create(path, 8 << 20, {"cluster_size": cluster_size, **options})
+    ib.write(path, 0, 4096, 0x33)
+    img = ib.Qcow2Image(path)
+    table = img.header["refcount_table_offset"]
+    (block,) = img.read_u64_table(table, 1)
+    entries = img.header["refcount_table_clusters"] * cluster_size // 8
+    offsets = [block] * entries if names is None else [cluster * cluster_size for cluster in names]
+    img.write_bytes(table, struct.pack(f">{len(offsets)}Q", *offsets))
+
+
+def _weights(report: qcow2lint.ImageReport, rule: str) -> int:
+    return sum(f.weight for f in report.findings if f.rule == rule)
+
+
+def test_a_refcount_table_naming_one_block_everywhere(tmp_path: Path) -> None:
+    """2 MiB clusters, a 2 MiB refcount table whose 262,144 entries all name
+    the one refcount block (fuzz seed "v3-2m"): QEMU counts the block once
+    per entry, so the k-th entry sees refcount k (saturated at 65,535, each
+    increment past it an overflow): 262,143 blocks with a refcount other
+    than 1, 196,609 overflows, 458,753 corruptions as `qemu-img check`
+    counts them.  The refcount pass counted the entries one at a time (9 s
+    of the fuzzer's 10 s bound)."""
+    path = tmp_path / "one-block.qcow2"
+    _one_block_everywhere(path, 2 << 20)
+    report = qcow2lint.lint(path, preset="pedantic", deep=True, statistics=True)
+    assert report.stats is not None and report.stats["corruptions"] == 458753
+    assert _weights(report, "refblock-refcount-not-one") == 262143
+    shown = [f.message for f in report.findings if f.rule == "refblock-refcount-not-one" and not f.omitted]
+    assert shown[:3] == [f"refcount block at 0x400000 has {n} references, must be 1" for n in (2, 3, 4)]
+
+
+def test_refcount_table_entries_naming_blocks_again_count_as_qemu_does(tmp_path: Path) -> None:
+    """4-bit refcounts (at most 15) and a refcount table that names its block
+    (cluster 2), the L1 table's cluster (3) and a data cluster (5) again and
+    again, interleaved:
+    each entry sees its block's count so far, saturated at 15, as
+    `qemu-img check` reports it ("ERROR refcount block N refcount=M")."""
+    path = tmp_path / "interleaved.qcow2"
+    names = [2, 3, 2, 2, 3] + [2] * 20 + [3] * 14 + [5, 2]
+    _one_block_everywhere(path, 64 << 10, names, refcount_bits=4)
+    qemu = ib.qemu_check(path).output
+    expected = sorted(
+        (int(index), int(count))
+        for index, count in (line.split()[3:5] for line in qemu.splitlines() if line.startswith("ERROR refcount block"))
+        for count in [count.removeprefix("refcount=")]
+    )
+    report = qcow2lint.lint(path, preset="pedantic", deep=True, statistics=True)
+    found = sorted(
+        (int(f.location[len("reftable[") : -1]), int(f.message.split(" has ")[1].split()[0]))
+        for f in report.findings
+        if f.rule == "refblock-refcount-not-one"
+    )
+    # only the first naming of the block sees 1: the L1 table and data
+    # clusters named as blocks already have their own reference
+    assert found == expected and len(found) == len(names) - 1
+    corruptions = int(next(line for line in qemu.splitlines() if "errors were found" in line).split()[0])
+    assert report.stats is not None and report.stats["corruptions"] == corruptions

@@ -9,8 +9,10 @@ each with the reason the two findings are not one defect said twice.
 
 A few one-defect images the row tables do not hold are built here: an L2
 table past the end of the file named by an entry that keeps its COPIED
-flag, and a misaligned snapshot table that also runs past the end of the
-file.
+flag, a misaligned snapshot table that also runs past the end of the
+file, and tables read from a wrong offset (misaligned, or past the end of
+the file): each is one root, whatever follows from reading the table there
+and from not reading the table it should be.
 """
 
 from __future__ import annotations
@@ -142,3 +144,148 @@ def test_one_root_for_one_defect(name: str, which: str, base_images: Bases, tmp_
     assert root.caused_by is None
     assert follows.caused_by == root.id
     assert (follows.offset, follows.location) == (root.offset, root.location)
+
+
+# --- one root for every table read from a wrong offset ------------------------------
+
+
+def _bitmaps_dir(img: ib.Qcow2Image) -> int:
+    return img.read_int(img.ext_field_offset(ib.EXT_BITMAPS, "bitmap_directory_offset"), "Q")
+
+
+def _first_data_cluster(img: ib.Qcow2Image) -> int:
+    """The host offset of guest cluster 0 (written with a pattern)."""
+    (entry,) = img.read_u64_table(img.l1[0] & ib.L1E_OFFSET_MASK, 1)
+    return int(entry & ib.L2E_OFFSET_MASK)
+
+
+def _snapshot_l1(offset: Callable[[ib.Qcow2Image], int]) -> Callable[[ib.Qcow2Image], None]:
+    return lambda img: img.set_snapshot_field("snap1", "l1_table_offset", offset(img)) and None
+
+
+def _bitmap_table(offset: Callable[[ib.Qcow2Image], int]) -> Callable[[ib.Qcow2Image], None]:
+    return lambda img: img.set_bitmap_field(0, "bitmap_table_offset", offset(img)) and None
+
+
+def _bitmap_directory(offset: Callable[[ib.Qcow2Image], int]) -> Callable[[ib.Qcow2Image], None]:
+    return lambda img: img.set_ext_field(ib.EXT_BITMAPS, "bitmap_directory_offset", offset(img)) and None
+
+
+#: name: (base, patch, the root, rules that must follow from it).  The
+#: patches move a table 0x200 bytes (misaligned) or 4 clusters past the end
+#: of the file.  What follows: the garbage entries read there, the leaks of
+#: the real table and of what only it names, the cut (file-truncated) when
+#: the table is read past the end of the file.
+WRONG_OFFSET: dict[str, tuple[str, Callable[[ib.Qcow2Image], None], str, set[str]]] = {
+    "snapshot-l1-misaligned": (
+        "snapshot",
+        _snapshot_l1(lambda img: img.snapshot("snap1").fields["l1_table_offset"] + 0x200),
+        "misaligned-snapshot-l1-table",
+        {"refcount-leak"},
+    ),
+    "snapshot-l1-misaligned-into-data": (
+        "snapshot",
+        _snapshot_l1(lambda img: _first_data_cluster(img) + 0x200),
+        "misaligned-snapshot-l1-table",
+        {"refcount-leak", "l1-reserved-bits", "misaligned-l2-table", "l2-out-of-file", "file-truncated"},
+    ),
+    "snapshot-l1-past-eof": (
+        "snapshot",
+        _snapshot_l1(cb.beyond_eof),
+        "snapshot-l1-out-of-file",
+        {"refcount-leak", "file-truncated"},
+    ),
+    "snapshot-table-past-eof": (
+        "snapshot",
+        lambda img: img.set_header("snapshots_offset", cb.beyond_eof(img)) and None,
+        "snapshot-table-out-of-file",
+        {"refcount-leak", "file-truncated"},
+    ),
+    "l1-table-past-eof": (
+        "v3",
+        lambda img: img.set_header("l1_table_offset", cb.beyond_eof(img)) and None,
+        "l1-out-of-file",
+        {"refcount-leak", "file-truncated"},
+    ),
+    "l2-table-past-eof": (
+        "v3",
+        lambda img: img.set_l1(PATCH_L1_INDEX, cb.beyond_eof(img) | (1 << 63)) and None,
+        "l2-out-of-file",
+        {"refcount-leak", "file-truncated", "l1-copied-mismatch"},
+    ),
+    "bitmap-directory-misaligned": (
+        "bitmaps",
+        _bitmap_directory(lambda img: _bitmaps_dir(img) + 0x200),
+        "misaligned-bitmap-directory",
+        {"refcount-leak", "file-truncated"},
+    ),
+    "bitmap-directory-misaligned-into-a-table": (
+        "bitmaps",
+        _bitmap_directory(lambda img: _bitmaps_dir(img) - img.cluster_size + 0x200),
+        "misaligned-bitmap-directory",
+        {"refcount-leak", "bitmap-dir-size-mismatch"},
+    ),
+    "bitmap-directory-past-eof": (
+        "bitmaps",
+        _bitmap_directory(cb.beyond_eof),
+        "bitmap-dir-out-of-file",
+        {"refcount-leak", "file-truncated"},
+    ),
+    "bitmap-table-misaligned": (
+        "bitmaps",
+        _bitmap_table(lambda img: img.bitmap(0).fields["bitmap_table_offset"] + 0x200),
+        "misaligned-bitmap-table",
+        {"refcount-leak"},
+    ),
+    "bitmap-table-misaligned-into-data": (
+        "bitmaps",
+        _bitmap_table(lambda img: _first_data_cluster(img) + 0x200),
+        "misaligned-bitmap-table",
+        {"refcount-leak", "bitmap-table-reserved-bits", "bitmap-data-out-of-file", "metadata-overlap"},
+    ),
+    "bitmap-table-past-eof": (
+        "bitmaps",
+        _bitmap_table(cb.beyond_eof),
+        "bitmap-table-out-of-file",
+        {"refcount-leak", "file-truncated"},
+    ),
+}
+
+#: Roots that are separate facts of these images, with every rule on.
+SEPARATE = {
+    # qemu-img writes the bitmap directory at the end of the file, in a
+    # partial last cluster: the bitmaps base has this note before any patch
+    "file-trailing-partial-cluster",
+    # an estimate of the memory opening the image takes, summed over every
+    # structure (a garbage directory entry asks for a large bitmap): not a
+    # finding about one structure
+    "open-metadata-too-large",
+}
+
+
+@pytest.mark.parametrize("which", sorted(CONFIGS))
+@pytest.mark.parametrize("name", sorted(WRONG_OFFSET))
+def test_a_table_read_from_a_wrong_offset_is_one_root(
+    name: str, which: str, base_images: Bases, tmp_path: Path
+) -> None:
+    base, patch, root_rule, followers = WRONG_OFFSET[name]
+    path = base_images.copy(base, tmp_path)
+    patch(ib.Qcow2Image(path))
+    report = lint(path, CONFIGS[which])
+    assert not shared_roots(report), "\n".join(shared_roots(report))
+    roots = [f for f in report.roots() if f.rule not in SEPARATE]
+    assert [f.rule for f in roots] == [root_rule], [(f.rule, f.message) for f in report.roots()]
+    assert followers <= {f.rule for f in report.findings if f.caused_by == roots[0].id}
+
+
+def test_a_file_cut_short_stays_the_root_of_the_cut(base_images: Bases, tmp_path: Path) -> None:
+    """The v3 base cut in half: both L2 tables now lie past the end, the
+    first exactly at it.  The cut is the fact (two structures past the end,
+    no table left to find among the leaks): file-truncated stays a root,
+    not a consequence of the L2 table that starts where the file ends."""
+    path = base_images.copy("v3", tmp_path)
+    ib.Qcow2Image(path).truncate(path.stat().st_size // 2)
+    report = lint(path, "")
+    (cut,) = [f for f in report.findings if f.rule == "file-truncated"]
+    assert "2 structure(s)" in cut.message and cut.caused_by is None
+    assert any(f.rule == "l2-out-of-file" and f.covers and f.covers[0] == cut.offset for f in report.findings)

@@ -12,7 +12,7 @@ import numpy as np
 
 from qcow2lint.passes.base import MAX_EVENTS
 from qcow2lint.records import L2Tables
-from qcow2lint.results import Extent, Overlap
+from qcow2lint.results import Extent, Overlap, extent_runs
 from qcow2lint.spec import MAX_MAPPED_EXTENT
 
 
@@ -33,6 +33,11 @@ class ExtentMap:
         """Record one metadata extent (empty ones are not structures)."""
         if length > 0:
             self.metadata.append(Extent(kind, label, offset, length))
+
+    def extend(self, extents: list[Extent]) -> None:
+        """Record several metadata extents (non-empty ones), in order; the same
+        extent object may come many times (one block named by many entries)."""
+        self.metadata.extend(extent for extent in extents if extent.length > 0)
 
     def set_l2_tables(self, active: np.ndarray, inactive: np.ndarray) -> None:
         """The L2 tables of the active L1 and those only snapshots reference."""
@@ -61,14 +66,22 @@ class ExtentMap:
         spill = last > first  # a misaligned table also covers the next cluster
         clusters = [first, last[spill]]
         owners = [owner, owner[spill]]
-        for number, extent in enumerate(self.metadata):
-            start = extent.offset >> self.cluster_bits
+        # Each run of one extent (one refcount block named by many table
+        # entries) is measured once, then every cluster of every extent.
+        extents, repeats = extent_runs(self.metadata)
+        firsts, lasts = [], []
+        for extent in extents:
             length = min(extent.length, MAX_MAPPED_EXTENT)
-            stop = min((extent.offset + length - 1) >> self.cluster_bits, limit)
-            if start > stop:
-                continue
-            clusters.append(np.arange(start, stop + 1, dtype=np.int64))
-            owners.append(np.full(stop - start + 1, number, np.int64))
+            firsts.append(extent.offset >> self.cluster_bits)
+            lasts.append(min((extent.offset + length - 1) >> self.cluster_bits, limit))
+        if extents:
+            start = np.repeat(np.array(firsts, np.int64), repeats)
+            stop = np.repeat(np.array(lasts, np.int64), repeats)
+            sizes = np.maximum(stop - start + 1, 0)  # an extent past the limit has none
+            ends = np.cumsum(sizes)
+            base = np.repeat(start - (ends - sizes), sizes)
+            clusters.append(base + np.arange(int(ends[-1]), dtype=np.int64))
+            owners.append(np.repeat(np.arange(len(sizes), dtype=np.int64), sizes))
         all_clusters = np.concatenate(clusters) if clusters else np.empty(0, np.int64)
         all_owners = np.concatenate(owners) if owners else np.empty(0, np.int64)
         order = np.argsort(all_clusters, kind="stable")

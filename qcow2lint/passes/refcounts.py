@@ -337,10 +337,16 @@ class RefcountBuilder:
             self.region("fde-area", "encryption", area.file_offset, area.length)
             self.extents.add("fde-area", "encryption", area.file_offset, area.length)
         self._bitmaps()
-        for entry in reftable.entries[reftable.entries != 0].tolist():
-            offset = entry & spec.REFT_OFFSET_MASK
-            if not entry & spec.REFT_RESERVED_MASK and not offset % self.cluster_size:
-                self.extents.add("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
+        # One extent per usable entry, in table order; entries that name one
+        # block share its extent (a hostile table names one block 2^18 times).
+        entries = reftable.entries[reftable.entries != 0]
+        offsets = entries & np.uint64(spec.REFT_OFFSET_MASK)
+        usable = ((entries & np.uint64(spec.REFT_RESERVED_MASK)) == 0) & (
+            (offsets & np.uint64(self.cluster_size - 1)) == 0
+        )
+        blocks, which = np.unique(offsets[usable], return_inverse=True)
+        extents = [Extent("refblock", f"refblock@{offset:#x}", offset, self.cluster_size) for offset in blocks.tolist()]
+        self.extents.extend([extents[i] for i in which.reshape(-1).tolist()])
         self.extents.index(cluster_count(image))
 
     def _bitmaps(self) -> None:
@@ -385,28 +391,71 @@ class RefcountBuilder:
 
     def _refblocks(self) -> None:
         """check_refblocks: count each refcount block last, as QEMU does, and
-        object to entries it cannot use or blocks referenced more than once."""
+        object to entries it cannot use or blocks referenced more than once.
+
+        QEMU walks the table entry by entry: each usable entry adds one
+        reference to its block's cluster, then reads that cluster's count.
+        The walk is replayed per distinct block (a hostile table can name one
+        block 2^18 times): the k-th entry naming a block sees the block's
+        count before the walk plus k, saturated at refcount_max, and each
+        increment past the maximum is an overflow."""
         assert self.image.refcount_table is not None  # as in _metadata_pass
         entries = self.image.refcount_table.entries
-        for index in np.flatnonzero(entries).tolist():
-            entry = int(entries[index])
-            offset = entry & spec.REFT_OFFSET_MASK
-            cluster = offset >> self.cluster_bits
-            if entry & spec.REFT_RESERVED_MASK:
-                kind = "reserved"
-            elif offset % self.cluster_size:
-                kind = "misaligned"
-            elif cluster >= self.compared:
-                kind = "outside"
+        indices = np.flatnonzero(entries)
+        values = entries[indices]
+        offsets = values & np.uint64(spec.REFT_OFFSET_MASK)
+        reserved = (values & np.uint64(spec.REFT_RESERVED_MASK)) != 0
+        misaligned = ~reserved & ((offsets & np.uint64(self.cluster_size - 1)) != 0)
+        clusters = offsets >> np.uint64(self.cluster_bits)
+        outside = ~reserved & ~misaligned & (clusters >= np.uint64(self.compared))
+        usable = ~(reserved | misaligned | outside)
+        # Each usable entry's rank among the entries naming its block (1 for
+        # the first in table order), and the block's count before the walk.
+        blocks = clusters[usable].astype(np.int64)
+        distinct, inverse = np.unique(blocks, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(distinct)))])[:-1]
+        rank = np.empty(len(blocks), np.int64)
+        rank[order] = np.arange(len(blocks), dtype=np.int64) - starts[inverse[order]] + 1
+        if len(distinct) and int(distinct[-1]) >= len(self.computed):
+            self._grow(int(distinct[-1]) + 1)
+        # Counts are far below 2^63 (one per reference): int64 holds them, and
+        # a 64-bit refcount_max is never reached.
+        top = min(self.refcount_max, np.iinfo(np.int64).max)
+        before = self.computed[distinct].astype(np.int64)[inverse] if len(blocks) else np.empty(0, np.int64)
+        seen = np.minimum(before + rank, top)
+        over = before + rank > top  # this entry's increment is lost
+        if len(distinct):
+            final = np.minimum(self.computed[distinct].astype(np.int64) + np.bincount(inverse), top)
+            self._hold(int(final.max()))
+            self.computed[distinct] = final.astype(self.computed.dtype)
+        lost = int(over.sum())
+        self.overflow_count += lost
+        self.corruptions += lost
+        if lost and len(self.overflows) < MAX_EVENTS:
+            overflowing = offsets[usable][over][: MAX_EVENTS - len(self.overflows)]
+            self.overflows += overflowing.astype(np.int64).tolist()
+        # The issues in table order: an unusable entry, or a block whose
+        # count is not 1 once the entry is counted.
+        kinds = np.where(reserved, 0, np.where(misaligned, 1, 2))
+        counts = np.ones(len(indices), np.int64)
+        counts[usable] = seen
+        flagged = ~usable | (counts != 1)
+        names = ("reserved", "misaligned", "outside")
+        for index, offset, kind, count, ok in zip(
+            indices[flagged].tolist(),
+            offsets[flagged].tolist(),
+            kinds[flagged].tolist(),
+            counts[flagged].tolist(),
+            usable[flagged].tolist(),
+            strict=True,
+        ):
+            if ok:
+                self.refblock_issues.append(RefcountIssue(index, offset, "refcount", count))
             else:
-                self.region("refblock", f"refblock@{offset:#x}", offset, self.cluster_size)
-                count = int(self.computed[cluster])
-                if count != 1:
-                    self.refblock_issues.append(RefcountIssue(index, offset, "refcount", count))
-                    self.corruptions += 1
-                continue
-            self.refblock_issues.append(RefcountIssue(index, offset, kind))
-            self.corruptions += 1
+                self.refblock_issues.append(RefcountIssue(index, offset, names[kind]))
+        self.corruptions += int(flagged.sum())
 
     # --- the L2 pass --------------------------------------------------------------
 
