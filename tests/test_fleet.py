@@ -297,3 +297,46 @@ def test_frames_refuse_a_bad_selection_at_once(fleet: list[Path]) -> None:
 
     with pytest.raises(qcow2lint.ConfigError, match="no-such-rule"):
         qcow2lint.lint_frames(fleet[:2], select="l1-reserved-bits,no-such-rule")
+
+
+# URLs on the cluster: the workers read images over HTTP (the remote extra)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def http_fleet(fleet: list[Path]) -> Iterator[tuple[Any, list[str]]]:
+    """The fleet's first 30 images served by the remote tests' range server,
+    and their URLs."""
+    pytest.importorskip("fsspec", reason="the remote extra (fsspec, aiohttp) is not installed")
+    pytest.importorskip("aiohttp", reason="the remote extra (fsspec, aiohttp) is not installed")
+    from rangeserver import RangeServer
+
+    server = RangeServer(fleet[0].parent)
+    yield server, [server.url(path.name) for path in fleet[:30]]
+    server.stop()
+
+
+def test_workers_read_urls_as_a_local_run_does(http_fleet: tuple[Any, list[str]], cluster: str) -> None:
+    server, urls = http_fleet
+    args = ("check", "--format", "json", "--statistics", *urls)
+    local = run_cli_bytes(*args, "--jobs", "2")
+    on_cluster = run_cli_bytes(*args, "--scheduler", cluster)
+    assert on_cluster == local
+    assert local[0] == 1  # broken images and files that are no image: findings
+    document = json.loads(local[1])
+    assert [image["path"] for image in document["images"]] == urls
+    assert any(f["rule"] == "l1-reserved-bits" for image in document["images"] for f in image["findings"])
+    # Only metadata was fetched, by both runs: less than the images' bytes.
+    served = sum((server.root / url.rsplit("/", 1)[1]).stat().st_size for url in urls)
+    assert 0 < server.body_bytes < 2 * served
+
+
+def test_frames_of_urls_hold_what_the_json_report_holds(http_fleet: tuple[Any, list[str]], cluster: str) -> None:
+    _, urls = http_fleet
+    document = json.loads(run_cli_bytes("check", "-f", "json", "--statistics", "--timeout", "20", *urls)[1])
+    findings, images = _frames(urls, cluster, timeout=20.0)  # type: ignore[arg-type]
+    assert list(images["path"]) == urls
+    assert [_value(error) for error in images["error"]] == [image.get("error") for image in document["images"]]
+    expected = [(image["path"], f["rule"], f["offset"]) for image in document["images"] for f in image["findings"]]
+    assert [tuple(map(_value, row)) for row in findings[["path", "rule", "offset"]].itertuples(index=False)] == expected
+    assert expected
