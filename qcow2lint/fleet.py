@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qcow2lint.findings import ImageReport
+from qcow2lint.results import CHECK_FIGURES
 from qcow2lint.runner import Job, Outcome, Waiting, _no_progress
 
 if TYPE_CHECKING:
@@ -311,16 +312,7 @@ def _outcomes(client: Any, cluster: Any, paths: Sequence[str], job: Job, waiting
 # ---------------------------------------------------------------------------
 
 #: qemu-img check's figures (``report.stats``), one column each in the images frame.
-STATS = (
-    "image-end-offset",
-    "total-clusters",
-    "allocated-clusters",
-    "fragmented-clusters",
-    "compressed-clusters",
-    "leaks",
-    "corruptions",
-    "check-errors",
-)
+STATS = CHECK_FIGURES
 SEVERITIES = ("error", "warning", "info")
 
 

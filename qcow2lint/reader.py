@@ -447,23 +447,29 @@ class _ImageReader(Reader):
             )
         return tuple(entries)
 
-    def _bitmap_table_counts(self, entries: tuple[BitmapDirectoryEntry, ...]) -> dict[tuple[int, int], int]:
-        """How many entries of each distinct bitmap table (offset, size) are
-        read, in first-use order.  Hostile directories may point thousands
-        of large tables at the same bytes: all tables together are read up
-        to the file's size."""
+    def _table_counts(self, tables: Iterable[tuple[int, int]], entry_size: int) -> dict[tuple[int, int], int]:
+        """How many entries of each distinct table (offset, entries) are read,
+        in first-use order.  Hostile directories and snapshot tables may
+        point thousands of large tables at the same bytes: all tables
+        together are read up to the file's size (or 64 MiB)."""
         budget = max(self.allocated, 64 << 20)
         counts: dict[tuple[int, int], int] = {}
-        for entry in entries:
+        for key in tables:
+            if key not in counts:
+                counts[key] = min(key[1], budget // entry_size)
+                budget -= counts[key] * entry_size
+        return counts
+
+    def _bitmap_table_counts(self, entries: tuple[BitmapDirectoryEntry, ...]) -> dict[tuple[int, int], int]:
+        """How many entries of each distinct bitmap table (offset, size) are read."""
+
+        def table(entry: BitmapDirectoryEntry) -> tuple[int, int]:
             # A table at offset 0 or beyond QEMU's size limit is not a table:
             # reading it would judge the header or junk as bitmap entries.
-            count = entry.bitmap_table_size if entry.bitmap_table_offset else 0
-            count = count if count <= spec.BME_MAX_TABLE_SIZE else 0
-            key = (entry.bitmap_table_offset, count)
-            if key not in counts:
-                counts[key] = min(count, budget // spec.BITMAP_TABLE_ENTRY_SIZE)
-                budget -= counts[key] * spec.BITMAP_TABLE_ENTRY_SIZE
-        return counts
+            size = entry.bitmap_table_size if entry.bitmap_table_offset else 0
+            return entry.bitmap_table_offset, size if size <= spec.BME_MAX_TABLE_SIZE else 0
+
+        return self._table_counts(map(table, entries), spec.BITMAP_TABLE_ENTRY_SIZE)
 
     def _bitmap_tables(
         self,
@@ -631,17 +637,11 @@ class _ImageReader(Reader):
         return entries, None
 
     def _snapshot_l1_counts(self, entries: list[SnapshotEntry]) -> dict[tuple[int, int], int]:
-        """How many entries of each distinct snapshot L1 table (offset,
-        size) are read: all tables together up to the file's size."""
-        budget = max(self.allocated, 64 << 20)
-        counts: dict[tuple[int, int], int] = {}
-        for entry in entries:
-            count = min(entry.l1_size, spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE)
-            key = (entry.l1_table_offset, count)
-            if key not in counts:
-                counts[key] = min(count, budget // spec.L1_ENTRY_SIZE)
-                budget -= counts[key] * spec.L1_ENTRY_SIZE
-        return counts
+        """How many entries of each distinct snapshot L1 table (offset, size) are read."""
+        most = spec.MAX_L1_SIZE // spec.L1_ENTRY_SIZE
+        return self._table_counts(
+            ((entry.l1_table_offset, min(entry.l1_size, most)) for entry in entries), spec.L1_ENTRY_SIZE
+        )
 
     def _snapshot_l1(
         self,

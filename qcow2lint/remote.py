@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -597,15 +598,21 @@ class _Generic(_Backend):
     """Any other fsspec filesystem: ``cat_ranges``, lengths checked, the
     identity (``info()``) compared after each round."""
 
-    def _identity(self) -> tuple[str, int]:
+    @contextlib.contextmanager
+    def client_errors(self) -> Iterator[None]:
+        """Whatever the protocol's client raises, as this object's one line."""
         try:
-            info = self.fs.info(self.target)
+            yield
         except FileNotFoundError:
             raise self.fail("no such object") from None
         except PermissionError:
             raise self.fail("access denied") from None
         except Exception as exc:  # noqa: BLE001 -- one line for every client failure
             raise self.fail(f"{type(exc).__name__}: {exc}") from None
+
+    def _identity(self) -> tuple[str, int]:
+        with self.client_errors():
+            info = self.fs.info(self.target)
         if info.get("type") == "directory":
             raise self.fail("is a directory, not an image file")
         size = int(info.get("size") or 0)
@@ -621,16 +628,10 @@ class _Generic(_Backend):
     def fetch(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         ranges = [(start, end) for start, end in ranges]
         self.statistics.requests += len(ranges)
-        try:
+        with self.client_errors():
             found = self.fs.cat_ranges(
                 [self.target] * len(ranges), [r[0] for r in ranges], [r[1] for r in ranges], on_error="raise"
             )
-        except FileNotFoundError:
-            raise self.fail("no such object") from None
-        except PermissionError:
-            raise self.fail("access denied") from None
-        except Exception as exc:  # noqa: BLE001 -- one line for every client failure
-            raise self.fail(f"{type(exc).__name__}: {exc}") from None
         data = [self.check_length(bytes(part), start, end) for part, (start, end) in zip(found, ranges)]
         self.statistics.bytes_fetched += sum(map(len, data))
         identity, size = self._identity()

@@ -172,6 +172,20 @@ class RefcountIssue(Record):
     value: int = 0
 
 
+#: The figures of ``qemu-img check --output=json`` that ``RefcountCheck.stats``
+#: holds (a report's ``stats``), in qemu-img's spelling and order.
+CHECK_FIGURES = (
+    "image-end-offset",
+    "total-clusters",
+    "allocated-clusters",
+    "fragmented-clusters",
+    "compressed-clusters",
+    "leaks",
+    "corruptions",
+    "check-errors",
+)
+
+
 @attrs.frozen(repr=False)
 class RefcountCheck(Record):
     """The outcome of the whole-image analysis, for rules and statistics."""
@@ -195,6 +209,7 @@ class RefcountCheck(Record):
     #: Data clusters mapped by two L2 entries (images without snapshots).
     shared_data: tuple[int, ...] = ()
     metadata: tuple[Extent, ...] = ()
+    #: qemu-img check's figures (:data:`CHECK_FIGURES`).
     stats: dict[str, int] = attrs.field(factory=dict, eq=False)
     #: Compared cluster indices where stored and computed differ, with both
     #: values (unreadable refcounts excluded).

@@ -25,7 +25,7 @@ import numpy as np
 from qcow2lint import predicates, spec
 from qcow2lint.findings import Finding
 from qcow2lint.records import Image, L2Tables
-from qcow2lint.results import RefcountCheck
+from qcow2lint.results import CHECK_FIGURES, RefcountCheck
 
 #: Host cluster kinds, least severe first, and what each means (for legends
 #: and docs): where one pixel covers several clusters, the most severe kind
@@ -565,15 +565,7 @@ class MapBuilder:
             "virtual-size": image.header.size if image.readable else 0,
             "cluster-size": cs,
         }
-        for key in (
-            "image-end-offset",
-            "total-clusters",
-            "allocated-clusters",
-            "fragmented-clusters",
-            "compressed-clusters",
-            "leaks",
-            "corruptions",
-        ):
+        for key in CHECK_FIGURES[:-1]:  # check-errors: the page's findings say why
             if key in stats:
                 figures[key] = stats[key]
         figures["leaked-clusters"] = kinds["leaked"]
