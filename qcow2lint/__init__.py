@@ -108,7 +108,9 @@ def read(
 
 def _remote(path: str | os.PathLike[str], storage_options: dict[str, Any] | None, timeout: float | None) -> Any:
     """What the reader takes for a URL (None for a path)."""
-    if not isinstance(path, str) or "://" not in path:
+    from qcow2lint.source import is_url
+
+    if not is_url(path):
         return None
     return {"storage_options": storage_options or {}, "timeout": timeout}
 

@@ -188,8 +188,10 @@ def check(values: Values) -> NoReturn:
     machine = terminal is not Format.text
     show_text = terminal is Format.text and not silent and not generating
     coloured = show_text and use_colour(values.colour)
+    from qcow2lint.source import is_url
+
     remote = None
-    if any("://" in image for image in images):
+    if any(map(is_url, images)):
         from qcow2lint.cli import remote_options
 
         remote = remote_options(values)

@@ -95,9 +95,9 @@ class Progress:
         with self._lock:
             self._token += 1
             token = self._token
-        if "://" in path:  # a URL: shown without credentials
-            from qcow2lint.source import display_name
+        from qcow2lint.source import display_name, is_url
 
+        if is_url(path):  # shown without credentials
             path = display_name(path)
         timer = threading.Timer(self.delay, self._show, args=(token, index, path))
         timer.daemon = True

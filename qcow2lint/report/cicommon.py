@@ -58,7 +58,9 @@ def artifact_uri(path: str) -> str:
     """A URI reference for an image path: a relative path stays relative
     (percent-escaped, ``./`` dropped), an absolute one becomes a ``file://``
     URI; a URL (a remote image, named without credentials) is its own URI."""
-    if "://" in path and path.split("://", 1)[0].isalnum():
+    from qcow2lint.source import is_url
+
+    if is_url(path):
         return path
     win = PureWindowsPath(path)
     if win.drive:  # C:\\images\\a.qcow2
