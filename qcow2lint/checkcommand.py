@@ -221,11 +221,8 @@ def check(values: Values) -> NoReturn:
     # kept for a report at the end, so the run's memory does not grow with
     # the number of images.
     streaming = output_format is Format.jsonl and not (generating and output_file is None)
-    lines = _jsonl_sink(output_file, silent) if streaming else None
+    lines = _JsonLines(output_file, silent) if streaming else None
     keep = lines is None or show_text
-    from qcow2lint.report.jsonreport import Totals, jsonl_image, jsonl_summary
-
-    totals = Totals()
 
     reports, found, extra, exit_code = [], [], {}, EXIT_OK
     for entry in entries:
@@ -246,8 +243,7 @@ def check(values: Values) -> NoReturn:
         if dump_error:
             say(f"qcow2lint: dump: {path}: {dump_error}")
         if lines is not None:
-            totals.add(report)
-            lines(jsonl_image(report, extra.pop(path, None)))
+            lines.image(report, extra.pop(path, None))
         if keep:
             reports.append(report)
         if report.error is not None:
@@ -274,8 +270,7 @@ def check(values: Values) -> NoReturn:
                 "occur (fixed, or moved); regenerate it with --generate-baseline"
             )
     if lines is not None:
-        lines(jsonl_summary(totals))
-        lines(None)
+        lines.close()
     elif not generating and (output_format is not Format.text or output_file is not None):
         rendered = _render(output_format, reports, extra, registry, settings, threshold, show_all)
         if output_file is None:
@@ -311,27 +306,49 @@ def _fleet(paths: list[str], job: Any, scheduler: str, jobs: int, waiting: Any) 
         fail(str(exc))
 
 
-def _jsonl_sink(output_file: Path | None, silent: bool) -> Any:
-    """Where the JSON Lines report goes, line by line as each is written
-    (flushed): stdout, or the ``--output-file``; called with None at the end."""
-    if output_file is None:
-        return (lambda line: None) if silent else (lambda line: out(line) if line is not None else None)
-    try:
-        handle = output_file.open("w", encoding="utf-8")
-    except OSError as exc:
-        fail(f"{output_file}: cannot write: {exc.strerror or exc}")
+class _JsonLines:
+    """The JSON Lines report: each image's line written (and flushed) as it
+    comes, to stdout or the ``--output-file``; the totals line at the end."""
 
-    def write(line: str | None) -> None:
+    def __init__(self, output_file: Path | None, silent: bool) -> None:
+        from qcow2lint.report.jsonreport import Totals
+
+        self.output_file, self.silent, self.totals = output_file, silent, Totals()
+        self.handle = None
+        if output_file is not None:
+            try:
+                self.handle = output_file.open("w", encoding="utf-8")
+            except OSError as exc:
+                fail(f"{output_file}: cannot write: {exc.strerror or exc}")
+
+    def _write(self, line: str) -> None:
+        if self.handle is None:
+            if not self.silent:
+                out(line)
+            return
         try:
-            if line is None:
-                handle.close()
-            else:
-                handle.write(line)
-                handle.flush()
+            self.handle.write(line)
+            self.handle.flush()
         except OSError as exc:
-            fail(f"{output_file}: cannot write: {exc.strerror or exc}")
+            fail(f"{self.output_file}: cannot write: {exc.strerror or exc}")
 
-    return write
+    def image(self, report: Any, extra: dict[str, Any] | None) -> None:
+        """One image's line (``extra``: what it carries besides the report, its dump)."""
+        from qcow2lint.report.jsonreport import jsonl_image
+
+        self.totals.add(report)
+        self._write(jsonl_image(report, extra))
+
+    def close(self) -> None:
+        """The totals line; the file is closed."""
+        from qcow2lint.report.jsonreport import jsonl_summary
+
+        self._write(jsonl_summary(self.totals))
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError as exc:
+                fail(f"{self.output_file}: cannot write: {exc.strerror or exc}")
 
 
 def _baseline_filter(path: Path) -> Any:
