@@ -348,18 +348,9 @@ def _finding_frame(outcomes: list[Outcome]) -> Any:
     import pandas as pd
 
     meta = _finding_meta()
+    # Each finding as the JSON report spells it; the frame keeps the meta's columns.
     rows = [
-        {
-            "path": outcome.report.path,
-            "rule": finding.rule,
-            "code": finding.code,
-            "severity": str(finding.severity),
-            "offset": finding.offset,
-            "location": finding.location,
-            "message": finding.message,
-            "id": finding.id,
-            "caused_by": finding.caused_by,
-        }
+        {"path": outcome.report.path, **finding.to_json()}
         for outcome in outcomes
         for finding in outcome.report.findings
     ]
